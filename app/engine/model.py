@@ -1,0 +1,306 @@
+"""Model: a network with its data, optimizer, minibatch sampler and history.
+
+This is the unit a notebook trains and the REST API stores. It is built from the same JSON spec
+as POST /api/models, and it serializes to bytes so training resumes bit for bit.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .datasets import REGRESSION, DatasetError, apply_features, make_dataset
+from .history import History
+from .network import Network
+from .optimizers import make_optimizer
+from .spec import SpecError, normalize_optimizer, normalize_regularization, normalize_spec
+
+
+@dataclass
+class TrainResult:
+    step: int
+    epoch: int
+    steps_done: int
+    losses: list[float] = field(repr=False)
+    train_loss: float | None
+    test_loss: float | None
+    diverged: bool
+    diverged_at: int | None
+    stopped: str  # "done" | "diverged" | "time_budget"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Model:
+    """Build with ``Model(spec)``; then ``train``, ``gradients``, ``predict``, ``gradcheck``, ``trace``, ``check``."""
+
+    def __init__(self, spec: dict | None = None):
+        self.spec = normalize_spec(spec)
+        self._load_data()
+        self._build()
+
+    # -- data -----------------------------------------------------------------------------
+    def _load_data(self) -> None:
+        data, units = self.spec["data"], self.spec["layers"][-1]["units"]
+        if "X" in data:
+            self.features = None
+            self.raw_train, self.y_train = _matrix(data["X"], "X"), _matrix(data["y"], "y")
+            has_test = "X_test" in data
+            self.raw_test = _matrix(data["X_test"], "X_test") if has_test else np.zeros((0, self.raw_train.shape[1]))
+            self.y_test = _matrix(data["y_test"], "y_test") if has_test else np.zeros((0, self.y_train.shape[1]))
+            self.spec["data"] = {"source": "custom", "n_train": len(self.raw_train), "n_test": len(self.raw_test)}
+        else:
+            self.features = list(data["features"])
+            try:
+                ds = make_dataset(data["dataset"], samples=data["samples"], noise=data["noise"],
+                                  test_fraction=data["test_fraction"], seed=data["seed"], n_outputs=units)
+                apply_features(ds.X_train[:1], self.features)  # checks the feature names
+            except DatasetError as e:
+                loc = ("layers", len(self.spec["layers"]) - 1, "units") if e.field == "n_outputs" else ("data", e.field)
+                raise SpecError(loc, e.message) from None
+            self.raw_train, self.y_train, self.raw_test, self.y_test = ds.X_train, ds.y_train, ds.X_test, ds.y_test
+        self.kind = _kind(self.spec)
+        self._check_data(units)
+
+    def _check_data(self, units: int) -> None:
+        for name, X, y in (("X", self.raw_train, self.y_train), ("X_test", self.raw_test, self.y_test)):
+            if len(X) != len(y):
+                raise SpecError(("data", name), f"has {len(X)} rows but its y has {len(y)}")
+            if y.shape[1] != units:
+                raise SpecError(("data", "y" if name == "X" else "y_test"),
+                                f"has {y.shape[1]} columns but the output layer has {units} units")
+        if self.raw_test.shape[1] != self.raw_train.shape[1]:
+            raise SpecError(("data", "X_test"), f"has {self.raw_test.shape[1]} columns but X has {self.raw_train.shape[1]}")
+        width = len(self.features) if self.features else self.raw_train.shape[1]
+        given = self.spec["input_size"]
+        if given is not None and given != width:
+            raise SpecError(("input_size",), f"is {given} but the data gives {width} input columns")
+        self.spec["input_size"] = width
+        y_all = np.concatenate([self.y_train, self.y_test])
+        loss = self.spec["loss"]
+        if loss == "bce" and ((y_all < 0) | (y_all > 1)).any():
+            raise SpecError(("loss",), "bce needs targets in [0, 1]; use mse for regression data")
+        if loss == "cross_entropy" and ((y_all < 0).any() or not np.allclose(y_all.sum(axis=1), 1.0, atol=1e-6)):
+            raise SpecError(("loss",), "cross_entropy needs one-hot or probability target rows that sum to 1")
+
+    def inputs(self, X_raw: np.ndarray) -> np.ndarray:
+        """Raw points (B, raw_dim) -> network inputs (B, input_size) in the model's dtype."""
+        X = apply_features(X_raw, self.features) if self.features else X_raw
+        return np.ascontiguousarray(X, dtype=self.net.dtype)
+
+    @property
+    def raw_dim(self) -> int:
+        return self.raw_train.shape[1]
+
+    # -- construction -------------------------------------------------------------------
+    def _build(self, init: bool = True) -> None:
+        s = self.spec
+        sizes = [s["input_size"]] + [layer["units"] for layer in s["layers"]]
+        self.net = Network(sizes, [layer["activation"] for layer in s["layers"]], loss=s["loss"], bias=s["bias"],
+                           dtype=s["dtype"], regularization=s["regularization"]["kind"],
+                           reg_rate=s["regularization"]["rate"])
+        self.X_train, self.X_test = self.inputs(self.raw_train), self.inputs(self.raw_test)
+        self.y_train_t = self.y_train.astype(self.net.dtype)
+        self.y_test_t = self.y_test.astype(self.net.dtype)
+        self._new_optimizer()
+        self.history = History(self.net.n_layers)
+        self.step = self.epoch = self.cursor = 0
+        self.diverged_at = None
+        self.train_loss = self.test_loss = None
+        # the sampler's stream is separate from the init stream, so changing one never shifts the other
+        self.rng = np.random.default_rng([s["seed"], 1])
+        self.perm = self.rng.permutation(len(self.X_train))
+        if init:
+            self.net.initialize(s["seed"], s["init"], s["init_std"])
+            self._evaluate()
+
+    def _new_optimizer(self) -> None:
+        o = self.spec["optimizer"]
+        self.optimizer = make_optimizer(self.net.params.size, self.net.dtype, **o)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Re-initialise from the spec's seed (or a new one): step 0, fresh optimizer and history."""
+        if seed is not None:
+            self.spec["seed"] = int(seed)
+        self._build()
+
+    def update(self, *, optimizer: dict | None = None, regularization: dict | None = None,
+               batch_size: int | None | str = "keep") -> None:
+        """Change hyper-parameters between steps; optimizer state survives unless its name changes."""
+        if optimizer is not None:
+            new = normalize_optimizer(optimizer, self.spec["optimizer"])
+            renamed = new["name"] != self.spec["optimizer"]["name"]
+            self.spec["optimizer"] = new
+            if renamed:
+                self._new_optimizer()
+            else:
+                self.optimizer.set_hyper(**new)
+        if regularization is not None:
+            self.spec["regularization"] = reg = normalize_regularization(regularization, self.spec["regularization"])
+            self.net.regularization, self.net.reg_rate = reg["kind"], reg["rate"]
+        if batch_size != "keep":
+            if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+                raise SpecError(("batch_size",), "must be an integer >= 1 or null for full batch")
+            self.spec["batch_size"] = batch_size
+
+    # -- training -----------------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        bs, n = self.spec["batch_size"], len(self.X_train)
+        return n if bs is None or bs >= n else bs
+
+    @property
+    def eval_every(self) -> int:
+        """Full-set losses are measured once an epoch, and at least every 10 steps apart."""
+        return max(10, math.ceil(len(self.X_train) / self.batch_size))
+
+    def train(self, steps: int, time_budget: float | None = None) -> TrainResult:
+        """Run up to ``steps`` optimizer steps; stop early on divergence or when the time budget is spent."""
+        net, opt, bs, n = self.net, self.optimizer, self.batch_size, len(self.X_train)
+        full = bs >= n
+        deadline = None if time_budget is None else time.perf_counter() + time_budget
+        losses, stopped, every = [], "done", self.eval_every
+        self.diverged_at = None
+        for _ in range(steps):
+            if full:
+                Xb, yb = self.X_train, self.y_train_t
+            else:
+                idx = self.perm[self.cursor:self.cursor + bs]
+                Xb, yb = self.X_train[idx], self.y_train_t[idx]
+            net.forward(Xb)
+            loss = net.backward(yb)
+            # a non-finite step is refused: parameters, optimizer state and sampler stay as they were
+            if not (math.isfinite(loss) and np.isfinite(net.grads).all() and opt.step(net.params, net.grads)):
+                self.diverged_at, stopped = self.step + 1, "diverged"
+                break
+            self.step += 1
+            self._advance(bs, n, full)
+            losses.append(loss)
+            self.history.record_step(loss, net.weight_grad_norms())
+            if self.step % every == 0:
+                self._evaluate()
+            if deadline is not None and time.perf_counter() > deadline:
+                stopped = "time_budget"
+                break
+        self._evaluate()
+        return TrainResult(step=self.step, epoch=self.epoch, steps_done=len(losses), losses=losses,
+                           train_loss=self.train_loss, test_loss=self.test_loss,
+                           diverged=self.diverged_at is not None, diverged_at=self.diverged_at, stopped=stopped)
+
+    def _advance(self, bs: int, n: int, full: bool) -> None:
+        """Move the sampler on by one batch; a finished epoch draws a new permutation."""
+        if full:
+            self.epoch += 1
+            return
+        self.cursor += bs
+        if self.cursor >= n:
+            self.epoch, self.cursor = self.epoch + 1, 0
+            self.perm = self.rng.permutation(n)
+
+    def _evaluate(self) -> None:
+        """Record full train and test data losses at the current step."""
+        self.train_loss = _finite_or_none(self.net.loss_value(self.X_train, self.y_train_t))
+        self.test_loss = (_finite_or_none(self.net.loss_value(self.X_test, self.y_test_t))
+                          if len(self.X_test) else None)
+        if self.train_loss is not None:
+            self.history.record_eval(self.step, self.train_loss, self.test_loss)
+
+    # -- inspection -----------------------------------------------------------------------
+    def batch(self, X_raw=None, y=None, cap: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(network inputs, targets) for a raw batch, or the first ``cap`` training rows."""
+        if X_raw is None:
+            rows = slice(None, cap)
+            return self.X_train[rows], self.y_train_t[rows]
+        return self.inputs(np.asarray(X_raw, np.float64)), np.asarray(y, self.net.dtype)
+
+    def gradients(self, X_raw=None, y=None, cap: int | None = None) -> dict:
+        """Forward and backward on a batch; every layer's a, z, delta, dz, dW, db and norms."""
+        X, yb = self.batch(X_raw, y, cap)
+        loss = self.net.full_backward(X, yb)
+        return {"loss": loss, "data_loss": self.net.data_loss, "penalty": self.net.penalty,
+                "batch_size": len(X), "inputs": X, "layers": self.net.quantities()}
+
+    def predict(self, X_raw) -> np.ndarray:
+        """y_hat for raw points (B, raw_dim)."""
+        return self.net.forward(self.inputs(np.asarray(X_raw, np.float64)))
+
+    def status(self) -> dict:
+        """JSON summary for GET /api/models/{id}."""
+        return {"step": self.step, "epoch": self.epoch, "train_loss": self.train_loss, "test_loss": self.test_loss,
+                "diverged": self.diverged_at is not None, "diverged_at": self.diverged_at,
+                "n_params": int(self.net.params.size)}
+
+    # -- persistence ----------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """Everything needed to resume exactly: parameters, optimizer and sampler state, data."""
+        meta = {"step": self.step, "epoch": self.epoch, "cursor": self.cursor, "diverged_at": self.diverged_at,
+                "train_loss": self.train_loss, "test_loss": self.test_loss, "opt_t": self.optimizer.t,
+                "rng": self.rng.bit_generator.state}
+        arrays = {"params": self.net.params, "perm": self.perm, "raw_train": self.raw_train, "y_train": self.y_train,
+                  "raw_test": self.raw_test, "y_test": self.y_test,
+                  **{f"opt_{k}": v for k, v in self.optimizer.state_arrays().items()}}
+        buf = io.BytesIO()
+        np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, spec: dict, state: bytes, history: bytes | None = None) -> "Model":
+        """Rebuild a model saved by ``to_bytes`` (spec as it was stored, already normalized)."""
+        m = cls.__new__(cls)
+        m.spec = json.loads(json.dumps(spec))
+        with np.load(io.BytesIO(state)) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(arrays.pop("meta").tobytes())
+        d = m.spec["data"]
+        m.features = None if d.get("source") == "custom" else list(d["features"])
+        m.kind = _kind(m.spec)
+        m.raw_train, m.y_train = arrays["raw_train"], arrays["y_train"]
+        m.raw_test, m.y_test = arrays["raw_test"], arrays["y_test"]
+        m._build(init=False)
+        m.net.params[...] = arrays["params"]
+        for k, v in m.optimizer.state_arrays().items():
+            v[...] = arrays[f"opt_{k}"]
+        m.optimizer.t = meta["opt_t"]
+        m.perm = arrays["perm"]
+        m.rng.bit_generator.state = meta["rng"]
+        for k in ("step", "epoch", "cursor", "diverged_at", "train_loss", "test_loss"):
+            setattr(m, k, meta[k])
+        if history:
+            m.history = History.from_bytes(history)
+        return m
+
+    def __repr__(self) -> str:
+        return f"Model({self.net!r}, step={self.step})"
+
+
+def _kind(spec: dict) -> str:
+    """classification or regression, from the dataset or (custom data) from the loss."""
+    d = spec["data"]
+    if "dataset" in d:
+        return "regression" if d["dataset"] in REGRESSION else "classification"
+    return "classification" if spec["loss"] in ("bce", "cross_entropy") else "regression"
+
+
+def _matrix(value, name: str) -> np.ndarray:
+    """A finite, non-empty 2-D float64 array from nested lists, or SpecError naming the field."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise SpecError(("data", name), "must be a rectangular list of rows of numbers") from None
+    if arr.ndim == 1 and name.startswith("y"):
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise SpecError(("data", name), f"must be a non-empty 2-D list of rows, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        row = int(np.argwhere(~np.isfinite(arr))[0][0])
+        raise SpecError(("data", name), f"has a non-finite number in row {row}")
+    return arr
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None

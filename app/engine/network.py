@@ -1,0 +1,162 @@
+"""An MLP as a sequence of (Dense, Activation) pairs; the last pair is the output layer.
+
+All parameters live in one flat vector ``params`` (and all gradients in ``grads``), laid out
+[W_1, b_1, W_2, b_2, ...]; each layer's "W" and "b" are views into it. Optimizers, divergence
+checks and gradient norms then cost one vector operation each instead of one per tensor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import get_activation
+from .init import init_weight
+from .layers import ActivationLayer, Dense
+from .losses import get_loss
+
+REGULARIZATIONS = ("none", "l1", "l2")
+
+
+@dataclass
+class LayerQuantities:
+    """What one layer holds after a backward pass on a batch of B rows."""
+
+    a: np.ndarray        # pre-activation, (B, n_i)
+    z: np.ndarray        # output f(a), (B, n_i)
+    delta: np.ndarray    # dL/da, (B, n_i)
+    dz: np.ndarray       # dL/dz, (B, n_i)
+    dW: np.ndarray       # (n_i, n_{i-1}), penalty gradient included
+    db: np.ndarray | None  # (n_i,)
+    norm_W: float
+    norm_b: float | None
+
+
+class Network:
+    """z_i = f_i(z_{i-1} W_i^T + b_i) for i = 1..L, with y_hat = z_L and a loss on top."""
+
+    def __init__(self, sizes: list[int], activations: list[str], *, loss: str = "mse", bias: bool = True,
+                 dtype=np.float64, regularization: str = "none", reg_rate: float = 0.0):
+        if len(activations) != len(sizes) - 1:
+            raise ValueError("need one activation per layer")
+        self.sizes, self.activation_names, self.bias = list(sizes), list(activations), bias
+        self.dtype = np.dtype(dtype)
+        self.loss = get_loss(loss)
+        self.regularization, self.reg_rate = regularization, float(reg_rate)
+        shapes = []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            shapes.append((n_out, n_in))
+            if bias:
+                shapes.append((n_out,))
+        sizes_flat = [int(np.prod(s)) for s in shapes]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes_flat)]).astype(np.intp)
+        self.params = np.zeros(self.offsets[-1], self.dtype)
+        self.grads = np.zeros(self.offsets[-1], self.dtype)
+        views = [(self.params[s:e].reshape(sh), self.grads[s:e].reshape(sh))
+                 for s, e, sh in zip(self.offsets[:-1], self.offsets[1:], shapes)]
+        # 1 where the flat vector holds a weight, 0 for a bias: penalties apply to weights only
+        self.weight_mask = np.zeros(self.offsets[-1], self.dtype)
+        self.dense, self.acts = [], []
+        per = 2 if bias else 1
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            (W, dW), bviews = views[per * i], views[per * i + 1] if bias else (None, None)
+            self.weight_mask[self.offsets[per * i]:self.offsets[per * i + 1]] = 1
+            self.dense.append(Dense(n_in, n_out, bias=bias, dtype=self.dtype, W=W, dW=dW, b=bviews[0], db=bviews[1]))
+            self.acts.append(ActivationLayer(get_activation(activations[i])))
+        self._w_starts = self.offsets[:-1][::per]
+        self._fused = self.loss.fused_with == self.activation_names[-1]
+        self.penalty = 0.0
+
+    # -- construction -------------------------------------------------------------------
+    def initialize(self, seed: int, scheme: str = "xavier", std: float = 0.1) -> None:
+        """Draw weights from a seeded generator; biases are zero."""
+        rng = np.random.default_rng(seed)
+        for layer in self.dense:
+            layer.params["W"][...] = init_weight(rng, layer.n_out, layer.n_in, scheme=scheme, std=std)
+            if self.bias:
+                layer.params["b"][...] = 0
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.dense)
+
+    # -- forward and backward -----------------------------------------------------------
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        """X (B, p) -> y_hat (B, K), caching a_i and z_i."""
+        z = X
+        for dense, act in zip(self.dense, self.acts):
+            z = act.forward(dense.forward(z))
+        return z
+
+    def backward(self, y: np.ndarray) -> float:
+        """After forward: fill ``grads`` (penalty included) and every layer's delta, dz; return L + penalty."""
+        out = self.acts[-1]
+        if self._fused:
+            loss, delta = self.loss.fused(out.a, out.z, y)
+            out.dz = self.loss.grad(out.z, y) if self.keep_dz else None
+            out.delta = delta
+        else:
+            loss = self.loss.value(out.z, y)
+            delta = out.backward(self.loss.grad(out.z, y))
+        for i in range(self.n_layers - 1, -1, -1):
+            dz = self.dense[i].backward(delta, need_input_grad=i > 0)
+            if i > 0:
+                delta = self.acts[i - 1].backward(dz)
+        self.data_loss = loss
+        self.penalty = self._add_penalty()
+        return loss + self.penalty
+
+    keep_dz = False  # the fused output dz is for display only; skip it on the training hot path
+
+    def _add_penalty(self, add_grad: bool = True) -> float:
+        """Return the weight penalty (l2: rate/2 sum w^2, l1: rate sum |w|); optionally add its gradient."""
+        if self.regularization == "none" or self.reg_rate == 0.0:
+            return 0.0
+        w = self.params * self.weight_mask
+        if self.regularization == "l2":
+            if add_grad:
+                self.grads += self.reg_rate * w
+            return 0.5 * self.reg_rate * float(w @ w)
+        if add_grad:
+            self.grads += self.reg_rate * np.sign(w)  # sign(0) = 0, and biases are masked to 0
+        return self.reg_rate * float(np.abs(w).sum())
+
+    def loss_value(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Data loss on (X, y) without touching gradients."""
+        y_hat = self.forward(X)
+        if self._fused:
+            return self.loss.fused(self.acts[-1].a, y_hat, y)[0]
+        return self.loss.value(y_hat, y)
+
+    def objective(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Data loss plus penalty: the function whose gradient ``grads`` holds."""
+        return self.loss_value(X, y) + self._add_penalty(add_grad=False)
+
+    def weight_grad_norms(self) -> np.ndarray:
+        """||dW_i||_F for every layer, from the flat gradient in two vector operations."""
+        sq = np.add.reduceat(self.grads * self.grads, self.offsets[:-1])
+        return np.sqrt(sq[:: 2 if self.bias else 1])
+
+    def quantities(self) -> list[LayerQuantities]:
+        """Per-layer a, z, delta, dz, dW, db and their norms after forward + backward."""
+        out = []
+        for dense, act in zip(self.dense, self.acts):
+            dW, db = dense.grads["W"], dense.grads.get("b")
+            out.append(LayerQuantities(
+                a=act.a, z=act.z, delta=act.delta, dz=act.dz, dW=dW, db=db,
+                norm_W=float(np.linalg.norm(dW)), norm_b=None if db is None else float(np.linalg.norm(db))))
+        return out
+
+    def full_backward(self, X: np.ndarray, y: np.ndarray) -> float:
+        """forward + backward keeping every display quantity (dz of the output included)."""
+        self.forward(X)
+        self.keep_dz = True
+        try:
+            return self.backward(y)
+        finally:
+            self.keep_dz = False
+
+    def __repr__(self) -> str:
+        arch = "-".join(map(str, self.sizes))
+        return (f"Network({arch}, activations={self.activation_names}, loss={self.loss.name}, "
+                f"bias={self.bias}, dtype={self.dtype.name})")

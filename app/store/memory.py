@@ -1,0 +1,100 @@
+"""In-process store: dicts guarded by a mutex, plus one threading.Lock per model."""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from contextlib import contextmanager
+from typing import Iterator
+
+from .base import ModelRecord, Store, dump_json, load_json, validate_id
+
+
+class MemoryStore(Store):
+    """Keeps records in memory; JSON is stored encoded so callers never share mutable dicts with it."""
+
+    def __init__(self) -> None:
+        self._mu = threading.Lock()  # guards _rows and _locks; never held while waiting on a model lock
+        self._rows: dict[str, tuple] = {}
+        # Weak values: a model's lock lives exactly as long as someone holds or waits on it,
+        # so locks never leak and delete() cannot hand out a second lock for a held id.
+        self._locks: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
+
+    @staticmethod
+    def _row(r: ModelRecord) -> tuple:
+        # Encoding up front mirrors the sqlite backend: non-JSON values fail here, not later.
+        return (dump_json(r.spec), dump_json(r.status), bytes(r.state), bytes(r.history),
+                r.token_hash, r.created_at, r.updated_at)
+
+    def create(self, record: ModelRecord) -> None:
+        """Insert a new record; KeyError if the id exists."""
+        validate_id(record.id)
+        now = time.time()
+        record.created_at = record.created_at or now
+        record.updated_at = now
+        row = self._row(record)
+        with self._mu:
+            if record.id in self._rows:
+                raise KeyError(record.id)
+            self._rows[record.id] = row
+
+    def get(self, model_id: str) -> ModelRecord | None:
+        """Return a copy of the record, or None."""
+        with self._mu:
+            row = self._rows.get(model_id)
+        if row is None:
+            return None
+        spec, status, state, history, token_hash, created, updated = row
+        return ModelRecord(model_id, load_json(spec), load_json(status), state, history,
+                           token_hash, created, updated)
+
+    def get_status(self, model_id: str) -> tuple[dict, dict] | None:
+        """Return (spec, status), or None."""
+        with self._mu:
+            row = self._rows.get(model_id)
+        return None if row is None else (load_json(row[0]), load_json(row[1]))
+
+    def put(self, record: ModelRecord) -> None:
+        """Overwrite an existing record, keeping its created_at; KeyError if missing."""
+        with self._mu:
+            old = self._rows.get(record.id)
+            if old is None:
+                raise KeyError(record.id)
+            record.updated_at = time.time()
+            row = self._row(record)
+            self._rows[record.id] = row[:5] + (old[5],) + row[6:]  # created_at is fixed by create()
+
+    def delete(self, model_id: str) -> bool:
+        """Remove a record; True if it existed."""
+        with self._mu:
+            return self._rows.pop(model_id, None) is not None
+
+    def count(self) -> int:
+        """Number of records."""
+        with self._mu:
+            return len(self._rows)
+
+    def oldest_idle(self) -> str | None:
+        """Id with the smallest updated_at, or None."""
+        with self._mu:
+            return min(self._rows, key=lambda k: (self._rows[k][6], k), default=None)
+
+    @contextmanager
+    def lock(self, model_id: str, timeout: float | None = 30.0) -> Iterator[None]:
+        """Exclusive per-model lock across threads of this process."""
+        validate_id(model_id)
+        with self._mu:
+            lk = self._locks.get(model_id)
+            if lk is None:
+                lk = self._locks[model_id] = threading.Lock()
+        ok = lk.acquire() if timeout is None else lk.acquire(timeout=max(0.0, timeout))
+        if not ok:
+            raise TimeoutError(f"could not lock model {model_id!r} within {timeout}s")
+        try:
+            yield
+        finally:
+            lk.release()
+
+    def close(self) -> None:
+        """Nothing to release; data stays readable so close() is harmless."""

@@ -1,0 +1,175 @@
+"""SQLite store: one WAL-mode file shared by threads and processes, flock files for per-model locks."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from contextlib import contextmanager
+from typing import Iterator
+
+from .base import ModelRecord, Store, dump_json, load_json, validate_id
+
+# spec/status come before the blobs so get_status() never has to read the blobs' overflow pages.
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS models (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL,
+    token_hash TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    state BLOB NOT NULL,
+    history BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS models_updated ON models (updated_at, id);
+"""
+_COLS = "id, spec, status, token_hash, created_at, updated_at, state, history"
+
+
+class _Conn(sqlite3.Connection):
+    """Plain connection; subclassed only because the base type cannot be weakly referenced."""
+
+
+class SqliteStore(Store):
+    """Store backed by one SQLite file; each thread (and each process) gets its own connection."""
+
+    def __init__(self, path: str | os.PathLike, busy_timeout: float = 10.0, synchronous: str = "NORMAL"):
+        # Absolute so a later chdir cannot move the database or its lock directory.
+        self.path = os.path.abspath(os.fspath(path))
+        self.lock_dir = self.path + ".locks"
+        self._busy = busy_timeout
+        # WAL + NORMAL: a commit is in the OS page cache when put() returns, so kill -9 loses
+        # nothing; only a power cut could drop the last commits. Pass "FULL" to fsync each commit.
+        self._sync = synchronous
+        self._local = threading.local()
+        self._conns: weakref.WeakSet[_Conn] = weakref.WeakSet()  # so close() reaches every thread's connection
+        self._closed = False
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        os.makedirs(self.lock_dir, exist_ok=True)
+        conn = self._conn()
+        conn.execute("PRAGMA journal_mode=WAL")  # persistent in the file; readers never block the writer
+        conn.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use (and again after a fork)."""
+        if self._closed:
+            raise RuntimeError(f"store {self.path} is closed")
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():  # a connection must never cross fork()
+            # isolation_level=None: every statement commits on its own, so put() is durable on return.
+            conn = sqlite3.connect(self.path, timeout=self._busy, isolation_level=None,
+                                   check_same_thread=False, factory=_Conn)
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy * 1000)}")
+            conn.execute(f"PRAGMA synchronous={self._sync}")
+            self._local.conn, self._local.pid = conn, os.getpid()
+            self._conns.add(conn)
+        return conn
+
+    def create(self, record: ModelRecord) -> None:
+        """Insert a new record; KeyError if the id exists."""
+        validate_id(record.id)
+        now = time.time()
+        record.created_at = record.created_at or now
+        record.updated_at = now
+        try:
+            self._conn().execute(
+                f"INSERT INTO models ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (record.id, dump_json(record.spec), dump_json(record.status), record.token_hash,
+                 record.created_at, record.updated_at, bytes(record.state), bytes(record.history)))
+        except sqlite3.IntegrityError:
+            raise KeyError(record.id) from None
+
+    def get(self, model_id: str) -> ModelRecord | None:
+        """Return the record, or None."""
+        row = self._conn().execute(f"SELECT {_COLS} FROM models WHERE id = ?", (model_id,)).fetchone()
+        if row is None:
+            return None
+        mid, spec, status, token_hash, created, updated, state, history = row
+        return ModelRecord(mid, load_json(spec), load_json(status), bytes(state), bytes(history),
+                           token_hash, created, updated)
+
+    def get_status(self, model_id: str) -> tuple[dict, dict] | None:
+        """Return (spec, status) without touching the blobs, or None."""
+        row = self._conn().execute("SELECT spec, status FROM models WHERE id = ?", (model_id,)).fetchone()
+        return None if row is None else (load_json(row[0]), load_json(row[1]))
+
+    def put(self, record: ModelRecord) -> None:
+        """Overwrite an existing record, keeping its created_at; KeyError if missing."""
+        now = time.time()
+        cur = self._conn().execute(
+            "UPDATE models SET spec = ?, status = ?, token_hash = ?, updated_at = ?, state = ?, history = ?"
+            " WHERE id = ?",
+            (dump_json(record.spec), dump_json(record.status), record.token_hash, now,
+             bytes(record.state), bytes(record.history), record.id))
+        if cur.rowcount == 0:
+            raise KeyError(record.id)
+        record.updated_at = now
+
+    def delete(self, model_id: str) -> bool:
+        """Remove a record and its lock file; True if it existed."""
+        found = self._conn().execute("DELETE FROM models WHERE id = ?", (model_id,)).rowcount > 0
+        if found:
+            try:
+                # Waiters re-check the inode and move to a fresh file; the only overlap left is a
+                # current holder and a new locker, which both see the model as gone.
+                os.unlink(self._lock_path(model_id))
+            except FileNotFoundError:
+                pass
+        return found
+
+    def count(self) -> int:
+        """Number of records."""
+        return self._conn().execute("SELECT COUNT(*) FROM models").fetchone()[0]
+
+    def oldest_idle(self) -> str | None:
+        """Id with the smallest updated_at, or None."""
+        row = self._conn().execute("SELECT id FROM models ORDER BY updated_at, id LIMIT 1").fetchone()
+        return None if row is None else row[0]
+
+    def _lock_path(self, model_id: str) -> str:
+        return os.path.join(self.lock_dir, validate_id(model_id) + ".lock")
+
+    @contextmanager
+    def lock(self, model_id: str, timeout: float | None = 30.0) -> Iterator[None]:
+        """Exclusive per-model lock across threads and processes (flock on a per-model file)."""
+        path = self._lock_path(model_id)
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        delay = 0.001
+        while True:
+            # A fresh open per attempt: flock belongs to the open file description, so two
+            # acquisitions in one process (two threads) exclude each other too.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"could not lock model {model_id!r} within {timeout}s") from None
+                time.sleep(delay if left is None else min(delay, left))
+                delay = min(delay * 2, 0.02)
+                continue
+            # delete() may have unlinked the file after we opened it; a lock on that orphaned
+            # inode would exclude nobody, so only keep it if the path still names our file.
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        try:
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock; the file stays for the next locker
+
+    def close(self) -> None:
+        """Close every thread's connection; later calls raise RuntimeError."""
+        self._closed = True
+        for conn in list(self._conns):
+            conn.close()
+        self._conns.clear()
