@@ -80,6 +80,8 @@ export class LineChart {
     if (this.plot && Math.abs(this.plot.width - w) > 2) { this.plot.setSize({ width: w, height: this.opts.height }); this.dirty = true; }
   }
 
+  destroy() { this.ro.disconnect(); if (this.plot) this.plot.destroy(); this.plot = null; }
+
   setLog(on) { if (on !== this.logY) { this.logY = on; this._build(); } }
 
   /** Append one x with one y per series (null/NaN = gap). */

@@ -35,7 +35,7 @@ export class NetworkDiagram {
     const height = Math.max(120, maxN * (NODE + GAP) + GAP + 16);
     this.svg.setAttribute('width', this.width); this.svg.setAttribute('height', height);
     this.el.style.height = `${height}px`;
-    const margin = NODE;
+    const margin = 45;
     const colX = sizes.map((_, i) => margin + (i * (this.width - 2 * margin)) / (sizes.length - 1));
     this.pos = sizes.map((n, i) => Array.from({ length: n }, (_, j) => [colX[i],
       16 + (height - 16) / 2 + (j - (n - 1) / 2) * (NODE + GAP)]));

@@ -1,0 +1,44 @@
+"""GET /api/health and GET /api/catalog: what a client needs to build its forms."""
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.deps import SettingsDep
+from app.api.schemas import Health
+from app.engine.activations import ACTIVATIONS, DERIVATIVE_TEXT
+from app.engine.datasets import FEATURE_LABELS, dataset_catalog
+from app.engine.init import INITS
+from app.engine.losses import LOSSES
+from app.engine.network import REGULARIZATIONS
+from app.engine.optimizers import OPTIMIZER_DEFAULTS
+from app.engine.spec import DEFAULT_SPEC
+
+router = APIRouter(tags=["meta"])
+
+_ACTIVATION_PARAMS = {"leaky_relu": {"negative_slope": 0.01}, "elu": {"alpha": 1.0},
+                      "softplus": {"beta": 1.0, "threshold": 20.0}}
+_LOSS_OUTPUT = {"mse": None, "bce": "sigmoid", "cross_entropy": "softmax"}
+
+
+@router.get("/health", response_model=Health)
+def health() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/catalog")
+def catalog(settings: SettingsDep) -> dict:
+    """Activations, losses, optimizers, inits, datasets and features with their parameters, and the limits."""
+    limits = settings.model_dump(exclude={"store"})
+    return {
+        "activations": [{"name": n, "params": _ACTIVATION_PARAMS.get(n, {}), "output_only": cls.output_only,
+                         "derivative": DERIVATIVE_TEXT[n]} for n, cls in ACTIVATIONS.items()],
+        "losses": [{"name": n, "requires_output": _LOSS_OUTPUT[n]} for n in LOSSES],
+        "optimizers": [{"name": n, "params": p} for n, p in OPTIMIZER_DEFAULTS.items()],
+        "inits": [{"name": n, "params": {"std": DEFAULT_SPEC["init_std"]} if n == "normal" else {}} for n in INITS],
+        "regularizations": list(REGULARIZATIONS),
+        "datasets": dataset_catalog(),
+        "features": [{"name": n, "label": label} for n, label in FEATURE_LABELS.items()],
+        "dtypes": ["float64", "float32"],
+        "defaults": DEFAULT_SPEC,
+        "limits": limits,
+    }

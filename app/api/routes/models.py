@@ -1,0 +1,55 @@
+"""Create, read, change, reset and delete models."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Body, Response
+
+from app.api.deps import ModelId, ServiceDep
+from app.api.schemas import ModelCreate, ModelPatch, ModelPublic, ResetRequest
+from app.api.service import spec_error
+from app.engine import SpecError
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+def public(model_id: str, spec: dict, status: dict) -> dict:
+    return {"id": model_id, "spec": spec, **{k: status.get(k) for k in ModelPublic.model_fields if k not in ("id", "spec")}}
+
+
+@router.post("", status_code=201, response_model=ModelPublic)
+def create_model(service: ServiceDep, body: ModelCreate = Body(default_factory=ModelCreate)) -> dict:
+    """Create a model from a spec (every field optional) and initialise it from its seed."""
+    model_id, _ = service.create(spec=body.engine_spec())
+    return public(model_id, *service.status(model_id))
+
+
+@router.get("/{model_id}", response_model=ModelPublic)
+def get_model(model_id: ModelId, service: ServiceDep) -> dict:
+    """The spec and the status: step, epoch, losses, divergence."""
+    return public(model_id, *service.status(model_id))
+
+
+@router.patch("/{model_id}", response_model=ModelPublic)
+def patch_model(model_id: ModelId, body: ModelPatch, service: ServiceDep) -> dict:
+    """Change learning rate, optimizer settings, regularization or batch size; optimizer state is kept."""
+    with service.use(model_id, save=True) as model:
+        try:
+            model.update(optimizer=body.optimizer.model_dump(exclude_none=True) if body.optimizer else None,
+                         regularization=body.regularization.model_dump() if body.regularization else None,
+                         batch_size=body.batch_size if "batch_size" in body.model_fields_set else "keep")
+        except SpecError as e:
+            raise spec_error(e) from None
+    return public(model_id, *service.status(model_id))
+
+
+@router.delete("/{model_id}", status_code=204, response_class=Response)
+def delete_model(model_id: ModelId, service: ServiceDep) -> Response:
+    service.delete(model_id)
+    return Response(status_code=204)
+
+
+@router.post("/{model_id}/reset", response_model=ModelPublic)
+def reset_model(model_id: ModelId, service: ServiceDep, body: ResetRequest | None = None) -> dict:
+    """Re-initialise from the spec's seed, or from a new seed: step 0, fresh optimizer, empty history."""
+    with service.use(model_id, save=True) as model:
+        model.reset(seed=body.seed if body else None)
+    return public(model_id, *service.status(model_id))

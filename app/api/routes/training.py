@@ -1,0 +1,70 @@
+"""Train steps and read or replace the parameters."""
+from __future__ import annotations
+
+import numpy as np
+from fastapi import APIRouter
+
+from app.api.deps import ModelId, ServiceDep, SettingsDep
+from app.api.schemas import Parameters, TrainRequest, TrainResponse, jsonable
+from app.api.service import unprocessable
+
+router = APIRouter(prefix="/models", tags=["training"])
+
+
+@router.post("/{model_id}/train", response_model=TrainResponse)
+def train(model_id: ModelId, body: TrainRequest, service: ServiceDep, settings: SettingsDep) -> dict:
+    """Run N optimizer steps (one minibatch each). Stops early on divergence or at the time budget."""
+    if body.steps > settings.max_steps:
+        raise unprocessable(("body", "steps"), f"is {body.steps}; the limit is {settings.max_steps} per call")
+    with service.use(model_id, save=True) as model:
+        return model.train(body.steps, time_budget=settings.train_time_budget).to_dict()
+
+
+@router.get("/{model_id}/parameters", response_model=Parameters)
+def get_parameters(model_id: ModelId, service: ServiceDep) -> dict:
+    """Every layer's W (n_i, n_{i-1}) and b (n_i,)."""
+    with service.use(model_id) as model:
+        return _parameters(model)
+
+
+@router.put("/{model_id}/parameters", response_model=Parameters)
+def put_parameters(model_id: ModelId, body: Parameters, service: ServiceDep) -> dict:
+    """Replace every layer's parameters; each shape must match exactly."""
+    with service.use(model_id, save=True) as model:
+        dense = model.net.dense
+        if len(body.layers) != len(dense):
+            raise unprocessable(("body", "layers"), f"expected {len(dense)} layers, got {len(body.layers)}")
+        new = []
+        for i, (layer, d) in enumerate(zip(body.layers, dense)):
+            W = _array(layer.W, ("body", "layers", i, "W"), f"layer {i + 1} W")
+            _same_shape(W, d.params["W"].shape, ("body", "layers", i, "W"), f"layer {i + 1} W")
+            if d.bias != (layer.b is not None):
+                raise unprocessable(("body", "layers", i, "b"),
+                                    f"layer {i + 1} has {'a' if d.bias else 'no'} bias; "
+                                    f"send {'a list of ' + str(d.n_out) + ' numbers' if d.bias else 'null'}")
+            b = np.asarray(layer.b, np.float64) if d.bias else None
+            if b is not None:
+                _same_shape(b, d.params["b"].shape, ("body", "layers", i, "b"), f"layer {i + 1} b")
+            new.append((W, b))
+        for d, (W, b) in zip(dense, new):  # only after every layer passed, so a refusal changes nothing
+            d.params["W"][...] = W
+            if b is not None:
+                d.params["b"][...] = b
+        model._evaluate()
+        return _parameters(model)
+
+
+def _parameters(model) -> dict:
+    return {"layers": [{"W": jsonable(d.params["W"]), "b": jsonable(d.params["b"]) if d.bias else None}
+                       for d in model.net.dense]}
+
+
+def _array(rows: list, loc: tuple, name: str) -> np.ndarray:
+    if len({len(r) for r in rows}) > 1:
+        raise unprocessable(loc, f"{name} is ragged: its rows have different lengths")
+    return np.asarray(rows, np.float64).reshape(len(rows), -1)
+
+
+def _same_shape(a: np.ndarray, expected: tuple, loc: tuple, name: str) -> None:
+    if a.shape != expected:
+        raise unprocessable(loc, f"{name}: expected shape {list(expected)}, got {list(a.shape)}")

@@ -1,0 +1,248 @@
+"""Request and response schemas: the only place arrays become JSON.
+
+Enumerations come from the engine's registries, so the API can never offer a name the engine
+does not know. Types and ranges are checked here; what depends on the whole spec (softmax only
+on the output, bce needs a sigmoid) is checked by the engine and reported with the same shape.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.engine.activations import ACTIVATIONS
+from app.engine.datasets import CLASSIFICATION, FEATURES, REGRESSION
+from app.engine.init import INITS
+from app.engine.losses import LOSSES
+from app.engine.network import REGULARIZATIONS
+from app.engine.optimizers import OPTIMIZERS
+from app.engine.spec import DEFAULT_SPEC
+
+Activation = Literal[tuple(ACTIVATIONS)]
+LossName = Literal[tuple(LOSSES)]
+OptimizerName = Literal[tuple(OPTIMIZERS)]
+InitName = Literal[tuple(INITS)]
+DatasetName = Literal[CLASSIFICATION + REGRESSION]
+FeatureName = Literal[tuple(FEATURES)]
+RegKind = Literal[REGULARIZATIONS]
+Number = Annotated[float, Field(allow_inf_nan=False)]
+Matrix = list[list[Number]]
+Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
+def jsonable(a) -> list | float | None:
+    """An array as nested lists; NaN and inf become null since JSON has no such numbers."""
+    a = np.asarray(a)
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        return np.where(np.isfinite(a), a, None).tolist()
+    return a.tolist()
+
+
+def finite(x) -> float | None:
+    """A float for JSON, or null when it is missing or not finite."""
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def to_json(obj):
+    """Engine result dicts as JSON: arrays to lists, numpy scalars to Python, non-finite floats to null."""
+    if isinstance(obj, dict):
+        return {k: to_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj)
+    if isinstance(obj, (float, np.floating)):
+        return finite(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- spec ---------------------------------------------------------------------------------
+class LayerSpec(Strict):
+    units: int = Field(ge=1, description="n_i, the rows of W_i")
+    activation: Activation = "tanh"
+
+
+class OptimizerSpec(Strict):
+    name: OptimizerName = "adam"
+    learning_rate: float | None = Field(None, ge=0, le=1e6, allow_inf_nan=False, examples=[0.03])
+    momentum: float | None = Field(None, ge=0, lt=1, description="momentum only (default 0.9)")
+    nesterov: bool | None = None
+    beta1: float | None = Field(None, ge=0, lt=1, description="adam only (default 0.9)")
+    beta2: float | None = Field(None, ge=0, lt=1, description="adam only (default 0.999)")
+    eps: float | None = Field(None, gt=0, le=1, description="adam only (default 1e-8)")
+
+
+class RegularizationSpec(Strict):
+    kind: RegKind = "none"
+    rate: float = Field(0.0, ge=0, le=1e3, allow_inf_nan=False)
+
+
+class DataSpec(Strict):
+    """Either a generated dataset (dataset, samples, ...) or your own arrays (X, y, X_test?, y_test?)."""
+
+    dataset: DatasetName | None = Field(None, description="default circle")
+    samples: int | None = Field(None, ge=4, le=100_000)
+    noise: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    test_fraction: float | None = Field(None, ge=0, le=0.9, allow_inf_nan=False)
+    seed: Seed | None = None
+    features: list[FeatureName] | None = Field(None, min_length=1, max_length=len(FEATURES))
+    X: Matrix | None = Field(None, description="(N, p) training inputs, rows are samples")
+    y: Matrix | None = Field(None, description="(N, K) training targets")
+    X_test: Matrix | None = None
+    y_test: Matrix | None = None
+
+
+class ModelCreate(Strict):
+    """A model spec; every field has a default, and the defaults train a classifier on circle."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"layers": [{"units": 8, "activation": "tanh"}, {"units": 8, "activation": "tanh"},
+                    {"units": 1, "activation": "sigmoid"}],
+         "loss": "bce", "optimizer": {"name": "adam", "learning_rate": 0.03}, "batch_size": 10,
+         "data": {"dataset": "xor", "noise": 0.1}},
+        {"layers": [{"units": 3, "activation": "sigmoid"}, {"units": 1, "activation": "sigmoid"}],
+         "loss": "mse", "bias": False, "batch_size": None,
+         "data": {"X": [[0, 0], [0, 1], [1, 0], [1, 1]], "y": [[0], [1], [1], [0]]}}]})
+
+    input_size: int | None = Field(None, ge=1, description="p; taken from the data when omitted")
+    layers: list[LayerSpec] = Field(default_factory=lambda: [LayerSpec(**x) for x in DEFAULT_SPEC["layers"]],
+                                    min_length=1, description="hidden layers then the output layer")
+    loss: LossName = DEFAULT_SPEC["loss"]
+    bias: bool = True
+    init: InitName = DEFAULT_SPEC["init"]
+    init_std: float = Field(DEFAULT_SPEC["init_std"], gt=0, le=100, allow_inf_nan=False)
+    seed: Seed = 0
+    dtype: Literal["float64", "float32"] = "float64"
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    regularization: RegularizationSpec = Field(default_factory=RegularizationSpec)
+    batch_size: int | None = Field(DEFAULT_SPEC["batch_size"], ge=1, description="null for full batch")
+    data: DataSpec = Field(default_factory=DataSpec)
+
+    def engine_spec(self) -> dict:
+        """The spec dict for the engine: only what the client set, so the engine fills defaults."""
+        d = self.model_dump(exclude_none=True)
+        d["batch_size"] = self.batch_size
+        if self.input_size is None:
+            d.pop("input_size", None)
+        return d
+
+
+class ModelPatch(Strict):
+    optimizer: OptimizerSpec | None = None
+    regularization: RegularizationSpec | None = None
+    batch_size: int | None = Field(None, ge=1, description="send null for full batch")
+
+
+class ResetRequest(Strict):
+    seed: Seed | None = None
+
+
+class ModelPublic(BaseModel):
+    id: str
+    spec: dict
+    step: int
+    epoch: int
+    train_loss: float | None
+    test_loss: float | None
+    diverged: bool
+    diverged_at: int | None
+    n_params: int
+    created_at: float
+
+
+# -- training -----------------------------------------------------------------------------
+class TrainRequest(Strict):
+    steps: int = Field(1, ge=1, description="optimizer steps (one minibatch each)", examples=[100])
+
+
+class TrainResponse(BaseModel):
+    step: int
+    epoch: int
+    steps_done: int
+    losses: list[float]
+    train_loss: float | None
+    test_loss: float | None
+    diverged: bool
+    diverged_at: int | None
+    stopped: Literal["done", "diverged", "time_budget"]
+
+
+# -- parameters and inspection ------------------------------------------------------------
+class LayerParams(BaseModel):
+    W: Matrix = Field(description="(n_i, n_{i-1})")
+    b: list[Number] | None = Field(None, description="(n_i,), null without bias")
+
+
+class Parameters(BaseModel):
+    layers: list[LayerParams]
+
+
+class Batch(Strict):
+    X: Matrix | None = Field(None, description="raw inputs (B, raw_dim); the server applies the features")
+    y: Matrix | None = Field(None, description="(B, K) targets")
+
+
+class PredictRequest(Strict):
+    X: Matrix = Field(min_length=1, examples=[[[0.5, -1.0], [2.0, 2.0]]])
+
+
+class PredictResponse(BaseModel):
+    y_hat: list[list[float | None]]
+
+
+class GradNorm(BaseModel):
+    W: float | None
+    b: float | None
+
+
+class LayerGradients(BaseModel):
+    layer: int
+    a: list
+    z: list
+    delta: list
+    dz: list
+    dW: list
+    db: list | None
+    grad_norm: GradNorm
+
+
+class GradientsResponse(BaseModel):
+    loss: float | None
+    data_loss: float | None
+    penalty: float
+    batch_size: int
+    inputs: list
+    layers: list[LayerGradients]
+
+
+class GradcheckRequest(Batch):
+    eps: float = Field(1e-6, gt=0, le=1e-2)
+
+
+class StudentLayer(Strict):
+    dW: Matrix | None = None
+    db: list[Number] | None = None
+
+
+class CheckRequest(Strict):
+    X: Matrix = Field(min_length=1)
+    y: Matrix = Field(min_length=1)
+    layers: list[StudentLayer]
+
+
+class HistoryResponse(BaseModel):
+    step: list[int]
+    loss: list[float | None]
+    grad_norms: list[list[float | None]]
+    eval: dict
+
+
+class Health(BaseModel):
+    status: Literal["ok"]

@@ -1,0 +1,187 @@
+"""Model service: create, load, lock and save models, with a per-process cache of live models.
+
+Every use of a model happens under the store's per-model lock, because a forward pass writes the
+network's caches. Live models stay in an LRU cache and are checked against the stored version,
+so several processes on one store agree; the stream saves at most every ``save_interval``.
+"""
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from contextlib import contextmanager
+from typing import Iterator
+
+from fastapi import HTTPException
+
+from app.config import Settings
+from app.engine import Model, SpecError
+from app.store import ModelRecord, Store
+
+
+def spec_error(e: SpecError, prefix: tuple = ("body",)) -> HTTPException:
+    """422 in FastAPI's validation shape, so clients parse engine and schema errors alike."""
+    return HTTPException(422, detail=[{"loc": [*prefix, *e.loc], "msg": e.message, "type": "value_error"}])
+
+
+def unprocessable(loc: tuple, msg: str) -> HTTPException:
+    return HTTPException(422, detail=[{"loc": list(loc), "msg": msg, "type": "value_error"}])
+
+
+class _Live:
+    """A cached model, the stored version it matches, and whether it holds unsaved steps."""
+
+    __slots__ = ("model", "version", "dirty", "saved_at")
+
+    def __init__(self, model: Model, version: int):
+        self.model, self.version, self.dirty, self.saved_at = model, version, False, time.monotonic()
+
+
+class ModelService:
+    def __init__(self, store: Store, settings: Settings):
+        self.store, self.settings = store, settings
+        self._live: OrderedDict[str, _Live] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    # -- creation -------------------------------------------------------------------------
+    def create(self, *, spec: dict) -> tuple[str, Model]:
+        """Check limits, build and initialise a model, store it; evict or refuse at the model limit."""
+        self.check_limits(spec)
+        try:
+            model = Model(spec)
+        except SpecError as e:
+            raise spec_error(e) from None
+        self._check_data_size(model)
+        self._make_room()
+        model_id = secrets.token_urlsafe(16)  # 128 random bits: ids are unguessable
+        status = {**model.status(), "version": 1, "created_at": time.time()}
+        record = ModelRecord(id=model_id, spec=model.spec, status=status, created_at=status["created_at"],
+                             state=model.to_bytes(), history=model.history.to_bytes())
+        self.store.create(record)
+        self._remember(model_id, _Live(model, 1))
+        return model_id, model
+
+    def check_limits(self, spec: dict) -> None:
+        """Refuse oversized architectures before any work starts."""
+        s, layers = self.settings, spec.get("layers") or []
+        if len(layers) > s.max_layers:
+            raise unprocessable(("body", "layers"), f"has {len(layers)} layers; the limit is {s.max_layers}")
+        for i, layer in enumerate(layers):
+            if layer.get("units", 0) > s.max_units:
+                raise unprocessable(("body", "layers", i, "units"), f"is {layer['units']}; the limit is {s.max_units}")
+        data = spec.get("data") or {}
+        width = spec.get("input_size") or len(data.get("features") or []) or len((data.get("X") or [[]])[0]) or 2
+        sizes = [width] + [layer.get("units", 1) for layer in layers]
+        n_params = sum(o * (i + 1) for i, o in zip(sizes[:-1], sizes[1:]))
+        if n_params > s.max_params:
+            raise unprocessable(("body", "layers"), f"need {n_params} parameters; the limit is {s.max_params}")
+        samples = data.get("samples") or 0
+        if samples * width > s.max_samples_x_features:
+            raise unprocessable(("body", "data", "samples"),
+                                f"{samples} samples x {width} features exceeds the limit {s.max_samples_x_features}")
+
+    def _check_data_size(self, model: Model) -> None:
+        cells = (len(model.X_train) + len(model.X_test)) * model.X_train.shape[1]
+        if cells > self.settings.max_samples_x_features:
+            raise unprocessable(("body", "data", "X"),
+                                f"{cells} samples x features exceeds the limit {self.settings.max_samples_x_features}")
+
+    def _make_room(self) -> None:
+        if self.store.count() < self.settings.max_models:
+            return
+        if self.settings.at_model_limit == "refuse":
+            raise HTTPException(507, detail=f"the server holds its limit of {self.settings.max_models} models; "
+                                             "delete one or ask the operator to raise PLAYGROUND_MAX_MODELS")
+        victim = self.store.oldest_idle()
+        if victim:
+            self.delete(victim)
+
+    # -- use ------------------------------------------------------------------------------
+    def status(self, model_id: str) -> tuple[dict, dict]:
+        """(spec, status) without loading arrays; a live model with unsaved steps answers for itself."""
+        live = self._live.get(model_id)
+        found = self.store.get_status(model_id)
+        if found is None:
+            raise not_found(model_id)
+        if live is not None and live.dirty:
+            return live.model.spec, {**found[1], **live.model.status()}
+        return found
+
+    @contextmanager
+    def use(self, model_id: str, *, save: bool | str = False) -> Iterator[Model]:
+        """Hold the model's lock and yield the live model; save after (save="lazy": when due)."""
+        try:
+            lock = self.store.lock(model_id, timeout=self.settings.train_time_budget + 30)
+        except ValueError:
+            raise not_found(model_id) from None
+        with lock:
+            live = self._load(model_id)
+            yield live.model
+            if save == "lazy":
+                live.dirty = True
+                if time.monotonic() - live.saved_at >= self.settings.save_interval:
+                    self._save(model_id, live)
+            elif save or live.dirty:
+                self._save(model_id, live)
+
+    def flush(self, model_id: str) -> None:
+        """Save unsaved stream steps now (pause, disconnect)."""
+        live = self._live.get(model_id)
+        if live is not None and live.dirty:
+            with self.store.lock(model_id):
+                if live.dirty:
+                    self._save(model_id, live)
+
+    def _load(self, model_id: str) -> _Live:
+        found = self.store.get_status(model_id)
+        if found is None:
+            self._forget(model_id)
+            raise not_found(model_id)
+        version = found[1].get("version", 0)
+        live = self._live.get(model_id)
+        if live is not None and (live.dirty or live.version == version):
+            self._live.move_to_end(model_id)
+            return live
+        record = self.store.get(model_id)
+        live = _Live(Model.from_bytes(record.spec, record.state, record.history), version)
+        self._remember(model_id, live)
+        return live
+
+    def _save(self, model_id: str, live: _Live) -> None:
+        found = self.store.get_status(model_id)
+        if found is None:
+            raise not_found(model_id)
+        old = found[1]
+        live.version = old.get("version", 0) + 1
+        m = live.model
+        status = {**old, **m.status(), "version": live.version}
+        self.store.put(ModelRecord(id=model_id, spec=m.spec, status=status, state=m.to_bytes(),
+                                   history=m.history.to_bytes()))
+        live.dirty, live.saved_at = False, time.monotonic()
+
+    def delete(self, model_id: str) -> None:
+        with self.store.lock(model_id):
+            if not self.store.delete(model_id):
+                raise not_found(model_id)
+            self._forget(model_id)
+
+    # -- cache ----------------------------------------------------------------------------
+    def _remember(self, model_id: str, live: _Live) -> None:
+        with self._cache_lock:
+            self._live[model_id] = live
+            self._live.move_to_end(model_id)
+            while len(self._live) > self.settings.cache_size:
+                old_id, old = next(iter(self._live.items()))
+                if old.dirty:  # a streaming model is never dropped with unsaved steps
+                    self._live.move_to_end(old_id)
+                    break
+                del self._live[old_id]
+
+    def _forget(self, model_id: str) -> None:
+        with self._cache_lock:
+            self._live.pop(model_id, None)
+
+
+def not_found(model_id: str) -> HTTPException:
+    return HTTPException(404, detail=f"model {model_id} not found")

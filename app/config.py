@@ -1,0 +1,38 @@
+"""Settings from PLAYGROUND_* environment variables, including every server limit."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STORE = "sqlite:///data/playground.sqlite3"  # relative to the working directory
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PLAYGROUND_")
+
+    store: str = Field(DEFAULT_STORE, description="memory:// or sqlite:///path")
+    max_layers: int = Field(12, description="layers per network, output layer included")
+    max_units: int = Field(1024, description="units per layer")
+    max_params: int = Field(2_000_000, description="weights and biases per network")
+    max_samples_x_features: int = Field(2_000_000, description="rows x input columns of train + test data")
+    max_steps: int = Field(100_000, description="steps per train call")
+    max_body_bytes: int = Field(16 * 1024 * 1024, description="request body size")
+    train_time_budget: float = Field(20.0, description="wall-clock seconds per train call")
+    max_models: int = Field(10_000, description="stored models")
+    at_model_limit: Literal["evict", "refuse"] = Field(
+        "evict", description="evict the least recently used model, or refuse with 507")
+    max_resolution: int = Field(200, description="boundary grid resolution")
+    max_rows: int = Field(10_000, description="rows of X per predict / gradients / check call")
+    gradients_default_rows: int = Field(32, description="training rows used by gradients with no body")
+    gradcheck_max_entries: int = Field(64, description="entries checked per tensor by gradcheck")
+    stream_fps: float = Field(30.0, description="maximum stream frames per second")
+    save_interval: float = Field(2.0, description="seconds between saves while streaming")
+    cache_size: int = Field(256, description="live models kept in memory per process")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,54 @@
+"""create_app(): the routers under /api and the static playground at /."""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from app.api.limits import BodySizeLimit
+from app.api.routes import inspect, meta, models, stream, training
+from app.api.service import ModelService
+from app.config import Settings, get_settings
+from app.store import open_store
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+log = logging.getLogger("playground")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    store = open_store(settings.store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        for model_id in list(app.state.service._live):
+            app.state.service.flush(model_id)
+        store.close()
+
+    app = FastAPI(title="Backprop Playground", version="0.1.0", lifespan=lifespan,
+                  description="Define an MLP, step its training, and inspect every layer's weights and gradients. "
+                              "Notation: W_i is (out, in), X is (B, p), a_i = z_{i-1} W_i^T + b_i, z_i = f(a_i), "
+                              "delta_i = dL/da_i.")
+    app.state.settings = settings
+    app.state.service = ModelService(store, settings)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):
+        # never show a stack trace to a client; the log keeps it
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+    for router in (meta.router, models.router, training.router, inspect.router, stream.router):
+        app.include_router(router, prefix="/api")
+    if STATIC.is_dir():
+        app.mount("/", StaticFiles(directory=STATIC, html=True), name="static")
+    return app
+
+
+app = create_app()

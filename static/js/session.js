@@ -1,0 +1,143 @@
+// Session: owns the current model on the server, its WebSocket stream and the latest
+// frame. Views are told about every frame (to accumulate series) through onFrame;
+// drawing happens separately on requestAnimationFrame from session.frame.
+import { api, Stream } from './api.js';
+
+export class Session {
+  /** hooks: {onModel(model, data, why), onFrame(frame), onPlaying(bool), onError(err), onStatus(text)} */
+  constructor(hooks) {
+    this.hooks = hooks;
+    this.model = null; this.data = null; this.frame = null;
+    this.playing = false; this.stream = null; this.stepsPerFrame = null;
+    this.dirty = false; this.gen = 0; this.playSentAt = 0; this.busy = false;
+  }
+
+  get id() { return this.model ? this.model.id : null; }
+
+  get nTrain() { return this.data ? this.data.train.X.length : 0; }
+
+  /** Create a new model for spec (replacing the current one). Throws ApiError on 422. */
+  async create(spec) {
+    const gen = ++this.gen;
+    const wasPlaying = this.playing;
+    this._closeStream();
+    this.busy = true;
+    try {
+      const model = await api.createModel(spec);
+      if (gen !== this.gen) { api.deleteModel(model.id).catch(() => {}); return false; }
+      const old = this.model;
+      this.model = model;
+      if (old) api.deleteModel(old.id).catch(() => {});
+      this.data = await api.data(model.id).catch(() => null);
+      if (gen !== this.gen) return false;
+      this.hooks.onModel(model, this.data, 'create');
+      await this.refresh();
+      if (wasPlaying && gen === this.gen) this.play();
+      return true;
+    } finally {
+      if (gen === this.gen) this.busy = false;
+    }
+  }
+
+  /** Build a frame from REST calls (after create / reset / step epoch). */
+  async refresh({ boundaryRes = 48 } = {}) {
+    const id = this.id; const gen = this.gen;
+    const twoD = this.data && this.data.train.X.length && this.data.train.X[0].length === 2;
+    const [model, params, grads, boundary] = await Promise.all([
+      api.getModel(id), api.parameters(id), api.gradients(id).catch(() => null),
+      twoD ? api.boundary(id, boundaryRes).catch(() => null) : Promise.resolve(null),
+    ]);
+    if (gen !== this.gen || id !== this.id) return;
+    this.model = model;
+    const layers = params.layers.map((l, i) => {
+      const g = grads && grads.layers[i];
+      return { W: l.W, b: l.b, dW: g ? g.dW : null, db: g ? g.db : null };
+    });
+    this.accept({
+      type: 'frame', source: 'rest', step: model.step, epoch: model.epoch,
+      train_loss: model.train_loss, test_loss: model.test_loss, losses: [],
+      grad_norms: grads ? grads.layers.map((l) => l.grad_norm.W) : [],
+      layers, boundary, diverged: model.diverged, diverged_at: model.diverged_at, playing: this.playing,
+    });
+  }
+
+  accept(frame) {
+    if (!this.model) return;
+    this.model.step = frame.step; this.model.epoch = frame.epoch;
+    this.model.diverged = frame.diverged; this.model.diverged_at = frame.diverged_at;
+    if (!frame.boundary && this.frame && this.frame.boundary) frame.boundary = this.frame.boundary;
+    this.frame = frame;
+    this.hooks.onFrame(frame);
+    this.dirty = true;
+    if (frame.diverged) { if (this.playing) this.pause(); } else if (frame.playing === false && this.playing
+      && frame.source !== 'rest' && performance.now() - this.playSentAt > 1500) this._setPlaying(false);
+  }
+
+  _ensureStream() {
+    if (this.stream && this.stream.open) return this.stream;
+    const gen = this.gen;
+    const s = new Stream(this.id, {
+      onFrame: (f) => { if (gen === this.gen && this.stream === s) this.accept(f); },
+      onError: (d) => { if (this.stream === s) this.hooks.onError(new Error(d)); },
+      onClose: () => { if (this.stream === s) { this.stream = null; this._setPlaying(false); } },
+    });
+    this.stream = s;
+    return s;
+  }
+
+  _closeStream() { if (this.stream) { const s = this.stream; this.stream = null; s.close(); } this._setPlaying(false); }
+
+  _setPlaying(on) { if (on !== this.playing) { this.playing = on; this.hooks.onPlaying(on); } }
+
+  play() {
+    if (!this.model || this.model.diverged) return;
+    const msg = { action: 'play' };
+    if (this.stepsPerFrame) msg.steps_per_frame = this.stepsPerFrame;
+    this._ensureStream().send(msg);
+    this.playSentAt = performance.now();
+    this._setPlaying(true);
+  }
+
+  pause() {
+    if (this.stream) this.stream.send({ action: 'pause' });
+    this._setPlaying(false);
+  }
+
+  toggle() { if (this.playing) this.pause(); else this.play(); }
+
+  setStepsPerFrame(k) { this.stepsPerFrame = k; if (this.playing) this.play(); }
+
+  step() {
+    if (!this.model || this.model.diverged) return;
+    this.pause();
+    this._ensureStream().send({ action: 'step' });
+  }
+
+  async stepEpoch() {
+    if (!this.model || this.model.diverged) return null;
+    this.pause();
+    const bs = this.model.spec.batch_size || this.nTrain || 1;
+    const steps = Math.max(1, Math.ceil(this.nTrain / bs));
+    const res = await api.train(this.id, steps);
+    await this.refresh();
+    return res;
+  }
+
+  async reset(seed) {
+    if (!this.model) return;
+    this.gen++;
+    this._closeStream();
+    const model = await api.reset(this.id, seed === undefined ? {} : { seed });
+    this.model = model; this.frame = null;
+    this.hooks.onModel(model, this.data, 'reset');
+    await this.refresh();
+  }
+
+  /** PATCH optimizer / regularization / batch_size without resetting. */
+  async patch(body) {
+    if (!this.model) return null;
+    const model = await api.patchModel(this.id, body);
+    if (model && model.id === this.id) this.model = { ...model, step: Math.max(model.step, this.model.step || 0) };
+    return model;
+  }
+}

@@ -1,0 +1,83 @@
+// Training controls: play/pause, step, step epoch, reset, and the hyper-parameters
+// that change while training (PATCH, no reset): learning rate, batch size,
+// optimizer, regularization kind/rate.
+import { fillSelect } from '../catalog.js';
+
+const $ = (id) => document.getElementById(id);
+
+export class ControlsView {
+  /** app: {cfg, catalog, session, patch(body, mutate, controlId), run(fn, context), reset()} */
+  constructor(app) {
+    this.app = app;
+    const { catalog } = app;
+    fillSelect($('optimizer'), catalog.optimizers, app.cfg.optimizer);
+    fillSelect($('reg-kind'), catalog.regularization, app.cfg.reg_kind);
+    this.setConfig(app.cfg);
+    const s = () => app.session;
+    $('play').addEventListener('click', () => s().toggle());
+    $('step').addEventListener('click', () => s().step());
+    $('step-epoch').addEventListener('click', () => app.run(() => s().stepEpoch(), 'Step epoch: '));
+    $('reset').addEventListener('click', () => app.reset());
+    $('learning-rate').addEventListener('change', (e) => {
+      const v = this._number(e.target);
+      if (v !== undefined) app.patch({ optimizer: { learning_rate: v } }, (c) => { c.learning_rate = v; });
+    });
+    $('batch-size').addEventListener('change', (e) => {
+      const raw = e.target.value.trim();
+      const v = raw === '' ? null : this._number(e.target);
+      if (v !== undefined) app.patch({ batch_size: v === null ? null : Math.trunc(v) }, (c) => { c.batch_size = v === null ? null : Math.trunc(v); });
+    });
+    $('optimizer').addEventListener('change', (e) => {
+      const name = e.target.value;
+      app.patch({ optimizer: { name } }, (c) => { c.optimizer = name; });
+    });
+    const reg = () => {
+      const kind = $('reg-kind').value; const rate = this._number($('reg-rate'));
+      if (rate !== undefined) app.patch({ regularization: { kind, rate } }, (c) => { c.reg_kind = kind; c.reg_rate = rate; });
+    };
+    $('reg-kind').addEventListener('change', reg);
+    $('reg-rate').addEventListener('change', reg);
+    $('speed').addEventListener('change', (e) => s().setStepsPerFrame(e.target.value ? Number(e.target.value) : null));
+    document.addEventListener('keydown', (e) => {
+      const tag = e.target.tagName;
+      if (e.key === ' ' && e.target === document.body && !['INPUT', 'SELECT', 'TEXTAREA'].includes(tag)) {
+        e.preventDefault(); s().toggle();
+      }
+    });
+  }
+
+  /** Parse a number input; shows a field error and returns undefined when invalid. */
+  _number(input) {
+    const v = Number(input.value.trim());
+    if (input.value.trim() === '' || !Number.isFinite(v)) {
+      this.app.errors.show({ detail: [{ loc: [input.id], msg: 'enter a number' }] });
+      return undefined;
+    }
+    return v;
+  }
+
+  setConfig(cfg) {
+    $('learning-rate').value = String(cfg.learning_rate);
+    $('batch-size').value = cfg.batch_size === null ? '' : String(cfg.batch_size);
+    $('optimizer').value = cfg.optimizer;
+    $('reg-kind').value = cfg.reg_kind;
+    $('reg-rate').value = String(cfg.reg_rate);
+  }
+
+  setPlaying(on) {
+    const b = $('play');
+    b.setAttribute('aria-pressed', on ? 'true' : 'false');
+    b.setAttribute('aria-label', on ? 'Pause' : 'Play');
+    b.classList.toggle('playing', on);
+  }
+
+  setDiverged(diverged) {
+    for (const id of ['play', 'step', 'step-epoch']) $(id).disabled = !!diverged;
+  }
+
+  render(frame) {
+    if (!frame) return;
+    $('step-value').textContent = String(frame.step);
+    $('epoch-value').textContent = String(frame.epoch);
+  }
+}

@@ -1,0 +1,69 @@
+// Data panel: dataset picker (select + thumbnails), test fraction, noise, samples,
+// and "regenerate" (a new data seed, which re-creates the model).
+import { fillSelect } from '../catalog.js';
+import { adaptToDataset } from '../state.js';
+import { drawDatasetIcon } from './icons.js';
+
+const $ = (id) => document.getElementById(id);
+const LABELS = { multi_gauss: 'multi gauss', xor: 'XOR' };
+const label = (n) => LABELS[n] || n;
+
+export class DataView {
+  /** app: {cfg, catalog, changeModel(mutate)} */
+  constructor(app) {
+    this.app = app;
+    const names = app.catalog.datasets.map((d) => d.name);
+    const kindOf = Object.fromEntries(app.catalog.datasets.map((d) => [d.name, d.kind]));
+    fillSelect($('dataset'), names, app.cfg.dataset, (n) => `${label(n)} (${kindOf[n] || '?'})`);
+    this.thumbs = names.map((n) => {
+      const b = document.createElement('button');
+      b.type = 'button'; b.className = 'thumb'; b.dataset.dataset = n;
+      b.setAttribute('aria-label', `Dataset ${label(n)} (${kindOf[n]})`);
+      b.title = `${label(n)} (${kindOf[n]})`;
+      const cv = document.createElement('canvas'); cv.width = 52; cv.height = 52;
+      cv.setAttribute('aria-hidden', 'true');
+      drawDatasetIcon(cv, n, kindOf[n]);
+      const cap = document.createElement('span'); cap.textContent = label(n);
+      b.append(cv, cap);
+      b.addEventListener('click', () => this._pick(n));
+      $('dataset-thumbs').appendChild(b);
+      return b;
+    });
+    $('dataset').addEventListener('change', (e) => this._pick(e.target.value));
+    const slider = (id, key) => {
+      const el = $(id);
+      el.addEventListener('input', () => { $(`${id}-value`).textContent = this._fmt(id, Number(el.value)); });
+      el.addEventListener('change', () => app.changeModel((c) => { c[key] = Number(el.value); }));
+    };
+    slider('test-fraction', 'test_fraction');
+    slider('noise', 'noise');
+    $('samples').addEventListener('change', (e) => {
+      const v = Math.trunc(Number(e.target.value));
+      if (Number.isFinite(v)) app.changeModel((c) => { c.samples = v; });
+    });
+    $('regenerate').addEventListener('click', () => app.changeModel((c) => {
+      c.data_seed = Math.floor(Math.random() * 1e6);
+    }));
+    this.setConfig(app.cfg);
+  }
+
+  _fmt(id, v) { return id === 'test-fraction' ? `${Math.round(v * 100)}%` : String(v); }
+
+  _pick(name) {
+    if (name === this.app.cfg.dataset) return;
+    this.app.changeModel((c) => { c.dataset = name; adaptToDataset(c); });
+  }
+
+  setConfig(cfg) {
+    $('dataset').value = cfg.dataset;
+    for (const b of this.thumbs) {
+      const on = b.dataset.dataset === cfg.dataset;
+      b.classList.toggle('selected', on);
+      b.setAttribute('aria-pressed', on ? 'true' : 'false');
+    }
+    for (const [id, v] of [['test-fraction', cfg.test_fraction], ['noise', cfg.noise]]) {
+      $(id).value = String(v); $(`${id}-value`).textContent = this._fmt(id, v);
+    }
+    $('samples').value = String(cfg.samples);
+  }
+}

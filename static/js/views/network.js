@@ -1,0 +1,59 @@
+// Network view: the diagram (edges by weight) with a thumbnail per neuron showing
+// its activation over the input plane (2-D datasets), fed from the frame's boundary.
+import { NetworkDiagram } from '../charts/network.js';
+import { FEATURE_LABELS } from '../catalog.js';
+import { isRegression } from '../state.js';
+
+const FEATURE_FN = {
+  x1: (x) => x, x2: (x, y) => y, x1sq: (x) => x * x, x2sq: (x, y) => y * y,
+  x1x2: (x, y) => x * y, sinx1: (x) => Math.sin(x), sinx2: (x, y) => Math.sin(y),
+};
+
+export class NetworkView {
+  /** app: {cfg, onLayerHover(i|null)} */
+  constructor(app) {
+    this.app = app;
+    this.diagram = new NetworkDiagram(document.getElementById('network'), { onLayerHover: (i) => app.onLayerHover(i) });
+    this.lastBoundary = null;
+  }
+
+  setModel(model, data) {
+    const spec = model.spec;
+    const twoD = !!(data && data.train.X.length && data.train.X[0].length === 2);
+    const features = (spec.data && spec.data.features) || (data && data.features) || this.app.cfg.features;
+    this.features = twoD ? features : ['x'];
+    this.classification = data ? data.kind !== 'regression' : !isRegression(this.app.cfg.dataset);
+    this.diagram.setStructure({
+      inputs: this.features.map((f) => FEATURE_LABELS[f] || f),
+      layers: spec.layers, thumbs: twoD,
+    });
+    this.twoD = twoD; this.lastBoundary = null; this.inputKey = null;
+  }
+
+  _inputGrids(b) {
+    const n = b.neuron_resolution || (b.neurons && b.neurons[0] && b.neurons[0][0] ? b.neurons[0][0].length : 16);
+    const key = `${b.x_range}|${b.y_range}|${n}`;
+    if (key === this.inputKey) return this.inputs;
+    const [x0, x1] = b.x_range; const [y0, y1] = b.y_range;
+    this.inputs = this.features.map((f) => {
+      const fn = FEATURE_FN[f] || (() => 0);
+      return Array.from({ length: n }, (_, j) => Array.from({ length: n }, (__, i) =>
+        fn(x0 + ((x1 - x0) * i) / (n - 1), y0 + ((y1 - y0) * j) / (n - 1))));
+    });
+    this.inputKey = key;
+    return this.inputs;
+  }
+
+  render(frame) {
+    if (!frame) return;
+    if (frame.layers) this.diagram.update(frame.layers);
+    const b = frame.boundary;
+    if (!this.twoD || !b || b === this.lastBoundary) return;
+    this.lastBoundary = b;
+    const hidden = b.neurons || [];
+    const grids = [this._inputGrids(b), ...hidden, [b.output]];
+    const scales = [];
+    scales[grids.length - 1] = this.classification ? { offset: 0.5, max: 0.5 } : {};
+    this.diagram.setThumbs(grids, scales);
+  }
+}

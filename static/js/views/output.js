@@ -1,0 +1,64 @@
+// Output panel: current train/test loss, the loss chart (train + test, log toggle),
+// and the decision boundary (2-D) or prediction curve (1-D) with the data.
+import { LineChart } from '../charts/linechart.js';
+import { BoundaryPlot } from '../charts/boundary.js';
+import { formatNum } from '../charts/palette.js';
+import { api } from '../api.js';
+
+const $ = (id) => document.getElementById(id);
+const CURVE_POINTS = 120;
+
+export class OutputView {
+  /** app: {session, invalidate()} */
+  constructor(app) {
+    this.app = app;
+    this.chart = new LineChart($('loss-chart'), {
+      series: [{ label: 'train', stroke: '#542788' }, { label: 'test', stroke: '#e08214', dash: [6, 3] }],
+      height: 150, yLabel: 'loss', maxPoints: 800,
+    });
+    $('loss-log').addEventListener('change', (e) => { this.chart.setLog(e.target.checked); app.invalidate(); });
+    this.boundary = new BoundaryPlot($('boundary'), { size: 300 });
+    $('show-test').addEventListener('change', (e) => { this.boundary.showTest = e.target.checked; app.invalidate(); });
+    this.lastStep = -1; this.curveStep = -1; this.curveAt = 0; this.curveBusy = false;
+  }
+
+  setModel(model, data) {
+    this.chart.clear();
+    this.boundary.setData(data);
+    this.lastStep = -1; this.curveStep = -1;
+  }
+
+  ingest(frame) {
+    if (frame.step < this.lastStep) this.chart.clear();
+    if (frame.step !== this.lastStep) {
+      this.chart.push(frame.step, frame.train_loss, frame.test_loss);
+      this.lastStep = frame.step;
+    }
+  }
+
+  render(frame) {
+    if (frame) {
+      $('loss-value').textContent = formatNum(frame.train_loss, 4);
+      $('test-loss-value').textContent = formatNum(frame.test_loss, 4);
+      if (frame.boundary) this.boundary.setBoundary(frame.boundary);
+      if (this.boundary.oneD) this._maybePredict(frame);
+    }
+    this.chart.render();
+    this.boundary.render();
+  }
+
+  /** 1-D datasets: refresh the prediction curve at most ~4 times a second. */
+  _maybePredict(frame) {
+    const { session } = this.app;
+    if (this.curveBusy || frame.step === this.curveStep || performance.now() - this.curveAt < 250 || !session.id) return;
+    const [lo, hi] = this.boundary.xRange;
+    const xs = Array.from({ length: CURVE_POINTS }, (_, i) => lo + ((hi - lo) * i) / (CURVE_POINTS - 1));
+    this.curveBusy = true; this.curveAt = performance.now(); this.curveStep = frame.step;
+    const id = session.id;
+    api.predict(id, xs.map((x) => [x])).then((res) => {
+      if (id !== session.id) return;
+      this.boundary.setCurve(xs, res.y_hat.map((r) => (Array.isArray(r) ? r[0] : r)));
+      this.app.invalidate();
+    }).catch(() => {}).finally(() => { this.curveBusy = false; });
+  }
+}
