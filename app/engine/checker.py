@@ -67,7 +67,7 @@ def _verdict(student: np.ndarray, true: np.ndarray, mistakes: list, name: str, s
         errors(student)
         v["passed"] = v["relative_error"] <= TOLERANCE
         if not v["passed"]:
-            if student.ndim == 2 and relative_error(student.T, true) <= TOLERANCE:
+            if student.ndim == 2 and student.T.shape == true.shape and relative_error(student.T, true) <= TOLERANCE:
                 v["hint"] = f"transposed: you gave {name}^T; {shape_note}"
             else:
                 v["hint"] = mistake(student)

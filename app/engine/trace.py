@@ -46,7 +46,7 @@ def _delta_step(net: Network, i: int, B, equation_tail: str) -> dict:
     if net.activation_names[i - 1] == "softmax":
         return _step(i, f"delta_{i}", f"delta_{i} = z_{i} * (dz_{i} - rowsum(dz_{i} * z_{i})){equation_tail}",
                      [_op(f"dz_{i}", shape), _op(f"z_{i}", shape)], shape,
-                     f"softmax mixes a row: delta = J^T dz per row with J = diag(z_{i}) - z_{i} z_{i}^T, "
+                     f"softmax Jacobian per row: delta = J^T dz with J = diag(z_{i}) - z_{i} z_{i}^T, "
                      f"shape {_fmt(shape)}")
     return _step(i, f"delta_{i}", f"delta_{i} = dz_{i} * f'(a_{i}){equation_tail}",
                  [_op(f"dz_{i}", shape), _op(f"f'(a_{i})", shape)], shape,

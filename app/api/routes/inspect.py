@@ -119,7 +119,10 @@ def check(model_id: ModelId, body: CheckRequest, service: ServiceDep, settings: 
                                                     f"{model.net.n_layers} layers")
         Xb, yb = model.batch(X, y)
         layers = [layer.model_dump(exclude_none=True) for layer in body.layers]
-        return to_json(check_student(model.net, Xb, yb, layers))
+        try:
+            return to_json(check_student(model.net, Xb, yb, layers))
+        except ValueError as e:  # e.g. db for a network without bias
+            raise unprocessable(("body", "layers"), str(e)) from None
 
 
 @router.get("/{model_id}/boundary")
