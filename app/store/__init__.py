@@ -10,7 +10,8 @@ from .sqlite import SqliteStore
 
 __all__ = ["ModelRecord", "Store", "MemoryStore", "SqliteStore", "open_store", "validate_id"]
 
-_ACCEPTED = "memory://, sqlite:///relative/path.sqlite3, sqlite:////absolute/path.sqlite3"
+_ACCEPTED = ("memory://, sqlite:///relative/path.sqlite3, sqlite:////absolute/path.sqlite3, "
+             "redis[s]://[user:password@]host[:port][/db][?prefix=playground:]")
 
 
 def _bad(url: object, why: str) -> ValueError:
@@ -20,7 +21,8 @@ def _bad(url: object, why: str) -> ValueError:
 
 
 def open_store(url: str) -> Store:
-    """Open the store named by url: memory:// or sqlite:///path (four slashes for an absolute path)."""
+    """Open the store named by url: memory://, sqlite:///path (four slashes for an absolute path)
+    or redis[s]://host:port/db[?prefix=...] (lazy: connects on first use)."""
     if not isinstance(url, str):
         raise _bad(url, "not a string")
     scheme, sep, rest = url.strip().partition("://")
@@ -41,4 +43,13 @@ def open_store(url: str) -> Store:
         if path == ":memory:":
             raise _bad(url, "use memory:// for an in-memory store")
         return SqliteStore(path)
+    if scheme in ("redis", "rediss"):
+        try:
+            from .redis import RedisStore  # lazy: the redis client library is an optional dependency
+        except ImportError as exc:
+            raise ImportError(f"{scheme}:// stores need the 'redis' package (pip install redis)") from exc
+        try:
+            return RedisStore(url.strip())
+        except ValueError as exc:
+            raise _bad(url, str(exc)) from None
     raise _bad(url, f"unknown scheme {scheme!r}")

@@ -1,0 +1,257 @@
+"""Redis store: a hash per model plus a sorted set by updated_at; leased Redis locks per model.
+
+Layout under a key prefix (default "playground:"):
+    <prefix>model:<id>   hash: spec, status (JSON), token_hash, created_at, updated_at (float text),
+                         state, history (raw bytes)
+    <prefix>models       sorted set: member id, score updated_at (count() and oldest_idle())
+    <prefix>lock:<id>    redis-py Lock key (random token, PX lease), kept alive while held
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+from redis.exceptions import LockError, LockNotOwnedError, RedisError
+
+from .base import ModelRecord, Store, dump_json, load_json, validate_id
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "playground:"
+_PREFIX_RE = re.compile(r"[!-~]{0,128}")  # printable ASCII without spaces; may be empty
+_FIELDS = (b"spec", b"status", b"token_hash", b"created_at", b"updated_at", b"state", b"history")
+
+
+def _valid(model_id: object) -> bool:
+    try:
+        validate_id(model_id)  # type: ignore[arg-type]
+    except ValueError:
+        return False
+    return True
+
+
+def _split_url(url: str) -> tuple[str, str | None]:
+    """Remove our own ?prefix=... from url (redis-py would pass it on to the connection) and return it."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("redis", "rediss"):
+        raise ValueError("expected a redis:// or rediss:// URL")
+    prefix = None
+    kept = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name == "prefix":
+            if prefix is not None:
+                raise ValueError("prefix given twice")
+            prefix = value
+        elif name == "decode_responses":
+            raise ValueError("decode_responses cannot be set: the store reads raw bytes")
+        else:
+            kept.append((name, value))
+    return urlunsplit(parts._replace(query=urlencode(kept))), prefix
+
+
+class RedisStore(Store):
+    """Store on a Redis server; safe to share between threads, processes and hosts.
+
+    url: redis://[user:password@]host[:port][/db][?prefix=...&socket_timeout=...] or rediss:// for
+    TLS. prefix (argument or ?prefix=) namespaces every key. lock_lease: seconds a lock survives
+    its holder dying; a live holder renews it every lease/3, so long critical sections are safe.
+    """
+
+    def __init__(self, url: str, prefix: str | None = None, lock_lease: float = 30.0,
+                 **redis_kwargs: Any) -> None:
+        conn_url, url_prefix = _split_url(url)
+        if prefix is not None and url_prefix is not None and prefix != url_prefix:
+            raise ValueError("prefix given both as argument and in the URL")
+        prefix = prefix if prefix is not None else url_prefix if url_prefix is not None else DEFAULT_PREFIX
+        if not _PREFIX_RE.fullmatch(prefix):
+            raise ValueError("prefix must be at most 128 printable ASCII characters without spaces")
+        if not lock_lease > 0:
+            raise ValueError("lock_lease must be positive")
+        self.prefix = prefix
+        self.lock_lease = float(lock_lease)
+        self.url = re.sub(r"(//[^/@:]*):[^/@]*@", r"\1:***@", url)  # for messages; password masked
+        # Bounded socket waits so a dead server raises instead of hanging a request; URL query
+        # options (socket_timeout=..., ...) override these defaults.
+        kwargs = {"socket_connect_timeout": 5.0, "socket_timeout": 30.0, "health_check_interval": 30,
+                  **redis_kwargs, "decode_responses": False}
+        # Lazy: nothing connects until the first command; the pool re-creates connections after fork().
+        self._r: redis.Redis | None = redis.Redis.from_url(conn_url, **kwargs)
+        self._zset = prefix + "models"
+
+    def _client(self) -> redis.Redis:
+        r = self._r
+        if r is None:
+            raise RuntimeError(f"store {self.url} is closed")
+        return r
+
+    def _key(self, model_id: str) -> str:
+        return f"{self.prefix}model:{model_id}"
+
+    def create(self, record: ModelRecord) -> None:
+        """Insert a new record atomically (WATCH/MULTI); KeyError if the id exists."""
+        validate_id(record.id)
+        now = time.time()
+        created = record.created_at or now
+        fields = {b"spec": dump_json(record.spec), b"status": dump_json(record.status),
+                  b"token_hash": record.token_hash, b"created_at": repr(float(created)),
+                  b"updated_at": repr(now), b"state": bytes(record.state), b"history": bytes(record.history)}
+        key = self._key(record.id)
+
+        def insert(pipe: redis.client.Pipeline) -> None:
+            if pipe.exists(key):
+                raise KeyError(record.id)
+            pipe.multi()
+            pipe.hset(key, mapping=fields)
+            pipe.zadd(self._zset, {record.id: now})
+
+        self._client().transaction(insert, key)
+        record.created_at, record.updated_at = created, now
+
+    def get(self, model_id: str) -> ModelRecord | None:
+        """Return the record, or None."""
+        if not _valid(model_id):
+            return None
+        row = self._client().hgetall(self._key(model_id))
+        if not row:
+            return None
+        return ModelRecord(model_id, load_json(row[b"spec"]), load_json(row[b"status"]),
+                           bytes(row[b"state"]), bytes(row[b"history"]), row[b"token_hash"].decode(),
+                           float(row[b"created_at"]), float(row[b"updated_at"]))
+
+    def get_status(self, model_id: str) -> tuple[dict, dict] | None:
+        """Return (spec, status) with one HMGET, never transferring the blobs; or None."""
+        if not _valid(model_id):
+            return None
+        spec, status = self._client().hmget(self._key(model_id), [b"spec", b"status"])
+        return None if spec is None or status is None else (load_json(spec), load_json(status))
+
+    def put(self, record: ModelRecord) -> None:
+        """Overwrite an existing record, keeping its created_at; KeyError if missing."""
+        if not _valid(record.id):
+            raise KeyError(record.id)
+        key = self._key(record.id)
+        fields = {b"spec": dump_json(record.spec), b"status": dump_json(record.status),
+                  b"token_hash": record.token_hash, b"state": bytes(record.state),
+                  b"history": bytes(record.history)}
+        stamp: list[float] = []
+
+        def update(pipe: redis.client.Pipeline) -> None:
+            # WATCH makes a concurrent delete() abort this transaction, so a put can never
+            # resurrect a deleted model as a half record without created_at.
+            if not pipe.exists(key):
+                raise KeyError(record.id)
+            now = time.time()
+            stamp[:] = [now]
+            pipe.multi()
+            pipe.hset(key, mapping={**fields, b"updated_at": repr(now)})
+            pipe.zadd(self._zset, {record.id: now})
+
+        self._client().transaction(update, key)
+        record.updated_at = stamp[0]
+
+    def delete(self, model_id: str) -> bool:
+        """Remove the hash and its sorted-set entry in one transaction; True if it existed."""
+        if not _valid(model_id):
+            return False
+        pipe = self._client().pipeline(transaction=True)
+        pipe.delete(self._key(model_id))
+        pipe.zrem(self._zset, model_id)
+        removed, _ = pipe.execute()
+        return removed > 0
+
+    def count(self) -> int:
+        """Number of records."""
+        return self._client().zcard(self._zset)
+
+    def oldest_idle(self) -> str | None:
+        """Id with the smallest updated_at; equal scores come back in id order, as the interface asks."""
+        first = self._client().zrange(self._zset, 0, 0)
+        return first[0].decode() if first else None
+
+    def lock(self, model_id: str, timeout: float | None = 30.0) -> _RedisLock:
+        """Exclusive, non-reentrant lock across threads, processes and hosts; TimeoutError on timeout.
+
+        The id is validated here, before the with-block, so callers can catch ValueError on the call.
+        """
+        validate_id(model_id)
+        self._client()
+        return _RedisLock(self, model_id, timeout)
+
+    def close(self) -> None:
+        """Drop the connection pool; idempotent, later calls raise RuntimeError."""
+        r, self._r = self._r, None
+        if r is not None:
+            r.close()
+            r.connection_pool.disconnect()
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.url!r}, prefix={self.prefix!r})"
+
+
+class _RedisLock:
+    """One acquisition of a model lock: a fresh redis-py Lock (its own random token, so two threads
+    of one process exclude each other) plus a daemon thread renewing the lease while it is held."""
+
+    def __init__(self, store: RedisStore, model_id: str, timeout: float | None) -> None:
+        self._store, self._id, self._timeout = store, model_id, timeout
+        self._lk: redis.lock.Lock | None = None
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def __enter__(self) -> None:
+        if self._lk is not None:
+            raise RuntimeError("model locks are not reentrant")
+        store, timeout = self._store, self._timeout
+        # thread_local=False: the token must be visible to the renewer thread; the Lock object is
+        # private to this acquisition, so no other thread can use it.
+        lk = store._client().lock(f"{store.prefix}lock:{self._id}", timeout=store.lock_lease,
+                                  thread_local=False)
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        delay = 0.001
+        while not lk.acquire(blocking=False):  # one SET NX PX per attempt; we do the backoff
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError(f"could not lock model {self._id!r} within {timeout}s")
+            time.sleep(delay if left is None else min(delay, left))
+            delay = min(delay * 2, 0.02)
+        self._lk, self._stop = lk, threading.Event()
+        self._renewer = threading.Thread(target=self._renew, args=(lk, self._stop),
+                                         name=f"redis-lock-renew:{self._id}", daemon=True)
+        self._renewer.start()
+
+    def _renew(self, lk: redis.lock.Lock, stop: threading.Event) -> None:
+        interval = self._store.lock_lease / 3
+        while not stop.wait(interval):
+            try:
+                lk.reacquire()  # resets the TTL to a full lease if our token still owns the key
+            except LockNotOwnedError:
+                log.warning("lock on model %r expired while held (lease %.1fs)", self._id,
+                            self._store.lock_lease)
+                return
+            except RedisError as exc:  # transient; the lease still has up to 2/3 left
+                log.warning("could not renew lock on model %r: %s", self._id, exc)
+
+    def __exit__(self, *exc: object) -> None:
+        lk, self._lk = self._lk, None
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+            self._renewer = None
+        try:
+            lk.release()
+        except LockNotOwnedError:
+            # The lease ran out (server unreachable for a whole lease); someone may hold it now,
+            # so there is nothing safe to release. Logged rather than raised so an exception from
+            # the with-body is not masked.
+            log.warning("lock on model %r was lost before release", self._id)
+        except (LockError, RedisError) as exc:
+            log.warning("could not release lock on model %r (it expires with its lease): %s", self._id, exc)
+
+
+__all__ = ["RedisStore", "DEFAULT_PREFIX"]

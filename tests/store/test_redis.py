@@ -1,0 +1,345 @@
+"""RedisStore against a real redis-server started for this session on a free loopback port.
+
+The backend-generic tests of test_store.py run here too, fed by this module's `store` fixture.
+Without redis-server or the redis package these tests skip, or fail when CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from app.store import open_store
+
+# Backend-generic behaviour tests; collected again in this module with the redis `store` fixture.
+from tests.store.test_store import (  # noqa: F401
+    rec,
+    test_create_get_put_delete_count,
+    test_create_keeps_given_created_at_and_put_keeps_it,
+    test_duplicate_create_raises_and_keeps_original,
+    test_get_status_reads_spec_and_status,
+    test_invalid_ids_rejected,
+    test_json_edge_values_round_trip,
+    test_lock_released_on_exception,
+    test_lock_serializes_threads,
+    test_lock_timeout_and_release,
+    test_lock_waiter_proceeds_after_release,
+    test_oldest_idle,
+    test_put_missing_raises,
+    test_returned_records_are_copies,
+)
+
+try:
+    import redis
+    from app.store.redis import RedisStore
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    redis = RedisStore = None  # type: ignore[assignment]
+    _IMPORT_ERROR = str(exc)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _unavailable(why: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"redis tests cannot run in CI: {why}", pytrace=False)
+    pytest.skip(why)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_lib():
+    if redis is None:
+        _unavailable(f"the redis client package is not installed ({_IMPORT_ERROR}); pip install redis")
+    return redis
+
+
+@pytest.fixture(scope="session")
+def redis_server(redis_lib, tmp_path_factory):
+    """URL of a throwaway redis-server (no RDB/AOF) that lives for the whole session."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        _unavailable("redis-server is not on PATH (Debian/Ubuntu: apt-get install redis-server)")
+    work = tmp_path_factory.mktemp("redis")
+    last_err = ""
+    for _ in range(3):  # the free port can be taken between probing and binding: retry on a new one
+        port = _free_port()
+        log = open(work / f"redis-{port}.log", "w+")
+        proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no", "--dir", str(work), "--daemonize", "no"],
+                                stdout=log, stderr=subprocess.STDOUT)
+        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.02)
+        else:
+            proc.kill()
+            proc.wait()
+            log.seek(0)
+            last_err = log.read()[-2000:]
+            log.close()
+            continue
+        client.close()
+        try:
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+        return
+    pytest.fail(f"redis-server did not start: {last_err}")
+
+
+@pytest.fixture
+def prefix():
+    """A fresh key prefix per test, so tests never see each other's keys on the shared server."""
+    return f"t{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture
+def url(redis_server, prefix):
+    return f"{redis_server}?prefix={prefix}"
+
+
+@pytest.fixture
+def store(url):
+    s = open_store(url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def raw(redis_server):
+    r = redis.Redis.from_url(redis_server)
+    yield r
+    r.close()
+
+
+# --- layout and URL handling -----------------------------------------------------------------
+
+def test_open_store_returns_redis_store_with_prefix(redis_server, prefix):
+    s = open_store(f" {redis_server}?prefix={prefix} ")
+    assert isinstance(s, RedisStore) and s.prefix == prefix
+    s.close()
+    d = open_store(redis_server)
+    assert d.prefix == "playground:"
+    d.close()
+
+
+def test_open_store_rediss_and_bad_urls(redis_lib):
+    s = open_store("rediss://user:s3cret@cache.example:6380/2?prefix=app:&socket_timeout=3")
+    kw = s._r.connection_pool.connection_kwargs
+    assert s._r.connection_pool.connection_class is redis.connection.SSLConnection
+    assert (kw["host"], kw["port"], kw["db"], kw["socket_timeout"], s.prefix) == ("cache.example", 6380, 2, 3.0, "app:")
+    assert "s3cret" not in repr(s) and "user:***@" in s.url
+    s.close()  # never connected: lazy
+    for bad in ("redis://h/0?prefix=a&prefix=b", "redis://u:s3cret@h/0?prefix=has%20space",
+                "redis://h/0?decode_responses=true", "redis://:s3cret@h:notaport/0"):
+        with pytest.raises(ValueError) as exc:
+            open_store(bad)
+        msg = str(exc.value)
+        assert bad.split("?")[0].replace("s3cret", "***") in msg and "s3cret" not in msg
+
+
+def test_hash_and_zset_layout(store, raw, prefix):
+    r = rec("m1")
+    store.create(r)
+    h = raw.hgetall(f"{prefix}model:m1")
+    assert set(h) == {b"spec", b"status", b"token_hash", b"created_at", b"updated_at", b"state", b"history"}
+    assert h[b"state"] == b"\x00state\xff" and float(h[b"updated_at"]) == r.updated_at
+    assert raw.zrange(f"{prefix}models", 0, -1, withscores=True) == [(b"m1", r.updated_at)]
+    store.delete("m1")
+    assert raw.exists(f"{prefix}model:m1", f"{prefix}models") == 0
+
+
+def test_oldest_idle_ties_broken_by_id(store, raw, prefix):
+    for mid in ("c", "a", "b"):
+        store.create(rec(mid))
+    raw.zadd(f"{prefix}models", {"a": 5.0, "b": 5.0, "c": 5.0})
+    assert store.oldest_idle() == "a"
+
+
+def test_prefixes_isolate_stores(redis_server, store):
+    store.create(rec("m1"))
+    other = open_store(f"{redis_server}?prefix=other{uuid.uuid4().hex[:8]}:")
+    assert other.count() == 0 and other.get("m1") is None
+    other.create(rec("m1", n=5))
+    assert store.get("m1").status["n"] == 0
+    other.close()
+
+
+def test_persists_across_instances_and_close(url):
+    a = open_store(url)
+    b = open_store(url)
+    r = rec("x")
+    a.create(r)
+    a.create(rec("y"))
+    assert b.count() == 2 and b.get("x") == r
+    a.close()
+    a.close()  # idempotent
+    with pytest.raises(RuntimeError):
+        a.get("x")
+    with pytest.raises(RuntimeError):
+        a.lock("x")
+    assert b.get("x").state == b"\x00state\xff"
+    with pytest.raises(KeyError):
+        b.create(rec("x"))
+    b.close()
+    c = open_store(url)
+    assert c.count() == 2
+    c.close()
+
+
+def test_concurrent_create_exactly_one_wins(store):
+    wins, dupes = [], []
+    barrier = threading.Barrier(8)
+
+    def attempt(i):
+        barrier.wait()
+        try:
+            store.create(rec("race", n=i))
+            wins.append(i)
+        except KeyError:
+            dupes.append(i)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1 and len(dupes) == 7
+    assert store.get("race").status["n"] == wins[0] and store.count() == 1
+
+
+def test_put_after_delete_does_not_resurrect(store, raw, prefix):
+    r = rec()
+    store.create(r)
+    store.delete("m1")
+    with pytest.raises(KeyError):
+        store.put(r)
+    assert raw.exists(f"{prefix}model:m1") == 0 and store.count() == 0
+
+
+def test_lock_validates_id_before_with_block(store):
+    with pytest.raises(ValueError):
+        store.lock("../x")  # raised by the call itself, not only on entering
+
+
+# --- locking across processes ----------------------------------------------------------------
+
+def _run(code: str, *args: str, stdin: int | None = None) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env=env, stdin=stdin,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+INCREMENT = """
+import os, sys, time
+from app.store import open_store
+s = open_store(sys.argv[1])
+s.count()  # connect before the barrier
+print("ready", flush=True)
+while not os.path.exists(sys.argv[2]):  # start barrier so both processes really overlap
+    time.sleep(0.001)
+for _ in range(20):
+    with s.lock("m1"):
+        r = s.get("m1")
+        time.sleep(0.002)
+        r.status["n"] += 1
+        r.history += b"%d," % os.getpid()
+        s.put(r)
+s.close()
+"""
+
+
+def test_lock_across_processes(store, url, tmp_path):
+    r = rec()
+    r.history = b""
+    store.create(r)
+    go = str(tmp_path / "go")
+    procs = [_run(INCREMENT, url, go) for _ in range(2)]
+    for p in procs:
+        line = p.stdout.readline().strip()
+        assert line == "ready", p.stderr.read()
+    Path(go).touch()
+    for p in procs:
+        _, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+    final = store.get("m1")
+    assert final.status["n"] == 40
+    assert set(final.history.split(b",")[:-1]) == {b"%d" % p.pid for p in procs}
+
+
+HOLD_THEN_DIE = """
+import sys
+from app.store.redis import RedisStore
+s = RedisStore(sys.argv[1], lock_lease=float(sys.argv[2]))
+with s.lock("m1"):
+    print("held", flush=True)
+    sys.stdin.readline()  # hold until killed
+"""
+
+
+def test_lock_of_killed_holder_expires_after_lease(store, url):
+    lease = 0.6
+    p = _run(HOLD_THEN_DIE, url, str(lease), stdin=subprocess.PIPE)
+    try:
+        assert p.stdout.readline().strip() == "held", p.stderr.read()
+        time.sleep(lease)  # the holder is alive: its renewer keeps the lock past the first lease
+        with pytest.raises(TimeoutError):
+            with store.lock("m1", timeout=0.1):
+                pass
+        os.kill(p.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+    finally:
+        p.kill()
+        p.communicate(timeout=10)
+    assert p.returncode == -signal.SIGKILL
+    with store.lock("m1", timeout=5):
+        waited = time.monotonic() - killed_at
+    assert waited <= lease + 1.0  # freed by expiry, not forever held
+
+
+def test_lease_is_renewed_while_held(url):
+    s = RedisStore(url, lock_lease=0.3)
+    other = RedisStore(url, lock_lease=0.3)
+    with s.lock("m1"):
+        with pytest.raises(TimeoutError):  # well past the 0.3 s lease, still exclusive
+            with other.lock("m1", timeout=0.9):
+                pass
+    with other.lock("m1", timeout=0.1):  # and really released on exit
+        pass
+    s.close()
+    other.close()
+
+
+def test_lock_lost_to_expiry_is_not_fatal_on_exit(store, raw, prefix, caplog):
+    with store.lock("m1"):
+        raw.delete(f"{prefix}lock:m1")  # simulate the lease running out while the server was away
+        with store.lock("m1", timeout=0.1):  # a second holder gets it ...
+            pass
+    with store.lock("m1", timeout=0.1):  # ... and the first one's exit did not break anything
+        pass
+    assert "lost before release" in caplog.text
