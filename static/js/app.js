@@ -50,21 +50,40 @@ export class App {
     try {
       await this.session.patch(body);
       mutate(this.cfg);
+      if (this.session.model && this.session.model.diverged) {
+        // the refused step left the parameters intact: new settings may train on from here
+        this.session.model.diverged = false;
+        this.showDivergence(null);
+      }
       this.syncURL();
-      if ('batch_size' in body && this.session.id) this.trace?.load(this.session.id, this.cfg.batch_size);
+      if ('batch_size' in body && this.session.id) this.trace?.load(this.session.id, this.traceBatch());
     } catch (err) {
-      this.errors.show(err);
+      this.fail(err);
     }
   }
 
   async run(fn, context = '') {
-    try { return await fn(); } catch (err) { this.errors.show(err, context); return null; }
+    try { return await fn(); } catch (err) { this.fail(err, context); return null; }
+  }
+
+  /** Show an error; a model the server no longer has (e.g. after a restart) is re-created. */
+  fail(err, context = '') {
+    const lost = err && (err.status === 404 || /model \S+ not found/.test(err.message || ''));
+    if (lost && this.session.id) {
+      this.createModel();   // clears the errors synchronously, so the note below stays
+      this.errors.message('The server no longer has this model (was it restarted?); it has been re-created.');
+      return;
+    }
+    this.errors.show(err, context);
   }
 
   reset() {
     this.errors.clear();
     return this.run(() => this.session.reset(), 'Reset: ');
   }
+
+  /** B for the trace: the batch size, or the number of training rows for full batch. */
+  traceBatch() { return this.cfg.batch_size || this.session.nTrain || undefined; }
 
   onLayerHover(layer) { this.trace?.highlight(layer); }
 
@@ -79,7 +98,7 @@ export class App {
   onModel(model, data, why) {
     this.showDivergence(null);
     this.forEach('setModel', model, data, why);
-    this.trace?.load(model.id, this.cfg.batch_size);
+    this.trace?.load(model.id, this.traceBatch());
     this.invalidate();
   }
 

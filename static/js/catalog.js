@@ -34,7 +34,7 @@ function datasets(raw) {
   const norm = (d, kind) => {
     const o = typeof d === 'string' ? { name: d } : { ...d, name: d.name || d.id };
     const base = fb[o.name] || {};
-    const dim = o.dim ?? o.input_dim ?? o.dims ?? o.n_features ?? base.dim ?? 2;
+    const dim = o.raw_dim ?? o.dim ?? o.input_dim ?? o.dims ?? o.n_features ?? base.dim ?? 2;
     return { name: o.name, kind: o.kind || o.task || kind || base.kind || 'classification', dim };
   };
   if (!raw) return FALLBACK.datasets;
@@ -63,6 +63,9 @@ export function normalizeCatalog(raw = {}) {
     dtypes: pick('dtypes', 'dtype') || FALLBACK.dtypes,
     features: pick('features') || FALLBACK.features,
     datasets: datasets(raw.datasets || raw.dataset),
+    outputOnly: Array.isArray(raw.activations) && typeof raw.activations[0] === 'object'
+      ? raw.activations.filter((a) => a.output_only).map((a) => a.name) : ['softmax'],
+    limits: raw.limits || {},
   };
   DATASETS.regression = new Set(cat.datasets.filter((d) => d.kind === 'regression').map((d) => d.name));
   DATASETS.oneD = new Set(cat.datasets.filter((d) => Number(d.dim) === 1).map((d) => d.name));

@@ -29,7 +29,7 @@ async function main() {
     onModel: (m, d, why) => app.onModel(m, d, why),
     onFrame: (f) => app.onFrame(f),
     onPlaying: (on) => app.controls.setPlaying(on),
-    onError: (err) => errors.show(err),
+    onError: (err) => app.fail(err),
   });
   app.controls = new ControlsView(app);
   app.trace = new TraceView(app);

@@ -40,7 +40,7 @@ export class Session {
   }
 
   /** Build a frame from REST calls (after create / reset / step epoch). */
-  async refresh({ boundaryRes = 48 } = {}) {
+  async refresh({ boundaryRes = 48, losses = [] } = {}) {
     const id = this.id; const gen = this.gen;
     const twoD = this.data && this.data.train.X.length && this.data.train.X[0].length === 2;
     const [model, params, grads, boundary] = await Promise.all([
@@ -55,7 +55,7 @@ export class Session {
     });
     this.accept({
       type: 'frame', source: 'rest', step: model.step, epoch: model.epoch,
-      train_loss: model.train_loss, test_loss: model.test_loss, losses: [],
+      train_loss: model.train_loss, test_loss: model.test_loss, losses,
       grad_norms: grads ? grads.layers.map((l) => l.grad_norm.W) : [],
       layers, boundary, diverged: model.diverged, diverged_at: model.diverged_at, playing: this.playing,
     });
@@ -63,9 +63,13 @@ export class Session {
 
   accept(frame) {
     if (!this.model) return;
+    // a late stream frame (e.g. the reply to a pause) must not roll the view back
+    if (frame.source !== 'rest' && this.frame && frame.step < this.frame.step) return;
     this.model.step = frame.step; this.model.epoch = frame.epoch;
     this.model.diverged = frame.diverged; this.model.diverged_at = frame.diverged_at;
-    if (!frame.boundary && this.frame && this.frame.boundary) frame.boundary = this.frame.boundary;
+    const prev = this.frame;
+    if (!frame.boundary && prev && prev.boundary) frame.boundary = prev.boundary;
+    if (!frame.layers && prev && prev.layers) { frame.layers = prev.layers; frame.layersStale = true; }
     this.frame = frame;
     this.hooks.onFrame(frame);
     this.dirty = true;
@@ -101,6 +105,11 @@ export class Session {
   pause() {
     if (this.stream) this.stream.send({ action: 'pause' });
     this._setPlaying(false);
+    // big nets stream no weights: fetch them once training has stopped
+    if (this.frame && this.frame.layersStale) {
+      const gen = this.gen;
+      setTimeout(() => { if (gen === this.gen && !this.playing) this.refresh().catch(() => {}); }, 300);
+    }
   }
 
   toggle() { if (this.playing) this.pause(); else this.play(); }
@@ -109,17 +118,17 @@ export class Session {
 
   step() {
     if (!this.model || this.model.diverged) return;
-    this.pause();
+    if (this.playing) this.pause();
     this._ensureStream().send({ action: 'step' });
   }
 
   async stepEpoch() {
     if (!this.model || this.model.diverged) return null;
-    this.pause();
+    if (this.playing) this.pause();
     const bs = this.model.spec.batch_size || this.nTrain || 1;
     const steps = Math.max(1, Math.ceil(this.nTrain / bs));
     const res = await api.train(this.id, steps);
-    await this.refresh();
+    await this.refresh({ losses: res.losses || [] });
     return res;
   }
 

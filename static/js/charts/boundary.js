@@ -75,11 +75,12 @@ export class BoundaryPlot {
       fillRGBA(img.data, this.grid, max, { flipY: true, offset });
       octx.putImageData(img, 0, 0);
       ctx.imageSmoothingEnabled = true;
-      ctx.globalAlpha = 0.85;
+      ctx.globalAlpha = 0.62;
       ctx.drawImage(this.off, 0, 0, size, size);
       ctx.globalAlpha = 1;
     }
     if (!this.oneD) this._points(offset, max);
+    this.legend.el.hidden = this.oneD;
     if (cls) this.legend.set(0.5, 0, 1); else this.legend.set(max);
   }
 

@@ -16,7 +16,6 @@ export class HeatMap {
     if (opts.layer !== undefined) this.canvas.dataset.layer = String(opts.layer);
     this.canvas.setAttribute('role', 'img');
     this.canvas.setAttribute('aria-label', opts.ariaLabel || opts.label || 'heatmap');
-    this.canvas.tabIndex = 0;
     this.ctx = this.canvas.getContext('2d');
     this.wrap.appendChild(this.canvas);
     this.readout = document.createElement('div');
@@ -37,7 +36,8 @@ export class HeatMap {
     this.canvas.width = Math.max(cols, 1);
     this.canvas.height = Math.max(rows, 1);
     const maxPx = this.opts.maxPx || 160;
-    const cell = Math.max(3, Math.min(22, Math.floor(maxPx / Math.max(rows, cols, 1))));
+    const m = Math.max(rows, cols, 1);
+    const cell = m * 3 <= maxPx ? Math.min(22, Math.floor(maxPx / m)) : maxPx / m;
     this.canvas.style.width = `${cols * cell}px`;
     this.canvas.style.height = `${rows * cell}px`;
     this.image = this.ctx.createImageData(this.canvas.width, this.canvas.height);

@@ -35,10 +35,28 @@ export function downsample(xs, ys, n, maxPoints) {
   return [outX, ...outY];
 }
 
+/** Compact tick label: 0.5, 120, 1e-6. */
+function tick(v) {
+  const a = Math.abs(v);
+  if (a === 0) return '0';
+  if (a < 1e-3 || a >= 1e5) return v.toExponential(1).replace('.0e', 'e').replace('e+', 'e');
+  return formatNum(v, 4);
+}
+
+/** Decade ticks on a log axis, thinned so labels never overlap. */
+function logSplits(u, axisIdx, min, max) {
+  const lo = Math.floor(Math.log10(min)); const hi = Math.ceil(Math.log10(max));
+  const room = Math.max(2, Math.floor(u.bbox.height / (window.devicePixelRatio || 1) / 22));
+  const step = Math.max(1, Math.ceil((hi - lo) / room));
+  const out = [];
+  for (let e = hi; e >= lo; e -= step) { const v = 10 ** e; if (v >= min && v <= max) out.unshift(v); }
+  return out.length ? out : [min, max];
+}
+
 export class LineChart {
   /** @param {HTMLElement} el  @param {object} opts {series:[{label, stroke, dash}], logY, height, maxPoints, yLabel} */
   constructor(el, opts) {
-    this.el = el; this.opts = { height: 160, maxPoints: 800, ...opts };
+    this.el = el; this.opts = { height: 160, maxPoints: 800, maxStored: 400000, ...opts };
     this.logY = !!opts.logY;
     this.xs = new Buffer();
     this.ys = opts.series.map(() => new Buffer());
@@ -52,8 +70,10 @@ export class LineChart {
 
   _build() {
     if (this.plot) this.plot.destroy();
-    const fmt = (u, vals) => vals.map((v) => (v === null ? '' : formatNum(v, 2)));
+    const fmt = (u, vals) => vals.map((v) => (v === null ? '' : tick(v)));
     const yScale = this.logY ? { distr: 3, log: 10 } : { auto: true };
+    const yAxis = { stroke: '#555', grid: { stroke: '#eee' }, size: 46, values: fmt, label: this.opts.yLabel, labelSize: 14 };
+    if (this.logY) yAxis.splits = logSplits;
     this.plot = new uPlot({
       width: this._width(),
       height: this.opts.height,
@@ -62,7 +82,7 @@ export class LineChart {
       cursor: { drag: { x: false, y: false }, points: { size: 5 } },
       axes: [
         { stroke: '#555', grid: { stroke: '#eee' }, size: 28, values: fmt },
-        { stroke: '#555', grid: { stroke: '#eee' }, size: 46, values: fmt, label: this.opts.yLabel, labelSize: 14 },
+        yAxis,
       ],
       series: [
         { label: 'step', value: (u, v) => (v === null || v === undefined ? '–' : Math.round(v)) },
@@ -86,9 +106,24 @@ export class LineChart {
 
   /** Append one x with one y per series (null/NaN = gap). */
   push(x, ...ys) {
+    if (this.xs.n >= this.opts.maxStored) this._compact();
     this.xs.push(x);
     this.ys.forEach((b, i) => { const v = ys[i]; b.push(v === null || v === undefined ? NaN : v); });
     this.dirty = true;
+  }
+
+  /** Halve the stored points (pairwise: first x, mean of the finite ys) to bound memory. */
+  _compact() {
+    const n = this.xs.n; const h = Math.floor(n / 2);
+    for (let i = 0; i < h; i++) this.xs.a[i] = this.xs.a[2 * i];
+    for (const b of this.ys) {
+      for (let i = 0; i < h; i++) {
+        const p = b.a[2 * i]; const q = b.a[2 * i + 1];
+        b.a[i] = Number.isNaN(p) ? q : Number.isNaN(q) ? p : (p + q) / 2;
+      }
+      b.n = h;
+    }
+    this.xs.n = h;
   }
 
   get length() { return this.xs.n; }

@@ -5,6 +5,8 @@ import { cssColor, fillRGBA, maxAbs, formatNum } from './palette.js';
 const SVGNS = 'http://www.w3.org/2000/svg';
 const NODE = 30;
 const GAP = 12;
+const MAX_UNITS_DRAWN = 64;   // bigger layers are summarised instead of drawn
+const MAX_EDGES = 5000;
 
 export class NetworkDiagram {
   constructor(container, { onLayerHover } = {}) {
@@ -30,6 +32,16 @@ export class NetworkDiagram {
   _layout() {
     const { inputs, layers } = this.structure;
     const sizes = [inputs.length, ...layers.map((l) => l.units)];
+    const edges = sizes.slice(1).reduce((acc, n, i) => acc + n * sizes[i], 0);
+    if (Math.max(...sizes) > MAX_UNITS_DRAWN || edges > MAX_EDGES) {
+      this.svg.replaceChildren(); this.nodesEl.replaceChildren(); this.edges = null; this.thumbs = null;
+      this.el.style.height = 'auto';
+      const p = document.createElement('p'); p.className = 'hint';
+      p.textContent = `Network too large to draw (${sizes.join(' → ')} units, ${edges} weights); ` +
+        'see the heatmaps below.';
+      this.nodesEl.appendChild(p);
+      return;
+    }
     const maxN = Math.max(...sizes);
     this.width = Math.max(240, this.el.clientWidth || 400);
     const height = Math.max(120, maxN * (NODE + GAP) + GAP + 16);
@@ -72,7 +84,7 @@ export class NetworkDiagram {
   _node(i, j, x, y) {
     const { inputs, layers } = this.structure;
     const d = document.createElement('div');
-    d.className = `node ${i === 0 ? 'node-input' : ''}`;
+    d.className = `node${i === 0 ? ' node-input' : ''}${this.structure.thumbs ? '' : ' plain'}`;
     d.style.left = `${x - NODE / 2}px`; d.style.top = `${y - NODE / 2}px`;
     d.style.width = `${NODE}px`; d.style.height = `${NODE}px`;
     d.tabIndex = 0;

@@ -4,7 +4,6 @@ import { fillSelect, FEATURE_LABELS } from '../catalog.js';
 import { isTwoD } from '../state.js';
 
 const $ = (id) => document.getElementById(id);
-const MAX_LAYERS = 8;
 const MAX_UNITS = 32;
 
 function el(tag, attrs = {}, ...children) {
@@ -21,6 +20,8 @@ export class BuilderView {
   constructor(app) {
     this.app = app;
     this.root = $('builder');
+    this.maxLayers = Math.min(10, (app.catalog.limits.max_layers || 9) - 1);
+    const MAX_LAYERS = this.maxLayers;
     $('add-layer').addEventListener('click', () => app.changeModel((c) => {
       if (c.hidden.length >= MAX_LAYERS) return;
       const prev = c.hidden[c.hidden.length - 1];
@@ -36,7 +37,7 @@ export class BuilderView {
       this._layer(cfg, cfg.hidden.length, cfg.output, true));
     const n = cfg.hidden.length;
     $('layer-count').textContent = `${n} hidden layer${n === 1 ? '' : 's'}`;
-    $('add-layer').disabled = n >= MAX_LAYERS;
+    $('add-layer').disabled = n >= this.maxLayers;
     $('remove-layer').disabled = n === 0;
     if (focusId && $(focusId)) $(focusId).focus();
   }
@@ -76,7 +77,7 @@ export class BuilderView {
     col.append(el('div', { class: 'field units-row' }, minus, count, plus));
     col.append(el('div', { class: 'units-label', text: layer.units === 1 ? 'unit' : 'units' }));
     const sel = el('select', { id: `act-${k}`, 'aria-label': `Activation of ${name}` });
-    const acts = this.app.catalog.activations.filter((a) => isOutput || a !== 'softmax');
+    const acts = this.app.catalog.activations.filter((a) => isOutput || !this.app.catalog.outputOnly.includes(a));
     fillSelect(sel, acts, layer.activation);
     sel.addEventListener('change', () => this.app.changeModel((c) => {
       get(c).activation = sel.value;

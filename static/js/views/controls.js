@@ -20,7 +20,7 @@ export class ControlsView {
     $('reset').addEventListener('click', () => app.reset());
     $('learning-rate').addEventListener('change', (e) => {
       const v = this._number(e.target);
-      if (v !== undefined) app.patch({ optimizer: { learning_rate: v } }, (c) => { c.learning_rate = v; });
+      if (v !== undefined) app.patch(this._optimizer({ learning_rate: v }), (c) => { c.learning_rate = v; });
     });
     $('batch-size').addEventListener('change', (e) => {
       const raw = e.target.value.trim();
@@ -29,7 +29,7 @@ export class ControlsView {
     });
     $('optimizer').addEventListener('change', (e) => {
       const name = e.target.value;
-      app.patch({ optimizer: { name } }, (c) => { c.optimizer = name; });
+      app.patch(this._optimizer({ name }), (c) => { c.optimizer = name; });
     });
     const reg = () => {
       const kind = $('reg-kind').value; const rate = this._number($('reg-rate'));
@@ -44,6 +44,16 @@ export class ControlsView {
         e.preventDefault(); s().toggle();
       }
     });
+  }
+
+  /**
+   * PATCH body for an optimizer change. The server fills omitted optimizer fields from the
+   * defaults (a lone learning_rate would switch the optimizer back to adam), so the name and
+   * the learning rate are always sent together.
+   */
+  _optimizer(change) {
+    const c = this.app.cfg;
+    return { optimizer: { name: c.optimizer, learning_rate: c.learning_rate, ...change } };
   }
 
   /** Parse a number input; shows a field error and returns undefined when invalid. */

@@ -59,6 +59,8 @@ export class LayersView {
   }
 
   render(frame) {
+    const stale = $('layers-stale');
+    if (frame && stale.hidden !== !frame.layersStale) stale.hidden = !frame.layersStale;
     if (frame && frame.layers) {
       frame.layers.forEach((l, k) => {
         const c = this.cards[k];

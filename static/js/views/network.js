@@ -28,6 +28,7 @@ export class NetworkView {
       layers: spec.layers, thumbs: twoD,
     });
     this.twoD = twoD; this.lastBoundary = null; this.inputKey = null;
+    this.outUnits = spec.layers[spec.layers.length - 1].units;
   }
 
   _inputGrids(b) {
@@ -51,7 +52,9 @@ export class NetworkView {
     if (!this.twoD || !b || b === this.lastBoundary) return;
     this.lastBoundary = b;
     const hidden = b.neurons || [];
-    const grids = [this._inputGrids(b), ...hidden, [b.output]];
+    // two softmax outputs: unit 1 is P(class 0) = 1 - output, unit 2 is P(class 1) = output
+    const out = this.outUnits === 2 ? [b.output.map((r) => r.map((v) => 1 - v)), b.output] : [b.output];
+    const grids = [this._inputGrids(b), ...hidden, out];
     const scales = [];
     scales[grids.length - 1] = this.classification ? { offset: 0.5, max: 0.5 } : {};
     this.diagram.setThumbs(grids, scales);

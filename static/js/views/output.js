@@ -7,13 +7,15 @@ import { api } from '../api.js';
 
 const $ = (id) => document.getElementById(id);
 const CURVE_POINTS = 120;
+const BATCH_POINTS = 20;
 
 export class OutputView {
   /** app: {session, invalidate()} */
   constructor(app) {
     this.app = app;
     this.chart = new LineChart($('loss-chart'), {
-      series: [{ label: 'train', stroke: '#542788' }, { label: 'test', stroke: '#e08214', dash: [6, 3] }],
+      series: [{ label: 'train', stroke: '#542788', width: 2 }, { label: 'test', stroke: '#e08214', dash: [6, 3], width: 2 },
+        { label: 'batch', stroke: 'rgba(84, 39, 136, 0.25)', width: 1 }],
       height: 150, yLabel: 'loss', maxPoints: 800,
     });
     $('loss-log').addEventListener('change', (e) => { this.chart.setLog(e.target.checked); app.invalidate(); });
@@ -30,10 +32,16 @@ export class OutputView {
 
   ingest(frame) {
     if (frame.step < this.lastStep) this.chart.clear();
-    if (frame.step !== this.lastStep) {
-      this.chart.push(frame.step, frame.train_loss, frame.test_loss);
-      this.lastStep = frame.step;
+    if (frame.step === this.lastStep) return;
+    // minibatch losses since the last frame (at most BATCH_POINTS of them per frame)
+    const L = frame.losses || [];
+    const steps = frame.loss_steps || L.map((_, i) => frame.step - L.length + 1 + i);
+    const stride = Math.max(1, Math.ceil(L.length / BATCH_POINTS));
+    for (let i = 0; i < L.length; i += stride) {
+      if (steps[i] > this.lastStep && steps[i] <= frame.step) this.chart.push(steps[i], NaN, NaN, L[i]);
     }
+    this.chart.push(frame.step, frame.train_loss, frame.test_loss, NaN);
+    this.lastStep = frame.step;
   }
 
   render(frame) {

@@ -5,6 +5,15 @@ import { api } from '../api.js';
 
 const fmtShape = (s) => (Array.isArray(s) ? `(${s.join('×')})` : s === null || s === undefined ? '' : String(s));
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }[c]));
+/** Escaped equation with subscripts, superscript transposes (highlighted) and Greek delta. */
+export function prettyEquation(eq) {
+  return esc(eq)
+    .replace(/\bdelta\b|delta(?=_)/g, 'δ')
+    .replace(/\by_hat\b/g, 'ŷ')
+    .replace(/\bsum(?=_)/g, 'Σ')
+    .replace(/\^T\b/g, '<sup class="tr" title="transposed">T</sup>')
+    .replace(/([A-Za-zδ')]+)_(\d+|[A-Za-z])\b/g, '$1<sub>$2</sub>');
+}
 const baseName = (t) => String(t || '').replace(/[_^]?\{?\d+\}?$/, '').replace(/^δ$/, 'delta').toLowerCase();
 
 export class TraceView {
@@ -24,11 +33,11 @@ export class TraceView {
 
   _step(s) {
     const ops = (s.operands || []).map((o) => `<span class="operand${o.transposed ? ' transposed' : ''}"` +
-      `${o.transposed ? ' title="transposed operand"' : ''}>${esc(o.name)}${o.transposed ? '<sup>T</sup>' : ''}` +
+      `${o.transposed ? ' title="transposed operand"' : ''}>${prettyEquation(o.name)}${o.transposed ? '<sup>T</sup>' : ''}` +
       ` <span class="shape">${esc(fmtShape(o.shape))}</span></span>`).join('<span class="op-sep">·</span>');
     return `<li class="trace-step" data-layer="${esc(s.layer)}">` +
-      `<code class="eq">${esc(s.equation)}</code>` +
-      `<div class="ops">${ops}<span class="arrow">→</span><span class="result">${esc(s.target)} ` +
+      `<code class="eq">${prettyEquation(s.equation)}</code>` +
+      `<div class="ops">${ops}<span class="arrow">→</span><span class="result">${prettyEquation(s.target)} ` +
       `<span class="shape">${esc(fmtShape(s.result_shape))}</span></span></div>` +
       `${s.note ? `<div class="note">${esc(s.note)}</div>` : ''}</li>`;
   }
@@ -50,7 +59,7 @@ export class TraceView {
       '<div class="trace-shapes" aria-live="polite">&nbsp;</div>' +
       `<div class="trace-cols"><div><h3>Forward</h3><ol class="steps">${t.forward.map((s) => this._step(s)).join('')}</ol></div>` +
       `<div><h3>Backward</h3><ol class="steps">${t.backward.map((s) => this._step(s)).join('')}</ol></div></div>` +
-      (t.closed_form ? `<div class="closed-form"><h3>Closed form</h3><code>${esc(t.closed_form)}</code></div>` : '');
+      (t.closed_form ? `<div class="closed-form"><h3>Closed form</h3><code>${prettyEquation(t.closed_form)}</code></div>` : '');
     for (const b of this.root.querySelectorAll('.chip')) {
       const l = Number(b.dataset.layer);
       b.addEventListener('mouseenter', () => this.highlight(l)); b.addEventListener('focus', () => this.highlight(l));
