@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -38,6 +41,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = ModelService(store, settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        # the echoed input may hold NaN/Infinity (JSON literals Python accepts), which strict JSON cannot carry
+        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):
         # never show a stack trace to a client; the log keeps it
@@ -49,6 +57,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if STATIC.is_dir():
         app.mount("/", StaticFiles(directory=STATIC, html=True), name="static")
     return app
+
+
+def _json_safe(obj):
+    """Non-finite floats become the JSON literal the client sent ("NaN", "Infinity", "-Infinity")."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
 
 
 app = create_app()

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
+
 
 class BodySizeLimit:
     def __init__(self, app, max_bytes: int):
@@ -23,7 +25,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge
+                    raise _TooLarge(self.max_bytes)
             return message
 
         try:
@@ -32,11 +34,18 @@ class BodySizeLimit:
             await self._refuse(send)
 
     async def _refuse(self, send):
-        body = json.dumps({"detail": f"request body is larger than the limit of {self.max_bytes} bytes"}).encode()
+        body = json.dumps({"detail": _too_large(self.max_bytes)}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+def _too_large(max_bytes: int) -> str:
+    return f"request body is larger than the limit of {max_bytes} bytes"
+
+
+class _TooLarge(HTTPException):
+    """An HTTPException, so FastAPI's body parsing re-raises it (as 413) instead of answering 400."""
+
+    def __init__(self, max_bytes: int):
+        super().__init__(413, detail=_too_large(max_bytes))

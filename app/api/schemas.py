@@ -66,17 +66,19 @@ class Strict(BaseModel):
 # -- spec ---------------------------------------------------------------------------------
 class LayerSpec(Strict):
     units: int = Field(ge=1, description="n_i, the rows of W_i")
-    activation: Activation = "tanh"
+    # None lets the engine choose, so the API builds the same network as Model(spec): tanh for hidden
+    # layers, identity for the output layer
+    activation: Activation | None = Field(None, description="default tanh; identity on the output layer")
 
 
 class OptimizerSpec(Strict):
     name: OptimizerName = "adam"
     learning_rate: float | None = Field(None, ge=0, le=1e6, allow_inf_nan=False, examples=[0.03])
-    momentum: float | None = Field(None, ge=0, lt=1, description="momentum only (default 0.9)")
+    momentum: float | None = Field(None, ge=0, lt=1, allow_inf_nan=False, description="momentum only (default 0.9)")
     nesterov: bool | None = None
-    beta1: float | None = Field(None, ge=0, lt=1, description="adam only (default 0.9)")
-    beta2: float | None = Field(None, ge=0, lt=1, description="adam only (default 0.999)")
-    eps: float | None = Field(None, gt=0, le=1, description="adam only (default 1e-8)")
+    beta1: float | None = Field(None, ge=0, lt=1, allow_inf_nan=False, description="adam only (default 0.9)")
+    beta2: float | None = Field(None, ge=0, lt=1, allow_inf_nan=False, description="adam only (default 0.999)")
+    eps: float | None = Field(None, gt=0, le=1, allow_inf_nan=False, description="adam only (default 1e-8)")
 
 
 class RegularizationSpec(Strict):
@@ -216,14 +218,14 @@ class LayerGradients(BaseModel):
 class GradientsResponse(BaseModel):
     loss: float | None
     data_loss: float | None
-    penalty: float
+    penalty: float | None
     batch_size: int
     inputs: list
     layers: list[LayerGradients]
 
 
 class GradcheckRequest(Batch):
-    eps: float = Field(1e-6, gt=0, le=1e-2)
+    eps: float = Field(1e-6, gt=0, le=1e-2, allow_inf_nan=False)
 
 
 class StudentLayer(Strict):

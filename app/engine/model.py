@@ -20,6 +20,9 @@ from .optimizers import make_optimizer
 from .spec import SpecError, normalize_optimizer, normalize_regularization, normalize_spec
 
 
+YIELD_EVERY = 0.005  # seconds of training between voluntary GIL releases
+
+
 @dataclass
 class TrainResult:
     step: int
@@ -164,6 +167,7 @@ class Model:
         net, opt, bs, n = self.net, self.optimizer, self.batch_size, len(self.X_train)
         full = bs >= n
         deadline = None if time_budget is None else time.perf_counter() + time_budget
+        yield_at = time.perf_counter() + YIELD_EVERY
         losses, stopped, every = [], "done", self.eval_every
         self.diverged_at = None
         for _ in range(steps):
@@ -184,9 +188,15 @@ class Model:
             self.history.record_step(loss, net.weight_grad_norms())
             if self.step % every == 0:
                 self._evaluate()
-            if deadline is not None and time.perf_counter() > deadline:
+            now = time.perf_counter()
+            if deadline is not None and now > deadline:
                 stopped = "time_budget"
                 break
+            if now > yield_at:
+                # small steps hold the GIL almost all the time; yielding it now and then keeps a server's
+                # other threads (its event loop, requests for other models) responsive during long runs
+                time.sleep(0)
+                yield_at = now + YIELD_EVERY
         self._evaluate()
         return TrainResult(step=self.step, epoch=self.epoch, steps_done=len(losses), losses=losses,
                            train_loss=self.train_loss, test_loss=self.test_loss,

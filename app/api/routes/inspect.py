@@ -18,6 +18,8 @@ router = APIRouter(prefix="/models", tags=["inspect"])
 
 def rows(model, settings, X, loc: str, width: int | None = None) -> np.ndarray:
     """A client matrix as an array: rectangular, within the row limit, with the expected width."""
+    if len(X) == 0:
+        raise unprocessable(("body", loc), "is empty")
     if len({len(r) for r in X}) > 1:
         raise unprocessable(("body", loc), "is ragged: its rows have different lengths")
     if len(X) > settings.max_rows:
@@ -40,8 +42,6 @@ def xy(model, settings, X, y) -> tuple[np.ndarray | None, np.ndarray | None]:
     ya = rows(model, settings, y, "y", width=model.net.sizes[-1])
     if len(Xa) != len(ya):
         raise unprocessable(("body", "y"), f"has {len(ya)} rows but X has {len(Xa)}")
-    if len(Xa) == 0:
-        raise unprocessable(("body", "X"), "is empty")
     return Xa, ya
 
 
@@ -49,7 +49,7 @@ def _gradients(model_id, service, settings, body: Batch | None) -> dict:
     with service.use(model_id) as model:
         X, y = xy(model, settings, body.X if body else None, body.y if body else None)
         g = model.gradients(X, y, cap=settings.gradients_default_rows)
-        return {"loss": finite(g["loss"]), "data_loss": finite(g["data_loss"]), "penalty": g["penalty"],
+        return {"loss": finite(g["loss"]), "data_loss": finite(g["data_loss"]), "penalty": finite(g["penalty"]),
                 "batch_size": g["batch_size"], "inputs": jsonable(g["inputs"]),
                 "layers": [{"layer": i + 1, "a": jsonable(q.a), "z": jsonable(q.z), "delta": jsonable(q.delta),
                             "dz": jsonable(q.dz), "dW": jsonable(q.dW), "db": None if q.db is None else jsonable(q.db),

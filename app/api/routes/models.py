@@ -33,8 +33,12 @@ def patch_model(model_id: ModelId, body: ModelPatch, service: ServiceDep) -> dic
     """Change learning rate, optimizer settings, regularization or batch size; optimizer state is kept."""
     with service.use(model_id, save=True) as model:
         try:
-            model.update(optimizer=body.optimizer.model_dump(exclude_none=True) if body.optimizer else None,
-                         regularization=body.regularization.model_dump() if body.regularization else None,
+            # only the fields the client sent: a partial optimizer must not fall back to the schema's defaults
+            # (name "adam", kind "none"), which would switch the optimizer or drop the regularization
+            model.update(optimizer=body.optimizer.model_dump(exclude_unset=True, exclude_none=True)
+                         if body.optimizer else None,
+                         regularization=body.regularization.model_dump(exclude_unset=True)
+                         if body.regularization else None,
                          batch_size=body.batch_size if "batch_size" in body.model_fields_set else "keep")
         except SpecError as e:
             raise spec_error(e) from None

@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 
+import anyio
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
@@ -104,7 +105,9 @@ async def stream(ws: WebSocket, model_id: str):
         await _send_quietly(ws, {"type": "error", "detail": e.detail})
     finally:
         receiver.cancel()
-        await run_in_threadpool(service.flush, model_id)
+        # shielded: a cancelled connection task (server or test client closing it) still saves its steps
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(service.flush, model_id)
 
 
 def _parse(raw: str) -> tuple[dict, str | None]:

@@ -62,6 +62,8 @@ def _parameters(model) -> dict:
 def _array(rows: list, loc: tuple, name: str) -> np.ndarray:
     if len({len(r) for r in rows}) > 1:
         raise unprocessable(loc, f"{name} is ragged: its rows have different lengths")
+    if not rows:
+        return np.zeros((0, 0))
     return np.asarray(rows, np.float64).reshape(len(rows), -1)
 
 
