@@ -27,21 +27,24 @@ class Dense:
             self.params["b"] = b if b is not None else np.zeros(n_out, dtype)
             self.grads["b"] = db if db is not None else np.zeros(n_out, dtype)
         self.x: np.ndarray | None = None
+        # the arrays never move (updates are in place), so the hot path skips the dict look-ups
+        self.W, self.WT, self.dW = self.params["W"], self.params["W"].T, self.grads["W"]
+        self.b, self.db = self.params.get("b"), self.grads.get("b")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (B, n_in) -> a (B, n_out)."""
         self.x = x
-        a = x @ self.params["W"].T  # BLAS reads the transposed view; no copy is made
+        a = x @ self.WT  # BLAS reads the transposed view; no copy is made
         if self.bias:
-            a += self.params["b"]
+            a += self.b
         return a
 
     def backward(self, delta: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         """delta (B, n_out) -> dL/dx = delta W, (B, n_in); stores dW = delta^T x and db = sum_b delta."""
-        np.matmul(delta.T, self.x, out=self.grads["W"])
+        np.matmul(delta.T, self.x, out=self.dW)
         if self.bias:
-            np.sum(delta, axis=0, out=self.grads["b"])
-        return delta @ self.params["W"] if need_input_grad else None
+            np.add.reduce(delta, axis=0, out=self.db)
+        return delta @ self.W if need_input_grad else None
 
     def __repr__(self) -> str:
         return f"Dense({self.n_in} -> {self.n_out}, bias={self.bias})"

@@ -54,13 +54,14 @@ class BCE(Loss):
         return float(-terms.sum()) / y.shape[0]
 
     def grad(self, y_hat, y):
-        return (y_hat - y) / (y_hat * (1.0 - y_hat) * y.shape[0])
+        # clipped so a saturated output (y_hat exactly 0 or 1) still shows a finite dL/dy_hat
+        p = np.clip(y_hat, _tiny(y_hat), 1.0 - np.finfo(y_hat.dtype).epsneg)
+        return (-y / p + (1.0 - y) / (1.0 - p)) / y.shape[0]
 
     def fused(self, a, y_hat, y):
-        # -[y log s(a) + (1-y) log(1-s(a))] = max(a, 0) - a y + log(1 + e^{-|a|}): finite for |a| = 1000
-        per = np.maximum(a, 0.0) - a * y + np.log1p(np.exp(-np.abs(a)))
+        # -[y log s(a) + (1-y) log(1-s(a))] = log(1 + e^a) - a y: finite for |a| = 1000
         B = y.shape[0]
-        return float(per.sum()) / B, (y_hat - y) / B
+        return float((np.logaddexp(0.0, a) - a * y).sum()) / B, (y_hat - y) / B
 
 
 class CrossEntropy(Loss):
@@ -75,7 +76,7 @@ class CrossEntropy(Loss):
         return float(-terms.sum()) / y.shape[0]
 
     def grad(self, y_hat, y):
-        return -y / (y_hat * y.shape[0])
+        return -y / (np.maximum(y_hat, _tiny(y_hat)) * y.shape[0])
 
     def fused(self, a, y_hat, y):
         m = a.max(axis=1, keepdims=True)
@@ -84,6 +85,10 @@ class CrossEntropy(Loss):
         # sum_k y_k (lse - a_k); target rows sum to 1
         value = float((y * (log_sum_exp - a)).sum()) / B
         return value, (y_hat - y) / B
+
+
+def _tiny(a: np.ndarray) -> float:
+    return np.finfo(a.dtype).tiny if a.dtype.kind == "f" else np.finfo(np.float64).tiny
 
 
 LOSSES: dict[str, type[Loss]] = {cls.name: cls for cls in (MSE, BCE, CrossEntropy)}

@@ -179,7 +179,8 @@ class Model:
             net.forward(Xb)
             loss = net.backward(yb)
             # a non-finite step is refused: parameters, optimizer state and sampler stay as they were
-            if not (math.isfinite(loss) and np.isfinite(net.grads).all() and opt.step(net.params, net.grads)):
+            # (non-finite gradients make the proposed parameters non-finite, which the optimizer refuses)
+            if not (math.isfinite(loss) and opt.step(net.params, net.grads)):
                 self.diverged_at, stopped = self.step + 1, "diverged"
                 break
             self.step += 1
@@ -226,7 +227,14 @@ class Model:
         if X_raw is None:
             rows = slice(None, cap)
             return self.X_train[rows], self.y_train_t[rows]
-        return self.inputs(np.asarray(X_raw, np.float64)), np.asarray(y, self.net.dtype)
+        X = self.inputs(np.asarray(X_raw, np.float64))
+        y = np.asarray(y, self.net.dtype)
+        if y.ndim == 1:
+            y = y[:, None]
+        if y.shape != (len(X), self.net.sizes[-1]):
+            raise SpecError(("y",), f"must have shape ({len(X)}, {self.net.sizes[-1]}) to match X and the "
+                                    f"output layer, got {y.shape}")
+        return X, y
 
     def gradients(self, X_raw=None, y=None, cap: int | None = None) -> dict:
         """Forward and backward on a batch; every layer's a, z, delta, dz, dW, db and norms."""

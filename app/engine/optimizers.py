@@ -6,6 +6,8 @@ plain attributes, so they can change between steps without losing state.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -51,7 +53,9 @@ class SGD(Optimizer):
     name = "sgd"
 
     def _propose(self, p, g):
-        return p - self.learning_rate * g, {}
+        new = g * -self.learning_rate
+        new += p
+        return new, {}
 
 
 class Momentum(Optimizer):
@@ -91,7 +95,7 @@ class Adam(Optimizer):
         v = self.beta2 * self.v + (1 - self.beta2) * (g * g)
         # torch's arrangement: lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
         bc1, bc2 = 1 - self.beta1 ** t, 1 - self.beta2 ** t
-        denom = np.sqrt(v) / np.sqrt(bc2) + self.eps
+        denom = np.sqrt(v) / math.sqrt(bc2) + self.eps  # a Python float keeps float32 state in float32
         return p - (self.learning_rate / bc1) * (m / denom), {"m": m, "v": v}
 
     def state_arrays(self):
