@@ -9,11 +9,13 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.api.limits import BodySizeLimit
-from app.api.routes import inspect, meta, models, stream, training
+from app.api.routes import classroom, inspect, meta, models, stream, training
+from app.api.security import SecurityMiddleware
 from app.api.service import ModelService
 from app.config import Settings, get_settings
 from app.store import open_store
@@ -39,7 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "delta_i = dL/da_i.")
     app.state.settings = settings
     app.state.service = ModelService(store, settings)
+    if settings.cors_origins:  # closed (same origin) unless the operator names origins
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["authorization", "content-type"])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityMiddleware, per_client=settings.rate_limit_per_client,
+                       per_token=settings.rate_limit_per_token)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -52,8 +59,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal server error"}, status_code=500)
 
-    for router in (meta.router, models.router, training.router, inspect.router, stream.router):
+    for router in (meta.router, models.router, training.router, inspect.router, stream.router, classroom.router):
         app.include_router(router, prefix="/api")
+
+    @app.get("/class", include_in_schema=False)
+    def class_page() -> FileResponse:
+        return FileResponse(STATIC / "class.html")
+
     if STATIC.is_dir():
         app.mount("/", StaticFiles(directory=STATIC, html=True), name="static")
     return app

@@ -4,11 +4,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.config import Settings
 from app.store import validate_id
 
 from .service import ModelService, not_found
+
+bearer = HTTPBearer(auto_error=False, description="the model's token from POST /api/models")
 
 
 def get_service(request: Request) -> ModelService:
@@ -30,3 +33,13 @@ def model_id_param(model_id: Annotated[str, Path(description="the id returned by
 ServiceDep = Annotated[ModelService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 ModelId = Annotated[str, Depends(model_id_param)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def owned_model_id(model_id: ModelId, service: ServiceDep, credentials: Credentials) -> str:
+    """A model id whose token came with the request: for every call that changes the model."""
+    service.authorize(model_id, credentials.credentials if credentials else None)
+    return model_id
+
+
+OwnedModelId = Annotated[str, Depends(owned_model_id)]

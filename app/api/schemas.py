@@ -126,10 +126,11 @@ class ModelCreate(Strict):
     regularization: RegularizationSpec = Field(default_factory=RegularizationSpec)
     batch_size: int | None = Field(DEFAULT_SPEC["batch_size"], ge=1, description="null for full batch")
     data: DataSpec = Field(default_factory=DataSpec)
+    nickname: str | None = Field(None, max_length=40, description="shown to the instructor, not part of the spec")
 
     def engine_spec(self) -> dict:
         """The spec dict for the engine: only what the client set, so the engine fills defaults."""
-        d = self.model_dump(exclude_none=True)
+        d = self.model_dump(exclude_none=True, exclude={"nickname"})
         d["batch_size"] = self.batch_size
         if self.input_size is None:
             d.pop("input_size", None)
@@ -146,8 +147,15 @@ class ResetRequest(Strict):
     seed: Seed | None = None
 
 
+class ParentRef(BaseModel):
+    id: str
+    step: int
+
+
 class ModelPublic(BaseModel):
     id: str
+    nickname: str | None = None
+    parent: ParentRef | None = None
     spec: dict
     step: int
     epoch: int
@@ -157,6 +165,10 @@ class ModelPublic(BaseModel):
     diverged_at: int | None
     n_params: int
     created_at: float
+
+
+class ModelCreated(ModelPublic):
+    token: str = Field(description="shown once: send as 'Authorization: Bearer <token>' to change this model")
 
 
 # -- training -----------------------------------------------------------------------------

@@ -6,6 +6,8 @@ so several processes on one store agree; the stream saves at most every ``save_i
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import threading
 import time
@@ -45,22 +47,45 @@ class ModelService:
         self._cache_lock = threading.Lock()
 
     # -- creation -------------------------------------------------------------------------
-    def create(self, *, spec: dict) -> tuple[str, Model]:
-        """Check limits, build and initialise a model, store it; evict or refuse at the model limit."""
+    def build(self, spec: dict) -> Model:
+        """Check limits and build a model from a spec, or raise a 422 naming the field."""
         self.check_limits(spec)
         try:
             model = Model(spec)
         except SpecError as e:
             raise spec_error(e) from None
         self._check_data_size(model)
+        return model
+
+    def create(self, *, model: Model, nickname: str | None = None, parent: dict | None = None) -> tuple[str, str]:
+        """Store a new model under a fresh id; return (id, token). Evicts or refuses at the model limit."""
         self._make_room()
         model_id = secrets.token_urlsafe(16)  # 128 random bits: ids are unguessable
-        status = {**model.status(), "version": 1, "created_at": time.time()}
+        token = secrets.token_urlsafe(32)
+        status = {**model.status(), "version": 1, "created_at": time.time(), "nickname": nickname,
+                  "parent": parent, "token_hash": token_hash(token)}
         record = ModelRecord(id=model_id, spec=model.spec, status=status, created_at=status["created_at"],
-                             state=model.to_bytes(), history=model.history.to_bytes())
+                             token_hash=status["token_hash"], state=model.to_bytes(), history=model.history.to_bytes())
         self.store.create(record)
         self._remember(model_id, _Live(model, 1))
-        return model_id, model
+        return model_id, token
+
+    # -- ownership ------------------------------------------------------------------------
+    def authorize(self, model_id: str, token: str | None) -> None:
+        """The model's own token, or the instructor's, may change it; 404 first, then 401 / 403."""
+        _, status = self.status(model_id)
+        if not token:
+            raise HTTPException(401, detail="this call changes the model: send its token as "
+                                            "'Authorization: Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
+        admin = self.settings.admin_token
+        if not (hmac.compare_digest(token_hash(token), status.get("token_hash", "")) or
+                (admin and hmac.compare_digest(token.encode(), admin.encode()))):
+            raise HTTPException(403, detail="the token does not match this model")
+
+    def check_not_frozen(self) -> None:
+        """423 while the instructor has frozen training for everyone."""
+        if (self.store.get_setting("class.frozen") or {}).get("frozen"):
+            raise HTTPException(423, detail="training is frozen by the instructor")
 
     def check_limits(self, spec: dict) -> None:
         """Refuse oversized architectures before any work starts."""
@@ -156,8 +181,8 @@ class ModelService:
         live.version = old.get("version", 0) + 1
         m = live.model
         status = {**old, **m.status(), "version": live.version}
-        self.store.put(ModelRecord(id=model_id, spec=m.spec, status=status, state=m.to_bytes(),
-                                   history=m.history.to_bytes()))
+        self.store.put(ModelRecord(id=model_id, spec=m.spec, status=status, token_hash=old.get("token_hash", ""),
+                                   state=m.to_bytes(), history=m.history.to_bytes()))
         live.dirty, live.saved_at = False, time.monotonic()
 
     def delete(self, model_id: str) -> None:
@@ -181,6 +206,11 @@ class ModelService:
     def _forget(self, model_id: str) -> None:
         with self._cache_lock:
             self._live.pop(model_id, None)
+
+
+def token_hash(token: str) -> str:
+    """Only a token's SHA-256 is stored, so a leaked database holds no usable tokens."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def not_found(model_id: str) -> HTTPException:

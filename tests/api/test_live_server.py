@@ -21,6 +21,8 @@ from websockets.sync.client import connect
 
 from app.engine import Model
 
+from .utils import token_hooks, with_token
+
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = {"layers": [{"units": 6, "activation": "tanh"}, {"units": 1, "activation": "sigmoid"}],
         "optimizer": {"name": "adam", "learning_rate": 0.02},
@@ -62,7 +64,7 @@ class Server:
         raise RuntimeError(f"uvicorn did not start:\n{self.log_path.read_text()[-3000:]}")
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=60, trust_env=False)
+        return httpx.Client(base_url=self.url, timeout=60, trust_env=False, event_hooks=token_hooks())
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hook, no flush."""
@@ -153,7 +155,7 @@ def test_body_limit_over_a_real_socket(shared):
 def test_stream_play_frames_pause(shared):
     with shared.client() as http:
         mid = create(http)
-    with connect(f"{shared.ws_url}/api/models/{mid}/stream", proxy=None, open_timeout=10) as ws:
+    with connect(with_token(f"{shared.ws_url}/api/models/{mid}/stream"), proxy=None, open_timeout=10) as ws:
         ws.send(json.dumps({"action": "play"}))
         frames, arrived = [], []
         started = time.monotonic()
@@ -298,7 +300,7 @@ def test_stream_steps_reach_other_processes_on_pause_and_disconnect(servers):
     a, b = servers(save_interval=1000), servers(save_interval=1000)  # no periodic saves while playing
     with a.client() as http_a, b.client() as http_b:
         mid = create(http_a)
-        with connect(f"{a.ws_url}/api/models/{mid}/stream", proxy=None) as ws:
+        with connect(with_token(f"{a.ws_url}/api/models/{mid}/stream"), proxy=None) as ws:
             ws.send(json.dumps({"action": "play", "steps_per_frame": 2}))
             for _ in range(3):
                 json.loads(ws.recv(timeout=5))

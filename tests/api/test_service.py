@@ -30,7 +30,7 @@ def service(db: str, **settings) -> ModelService:
 # -- cache and versions --------------------------------------------------------------------------
 def test_a_cached_model_is_reloaded_when_another_process_saved_it(db):
     a, b = service(db), service(db)
-    mid, _ = a.create(spec=SMALL)
+    mid, _ = a.create(model=a.build(SMALL))
     with a.use(mid) as m:
         assert m.step == 0  # now cached in a
     with b.use(mid, save=True) as m:
@@ -45,7 +45,7 @@ def test_a_cached_model_is_reloaded_when_another_process_saved_it(db):
 
 def test_lazy_saves_wait_for_the_interval_and_flush_saves_now(db):
     a, b = service(db, save_interval=1000), service(db)
-    mid, _ = a.create(spec=SMALL)
+    mid, _ = a.create(model=a.build(SMALL))
     with a.use(mid, save="lazy") as m:
         m.train(5)
     assert a.status(mid)[1]["step"] == 5  # the live model answers for its unsaved steps
@@ -58,7 +58,7 @@ def test_lazy_saves_wait_for_the_interval_and_flush_saves_now(db):
 
 def test_lazy_saves_are_written_once_the_interval_has_passed(db):
     a, b = service(db, save_interval=0.0), service(db)
-    mid, _ = a.create(spec=SMALL)
+    mid, _ = a.create(model=a.build(SMALL))
     with a.use(mid, save="lazy") as m:
         m.train(3)
     assert b.status(mid)[1]["step"] == 3
@@ -66,7 +66,7 @@ def test_lazy_saves_are_written_once_the_interval_has_passed(db):
 
 def test_the_cache_is_bounded_but_never_drops_unsaved_steps(db):
     s = service(db, cache_size=2, save_interval=1000)
-    ids = [s.create(spec=XOR)[0] for _ in range(3)]
+    ids = [s.create(model=s.build(XOR))[0] for _ in range(3)]
     assert len(s._live) == 2
     with s.use(ids[0], save="lazy") as m:  # reloaded from the store, then left dirty
         m.train(2)
@@ -80,7 +80,7 @@ def test_the_cache_is_bounded_but_never_drops_unsaved_steps(db):
 
 def test_use_of_an_unknown_or_deleted_model_is_404(db):
     s = service(db)
-    mid, _ = s.create(spec=XOR)
+    mid, _ = s.create(model=s.build(XOR))
     s.delete(mid)
     for model_id in (mid, "neverExisted"):
         with pytest.raises(HTTPException) as e:
@@ -94,14 +94,14 @@ def test_use_of_an_unknown_or_deleted_model_is_404(db):
 
 def test_eviction_picks_the_least_recently_saved_model(db):
     s = service(db, max_models=2)
-    first, _ = s.create(spec=XOR)
+    first, _ = s.create(model=s.build(XOR))
     time.sleep(0.01)
-    second, _ = s.create(spec=XOR)
+    second, _ = s.create(model=s.build(XOR))
     time.sleep(0.01)
     with s.use(first, save=True) as m:
         m.train(1)
     time.sleep(0.01)
-    third, _ = s.create(spec=XOR)
+    third, _ = s.create(model=s.build(XOR))
     assert s.store.get_status(second) is None
     assert s.store.get_status(first) is not None and s.store.get_status(third) is not None
     assert second not in s._live

@@ -20,29 +20,87 @@ XOR = {"layers": [{"units": 3, "activation": "tanh"}, {"units": 1, "activation":
 
 
 def make_app(**settings: Any):
+    """An app on a memory store; rate limits are off unless a test sets them."""
+    settings.setdefault("rate_limit_per_client", 0)
+    settings.setdefault("rate_limit_per_token", 0)
     return create_app(Settings(store=settings.pop("store", "memory://"), **settings))
 
 
 class ApiClient(TestClient):
     """TestClient that fails the test on any 5xx (but the documented 507 at the model limit) or stack
-    trace, whatever the request was."""
+    trace, whatever the request was. Like the page, it remembers each created model's token and sends
+    it (unless the test sets its own Authorization, or asks for none with ``auth=False``)."""
 
-    def request(self, *args, **kwargs):
-        r = super().request(*args, **kwargs)
+    tokens: dict[str, str]  # shared by every client: ids are unique, and tests use several apps on one store
+
+    def request(self, method, url, *args, auth_token: bool = True, **kwargs):
+        token = self._token_for(str(url)) if auth_token else None
+        headers = dict(kwargs.pop("headers", None) or {})
+        if token and not any(k.lower() == "authorization" for k in headers):
+            headers["Authorization"] = f"Bearer {token}"
+        r = super().request(method, url, *args, headers=headers, **kwargs)
         assert r.status_code < 500 or r.status_code == 507, f"{r.status_code} {r.text[:500]}"
         assert "Traceback" not in r.text and 'File "' not in r.text, r.text[:500]
+        if r.status_code == 201 and r.headers.get("content-type", "").startswith("application/json"):
+            body = r.json()
+            if isinstance(body, dict) and "token" in body and "id" in body:
+                self.tokens[body["id"]] = body["token"]
         return r
+
+    def websocket_connect(self, url, *args, auth_token: bool = True, **kwargs):
+        token = self._token_for(str(url)) if auth_token else None
+        if token and "token=" not in url:
+            url += ("&" if "?" in url else "?") + f"token={token}"
+        return super().websocket_connect(url, *args, **kwargs)
+
+    def _token_for(self, url: str) -> str | None:
+        parts = url.split("?")[0].split("/")
+        if "models" in parts:
+            i = parts.index("models")
+            if i + 1 < len(parts):
+                return TOKENS.get(parts[i + 1])
+        return None
 
 
 def client_for(app) -> ApiClient:
-    return ApiClient(app, raise_server_exceptions=True)
+    c = ApiClient(app, raise_server_exceptions=True)
+    c.tokens = TOKENS
+    return c
+
+
+TOKENS: dict[str, str] = {}
+
+
+def token_hooks() -> dict:
+    """httpx event hooks that do what ApiClient does, for clients of a real server."""
+    def add_token(request):
+        token = ApiClient._token_for(None, str(request.url.path))
+        if token and "authorization" not in request.headers:
+            request.headers["Authorization"] = f"Bearer {token}"
+
+    def remember(response):
+        if response.status_code == 201 and response.headers.get("content-type", "").startswith("application/json"):
+            response.read()
+            body = response.json()
+            if isinstance(body, dict) and "token" in body:
+                TOKENS[body["id"]] = body["token"]
+
+    return {"request": [add_token], "response": [remember]}
+
+
+def with_token(url: str) -> str:
+    """A stream URL with its model's token as ?token=."""
+    token = ApiClient._token_for(None, url)
+    return url + ("&" if "?" in url else "?") + f"token={token}" if token else url
 
 
 def create(client: TestClient, spec: dict | None = None, **fields: Any) -> dict:
-    """POST /api/models and return the 201 body."""
+    """POST /api/models and return the 201 body as GET shows it (the client keeps the token)."""
     r = client.post("/api/models", json={**(spec or {}), **fields})
     assert r.status_code == 201, r.text
-    return r.json()
+    body = r.json()
+    assert len(body.pop("token")) >= 32
+    return body
 
 
 def not_found(r, model_id: str) -> None:

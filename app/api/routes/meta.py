@@ -28,7 +28,7 @@ def health() -> dict:
 @router.get("/catalog")
 def catalog(settings: SettingsDep) -> dict:
     """Activations, losses, optimizers, inits, datasets and features with their parameters, and the limits."""
-    limits = settings.model_dump(exclude={"store"})
+    limits = settings.model_dump(exclude={"store", "admin_token", "cors_origins"})
     return {
         "activations": [{"name": n, "params": _ACTIVATION_PARAMS.get(n, {}), "output_only": cls.output_only,
                          "derivative": DERIVATIVE_TEXT[n]} for n, cls in ACTIVATIONS.items()],

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Response
 
-from app.api.deps import ModelId, ServiceDep
-from app.api.schemas import ModelCreate, ModelPatch, ModelPublic, ResetRequest
+from app.api.deps import ModelId, OwnedModelId, ServiceDep
+from app.api.schemas import ModelCreate, ModelCreated, ModelPatch, ModelPublic, ResetRequest
 from app.api.service import spec_error
 from app.engine import SpecError
 
@@ -15,11 +15,14 @@ def public(model_id: str, spec: dict, status: dict) -> dict:
     return {"id": model_id, "spec": spec, **{k: status.get(k) for k in ModelPublic.model_fields if k not in ("id", "spec")}}
 
 
-@router.post("", status_code=201, response_model=ModelPublic)
+@router.post("", status_code=201, response_model=ModelCreated)
 def create_model(service: ServiceDep, body: ModelCreate = Body(default_factory=ModelCreate)) -> dict:
-    """Create a model from a spec (every field optional) and initialise it from its seed."""
-    model_id, _ = service.create(spec=body.engine_spec())
-    return public(model_id, *service.status(model_id))
+    """Create a model from a spec (every field optional) and initialise it from its seed.
+
+    The answer carries the model's token, once: send it as ``Authorization: Bearer <token>`` to change the model.
+    """
+    model_id, token = service.create(model=service.build(body.engine_spec()), nickname=body.nickname)
+    return {**public(model_id, *service.status(model_id)), "token": token}
 
 
 @router.get("/{model_id}", response_model=ModelPublic)
@@ -29,7 +32,7 @@ def get_model(model_id: ModelId, service: ServiceDep) -> dict:
 
 
 @router.patch("/{model_id}", response_model=ModelPublic)
-def patch_model(model_id: ModelId, body: ModelPatch, service: ServiceDep) -> dict:
+def patch_model(model_id: OwnedModelId, body: ModelPatch, service: ServiceDep) -> dict:
     """Change learning rate, optimizer settings, regularization or batch size; optimizer state is kept."""
     with service.use(model_id, save=True) as model:
         try:
@@ -46,13 +49,13 @@ def patch_model(model_id: ModelId, body: ModelPatch, service: ServiceDep) -> dic
 
 
 @router.delete("/{model_id}", status_code=204, response_class=Response)
-def delete_model(model_id: ModelId, service: ServiceDep) -> Response:
+def delete_model(model_id: OwnedModelId, service: ServiceDep) -> Response:
     service.delete(model_id)
     return Response(status_code=204)
 
 
 @router.post("/{model_id}/reset", response_model=ModelPublic)
-def reset_model(model_id: ModelId, service: ServiceDep, body: ResetRequest | None = None) -> dict:
+def reset_model(model_id: OwnedModelId, service: ServiceDep, body: ResetRequest | None = None) -> dict:
     """Re-initialise from the spec's seed, or from a new seed: step 0, fresh optimizer, empty history."""
     with service.use(model_id, save=True) as model:
         model.reset(seed=body.seed if body else None)

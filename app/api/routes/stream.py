@@ -56,6 +56,12 @@ async def stream(ws: WebSocket, model_id: str):
         await ws.send_json({"type": "error", "detail": f"model {model_id} not found"})
         await ws.close(code=4404)
         return
+    try:  # browsers cannot set headers on a WebSocket, hence ?token=
+        service.authorize(model_id, ws.query_params.get("token") or _bearer(ws.headers.get("authorization")))
+    except HTTPException as e:
+        await ws.send_json({"type": "error", "detail": e.detail})
+        await ws.close(code=4000 + e.status_code)  # 4401 or 4403
+        return
     inbox: asyncio.Queue = asyncio.Queue()
 
     async def receive() -> None:
@@ -86,6 +92,10 @@ async def stream(ws: WebSocket, model_id: str):
                     await ws.send_json({"type": "error", "detail": error})
                     continue
                 action = msg["action"]
+                if action in ("play", "step") and _frozen(service):
+                    playing = False
+                    await ws.send_json({"type": "error", "status": 423, "detail": FROZEN})
+                    continue
                 if action == "play":
                     playing, steps_per_frame = True, msg.get("steps_per_frame")
                 elif action == "pause":
@@ -93,6 +103,10 @@ async def stream(ws: WebSocket, model_id: str):
                     await ws.send_json(await run_in_threadpool(run, 0, False))
                 elif action == "step":
                     await ws.send_json(await run_in_threadpool(run, 1, False))
+            if playing and _frozen(service):
+                playing = False
+                await ws.send_json({"type": "error", "status": 423, "detail": FROZEN})
+                await ws.send_json(await run_in_threadpool(run, 0, False))
             if playing:
                 started = time.monotonic()
                 out = await run_in_threadpool(run, steps_per_frame, True)
@@ -108,6 +122,23 @@ async def stream(ws: WebSocket, model_id: str):
         # shielded: a cancelled connection task (server or test client closing it) still saves its steps
         with anyio.CancelScope(shield=True):
             await run_in_threadpool(service.flush, model_id)
+
+
+FROZEN = "training is frozen by the instructor"
+
+
+def _frozen(service) -> bool:
+    try:
+        service.check_not_frozen()
+    except HTTPException:
+        return True
+    return False
+
+
+def _bearer(header: str | None) -> str | None:
+    if header and header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return None
 
 
 def _parse(raw: str) -> tuple[dict, str | None]:

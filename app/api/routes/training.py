@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from fastapi import APIRouter
 
-from app.api.deps import ModelId, ServiceDep, SettingsDep
+from app.api.deps import ModelId, OwnedModelId, ServiceDep, SettingsDep
 from app.api.schemas import Parameters, TrainRequest, TrainResponse, jsonable
 from app.api.service import unprocessable
 
@@ -12,10 +12,11 @@ router = APIRouter(prefix="/models", tags=["training"])
 
 
 @router.post("/{model_id}/train", response_model=TrainResponse)
-def train(model_id: ModelId, body: TrainRequest, service: ServiceDep, settings: SettingsDep) -> dict:
+def train(model_id: OwnedModelId, body: TrainRequest, service: ServiceDep, settings: SettingsDep) -> dict:
     """Run N optimizer steps (one minibatch each). Stops early on divergence or at the time budget."""
     if body.steps > settings.max_steps:
         raise unprocessable(("body", "steps"), f"is {body.steps}; the limit is {settings.max_steps} per call")
+    service.check_not_frozen()
     with service.use(model_id, save=True) as model:
         return model.train(body.steps, time_budget=settings.train_time_budget).to_dict()
 
@@ -28,7 +29,7 @@ def get_parameters(model_id: ModelId, service: ServiceDep) -> dict:
 
 
 @router.put("/{model_id}/parameters", response_model=Parameters)
-def put_parameters(model_id: ModelId, body: Parameters, service: ServiceDep) -> dict:
+def put_parameters(model_id: OwnedModelId, body: Parameters, service: ServiceDep) -> dict:
     """Replace every layer's parameters; each shape must match exactly."""
     with service.use(model_id, save=True) as model:
         dense = model.net.dense

@@ -53,6 +53,9 @@ def test_openapi_documents_every_endpoint(client):
         "/api/models/{model_id}/history": {"get"}, "/api/models/{model_id}/gradcheck": {"post"},
         "/api/models/{model_id}/trace": {"get"}, "/api/models/{model_id}/check": {"post"},
         "/api/models/{model_id}/boundary": {"get"}, "/api/models/{model_id}/data": {"get"},
+        "/api/class/status": {"get"}, "/api/class/models": {"get"}, "/api/class/curves": {"get"},
+        "/api/class/hidden-test": {"put"}, "/api/class/leaderboard": {"get"},
+        "/api/class/preset": {"put", "delete"}, "/api/class/freeze": {"put"},
     }
     assert {p: set(ops) for p, ops in paths.items()} == expected
 

@@ -42,7 +42,8 @@ def test_create_with_defaults(client, body):
     assert r.status_code == 201
     m = r.json()
     assert set(m) == {"id", "spec", "step", "epoch", "train_loss", "test_loss", "diverged", "diverged_at",
-                      "n_params", "created_at"}
+                      "n_params", "created_at", "nickname", "parent", "token"}
+    assert len(m["token"]) >= 32 and m["nickname"] is None and m["parent"] is None
     expected_spec = {**DEFAULT_SPEC, "input_size": 2}
     assert m["spec"] == expected_spec
     assert (m["step"], m["epoch"], m["diverged"], m["diverged_at"]) == (0, 0, False, None)
