@@ -26,6 +26,7 @@ class Settings(BaseSettings):
         "evict", description="evict the least recently used model, or refuse with 507")
     max_resolution: int = Field(200, description="boundary grid resolution")
     max_rows: int = Field(10_000, description="rows of X per predict / gradients / check call")
+    max_csv_rows: int = Field(100_000, description="rows of an uploaded CSV")
     gradients_default_rows: int = Field(32, description="training rows used by gradients with no body")
     gradcheck_max_entries: int = Field(64, description="entries checked per tensor by gradcheck")
     stream_fps: float = Field(30.0, description="maximum stream frames per second")

@@ -99,6 +99,11 @@ class DataSpec(Strict):
     y: Matrix | None = Field(None, description="(N, K) training targets")
     X_test: Matrix | None = None
     y_test: Matrix | None = None
+    dataset_id: str | None = Field(None, max_length=48, description="an id from POST /api/datasets")
+    csv: str | None = Field(None, description="a CSV file's text with a header row (instead of dataset_id)")
+    inputs: list[str] | None = Field(None, description="CSV input columns by header name")
+    targets: list[str] | None = Field(None, description="CSV target columns by header name")
+    standardize: bool | None = Field(None, description="standardize CSV inputs with training-set statistics")
 
 
 class ModelCreate(Strict):

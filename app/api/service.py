@@ -15,10 +15,12 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Iterator
 
+import numpy as np
 from fastapi import HTTPException
 
 from app.config import Settings
 from app.engine import Model, SpecError
+from app.engine.csvdata import CsvData, CsvError, parse_csv
 from app.store import ModelRecord, Store
 
 
@@ -49,13 +51,59 @@ class ModelService:
     # -- creation -------------------------------------------------------------------------
     def build(self, spec: dict) -> Model:
         """Check limits and build a model from a spec, or raise a 422 naming the field."""
+        spec = self._resolve_data(spec)
         self.check_limits(spec)
         try:
             model = Model(spec)
         except SpecError as e:
             raise spec_error(e) from None
-        self._check_data_size(model)
+        self.check_data_size(model)
         return model
+
+    # -- own data -------------------------------------------------------------------------
+    def parse_csv_upload(self, *, text: str, inputs=None, targets=None, loc: tuple = ("body", "csv")) -> CsvData:
+        """Parse an uploaded CSV, or 422 naming the line the problem is on."""
+        try:
+            return parse_csv(text, inputs=inputs, targets=targets, max_rows=self.settings.max_csv_rows,
+                             max_columns=self.settings.max_units)
+        except CsvError as e:
+            raise unprocessable(loc if e.field == "file" else (*loc[:-1], e.field), e.message) from None
+
+    def save_dataset(self, parsed: CsvData) -> str:
+        """Keep a parsed upload in the store (shared by every process); return its id."""
+        dataset_id = secrets.token_urlsafe(12)
+        self.store.put_setting(f"dataset.{dataset_id}", {
+            "X": parsed.X.tolist(), "y": parsed.y.tolist(), "input_columns": parsed.input_columns,
+            "target_columns": parsed.target_columns, "classes": parsed.classes})
+        return dataset_id
+
+    def _resolve_data(self, spec: dict) -> dict:
+        """Turn {"dataset_id"} or {"csv"} data into the engine's custom X/y split (seeded)."""
+        data = spec.get("data") or {}
+        if "dataset_id" not in data and "csv" not in data:
+            return spec
+        clash = sorted(set(data) - {"dataset_id", "csv", "inputs", "targets", "standardize", "test_fraction", "seed"})
+        if clash or ("dataset_id" in data and "csv" in data):
+            raise unprocessable(("body", "data", clash[0] if clash else "csv"),
+                                "cannot be combined with uploaded data (dataset_id or csv)")
+        if "csv" in data:
+            parsed = self.parse_csv_upload(text=data["csv"], inputs=data.get("inputs"), targets=data.get("targets"),
+                                           loc=("body", "data", "csv"))
+            ds = {"X": parsed.X, "y": parsed.y, "input_columns": parsed.input_columns,
+                  "target_columns": parsed.target_columns, "classes": parsed.classes}
+        else:
+            ds = self.store.get_setting(f"dataset.{data['dataset_id']}") if _valid_key(data["dataset_id"]) else None
+            if not ds:
+                raise unprocessable(("body", "data", "dataset_id"), "no uploaded dataset has this id")
+        X, y = np.asarray(ds["X"], np.float64), np.asarray(ds["y"], np.float64)
+        order = np.random.default_rng(data.get("seed", 0)).permutation(len(X))
+        n_test = min(int(len(X) * data.get("test_fraction", 0.2)), len(X) - 1)
+        test, train = order[:n_test], order[n_test:]
+        info = {"dataset_id": data.get("dataset_id"), **{k: ds[k] for k in ("input_columns", "target_columns", "classes")}}
+        custom = {"X": X[train], "y": y[train], "standardize": bool(data.get("standardize")), "info": info}
+        if n_test:
+            custom.update(X_test=X[test], y_test=y[test])
+        return {**spec, "data": custom}
 
     def create(self, *, model: Model, nickname: str | None = None, parent: dict | None = None) -> tuple[str, str]:
         """Store a new model under a fresh id; return (id, token). Evicts or refuses at the model limit."""
@@ -68,7 +116,28 @@ class ModelService:
                              token_hash=status["token_hash"], state=model.to_bytes(), history=model.history.to_bytes())
         self.store.create(record)
         self._remember(model_id, _Live(model, 1))
+        self.checkpoint(model_id, model)
         return model_id, token
+
+    # -- training and checkpoints ---------------------------------------------------------
+    def train(self, model_id: str, model: Model, steps: int, time_budget: float):
+        """Train under the caller's lock, checkpointing at every multiple of checkpoint_every."""
+        every = self.settings.checkpoint_every
+        return model.train(steps, time_budget=time_budget, checkpoint_every=every,
+                           on_checkpoint=lambda m: self.checkpoint(model_id, m))
+
+    def checkpoint(self, model_id: str, model: Model) -> None:
+        """Keep the model's current state as a checkpoint (with the spec it had then); prune old ones."""
+        if not self.settings.checkpoint_every:
+            return
+        self.store.put_checkpoint(model_id, model.step, model.to_bytes(), model.history.to_bytes(),
+                                  {"spec": model.spec, **model.status()})
+        self.store.prune_checkpoints(model_id, self.settings.checkpoints_kept)
+
+    def restart_checkpoints(self, model_id: str, model: Model) -> None:
+        """After a reset the old run's checkpoints no longer describe this model."""
+        self.store.prune_checkpoints(model_id, 0)
+        self.checkpoint(model_id, model)
 
     # -- ownership ------------------------------------------------------------------------
     def authorize(self, model_id: str, token: str | None) -> None:
@@ -96,7 +165,8 @@ class ModelService:
             if layer.get("units", 0) > s.max_units:
                 raise unprocessable(("body", "layers", i, "units"), f"is {layer['units']}; the limit is {s.max_units}")
         data = spec.get("data") or {}
-        width = spec.get("input_size") or len(data.get("features") or []) or len((data.get("X") or [[]])[0]) or 2
+        X = data.get("X")
+        width = spec.get("input_size") or len(data.get("features") or []) or (len(X[0]) if X is not None and len(X) else 2)
         sizes = [width] + [layer.get("units", 1) for layer in layers]
         n_params = sum(o * (i + 1) for i, o in zip(sizes[:-1], sizes[1:]))
         if n_params > s.max_params:
@@ -106,7 +176,7 @@ class ModelService:
             raise unprocessable(("body", "data", "samples"),
                                 f"{samples} samples x {width} features exceeds the limit {s.max_samples_x_features}")
 
-    def _check_data_size(self, model: Model) -> None:
+    def check_data_size(self, model: Model) -> None:
         cells = (len(model.X_train) + len(model.X_test)) * model.X_train.shape[1]
         if cells > self.settings.max_samples_x_features:
             raise unprocessable(("body", "data", "X"),
@@ -206,6 +276,10 @@ class ModelService:
     def _forget(self, model_id: str) -> None:
         with self._cache_lock:
             self._live.pop(model_id, None)
+
+
+def _valid_key(dataset_id) -> bool:
+    return isinstance(dataset_id, str) and 0 < len(dataset_id) <= 48 and all(c.isalnum() or c in "-_" for c in dataset_id)
 
 
 def token_hash(token: str) -> str:

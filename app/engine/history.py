@@ -48,20 +48,32 @@ class History:
                 "eval_train": np.frombuffer(self.eval_train, np.float32)[keep],
                 "eval_test": np.frombuffer(self.eval_test, np.float32)[keep]}
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The raw columns, for saving."""
+        return {"n_layers": np.array(self.n_layers),
+                **{k: np.frombuffer(getattr(self, k), t) for k, t in _COLUMNS.items()}}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict) -> "History":
+        """Inverse of arrays()."""
+        h = cls(int(np.asarray(arrays["n_layers"])))
+        for k, t in _COLUMNS.items():
+            getattr(h, k).frombytes(np.asarray(arrays[k], t).tobytes())
+        if len(h.norms) != len(h.loss) * h.n_layers or not len(h.eval_step) == len(h.eval_train) == len(h.eval_test):
+            raise ValueError("history columns have inconsistent lengths")
+        return h
+
     def to_bytes(self) -> bytes:
         """Pack into an .npz blob."""
         buf = io.BytesIO()
-        np.savez(buf, n_layers=self.n_layers, **{k: np.frombuffer(getattr(self, k), t) for k, t in _COLUMNS.items()})
+        np.savez(buf, **self.arrays())
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> "History":
         """Inverse of to_bytes."""
         with np.load(io.BytesIO(blob)) as z:
-            h = cls(int(z["n_layers"]))
-            for k, t in _COLUMNS.items():
-                getattr(h, k).frombytes(z[k].astype(t).tobytes())
-        return h
+            return cls.from_arrays({k: z[k] for k in z.files})
 
     def __repr__(self) -> str:
         return f"History(steps={len(self)}, evals={len(self.eval_step)})"

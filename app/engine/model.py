@@ -56,7 +56,9 @@ class Model:
             has_test = "X_test" in data
             self.raw_test = _matrix(data["X_test"], "X_test") if has_test else np.zeros((0, self.raw_train.shape[1]))
             self.y_test = _matrix(data["y_test"], "y_test") if has_test else np.zeros((0, self.y_train.shape[1]))
-            self.spec["data"] = {"source": "custom", "n_train": len(self.raw_train), "n_test": len(self.raw_test)}
+            self.spec["data"] = {"source": "custom", "n_train": len(self.raw_train), "n_test": len(self.raw_test),
+                                 "standardize": _standardization(data.get("standardize"), self.raw_train),
+                                 "info": data.get("info")}
         else:
             self.features = list(data["features"])
             try:
@@ -92,8 +94,12 @@ class Model:
             raise SpecError(("loss",), "cross_entropy needs one-hot or probability target rows that sum to 1")
 
     def inputs(self, X_raw: np.ndarray) -> np.ndarray:
-        """Raw points (B, raw_dim) -> network inputs (B, input_size) in the model's dtype."""
-        X = apply_features(X_raw, self.features) if self.features else X_raw
+        """Raw points (B, raw_dim) -> network inputs (B, input_size): features, or the stored standardization."""
+        if self.features:
+            X = apply_features(X_raw, self.features)
+        else:
+            stats = self.spec["data"].get("standardize")
+            X = (X_raw - stats["mean"]) / stats["std"] if stats else X_raw
         return np.ascontiguousarray(X, dtype=self.net.dtype)
 
     @property
@@ -162,8 +168,13 @@ class Model:
         """Full-set losses are measured once an epoch, and at least every 10 steps apart."""
         return max(10, math.ceil(len(self.X_train) / self.batch_size))
 
-    def train(self, steps: int, time_budget: float | None = None) -> TrainResult:
-        """Run up to ``steps`` optimizer steps; stop early on divergence or when the time budget is spent."""
+    def train(self, steps: int, time_budget: float | None = None, *, checkpoint_every: int = 0,
+              on_checkpoint=None) -> TrainResult:
+        """Run up to ``steps`` optimizer steps; stop early on divergence or when the time budget is spent.
+
+        With ``checkpoint_every`` = N, ``on_checkpoint(model)`` is called each time the step count reaches a
+        multiple of N, so checkpoints land on exact steps however the steps are split into calls.
+        """
         net, opt, bs, n = self.net, self.optimizer, self.batch_size, len(self.X_train)
         full = bs >= n
         deadline = None if time_budget is None else time.perf_counter() + time_budget
@@ -189,6 +200,9 @@ class Model:
             self.history.record_step(loss, net.weight_grad_norms())
             if self.step % every == 0:
                 self._evaluate()
+            if checkpoint_every and self.step % checkpoint_every == 0 and on_checkpoint is not None:
+                self._evaluate()
+                on_checkpoint(self)
             now = time.perf_counter()
             if deadline is not None and now > deadline:
                 stopped = "time_budget"
@@ -254,26 +268,22 @@ class Model:
                 "n_params": int(self.net.params.size)}
 
     # -- persistence ----------------------------------------------------------------------
-    def to_bytes(self) -> bytes:
-        """Everything needed to resume exactly: parameters, optimizer and sampler state, data."""
+    def state_arrays(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(meta, arrays): everything needed to resume exactly: parameters, optimizer and sampler state, data."""
         meta = {"step": self.step, "epoch": self.epoch, "cursor": self.cursor, "diverged_at": self.diverged_at,
                 "train_loss": self.train_loss, "test_loss": self.test_loss, "opt_t": self.optimizer.t,
                 "rng": self.rng.bit_generator.state}
         arrays = {"params": self.net.params, "perm": self.perm, "raw_train": self.raw_train, "y_train": self.y_train,
                   "raw_test": self.raw_test, "y_test": self.y_test,
                   **{f"opt_{k}": v for k, v in self.optimizer.state_arrays().items()}}
-        buf = io.BytesIO()
-        np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
-        return buf.getvalue()
+        return meta, arrays
 
     @classmethod
-    def from_bytes(cls, spec: dict, state: bytes, history: bytes | None = None) -> "Model":
-        """Rebuild a model saved by ``to_bytes`` (spec as it was stored, already normalized)."""
+    def from_state_arrays(cls, spec: dict, meta: dict, arrays: dict[str, np.ndarray],
+                          history: History | None = None) -> "Model":
+        """Rebuild a model from ``state_arrays`` (spec as it was stored, already normalized)."""
         m = cls.__new__(cls)
         m.spec = json.loads(json.dumps(spec))
-        with np.load(io.BytesIO(state)) as z:
-            arrays = {k: z[k] for k in z.files}
-        meta = json.loads(arrays.pop("meta").tobytes())
         d = m.spec["data"]
         m.features = None if d.get("source") == "custom" else list(d["features"])
         m.kind = _kind(m.spec)
@@ -283,14 +293,29 @@ class Model:
         m.net.params[...] = arrays["params"]
         for k, v in m.optimizer.state_arrays().items():
             v[...] = arrays[f"opt_{k}"]
-        m.optimizer.t = meta["opt_t"]
-        m.perm = arrays["perm"]
+        m.optimizer.t = int(meta["opt_t"])
+        m.perm = np.asarray(arrays["perm"], np.int64)
         m.rng.bit_generator.state = meta["rng"]
         for k in ("step", "epoch", "cursor", "diverged_at", "train_loss", "test_loss"):
             setattr(m, k, meta[k])
-        if history:
-            m.history = History.from_bytes(history)
+        if history is not None:
+            m.history = history
         return m
+
+    def to_bytes(self) -> bytes:
+        """state_arrays packed as an .npz blob."""
+        meta, arrays = self.state_arrays()
+        buf = io.BytesIO()
+        np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, spec: dict, state: bytes, history: bytes | None = None) -> "Model":
+        """Rebuild a model saved by ``to_bytes``."""
+        with np.load(io.BytesIO(state)) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(arrays.pop("meta").tobytes())
+        return cls.from_state_arrays(spec, meta, arrays, History.from_bytes(history) if history else None)
 
     def __repr__(self) -> str:
         return f"Model({self.net!r}, step={self.step})"
@@ -318,6 +343,22 @@ def _matrix(value, name: str) -> np.ndarray:
         row = int(np.argwhere(~np.isfinite(arr))[0][0])
         raise SpecError(("data", name), f"has a non-finite number in row {row}")
     return arr
+
+
+def _standardization(given, raw_train: np.ndarray) -> dict | None:
+    """None, the stored {"mean", "std"}, or (given True) statistics of the training inputs; std 0 counts as 1."""
+    if not given:
+        return None
+    if given is True:
+        std = raw_train.std(axis=0)
+        return {"mean": raw_train.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+    try:
+        mean, std = np.asarray(given["mean"], np.float64), np.asarray(given["std"], np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise SpecError(("data", "standardize"), "must be true, false or {\"mean\": [...], \"std\": [...]}") from None
+    if mean.shape != (raw_train.shape[1],) or std.shape != mean.shape or not (np.isfinite(mean).all() and (std > 0).all()):
+        raise SpecError(("data", "standardize"), f"mean and std need {raw_train.shape[1]} finite values, std > 0")
+    return {"mean": mean.tolist(), "std": std.tolist()}
 
 
 def _finite_or_none(x: float) -> float | None:

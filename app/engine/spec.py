@@ -33,6 +33,8 @@ DEFAULT_SPEC = {
              "features": ["x1", "x2"]},
 }
 CUSTOM_DATA_KEYS = ("X", "y", "X_test", "y_test")
+# kept with custom data: standardize (true, or the stored {"mean", "std"}) and info (columns, classes, dataset id)
+CUSTOM_DATA_EXTRAS = ("standardize", "info")
 
 
 class SpecError(ValueError):
@@ -109,7 +111,7 @@ def normalize_spec(spec: dict | None = None) -> dict:
 def _normalize_data(data: dict) -> dict:
     """Dataset data gets its defaults; custom data (arrays) is kept as given for the model to check."""
     if any(k in data for k in CUSTOM_DATA_KEYS):
-        extra = set(data) - set(CUSTOM_DATA_KEYS)
+        extra = set(data) - set(CUSTOM_DATA_KEYS) - set(CUSTOM_DATA_EXTRAS)
         if extra:
             raise SpecError(("data", sorted(extra)[0]), "not allowed with custom X/y data")
         for k in ("X", "y"):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 
-from .base import ModelRecord, Store, validate_id
+from .base import ModelRecord, Store, validate_id, validate_setting_key
 from .memory import MemoryStore
 from .sqlite import SqliteStore
 
-__all__ = ["ModelRecord", "Store", "MemoryStore", "SqliteStore", "open_store", "validate_id"]
+__all__ = ["ModelRecord", "Store", "MemoryStore", "SqliteStore", "open_store", "validate_id",
+           "validate_setting_key"]
 
 _ACCEPTED = ("memory://, sqlite:///relative/path.sqlite3, sqlite:////absolute/path.sqlite3, "
              "redis[s]://[user:password@]host[:port][/db][?prefix=playground:]")

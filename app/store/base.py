@@ -1,8 +1,9 @@
-"""Store interface: one ModelRecord per model, JSON metadata plus opaque engine blobs."""
+"""Store interface: ModelRecords (JSON metadata plus opaque engine blobs), checkpoints and settings."""
 
 from __future__ import annotations
 
 import json
+import operator
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from typing import Any, ContextManager
 # Ids end up in file names (sqlite lock files), so only URL-safe token characters are allowed;
 # the length cap keeps "<id>.lock" well under the usual 255-byte file name limit.
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_KEY_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MAX_STEP = 2**53  # redis scores are doubles: steps stay exact below this
 
 
 @dataclass
@@ -34,6 +37,32 @@ def validate_id(model_id: str) -> str:
     return model_id
 
 
+def validate_setting_key(key: str) -> str:
+    """Return key unchanged, or raise ValueError unless it is 1-64 chars of [A-Za-z0-9_.-]."""
+    if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
+        raise ValueError(f"invalid setting key {key!r}: expected 1-64 chars of [A-Za-z0-9_.-]")
+    return key
+
+
+def validate_count(value: int, what: str) -> int:
+    """Return value as a plain int (numpy ints welcome) if in [0, 2**53), else raise ValueError."""
+    try:
+        n = -1 if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        n = -1
+    if not 0 <= n < MAX_STEP:
+        raise ValueError(f"invalid {what} {value!r}: expected an int in [0, 2**53)")
+    return n
+
+
+def step_or_none(step: object) -> int | None:
+    """validate_count(step) for lookups: None instead of ValueError, so a bad step just finds nothing."""
+    try:
+        return validate_count(step, "step")  # type: ignore[arg-type]
+    except ValueError:
+        return None
+
+
 def _json_default(obj: Any) -> Any:
     """Let numpy scalars/arrays through (they expose tolist()) without importing numpy here."""
     if hasattr(obj, "tolist"):
@@ -49,6 +78,13 @@ def dump_json(obj: dict) -> str:
 def load_json(text: str) -> dict:
     """Decode what dump_json produced."""
     return json.loads(text)
+
+
+def dump_setting(value: dict) -> str:
+    """Encode a setting value; TypeError unless it is a dict."""
+    if not isinstance(value, dict):
+        raise TypeError(f"setting values must be dicts, not {type(value).__name__}")
+    return dump_json(value)
 
 
 class Store(ABC):
@@ -72,7 +108,7 @@ class Store(ABC):
 
     @abstractmethod
     def delete(self, model_id: str) -> bool:
-        """Remove a record; True if it existed."""
+        """Remove a record and all its checkpoints; True if the record existed."""
 
     @abstractmethod
     def count(self) -> int:
@@ -81,6 +117,34 @@ class Store(ABC):
     @abstractmethod
     def oldest_idle(self) -> str | None:
         """Id with the smallest updated_at (ties broken by id), or None when empty."""
+
+    @abstractmethod
+    def list_status(self) -> list[tuple[str, dict, dict, float]]:
+        """(id, spec, status, updated_at) of every model, without blobs, ordered by created_at then id."""
+
+    @abstractmethod
+    def get_setting(self, key: str) -> dict | None:
+        """Return the JSON value stored under key, or None; ValueError for an invalid key."""
+
+    @abstractmethod
+    def put_setting(self, key: str, value: dict) -> None:
+        """Store (overwrite) a JSON dict under key; ValueError for a bad key, TypeError for a non-dict."""
+
+    @abstractmethod
+    def put_checkpoint(self, model_id: str, step: int, state: bytes, history: bytes, status: dict) -> None:
+        """Save (overwrite) the checkpoint at step; ValueError for a bad id/step, KeyError if no such model."""
+
+    @abstractmethod
+    def list_checkpoints(self, model_id: str) -> list[tuple[int, dict, float]]:
+        """(step, status, created_at) of the model's checkpoints sorted by step; [] if none."""
+
+    @abstractmethod
+    def get_checkpoint(self, model_id: str, step: int) -> tuple[bytes, bytes, dict] | None:
+        """Return (state, history, status) of one checkpoint, or None."""
+
+    @abstractmethod
+    def prune_checkpoints(self, model_id: str, keep: int) -> None:
+        """Delete all but the `keep` checkpoints with the highest steps."""
 
     @abstractmethod
     def lock(self, model_id: str, timeout: float = 30.0) -> ContextManager[None]:

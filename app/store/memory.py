@@ -8,7 +8,8 @@ import weakref
 from contextlib import contextmanager
 from typing import Iterator
 
-from .base import ModelRecord, Store, dump_json, load_json, validate_id
+from .base import (ModelRecord, Store, dump_json, dump_setting, load_json, step_or_none, validate_count,
+                   validate_id, validate_setting_key)
 
 
 class MemoryStore(Store):
@@ -17,6 +18,8 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._mu = threading.Lock()  # guards _rows and _locks; never held while waiting on a model lock
         self._rows: dict[str, tuple] = {}
+        self._settings: dict[str, str] = {}  # key -> JSON text
+        self._ckpts: dict[str, dict[int, tuple]] = {}  # id -> step -> (status JSON, state, history, created)
         # Weak values: a model's lock lives exactly as long as someone holds or waits on it,
         # so locks never leak and delete() cannot hand out a second lock for a held id.
         self._locks: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
@@ -66,8 +69,9 @@ class MemoryStore(Store):
             self._rows[record.id] = row[:5] + (old[5],) + row[6:]  # created_at is fixed by create()
 
     def delete(self, model_id: str) -> bool:
-        """Remove a record; True if it existed."""
+        """Remove a record and its checkpoints; True if the record existed."""
         with self._mu:
+            self._ckpts.pop(model_id, None)
             return self._rows.pop(model_id, None) is not None
 
     def count(self) -> int:
@@ -79,6 +83,56 @@ class MemoryStore(Store):
         """Id with the smallest updated_at, or None."""
         with self._mu:
             return min(self._rows, key=lambda k: (self._rows[k][6], k), default=None)
+
+    def list_status(self) -> list[tuple[str, dict, dict, float]]:
+        """(id, spec, status, updated_at) of every model, ordered by created_at then id."""
+        with self._mu:
+            rows = sorted(((r[5], k, r[0], r[1], r[6]) for k, r in self._rows.items()))
+        return [(k, load_json(spec), load_json(status), updated) for _, k, spec, status, updated in rows]
+
+    def get_setting(self, key: str) -> dict | None:
+        """Return the value stored under key, or None."""
+        validate_setting_key(key)
+        with self._mu:
+            text = self._settings.get(key)
+        return None if text is None else load_json(text)
+
+    def put_setting(self, key: str, value: dict) -> None:
+        """Store (overwrite) value under key."""
+        validate_setting_key(key)
+        text = dump_setting(value)
+        with self._mu:
+            self._settings[key] = text
+
+    def put_checkpoint(self, model_id: str, step: int, state: bytes, history: bytes, status: dict) -> None:
+        """Save (overwrite) the checkpoint at step; KeyError if the model is missing."""
+        validate_id(model_id)
+        row = (dump_json(status), bytes(state), bytes(history), time.time())
+        step = validate_count(step, "step")
+        with self._mu:
+            if model_id not in self._rows:
+                raise KeyError(model_id)
+            self._ckpts.setdefault(model_id, {})[step] = row
+
+    def list_checkpoints(self, model_id: str) -> list[tuple[int, dict, float]]:
+        """(step, status, created_at) sorted by step."""
+        with self._mu:
+            rows = sorted(self._ckpts.get(model_id, {}).items())
+        return [(step, load_json(r[0]), r[3]) for step, r in rows]
+
+    def get_checkpoint(self, model_id: str, step: int) -> tuple[bytes, bytes, dict] | None:
+        """Return (state, history, status), or None."""
+        with self._mu:
+            row = self._ckpts.get(model_id, {}).get(step_or_none(step))
+        return None if row is None else (row[1], row[2], load_json(row[0]))
+
+    def prune_checkpoints(self, model_id: str, keep: int) -> None:
+        """Keep only the `keep` checkpoints with the highest steps."""
+        keep = validate_count(keep, "keep")
+        with self._mu:
+            steps = self._ckpts.get(model_id, {})
+            for step in sorted(steps)[:max(0, len(steps) - keep)]:
+                del steps[step]
 
     @contextmanager
     def lock(self, model_id: str, timeout: float | None = 30.0) -> Iterator[None]:

@@ -4,6 +4,9 @@ Layout under a key prefix (default "playground:"):
     <prefix>model:<id>   hash: spec, status (JSON), token_hash, created_at, updated_at (float text),
                          state, history (raw bytes)
     <prefix>models       sorted set: member id, score updated_at (count() and oldest_idle())
+    <prefix>setting:<key>  string: JSON value
+    <prefix>checkpoints:<id>         sorted set: member and score the step
+    <prefix>checkpoint:<id>:<step>   hash: status (JSON), created_at (float text), state, history
     <prefix>lock:<id>    redis-py Lock key (random token, PX lease), kept alive while held
 """
 
@@ -19,7 +22,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
-from .base import ModelRecord, Store, dump_json, load_json, validate_id
+from .base import (ModelRecord, Store, dump_json, dump_setting, load_json, step_or_none, validate_count,
+                   validate_id, validate_setting_key)
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +97,12 @@ class RedisStore(Store):
     def _key(self, model_id: str) -> str:
         return f"{self.prefix}model:{model_id}"
 
+    def _ckpt_set(self, model_id: str) -> str:
+        return f"{self.prefix}checkpoints:{model_id}"
+
+    def _ckpt_key(self, model_id: str, step: int | bytes) -> str:
+        return f"{self.prefix}checkpoint:{model_id}:{step.decode() if isinstance(step, bytes) else step}"
+
     def create(self, record: ModelRecord) -> None:
         """Insert a new record atomically (WATCH/MULTI); KeyError if the id exists."""
         validate_id(record.id)
@@ -156,13 +166,19 @@ class RedisStore(Store):
         record.updated_at = stamp[0]
 
     def delete(self, model_id: str) -> bool:
-        """Remove the hash and its sorted-set entry in one transaction; True if it existed."""
+        """Remove the hash, its sorted-set entry and its checkpoints atomically; True if it existed."""
         if not _valid(model_id):
             return False
-        pipe = self._client().pipeline(transaction=True)
-        pipe.delete(self._key(model_id))
-        pipe.zrem(self._zset, model_id)
-        removed, _ = pipe.execute()
+        key, cset = self._key(model_id), self._ckpt_set(model_id)
+
+        def remove(pipe: redis.client.Pipeline) -> None:
+            steps = pipe.zrange(cset, 0, -1)  # WATCHed: a checkpoint added meanwhile makes us retry
+            pipe.multi()
+            pipe.delete(key)
+            pipe.zrem(self._zset, model_id)
+            pipe.delete(cset, *(self._ckpt_key(model_id, s) for s in steps))
+
+        removed = self._client().transaction(remove, key, cset)[0]
         return removed > 0
 
     def count(self) -> int:
@@ -173,6 +189,77 @@ class RedisStore(Store):
         """Id with the smallest updated_at; equal scores come back in id order, as the interface asks."""
         first = self._client().zrange(self._zset, 0, 0)
         return first[0].decode() if first else None
+
+    def list_status(self) -> list[tuple[str, dict, dict, float]]:
+        """(id, spec, status, updated_at) of every model by created_at then id; pipelined HMGETs, no blobs."""
+        ids = self._client().zrange(self._zset, 0, -1)
+        pipe = self._client().pipeline(transaction=False)
+        for mid in ids:
+            pipe.hmget(self._key(mid.decode()), [b"created_at", b"spec", b"status", b"updated_at"])
+        rows = [(float(c), mid.decode(), sp, st, float(u))
+                for mid, (c, sp, st, u) in zip(ids, pipe.execute()) if None not in (c, sp, st, u)]
+        return [(mid, load_json(sp), load_json(st), u) for _, mid, sp, st, u in sorted(rows)]
+
+    def get_setting(self, key: str) -> dict | None:
+        """Return the value stored under key, or None."""
+        text = self._client().get(f"{self.prefix}setting:{validate_setting_key(key)}")
+        return None if text is None else load_json(text)
+
+    def put_setting(self, key: str, value: dict) -> None:
+        """Store (overwrite) value under key."""
+        self._client().set(f"{self.prefix}setting:{validate_setting_key(key)}", dump_setting(value))
+
+    def put_checkpoint(self, model_id: str, step: int, state: bytes, history: bytes, status: dict) -> None:
+        """Save (overwrite) the checkpoint at step; KeyError if the model is missing (WATCHed: no orphans)."""
+        validate_id(model_id)
+        step = validate_count(step, "step")
+        key, ckey = self._key(model_id), self._ckpt_key(model_id, step)
+        fields = {b"status": dump_json(status), b"state": bytes(state), b"history": bytes(history)}
+
+        def save(pipe: redis.client.Pipeline) -> None:
+            if not pipe.exists(key):
+                raise KeyError(model_id)
+            pipe.multi()
+            pipe.hset(ckey, mapping={**fields, b"created_at": repr(time.time())})
+            pipe.zadd(self._ckpt_set(model_id), {str(step): step})
+
+        self._client().transaction(save, key)
+
+    def list_checkpoints(self, model_id: str) -> list[tuple[int, dict, float]]:
+        """(step, status, created_at) sorted by step, without transferring the blobs."""
+        if not _valid(model_id):
+            return []
+        steps = self._client().zrange(self._ckpt_set(model_id), 0, -1)
+        pipe = self._client().pipeline(transaction=False)
+        for s in steps:
+            pipe.hmget(self._ckpt_key(model_id, s), [b"status", b"created_at"])
+        return [(int(s), load_json(st), float(c)) for s, (st, c) in zip(steps, pipe.execute())
+                if st is not None and c is not None]
+
+    def get_checkpoint(self, model_id: str, step: int) -> tuple[bytes, bytes, dict] | None:
+        """Return (state, history, status), or None."""
+        step = step_or_none(step)
+        if step is None or not _valid(model_id):
+            return None
+        state, history, status = self._client().hmget(self._ckpt_key(model_id, step),
+                                                      [b"state", b"history", b"status"])
+        return None if None in (state, history, status) else (bytes(state), bytes(history), load_json(status))
+
+    def prune_checkpoints(self, model_id: str, keep: int) -> None:
+        """Keep only the `keep` checkpoints with the highest steps, in one WATCHed transaction."""
+        keep = validate_count(keep, "keep")
+        if not _valid(model_id):
+            return
+        cset = self._ckpt_set(model_id)
+
+        def prune(pipe: redis.client.Pipeline) -> None:
+            old = pipe.zrange(cset, 0, -keep - 1)
+            pipe.multi()
+            if old:
+                pipe.zrem(cset, *old)
+                pipe.delete(*(self._ckpt_key(model_id, s) for s in old))
+
+        self._client().transaction(prune, cset)
 
     def lock(self, model_id: str, timeout: float | None = 30.0) -> _RedisLock:
         """Exclusive, non-reentrant lock across threads, processes and hosts; TimeoutError on timeout.

@@ -11,7 +11,8 @@ import weakref
 from contextlib import contextmanager
 from typing import Iterator
 
-from .base import ModelRecord, Store, dump_json, load_json, validate_id
+from .base import (ModelRecord, Store, dump_json, dump_setting, load_json, step_or_none, validate_count,
+                   validate_id, validate_setting_key)
 
 # spec/status come before the blobs so get_status() never has to read the blobs' overflow pages.
 _SCHEMA = """
@@ -26,6 +27,16 @@ CREATE TABLE IF NOT EXISTS models (
     history BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS models_updated ON models (updated_at, id);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    model_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    state BLOB NOT NULL,
+    history BLOB NOT NULL,
+    PRIMARY KEY (model_id, step)
+);
 """
 _COLS = "id, spec, status, token_hash, created_at, updated_at, state, history"
 
@@ -69,6 +80,18 @@ class SqliteStore(Store):
             self._conns.add(conn)
         return conn
 
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """Run the block's statements as one write transaction."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
     def create(self, record: ModelRecord) -> None:
         """Insert a new record; KeyError if the id exists."""
         validate_id(record.id)
@@ -110,8 +133,10 @@ class SqliteStore(Store):
         record.updated_at = now
 
     def delete(self, model_id: str) -> bool:
-        """Remove a record and its lock file; True if it existed."""
-        found = self._conn().execute("DELETE FROM models WHERE id = ?", (model_id,)).rowcount > 0
+        """Remove a record, its checkpoints and its lock file; True if the record existed."""
+        with self._tx() as conn:
+            found = conn.execute("DELETE FROM models WHERE id = ?", (model_id,)).rowcount > 0
+            conn.execute("DELETE FROM checkpoints WHERE model_id = ?", (model_id,))
         if found:
             try:
                 # Waiters re-check the inode and move to a fresh file; the only overlap left is a
@@ -129,6 +154,52 @@ class SqliteStore(Store):
         """Id with the smallest updated_at, or None."""
         row = self._conn().execute("SELECT id FROM models ORDER BY updated_at, id LIMIT 1").fetchone()
         return None if row is None else row[0]
+
+    def list_status(self) -> list[tuple[str, dict, dict, float]]:
+        """(id, spec, status, updated_at) of every model, ordered by created_at then id; no blob reads."""
+        rows = self._conn().execute("SELECT id, spec, status, updated_at FROM models ORDER BY created_at, id")
+        return [(mid, load_json(spec), load_json(status), updated) for mid, spec, status, updated in rows]
+
+    def get_setting(self, key: str) -> dict | None:
+        """Return the value stored under key, or None."""
+        row = self._conn().execute("SELECT value FROM settings WHERE key = ?",
+                                   (validate_setting_key(key),)).fetchone()
+        return None if row is None else load_json(row[0])
+
+    def put_setting(self, key: str, value: dict) -> None:
+        """Store (overwrite) value under key."""
+        self._conn().execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+                             (validate_setting_key(key), dump_setting(value)))
+
+    def put_checkpoint(self, model_id: str, step: int, state: bytes, history: bytes, status: dict) -> None:
+        """Save (overwrite) the checkpoint at step in one statement; KeyError if the model is missing."""
+        cur = self._conn().execute(
+            "INSERT OR REPLACE INTO checkpoints (model_id, step, status, created_at, state, history)"
+            " SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM models WHERE id = ?)",
+            (validate_id(model_id), validate_count(step, "step"), dump_json(status), time.time(),
+             bytes(state), bytes(history), model_id))
+        if cur.rowcount == 0:
+            raise KeyError(model_id)
+
+    def list_checkpoints(self, model_id: str) -> list[tuple[int, dict, float]]:
+        """(step, status, created_at) sorted by step; no blob reads."""
+        rows = self._conn().execute(
+            "SELECT step, status, created_at FROM checkpoints WHERE model_id = ? ORDER BY step", (model_id,))
+        return [(step, load_json(status), created) for step, status, created in rows]
+
+    def get_checkpoint(self, model_id: str, step: int) -> tuple[bytes, bytes, dict] | None:
+        """Return (state, history, status), or None."""
+        row = self._conn().execute(
+            "SELECT state, history, status FROM checkpoints WHERE model_id = ? AND step = ?",
+            (model_id, step_or_none(step))).fetchone()
+        return None if row is None else (bytes(row[0]), bytes(row[1]), load_json(row[2]))
+
+    def prune_checkpoints(self, model_id: str, keep: int) -> None:
+        """Keep only the `keep` checkpoints with the highest steps."""
+        self._conn().execute(
+            "DELETE FROM checkpoints WHERE model_id = ? AND step NOT IN"
+            " (SELECT step FROM checkpoints WHERE model_id = ? ORDER BY step DESC LIMIT ?)",
+            (model_id, model_id, validate_count(keep, "keep")))
 
     def _lock_path(self, model_id: str) -> str:
         return os.path.join(self.lock_dir, validate_id(model_id) + ".lock")

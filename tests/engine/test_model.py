@@ -465,7 +465,7 @@ def test_spec_errors_name_the_field(spec, loc):
 def test_valid_custom_data_builds():
     m = Model(_custom(X4, Y4))
     assert m.spec["input_size"] == 2 and m.kind == "regression"
-    assert m.spec["data"] == {"source": "custom", "n_train": 4, "n_test": 0}
+    assert m.spec["data"] == {"source": "custom", "n_train": 4, "n_test": 0, "standardize": None, "info": None}
     r = m.train(3)
     assert r.test_loss is None and r.steps_done == 3
 

@@ -24,19 +24,27 @@ from app.store import open_store
 # Backend-generic behaviour tests; collected again in this module with the redis `store` fixture.
 from tests.store.test_store import (  # noqa: F401
     rec,
+    test_checkpoint_argument_checks,
+    test_checkpoint_put_racing_delete_leaves_no_orphans,
+    test_checkpoints_round_trip_order_and_overwrite,
     test_create_get_put_delete_count,
     test_create_keeps_given_created_at_and_put_keeps_it,
+    test_delete_cascades_to_checkpoints,
     test_duplicate_create_raises_and_keeps_original,
     test_get_status_reads_spec_and_status,
     test_invalid_ids_rejected,
+    test_invalid_setting_keys_rejected,
+    test_list_status_order_fields_and_copies,
     test_json_edge_values_round_trip,
     test_lock_released_on_exception,
     test_lock_serializes_threads,
     test_lock_timeout_and_release,
     test_lock_waiter_proceeds_after_release,
     test_oldest_idle,
+    test_prune_checkpoints_keeps_newest_steps,
     test_put_missing_raises,
     test_returned_records_are_copies,
+    test_settings_round_trip_overwrite_and_copies,
 )
 
 try:
@@ -245,6 +253,47 @@ def test_put_after_delete_does_not_resurrect(store, raw, prefix):
 def test_lock_validates_id_before_with_block(store):
     with pytest.raises(ValueError):
         store.lock("../x")  # raised by the call itself, not only on entering
+
+
+def test_settings_shared_between_instances_and_layout(url, raw, prefix):
+    a, b = open_store(url), open_store(url)
+    a.put_setting("class.frozen", {"frozen": True})
+    assert b.get_setting("class.frozen") == {"frozen": True}
+    b.put_setting("class.frozen", {"frozen": False})
+    assert a.get_setting("class.frozen") == {"frozen": False}
+    assert raw.get(f"{prefix}setting:class.frozen") == b'{"frozen":false}'
+    a.close()
+    b.close()
+
+
+def test_checkpoint_layout_and_delete_removes_every_key(store, raw, prefix):
+    store.create(rec())
+    for step in (3, 1, 2):
+        store.put_checkpoint("m1", step, b"\x00s", b"h", {"step": step})
+    assert raw.zrange(f"{prefix}checkpoints:m1", 0, -1, withscores=True) == [(b"1", 1.0), (b"2", 2.0), (b"3", 3.0)]
+    h = raw.hgetall(f"{prefix}checkpoint:m1:2")
+    assert set(h) == {b"status", b"created_at", b"state", b"history"} and h[b"state"] == b"\x00s"
+    store.prune_checkpoints("m1", 1)
+    assert raw.exists(f"{prefix}checkpoint:m1:1", f"{prefix}checkpoint:m1:2") == 0
+    store.put_setting("class.preset", {})
+    store.delete("m1")
+    assert sorted(raw.keys(f"{prefix}*")) == [f"{prefix}setting:class.preset".encode()]
+
+
+def test_list_views_do_not_transfer_blobs(store, raw):
+    for mid in ("a", "b", "c"):
+        r = rec(mid)
+        r.state = os.urandom(1 << 20)
+        store.create(r)
+        store.put_checkpoint(mid, 1, r.state, r.state, {})
+    sent = lambda: raw.info("stats")["total_net_output_bytes"]  # noqa: E731
+    before = sent()
+    assert [row[0] for row in store.list_status()] == ["a", "b", "c"]
+    assert [row[0] for row in store.list_checkpoints("a")] == [1]
+    assert sent() - before < 64_000  # the 1 MB blobs never left the server
+    before = sent()
+    store.get_checkpoint("a", 1)
+    assert sent() - before > 2_000_000  # (and the measurement does see blobs when they are sent)
 
 
 # --- locking across processes ----------------------------------------------------------------

@@ -131,6 +131,148 @@ def test_invalid_ids_rejected(store):
     assert store.get("../x") is None and store.delete("../x") is False
 
 
+# --- class view, settings, checkpoints -----------------------------------------------------
+
+def test_list_status_order_fields_and_copies(store):
+    assert store.list_status() == []
+    for mid, created in (("b", 2.0), ("a", 2.0), ("c", 1.0)):
+        r = rec(mid)
+        r.created_at, r.state = created, os.urandom(1 << 18)
+        store.create(r)
+    rows = store.list_status()
+    assert [row[0] for row in rows] == ["c", "a", "b"]  # created_at, then id
+    for mid, spec, status, updated in rows:
+        assert spec == rec().spec and status == rec().status and updated == store.get(mid).updated_at
+    rows[0][2]["n"] = 99  # returned dicts are copies
+    time.sleep(0.002)
+    c = store.get("c")
+    c.status["step"] = 5
+    store.put(c)
+    store.delete("a")
+    rows = store.list_status()
+    assert [row[0] for row in rows] == ["c", "b"]  # put() does not reorder
+    assert rows[0][2] == {**rec().status, "step": 5} and rows[0][3] == c.updated_at
+
+
+def test_settings_round_trip_overwrite_and_copies(store):
+    assert store.get_setting("class.frozen") is None
+    store.put_setting("class.frozen", {"frozen": True})
+    store.put_setting("class.preset", {})
+    assert store.get_setting("class.frozen") == {"frozen": True} and store.get_setting("class.preset") == {}
+    store.put_setting("class.frozen", {"frozen": False, "by": "t"})
+    got = store.get_setting("class.frozen")
+    assert got == {"frozen": False, "by": "t"}
+    got["frozen"] = True
+    assert store.get_setting("class.frozen")["frozen"] is False
+    big = {"X": np.random.default_rng(0).random((50_000, 4)).tolist(), "y": list(range(50_000))}
+    store.put_setting("class.hidden_test", big)  # a few MB of JSON
+    assert store.get_setting("class.hidden_test") == big
+    with pytest.raises(TypeError):
+        store.put_setting("class.frozen", [1, 2])  # type: ignore[arg-type]
+    assert store.get_setting("class.frozen") == {"frozen": False, "by": "t"}
+
+
+def test_invalid_setting_keys_rejected(store):
+    for good in ("a", "x" * 64, "A-b_c.9"):
+        store.put_setting(good, {"k": good})
+        assert store.get_setting(good) == {"k": good}
+    for bad in ("", "x" * 65, "a b", "a/b", "a:b", "é", None, 5):
+        with pytest.raises(ValueError):
+            store.put_setting(bad, {})  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            store.get_setting(bad)  # type: ignore[arg-type]
+
+
+def test_checkpoints_round_trip_order_and_overwrite(store):
+    store.create(rec())
+    assert store.list_checkpoints("m1") == []
+    before = time.time()
+    for step in (20, 5, 10):
+        store.put_checkpoint("m1", step, b"s%d\x00" % step, b"h%d" % step, {"step": step, "loss": 0.5})
+    rows = store.list_checkpoints("m1")
+    assert [r[0] for r in rows] == [5, 10, 20] and all(isinstance(r[0], int) for r in rows)
+    assert all(r[1] == {"step": r[0], "loss": 0.5} and before <= r[2] <= time.time() for r in rows)
+    assert store.get_checkpoint("m1", 10) == (b"s10\x00", b"h10", {"step": 10, "loss": 0.5})
+    store.put_checkpoint("m1", 10, b"new", b"", {"step": 10, "loss": float("nan")})
+    state, history, status = store.get_checkpoint("m1", 10)
+    assert (state, history) == (b"new", b"") and math.isnan(status["loss"]) and len(store.list_checkpoints("m1")) == 3
+    store.put_checkpoint("m1", np.int64(7), b"np", b"", {})  # numpy steps are accepted
+    assert store.get_checkpoint("m1", np.int64(7)) == (b"np", b"", {}) and store.get_checkpoint("m1", 7)[0] == b"np"
+    status["loss"] = 1.0  # returned dicts are copies
+    assert math.isnan(store.get_checkpoint("m1", 10)[2]["loss"])
+    assert store.get_checkpoint("m1", 6) is None and store.get_checkpoint("other", 10) is None
+    assert store.get("m1").state == b"\x00state\xff"  # the record itself is untouched
+
+
+def test_checkpoint_argument_checks(store):
+    store.create(rec())
+    with pytest.raises(KeyError):
+        store.put_checkpoint("missing", 1, b"", b"", {})
+    with pytest.raises(ValueError):
+        store.put_checkpoint("../x", 1, b"", b"", {})
+    for bad in (-1, 1.5, True, "3", None, 2**53):
+        with pytest.raises(ValueError):
+            store.put_checkpoint("m1", bad, b"", b"", {})  # type: ignore[arg-type]
+        assert store.get_checkpoint("m1", bad) is None  # type: ignore[arg-type]
+    for bad in (-1, 1.5, None):
+        with pytest.raises(ValueError):
+            store.prune_checkpoints("m1", bad)  # type: ignore[arg-type]
+    assert store.list_checkpoints("m1") == [] and store.list_checkpoints("missing") == []
+    assert store.list_checkpoints("../x") == [] and store.get_checkpoint("../x", 1) is None
+
+
+def test_delete_cascades_to_checkpoints(store):
+    for mid in ("m1", "m2"):
+        store.create(rec(mid))
+        for step in (1, 2):
+            store.put_checkpoint(mid, step, b"s", b"h", {"step": step})
+    assert store.delete("m1")
+    assert store.list_checkpoints("m1") == [] and store.get_checkpoint("m1", 1) is None
+    assert [r[0] for r in store.list_checkpoints("m2")] == [1, 2]
+    store.create(rec("m1"))  # a new model under the old id starts clean
+    assert store.list_checkpoints("m1") == []
+
+
+def test_prune_checkpoints_keeps_newest_steps(store):
+    store.create(rec())
+    store.create(rec("m2"))
+    store.put_checkpoint("m2", 1, b"", b"", {})
+    store.prune_checkpoints("m1", 3)  # nothing to prune is fine
+    for step in (4, 9, 0, 7, 2, 8, 1, 6, 3, 5):
+        store.put_checkpoint("m1", step, b"s%d" % step, b"", {"step": step})
+    store.prune_checkpoints("m1", 3)
+    assert [r[0] for r in store.list_checkpoints("m1")] == [7, 8, 9]
+    assert store.get_checkpoint("m1", 6) is None and store.get_checkpoint("m1", 9)[0] == b"s9"
+    store.prune_checkpoints("m1", 5)
+    assert [r[0] for r in store.list_checkpoints("m1")] == [7, 8, 9]
+    store.prune_checkpoints("m1", 0)
+    assert store.list_checkpoints("m1") == [] and store.get_checkpoint("m1", 9) is None
+    assert [r[0] for r in store.list_checkpoints("m2")] == [1]  # other models untouched
+
+
+def test_checkpoint_put_racing_delete_leaves_no_orphans(store):
+    for round_ in range(5):
+        store.create(rec())
+        started = threading.Event()
+
+        def writer():
+            step = 0
+            while True:
+                try:
+                    store.put_checkpoint("m1", step, b"s", b"h", {})
+                except KeyError:
+                    return
+                started.set()
+                step += 1
+
+        t = threading.Thread(target=writer)
+        t.start()
+        assert started.wait(5)
+        assert store.delete("m1")
+        t.join(5)
+        assert store.list_checkpoints("m1") == [] and store.get_checkpoint("m1", 0) is None
+
+
 # --- locking ---------------------------------------------------------------------------------
 
 def test_lock_serializes_threads(store):
@@ -250,6 +392,57 @@ def test_sqlite_lock_stays_exclusive_across_delete(tmp_path):
             pass
     release.set()
     t.join(5)
+    s.close()
+
+
+def test_sqlite_settings_and_checkpoints_shared_between_instances(tmp_path):
+    a, b = SqliteStore(tmp_path / "m.sqlite3"), SqliteStore(tmp_path / "m.sqlite3")
+    a.put_setting("class.frozen", {"frozen": True})
+    assert b.get_setting("class.frozen") == {"frozen": True}
+    b.put_setting("class.frozen", {"frozen": False})
+    assert a.get_setting("class.frozen") == {"frozen": False}
+    a.create(rec())
+    a.put_checkpoint("m1", 3, b"s", b"h", {"step": 3})
+    assert b.get_checkpoint("m1", 3) == (b"s", b"h", {"step": 3}) and b.list_status()[0][0] == "m1"
+    b.delete("m1")
+    assert a.list_checkpoints("m1") == []
+    a.close()
+    b.close()
+    c = SqliteStore(tmp_path / "m.sqlite3")  # and it survives a reopen
+    assert c.get_setting("class.frozen") == {"frozen": False}
+    c.close()
+
+
+def test_sqlite_list_views_never_read_blobs(tmp_path):
+    s = SqliteStore(tmp_path / "m.sqlite3")
+    s.create(rec())
+    s.put_checkpoint("m1", 1, b"s", b"h", {})
+    read: set[tuple[str, str]] = set()
+
+    def authorizer(action, table, column, *_):
+        if action == sqlite3.SQLITE_READ:
+            read.add((table, column))
+        return sqlite3.SQLITE_OK
+
+    s._conn().set_authorizer(authorizer)
+    assert s.list_status()[0][0] == "m1" and s.list_checkpoints("m1")[0][0] == 1
+    assert read and not {c for _, c in read} & {"state", "history"}
+    s.close()
+
+
+def test_sqlite_upgrades_a_database_without_the_new_tables(tmp_path):
+    db = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(db)
+    old.executescript("""CREATE TABLE models (id TEXT PRIMARY KEY, spec TEXT NOT NULL, status TEXT NOT NULL,
+        token_hash TEXT NOT NULL DEFAULT '', created_at REAL NOT NULL, updated_at REAL NOT NULL,
+        state BLOB NOT NULL, history BLOB NOT NULL);
+        INSERT INTO models VALUES ('m1', '{}', '{"step": 1}', '', 1.0, 2.0, x'00', x'');""")
+    old.close()
+    s = SqliteStore(db)
+    assert s.list_status() == [("m1", {}, {"step": 1}, 2.0)] and s.get_setting("class.preset") is None
+    s.put_checkpoint("m1", 1, b"s", b"h", {})
+    s.put_setting("class.preset", {"link": "x"})
+    assert s.list_checkpoints("m1")[0][0] == 1 and s.get_setting("class.preset") == {"link": "x"}
     s.close()
 
 

@@ -59,4 +59,5 @@ def reset_model(model_id: OwnedModelId, service: ServiceDep, body: ResetRequest 
     """Re-initialise from the spec's seed, or from a new seed: step 0, fresh optimizer, empty history."""
     with service.use(model_id, save=True) as model:
         model.reset(seed=body.seed if body else None)
+        service.restart_checkpoints(model_id, model)
     return public(model_id, *service.status(model_id))

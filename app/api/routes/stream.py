@@ -78,7 +78,7 @@ async def stream(ws: WebSocket, model_id: str):
     def run(steps: int | None, lazy: bool) -> dict:
         with service.use(model_id, save="lazy" if lazy else True) as model:
             budget = period * 0.6 if steps is None else period
-            result = model.train(steps or settings.max_steps, time_budget=budget) if steps != 0 else None
+            result = service.train(model_id, model, steps or settings.max_steps, budget) if steps != 0 else None
             return frame(model, result, playing and not (result and result.diverged))
 
     try:

@@ -18,7 +18,7 @@ def train(model_id: OwnedModelId, body: TrainRequest, service: ServiceDep, setti
         raise unprocessable(("body", "steps"), f"is {body.steps}; the limit is {settings.max_steps} per call")
     service.check_not_frozen()
     with service.use(model_id, save=True) as model:
-        return model.train(body.steps, time_budget=settings.train_time_budget).to_dict()
+        return service.train(model_id, model, body.steps, settings.train_time_budget).to_dict()
 
 
 @router.get("/{model_id}/parameters", response_model=Parameters)

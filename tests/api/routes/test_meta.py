@@ -56,6 +56,8 @@ def test_openapi_documents_every_endpoint(client):
         "/api/class/status": {"get"}, "/api/class/models": {"get"}, "/api/class/curves": {"get"},
         "/api/class/hidden-test": {"put"}, "/api/class/leaderboard": {"get"},
         "/api/class/preset": {"put", "delete"}, "/api/class/freeze": {"put"},
+        "/api/datasets": {"post"}, "/api/models/import": {"post"}, "/api/models/{model_id}/export": {"get"},
+        "/api/models/{model_id}/checkpoints": {"get"}, "/api/models/{model_id}/fork": {"post"},
     }
     assert {p: set(ops) for p, ops in paths.items()} == expected
 

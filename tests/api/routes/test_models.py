@@ -63,7 +63,7 @@ def test_create_fills_engine_defaults_and_matches_the_engine(client):
 
 def test_create_custom_data(client):
     m = create(client, XOR)
-    assert m["spec"]["data"] == {"source": "custom", "n_train": 4, "n_test": 0}
+    assert m["spec"]["data"] == {"source": "custom", "n_train": 4, "n_test": 0, "standardize": None, "info": None}
     assert m["spec"]["input_size"] == 2 and m["spec"]["batch_size"] is None
     assert m["test_loss"] is None
     assert m["n_params"] == 3 * 3 + 4 * 1

@@ -1,0 +1,125 @@
+"""Own data in, models out: CSV datasets, export and import, checkpoints and forks."""
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import ModelId, ServiceDep
+from app.api.routes.models import public
+from app.api.schemas import ModelCreated, Strict
+from app.api.service import unprocessable
+from app.engine import Model
+from app.engine.codegen import numpy_script
+from app.engine.transfer import TransferError, export_json, export_npz, import_json, import_npz
+
+router = APIRouter(tags=["transfer"])
+
+
+class CsvUpload(Strict):
+    csv: str = Field(min_length=1, description="the file's text, with a header row",
+                     examples=["x1,x2,label\n0.1,0.2,red\n0.5,-1,blue\n"])
+    inputs: list[str] | None = Field(None, description="input columns by header name; default all but the targets")
+    targets: list[str] | None = Field(None, description="target columns by header name; default the last column")
+
+
+class DatasetPublic(BaseModel):
+    id: str
+    rows: int
+    input_columns: list[str]
+    target_columns: list[str]
+    classes: list[str] | None
+
+
+class ForkRequest(Strict):
+    step: int | None = Field(None, ge=0, description="fork from the latest checkpoint at or before this step")
+
+
+@router.post("/datasets", status_code=201, response_model=DatasetPublic, tags=["datasets"])
+def upload_dataset(body: CsvUpload, service: ServiceDep) -> dict:
+    """Upload a CSV; use the returned id in a spec as {"data": {"dataset_id": ...}}."""
+    parsed = service.parse_csv_upload(text=body.csv, inputs=body.inputs, targets=body.targets)
+    dataset_id = service.save_dataset(parsed)
+    return {"id": dataset_id, "rows": parsed.n_rows, "input_columns": parsed.input_columns,
+            "target_columns": parsed.target_columns, "classes": parsed.classes}
+
+
+@router.get("/models/{model_id}/export", tags=["transfer"],
+            responses={200: {"content": {"application/json": {}, "application/octet-stream": {},
+                                         "text/x-python": {}}}})
+def export_model(model_id: ModelId, service: ServiceDep,
+                 format: str = Query("json", pattern="^(json|npz|numpy)$",
+                                     description="json or npz: the whole model; numpy: a standalone script")):
+    """The spec, data, parameters, optimizer and RNG state and history; or the model as NumPy code."""
+    with service.use(model_id) as model:
+        if format == "numpy":
+            X, y = model.batch(cap=8)
+            return PlainTextResponse(numpy_script(model.net, X, y), media_type="text/x-python",
+                                     headers=_attachment(f"model_{model_id}.py"))
+        status = {k: v for k, v in service.status(model_id)[1].items() if k != "token_hash"}
+        if format == "npz":
+            return Response(export_npz(model, status), media_type="application/octet-stream",
+                            headers=_attachment(f"model_{model_id}.npz"))
+        return JSONResponse(export_json(model, status), headers=_attachment(f"model_{model_id}.json"))
+
+
+@router.post("/models/import", status_code=201, response_model=ModelCreated, tags=["transfer"],
+             openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}},
+                                                        "application/octet-stream": {}}, "required": True}})
+async def import_model(request: Request, service: ServiceDep) -> dict:
+    """Recreate an exported model (JSON body, or the .npz bytes as application/octet-stream) under a new id."""
+    body = await request.body()
+    binary = request.headers.get("content-type", "").startswith("application/octet-stream")
+    return await run_in_threadpool(_import, body, binary, service)
+
+
+def _import(body: bytes, binary: bool, service) -> dict:
+    try:
+        if binary:
+            model = import_npz(body)
+        else:
+            doc = json.loads(body)
+            if not isinstance(doc, dict):
+                raise TransferError("the body must be a JSON object from GET /export?format=json")
+            model = import_json(doc)
+    except (TransferError, ValueError) as e:
+        raise unprocessable(("body",), f"cannot import: {e}") from None
+    service.check_limits(model.spec)
+    service.check_data_size(model)
+    model_id, token = service.create(model=model, nickname=None)
+    return {**public(model_id, *service.status(model_id)), "token": token}
+
+
+@router.get("/models/{model_id}/checkpoints", tags=["transfer"])
+def checkpoints(model_id: ModelId, service: ServiceDep) -> list[dict]:
+    """Automatic checkpoints, taken every PLAYGROUND_CHECKPOINT_EVERY steps."""
+    service.status(model_id)
+    return [{"step": step, "created_at": created_at, "train_loss": status.get("train_loss"),
+             "test_loss": status.get("test_loss")}
+            for step, status, created_at in service.store.list_checkpoints(model_id)]
+
+
+@router.post("/models/{model_id}/fork", status_code=201, response_model=ModelCreated, tags=["transfer"])
+def fork(model_id: ModelId, service: ServiceDep, body: ForkRequest | None = None) -> dict:
+    """A new model from the latest checkpoint at or before ``step`` (default: the model as it is now)."""
+    step = body.step if body else None
+    if step is None:
+        with service.use(model_id) as model:
+            child = Model.from_bytes(model.spec, model.to_bytes(), model.history.to_bytes())
+    else:
+        service.status(model_id)
+        steps = [s for s, _, _ in service.store.list_checkpoints(model_id) if s <= step]
+        if not steps:
+            raise HTTPException(404, detail=f"model {model_id} has no checkpoint at or before step {step}")
+        state, history, status = service.store.get_checkpoint(model_id, steps[-1])
+        child = Model.from_bytes(status["spec"], state, history)
+    parent = {"id": model_id, "step": child.step}
+    child_id, token = service.create(model=child, nickname=service.status(model_id)[1].get("nickname"), parent=parent)
+    return {**public(child_id, *service.status(child_id)), "token": token}
+
+
+def _attachment(name: str) -> dict:
+    return {"content-disposition": f'attachment; filename="{name}"'}
