@@ -1,4 +1,8 @@
 // Thin fetch + WebSocket wrapper around the Backprop Playground REST API (docs/api.md).
+// Calls that change a model send its token (kept by tokens.js) as a bearer token; the
+// stream sends it as ?token= (browsers cannot set WebSocket headers).
+import { tokens } from './tokens.js';
+
 const BASE = '/api';
 
 /** JSON.parse that tolerates bare NaN / Infinity tokens (Python's json emits them). */
@@ -31,28 +35,62 @@ export function formatDetail(detail) {
   return JSON.stringify(detail);
 }
 
-async function request(method, path, body) {
-  const init = { method, headers: { Accept: 'application/json' } };
-  if (body !== undefined) { init.headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(body); }
-  const res = await fetch(BASE + path, init);
+async function errorOf(res) {
   const text = await res.text();
   let data = null;
   if (text) { try { data = parseJSON(text); } catch (e) { data = text; } }
-  if (!res.ok) throw new ApiError(res.status, data && data.detail !== undefined ? data.detail : data || res.statusText);
-  return data;
+  return new ApiError(res.status, data && data.detail !== undefined ? data.detail : data || res.statusText);
+}
+
+/**
+ * One API call. opts: {token} a bearer token, {raw: body, type} a body sent as is,
+ * {as: 'json' | 'blob' | 'response'} what to return.
+ */
+export async function request(method, path, body, opts = {}) {
+  const init = { method, headers: { Accept: 'application/json' } };
+  if (opts.token) init.headers.Authorization = `Bearer ${opts.token}`;
+  if (opts.raw !== undefined) { init.headers['Content-Type'] = opts.type || 'application/json'; init.body = opts.raw; }
+  else if (body !== undefined) { init.headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(body); }
+  const res = await fetch(BASE + path, init);
+  if (!res.ok) throw await errorOf(res);
+  if (opts.as === 'blob') return res.blob();
+  if (opts.as === 'response') return res;
+  const text = await res.text();
+  if (!text) return null;
+  try { return parseJSON(text); } catch (e) { return text; }
 }
 
 const m = (id) => `/models/${encodeURIComponent(id)}`;
 
+/** A call that changes model `id`: sends the token this browser holds for it. */
+const owned = (method, id, path, body) => request(method, `${m(id)}${path}`, body, { token: tokens.get(id) });
+
+/** A created / imported / forked model: its token is shown once, so keep it now. */
+const keep = (model) => { if (model && model.id && model.token) tokens.set(model.id, model.token); return model; };
+
 export const api = {
   health: () => request('GET', '/health'),
   catalog: () => request('GET', '/catalog'),
-  createModel: (spec) => request('POST', '/models', spec),
+  createModel: (spec) => request('POST', '/models', spec).then(keep),
   getModel: (id) => request('GET', m(id)),
-  patchModel: (id, body) => request('PATCH', m(id), body),
-  deleteModel: (id) => request('DELETE', m(id)),
-  reset: (id, body = {}) => request('POST', `${m(id)}/reset`, body),
-  train: (id, steps) => request('POST', `${m(id)}/train`, { steps }),
+  patchModel: (id, body) => owned('PATCH', id, '', body),
+  deleteModel: (id) => owned('DELETE', id, '').then((r) => { tokens.remove(id); return r; }),
+  reset: (id, body = {}) => owned('POST', id, '/reset', body),
+  train: (id, steps) => owned('POST', id, '/train', { steps }),
+  fork: (id, body = {}) => request('POST', `${m(id)}/fork`, body, { token: tokens.get(id) }).then(keep),
+  /** The export as a Blob plus the file name the server suggests. */
+  exportModel: async (id, format = 'json') => {
+    const res = await request('GET', `${m(id)}/export?format=${format}`, undefined, { token: tokens.get(id), as: 'response' });
+    const cd = res.headers.get('content-disposition') || '';
+    const name = (/filename="?([^";]+)"?/.exec(cd) || [])[1] || null;
+    return { blob: await res.blob(), name };
+  },
+  /** body: the JSON export's text, or the .npz bytes (ArrayBuffer). */
+  importModel: (body) => request('POST', '/models/import', undefined, {
+    raw: body, type: typeof body === 'string' ? 'application/json' : 'application/octet-stream',
+  }).then(keep),
+  uploadDataset: (body) => request('POST', '/datasets', body),
+  classStatus: () => request('GET', '/class/status'),
   parameters: (id) => request('GET', `${m(id)}/parameters`),
   gradients: (id) => request('GET', `${m(id)}/gradients`),
   predict: (id, X) => request('POST', `${m(id)}/predict`, { X }),
@@ -65,22 +103,40 @@ export const api = {
 
 /**
  * WebSocket stream of training frames. Messages sent before the socket opens are queued.
- * handlers: {onFrame(frame), onError(detail), onClose()}
+ * handlers: {onFrame(frame), onError(ApiError), onClose(code)}; an error message's `status`
+ * (423 frozen) or the close code (4401 / 4403 / 4404) becomes the error's status.
  */
 export class Stream {
   constructor(modelId, handlers) {
     this.handlers = handlers; this.queue = []; this.closed = false;
     const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-    this.ws = new WebSocket(`${proto}://${location.host}${BASE}${m(modelId)}/stream`);
+    const token = tokens.get(modelId);
+    const q = token ? `?token=${encodeURIComponent(token)}` : '';
+    this.ws = new WebSocket(`${proto}://${location.host}${BASE}${m(modelId)}/stream${q}`);
     this.ws.onopen = () => { for (const msg of this.queue) this.ws.send(msg); this.queue = []; };
     this.ws.onmessage = (ev) => {
       let msg;
-      try { msg = parseJSON(ev.data); } catch (e) { handlers.onError?.(`bad frame: ${e.message}`); return; }
+      try { msg = parseJSON(ev.data); } catch (e) { handlers.onError?.(new ApiError(0, `bad frame: ${e.message}`)); return; }
       if (msg.type === 'frame') handlers.onFrame?.(msg);
-      else if (msg.type === 'error') handlers.onError?.(formatDetail(msg.detail));
+      else if (msg.type === 'error') {
+        // a refused token comes as an error message followed by a 44xx close: report them once, as the close
+        this.lastError = msg;
+        const status = msg.status || (/frozen by the instructor/.test(msg.detail || '') ? 423 : 0);
+        if (status) { handlers.onError?.(new ApiError(status, msg.detail)); return; }
+        this.pendingError = setTimeout(() => { this.pendingError = null; handlers.onError?.(new ApiError(0, msg.detail)); }, 60);
+      }
     };
-    this.ws.onerror = () => { if (!this.closed) handlers.onError?.('stream connection error'); };
-    this.ws.onclose = () => { const was = this.closed; this.closed = true; if (!was) handlers.onClose?.(); };
+    this.ws.onerror = () => { if (!this.closed) handlers.onError?.(new ApiError(0, 'stream connection error')); };
+    this.ws.onclose = (ev) => {
+      const was = this.closed; this.closed = true;
+      if (was) return;
+      if (ev.code >= 4400 && ev.code < 4500) {
+        clearTimeout(this.pendingError); this.pendingError = null;
+        const detail = this.lastError ? this.lastError.detail : `stream closed (${ev.code})`;
+        handlers.onError?.(new ApiError(ev.code - 4000, detail));
+      }
+      handlers.onClose?.(ev.code);
+    };
   }
 
   get open() { return !this.closed; }

@@ -1,7 +1,10 @@
 // App controller: holds the configuration, turns view edits into model re-creation
 // (debounced) or PATCHes, keeps the URL / share link in sync, and shows errors.
-import { clone, toSpec, shareURL, toQuery } from './state.js';
+// The page URL also names the open model (?...&model=<id>) so a reload reopens it; the
+// share link does not (it describes the setup, and a model can only be changed with its token).
+import { clone, toSpec, fromSpec, shareURL, toQuery } from './state.js';
 import { formatNum } from './charts/palette.js';
+import { tokens, nickname } from './tokens.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -36,11 +39,49 @@ export class App {
     this.errors.clear();
     document.body.dataset.ready = 'false';
     try {
-      const done = await this.session.create(toSpec(this.cfg));
+      const inline = this.cfg.custom && this.cfg.custom.inline ? this.inlineData : null;
+      if (this.cfg.custom && this.cfg.custom.inline && !inline) throw new Error('the imported data is no longer available; pick a dataset');
+      const done = await this.session.create(toSpec(this.cfg, inline), { nickname: nickname.get() });
       if (done) document.body.dataset.ready = 'true';
     } catch (err) {
       this.errors.show(err, 'Could not create the model: ');
       document.body.dataset.ready = 'error';
+    }
+  }
+
+  /**
+   * First model of the page: the one named in the URL (a reload) or, for a plain URL, the last
+   * one this browser had open, when this browser holds its token; else a new one from the URL.
+   */
+  async start(search) {
+    const p = new URLSearchParams(search);
+    const setup = [...p.keys()].some((k) => k !== 'model');
+    const id = p.get('model') || (setup ? null : tokens.last());
+    if (id && tokens.get(id)) {
+      document.body.dataset.ready = 'false';
+      try {
+        if (await this.session.open(id, 'restore')) { document.body.dataset.ready = 'true'; return; }
+      } catch (err) {
+        if (err.status !== 404) console.warn('could not reopen model', id, err);
+        if (err.status === 404) tokens.remove(id);
+      }
+    }
+    await this.createModel();
+  }
+
+  /** Switch to a model created by an upload or a fork (already made; `fn` resolves when shown). */
+  async switchTo(fn, context) {
+    this.errors.clear();
+    clearTimeout(this.createTimer);
+    document.body.dataset.ready = 'false';
+    try {
+      await fn();
+      document.body.dataset.ready = 'true';
+      return true;
+    } catch (err) {
+      this.fail(err, context);
+      document.body.dataset.ready = this.session.id ? 'true' : 'error';
+      return false;
     }
   }
 
@@ -68,13 +109,29 @@ export class App {
 
   /** Show an error; a model the server no longer has (e.g. after a restart) is re-created. */
   fail(err, context = '') {
+    if (err && err.status === 423) { this.setFrozen(true, true); return; }
     const lost = err && (err.status === 404 || /model \S+ not found/.test(err.message || ''));
-    if (lost && this.session.id) {
+    const refused = err && (err.status === 401 || err.status === 403);
+    if ((lost || refused) && this.session.id) {
+      if (refused) tokens.remove(this.session.id);
       this.createModel();   // clears the errors synchronously, so the note below stays
-      this.errors.message('The server no longer has this model (was it restarted?); it has been re-created.');
+      this.errors.message(lost ? 'The server no longer has this model (was it restarted?); it has been re-created.'
+        : 'This browser does not hold the token of that model, so it cannot change it; a new model has been created.');
       return;
     }
     this.errors.show(err, context);
+  }
+
+  /** The instructor froze (or unfroze) training; `refused` when a call of ours was just refused. */
+  setFrozen(on, refused = false) {
+    if (on && this.session.playing) this.session.pause();
+    if (on === this.frozen && !refused) return;
+    this.frozen = on;
+    const box = $('frozen-banner');
+    box.hidden = !on;
+    if (on) box.textContent = 'Training is frozen by your teacher. You can look around; Play works again when they unfreeze.';
+    this.forEach('setFrozen', on);
+    if (refused) this.classStatus?.poll();
   }
 
   reset() {
@@ -89,13 +146,24 @@ export class App {
 
   syncURL() {
     const url = shareURL(this.cfg);
-    history.replaceState(null, '', `?${toQuery(this.cfg)}`);
+    const id = this.session && this.session.id;
+    history.replaceState(null, '', `?${toQuery(this.cfg)}${id ? `&model=${encodeURIComponent(id)}` : ''}`);
     $('share-link').href = url;
     $('share-url').value = url;
   }
 
   // ---- session hooks ----
   onModel(model, data, why) {
+    if (why !== 'create' && why !== 'reset') {
+      // an existing model (reload, import, fork): the controls show its configuration
+      this.cfg = fromSpec(model.spec, this.cfg);
+      this.forEach('setConfig', this.cfg);
+    }
+    if (this.cfg.custom && this.cfg.custom.inline && data) {
+      this.inlineData = { X: data.train.X, y: data.train.y, ...(data.test.X.length ? { X_test: data.test.X, y_test: data.test.y } : {}) };
+      if (this.cfg.custom.standardize) this.inlineData.standardize = true;
+    } else if (!this.cfg.custom || !this.cfg.custom.inline) this.inlineData = null;
+    this.syncURL();
     this.showDivergence(null);
     this.forEach('setModel', model, data, why);
     this.trace?.load(model.id, this.traceBatch());
@@ -122,7 +190,8 @@ export class App {
   state() {
     const s = this.session;
     return {
-      config: clone(this.cfg), modelId: s.id, playing: s.playing, busy: s.busy,
+      config: clone(this.cfg), modelId: s.id, playing: s.playing, busy: s.busy, frozen: !!this.frozen,
+      owned: s.owned, parent: s.model ? s.model.parent || null : null,
       step: s.frame ? s.frame.step : 0, diverged: !!(s.model && s.model.diverged),
       trainLoss: s.frame ? formatNum(s.frame.train_loss, 6) : null,
     };

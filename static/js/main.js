@@ -17,13 +17,18 @@ import { LayersView } from './views/layers.js';
 import { TraceView } from './views/trace.js';
 import { GradcheckView } from './views/gradcheck.js';
 import { copyShareLink } from './views/share.js';
+import { ClassStatusView } from './views/classroom.js';
+import { UploadView } from './views/upload.js';
+import { TransferView } from './views/transfer.js';
+import { ForksView } from './views/forks.js';
 
 async function main() {
   const errors = new ErrorView(document.getElementById('error-banner'));
   let raw = null;
   try { raw = await api.catalog(); } catch (err) { errors.message(`Catalog unavailable (${err.message}); using defaults.`); }
   const catalog = normalizeCatalog(raw);
-  const cfg = fromQuery(location.search);
+  const search = location.search;   // syncURL rewrites it; start() needs the original (model=...)
+  const cfg = fromQuery(search);
   const app = new App({ cfg, catalog, errors, session: null });
   app.session = new Session({
     onModel: (m, d, why) => app.onModel(m, d, why),
@@ -34,14 +39,17 @@ async function main() {
   app.controls = new ControlsView(app);
   app.trace = new TraceView(app);
   app.gradcheck = new GradcheckView(app);
-  app.setViews([app.controls, new DataView(app), new BuilderView(app), new OptionsView(app),
-    new NetworkView(app), new OutputView(app), new LayersView(app), app.trace,
+  app.output = new OutputView(app);
+  app.classStatus = new ClassStatusView(app);
+  app.setViews([app.controls, new DataView(app), new UploadView(app), new BuilderView(app), new OptionsView(app),
+    new NetworkView(app), app.output, new ForksView(app), new TransferView(app), new LayersView(app), app.trace,
     { setModel: () => app.gradcheck.clear() }]);
   copyShareLink(document.getElementById('copy-link'), document.getElementById('share-url'));
   app.renderer = startRenderLoop(app.session, app.views, () => app.state());
   window.__playground.app = app;
   app.syncURL();
-  await app.createModel();
+  await app.classStatus.start();
+  await app.start(search);
 }
 
 main().catch((err) => {

@@ -2,6 +2,7 @@
 // frame. Views are told about every frame (to accumulate series) through onFrame;
 // drawing happens separately on requestAnimationFrame from session.frame.
 import { api, Stream } from './api.js';
+import { tokens, forks } from './tokens.js';
 
 export class Session {
   /** hooks: {onModel(model, data, why), onFrame(frame), onPlaying(bool), onError(err), onStatus(text)} */
@@ -16,27 +17,81 @@ export class Session {
 
   get nTrain() { return this.data ? this.data.train.X.length : 0; }
 
+  /** Whether this browser may change the current model (it holds the model's token). */
+  get owned() { return !!(this.model && tokens.get(this.model.id)); }
+
   /** Create a new model for spec (replacing the current one). Throws ApiError on 422. */
-  async create(spec) {
+  async create(spec, { nickname = '' } = {}) {
+    return this._switch(async () => api.createModel(nickname ? { ...spec, nickname } : spec), 'create');
+  }
+
+  /** Open a model that already exists on the server (a reload, or switching between forks). */
+  async open(id, why = 'restore') {
+    return this._switch(() => api.getModel(id), why);
+  }
+
+  /** Switch to a model made elsewhere (import, fork): `model` is the 201 answer. */
+  async adopt(model, why) {
+    return this._switch(async () => model, why);
+  }
+
+  /**
+   * Replace the current model by the one `get` resolves to. The old one is deleted unless it
+   * belongs to a family of forks (its curve is still shown) or this browser has no token for it.
+   */
+  async _switch(get, why) {
     const gen = ++this.gen;
-    const wasPlaying = this.playing;
+    const wasPlaying = this.playing && why === 'create';
     this._closeStream();
     this.busy = true;
     try {
-      const model = await api.createModel(spec);
-      if (gen !== this.gen) { api.deleteModel(model.id).catch(() => {}); return false; }
+      const model = await get();
+      if (gen !== this.gen) {
+        if (why === 'create') api.deleteModel(model.id).catch(() => {});
+        return false;
+      }
       const old = this.model;
-      this.model = model;
-      if (old) api.deleteModel(old.id).catch(() => {});
-      this.data = await api.data(model.id).catch(() => null);
+      // a new model's frames must not inherit the old one's boundary or weights (see accept)
+      this.model = model; this.frame = null;
+      tokens.setLast(model.id);
+      if (old && old.id !== model.id && this.disposable(old.id)) api.deleteModel(old.id).catch(() => {});
+      this.history = null;
+      const [data, history] = await Promise.all([
+        api.data(model.id).catch(() => null),
+        why !== 'create' && model.step > 0 ? api.history(model.id, 0, 800).catch(() => null) : null,
+      ]);
       if (gen !== this.gen) return false;
-      this.hooks.onModel(model, this.data, 'create');
+      this.data = data;
+      if (history) this.history = { ...history, modelId: model.id };
+      this.hooks.onModel(model, this.data, why);
       await this.refresh();
       if (wasPlaying && gen === this.gen) this.play();
       return true;
     } finally {
       if (gen === this.gen) this.busy = false;
     }
+  }
+
+  /** A model replaced by another is deleted when nothing refers to it any more. */
+  disposable(id) { return !!tokens.get(id) && !forks.has(id); }
+
+  /** Fork the current model (its current state) and switch to the fork. */
+  async fork() {
+    if (!this.model) return null;
+    if (this.playing) { const f = this._nextFrame(1500, (fr) => fr.playing === false); this.pause(); await f; }
+    const parent = this.model;
+    const child = await api.fork(parent.id);
+    forks.add(parent.id, child.id, child.parent ? child.parent.step : parent.step);
+    await this.adopt(child, 'fork');
+    return child;
+  }
+
+  /** Resolves with the next stream frame that passes `test` (or null after `ms`). */
+  _nextFrame(ms, test = () => true) {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.frameWaiter = null; resolve(null); }, ms);
+      this.frameWaiter = (f) => { if (!test(f)) return; clearTimeout(t); this.frameWaiter = null; resolve(f); };
+    });
   }
 
   /** Build a frame from REST calls (after create / reset / step epoch). */
@@ -72,6 +127,7 @@ export class Session {
     if (!frame.layers && prev && prev.layers) { frame.layers = prev.layers; frame.layersStale = true; }
     this.frame = frame;
     this.hooks.onFrame(frame);
+    if (frame.source !== 'rest' && this.frameWaiter) this.frameWaiter(frame);
     this.dirty = true;
     if (frame.diverged) { if (this.playing) this.pause(); } else if (frame.playing === false && this.playing
       && frame.source !== 'rest' && performance.now() - this.playSentAt > 1500) this._setPlaying(false);
@@ -82,7 +138,11 @@ export class Session {
     const gen = this.gen;
     const s = new Stream(this.id, {
       onFrame: (f) => { if (gen === this.gen && this.stream === s) this.accept(f); },
-      onError: (d) => { if (this.stream === s) this.hooks.onError(new Error(d)); },
+      onError: (err) => {
+        if (this.stream !== s) return;
+        if (err.status === 423 || err.status === 401 || err.status === 403) this._setPlaying(false);
+        this.hooks.onError(err);
+      },
       onClose: () => { if (this.stream === s) { this.stream = null; this._setPlaying(false); } },
     });
     this.stream = s;
@@ -137,7 +197,7 @@ export class Session {
     this.gen++;
     this._closeStream();
     const model = await api.reset(this.id, seed === undefined ? {} : { seed });
-    this.model = model; this.frame = null;
+    this.model = model; this.frame = null; this.history = null;
     this.hooks.onModel(model, this.data, 'reset');
     await this.refresh();
   }

@@ -8,6 +8,10 @@ export const DEFAULTS = Object.freeze({
   loss: 'bce', bias: true, init: 'xavier', init_std: 0.1, seed: 0, dtype: 'float64',
   optimizer: 'adam', learning_rate: 0.03, momentum: 0.9,
   reg_kind: 'none', reg_rate: 0, batch_size: 10,
+  // uploaded data instead of a generated dataset: null, or {dataset_id, standardize, rows?,
+  // input_columns?, target_columns?, classes?, name?}; {inline: true} for data that only the
+  // current model holds (an imported model), which is sent back as X / y on re-creation
+  custom: null,
 });
 
 /** Dataset metadata; main.js may refine these from GET /api/catalog. */
@@ -23,13 +27,21 @@ export function clone(cfg) { return JSON.parse(JSON.stringify(cfg)); }
 
 export function defaultConfig() { return clone(DEFAULTS); }
 
-/** Body of POST /api/models for a config. */
-export function toSpec(cfg) {
-  const data = {
-    dataset: cfg.dataset, samples: cfg.samples, noise: cfg.noise,
-    test_fraction: cfg.test_fraction, seed: cfg.data_seed,
-  };
-  if (isTwoD(cfg.dataset)) data.features = [...cfg.features];
+/** Body of POST /api/models for a config (inline: the X / y of imported data, see App). */
+export function toSpec(cfg, inline = null) {
+  let data;
+  if (cfg.custom && cfg.custom.dataset_id) {
+    data = { dataset_id: cfg.custom.dataset_id, test_fraction: cfg.test_fraction, seed: cfg.data_seed };
+    if (cfg.custom.standardize) data.standardize = true;
+  } else if (cfg.custom && inline) {
+    data = { ...inline };
+  } else {
+    data = {
+      dataset: cfg.dataset, samples: cfg.samples, noise: cfg.noise,
+      test_fraction: cfg.test_fraction, seed: cfg.data_seed,
+    };
+    if (isTwoD(cfg.dataset)) data.features = [...cfg.features];
+  }
   return {
     layers: [...cfg.hidden, cfg.output].map((l) => ({ units: l.units, activation: l.activation })),
     loss: cfg.loss, bias: cfg.bias, init: cfg.init, init_std: cfg.init_std, seed: cfg.seed,
@@ -54,6 +66,7 @@ export function toQuery(cfg) {
     dtype: cfg.dtype, opt: cfg.optimizer, lr: cfg.learning_rate, mom: cfg.momentum,
     bs: cfg.batch_size === null ? 'full' : cfg.batch_size, reg: cfg.reg_kind, rr: cfg.reg_rate,
   };
+  if (cfg.custom && cfg.custom.dataset_id) { q.did = cfg.custom.dataset_id; if (cfg.custom.standardize) q.std = 1; }
   return Object.entries(q).map(([k, v]) => `${k}=${enc(v)}`).join('&');
 }
 
@@ -93,6 +106,45 @@ export function fromQuery(search) {
   if (p.has('h')) cfg.hidden = p.get('h').split(',').filter(Boolean).map((s) => parseLayer(s, null)).filter(Boolean);
   if (p.has('out')) cfg.output = parseLayer(p.get('out'), cfg.output);
   if (!p.has('out') && !p.has('loss') && isRegression(cfg.dataset)) adaptToDataset(cfg);
+  if (p.get('did')) cfg.custom = { dataset_id: p.get('did'), standardize: ['1', 'true'].includes(p.get('std')) };
+  return cfg;
+}
+
+/** Configuration of an existing model (GET /models/{id} spec); `base` fills what a spec lacks. */
+export function fromSpec(spec, base = defaultConfig()) {
+  const cfg = clone(base);
+  const layers = spec.layers || [];
+  if (layers.length) {
+    cfg.hidden = layers.slice(0, -1).map((l) => ({ units: l.units, activation: l.activation }));
+    const out = layers[layers.length - 1]; cfg.output = { units: out.units, activation: out.activation };
+  }
+  for (const k of ['loss', 'bias', 'init', 'init_std', 'seed', 'dtype', 'batch_size']) if (k in spec) cfg[k] = spec[k];
+  const o = spec.optimizer || {};
+  if (o.name) cfg.optimizer = o.name;
+  if (o.learning_rate !== undefined) cfg.learning_rate = o.learning_rate;
+  if (o.momentum !== undefined) cfg.momentum = o.momentum;
+  const r = spec.regularization || {};
+  if (r.kind) cfg.reg_kind = r.kind;
+  if (r.rate !== undefined) cfg.reg_rate = r.rate;
+  const d = spec.data || {};
+  if (d.source === 'custom' || d.dataset_id || !d.dataset) {
+    const info = d.info || {};
+    const id = info.dataset_id || d.dataset_id || null;
+    cfg.custom = {
+      ...(id ? { dataset_id: id } : { inline: true }),
+      standardize: !!d.standardize,
+      input_columns: info.input_columns || null, target_columns: info.target_columns || null,
+      classes: info.classes || null,
+    };
+    if (d.n_train && d.n_test !== undefined) cfg.test_fraction = Math.round((d.n_test / (d.n_train + d.n_test)) * 20) / 20 || cfg.test_fraction;
+  } else {
+    cfg.custom = null;
+    cfg.dataset = d.dataset;
+    for (const [k, key] of [['samples', 'samples'], ['noise', 'noise'], ['test_fraction', 'test_fraction'], ['seed', 'data_seed']]) {
+      if (d[k] !== undefined) cfg[key] = d[k];
+    }
+    if (Array.isArray(d.features)) cfg.features = [...d.features];
+  }
   return cfg;
 }
 

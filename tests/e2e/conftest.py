@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from .helpers import ROOT, api
+from .helpers import ADMIN_TOKEN, ROOT, api
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("PLAYGROUND_CHROMIUM", "/usr/bin/chromium")
@@ -40,7 +40,9 @@ def server():
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
     log = open(ARTIFACTS / "e2e-server.log", "w")
-    env = {**os.environ, "PLAYGROUND_STORE": "memory://"}
+    # the instructor view is on (tests/e2e/test_class.py); the limiter would only slow the suite down
+    env = {**os.environ, "PLAYGROUND_STORE": "memory://", "PLAYGROUND_ADMIN_TOKEN": ADMIN_TOKEN,
+           "PLAYGROUND_RATE_LIMIT_PER_CLIENT": "0", "PLAYGROUND_RATE_LIMIT_PER_TOKEN": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
                              "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

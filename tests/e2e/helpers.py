@@ -8,12 +8,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 READY = "body[data-ready=true]"
+ADMIN_TOKEN = "e2e-instructor-token"
 
 
-def api(base: str, path: str, method: str = "GET", body: dict | None = None):
+def api(base: str, path: str, method: str = "GET", body: dict | None = None, token: str | None = None):
     """A JSON call to the running server (for checks made outside the page)."""
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read() or b"null")
 

@@ -1,5 +1,6 @@
 // LineChart: uPlot wrapper with growable typed-array buffers, min/max bucket
-// downsampling (so 100,000+ points still redraw fast) and a log-scale toggle.
+// downsampling (so 100,000+ points still redraw fast), a log-scale toggle, and overlay
+// curves with their own x values (other models' losses) merged in at draw time.
 import uPlot from '../../vendor/uplot/uPlot.esm.js';
 import { formatNum } from './palette.js';
 
@@ -35,6 +36,22 @@ export function downsample(xs, ys, n, maxPoints) {
   return [outX, ...outY];
 }
 
+/**
+ * Align the chart's own columns [x, ...ys] with overlays [{x, y}] on one sorted x axis:
+ * every point keeps its own row, with null in every other series (spanGaps joins the lines).
+ */
+export function mergeOverlays(data, overlays) {
+  const rows = [];
+  data[0].forEach((x, i) => rows.push([x, -1, i]));
+  overlays.forEach((o, k) => { for (let i = 0; i < o.x.length; i++) rows.push([o.x[i], k, i]); });
+  rows.sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
+  const nMain = data.length - 1;
+  const out = [rows.map((r) => r[0])];
+  for (let s = 0; s < nMain; s++) out.push(rows.map((r) => (r[1] === -1 ? data[s + 1][r[2]] : null)));
+  overlays.forEach((o, k) => out.push(rows.map((r) => (r[1] === k ? o.y[r[2]] : null))));
+  return out;
+}
+
 /** Compact tick label: 0.5, 120, 1e-6. */
 function tick(v) {
   const a = Math.abs(v);
@@ -58,6 +75,7 @@ export class LineChart {
   constructor(el, opts) {
     this.el = el; this.opts = { height: 160, maxPoints: 800, maxStored: 400000, ...opts };
     this.logY = !!opts.logY;
+    this.overlays = []; this.overlayKey = '';
     this.xs = new Buffer();
     this.ys = opts.series.map(() => new Buffer());
     this.dirty = true;
@@ -78,7 +96,7 @@ export class LineChart {
       width: this._width(),
       height: this.opts.height,
       scales: { x: { time: false }, y: yScale },
-      legend: { show: true, live: true },
+      legend: { show: true, live: this.opts.legendLive !== false },
       cursor: { drag: { x: false, y: false }, points: { size: 5 } },
       axes: [
         { stroke: '#555', grid: { stroke: '#eee' }, size: 28, values: fmt },
@@ -86,12 +104,12 @@ export class LineChart {
       ],
       series: [
         { label: 'step', value: (u, v) => (v === null || v === undefined ? '–' : Math.round(v)) },
-        ...this.opts.series.map((s) => ({
+        ...[...this.opts.series, ...this.overlays].map((s) => ({
           label: s.label, stroke: s.stroke, width: s.width || 1.6, dash: s.dash, spanGaps: true,
           points: { show: false }, value: (u, v) => formatNum(v, 4),
         })),
       ],
-    }, [[], ...this.opts.series.map(() => [])], this.el);
+    }, [[], ...this.opts.series.map(() => []), ...this.overlays.map(() => [])], this.el);
     this.dirty = true;
   }
 
@@ -103,6 +121,17 @@ export class LineChart {
   destroy() { this.ro.disconnect(); if (this.plot) this.plot.destroy(); this.plot = null; }
 
   setLog(on) { if (on !== this.logY) { this.logY = on; this._build(); } }
+
+  /** Extra curves with their own x: [{label, stroke, dash?, width?, x: [...], y: [...]}] ([] removes them). */
+  setOverlays(list) {
+    const key = list.map((o) => `${o.label}|${o.stroke}|${o.dash}`).join(';');
+    this.overlays = list;
+    if (key !== this.overlayKey) { this.overlayKey = key; this._build(); }
+    this.dirty = true;
+  }
+
+  /** Number of drawn series (own + overlays), for tests. */
+  get seriesCount() { return this.plot ? this.plot.series.length - 1 : 0; }
 
   /** Append one x with one y per series (null/NaN = gap). */
   push(x, ...ys) {
@@ -137,7 +166,8 @@ export class LineChart {
     if (!this.dirty) return false;
     this.dirty = false;
     const n = this.xs.n;
-    const data = downsample(this.xs.a, this.ys.map((b) => b.a), n, this.opts.maxPoints);
+    let data = downsample(this.xs.a, this.ys.map((b) => b.a), n, this.opts.maxPoints);
+    if (this.overlays.length) data = mergeOverlays(data, this.overlays);
     for (let s = 1; s < data.length; s++) {
       const col = data[s];
       for (let i = 0; i < col.length; i++) {

@@ -43,7 +43,12 @@ export class BuilderView {
   }
 
   _features(cfg) {
-    const box = el('fieldset', { class: 'layer-col features', id: 'features' }, el('legend', { text: 'Features' }));
+    const box = el('fieldset', { class: 'layer-col features', id: 'features' }, el('legend', { text: cfg.custom ? 'Inputs' : 'Features' }));
+    if (cfg.custom) {
+      const cols = cfg.custom.input_columns;
+      box.append(el('p', { class: 'hint', text: cols ? cols.join(', ') : 'your columns' }));
+      return box;
+    }
     if (!isTwoD(cfg.dataset)) {
       box.append(el('p', { class: 'hint', text: '1-D input x' }));
       return box;

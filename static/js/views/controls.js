@@ -41,7 +41,8 @@ export class ControlsView {
     document.addEventListener('keydown', (e) => {
       const tag = e.target.tagName;
       if (e.key === ' ' && e.target === document.body && !['INPUT', 'SELECT', 'TEXTAREA'].includes(tag)) {
-        e.preventDefault(); s().toggle();
+        e.preventDefault();
+        if (!$('play').disabled) s().toggle();   // not while diverged or frozen
       }
     });
   }
@@ -81,8 +82,13 @@ export class ControlsView {
     b.classList.toggle('playing', on);
   }
 
-  setDiverged(diverged) {
-    for (const id of ['play', 'step', 'step-epoch']) $(id).disabled = !!diverged;
+  setDiverged(diverged) { this.diverged = !!diverged; this._locks(); }
+
+  setFrozen(frozen) { this.frozen = !!frozen; this._locks(); }
+
+  /** Training buttons are off after a divergence (until reset) and while the class is frozen. */
+  _locks() {
+    for (const id of ['play', 'step', 'step-epoch']) $(id).disabled = !!(this.diverged || this.frozen);
   }
 
   render(frame) {

@@ -1,12 +1,13 @@
 // Data panel: dataset picker (select + thumbnails), test fraction, noise, samples,
 // and "regenerate" (a new data seed, which re-creates the model).
 import { fillSelect } from '../catalog.js';
-import { adaptToDataset } from '../state.js';
+import { adaptToDataset, DEFAULTS } from '../state.js';
 import { drawDatasetIcon } from './icons.js';
 
 const $ = (id) => document.getElementById(id);
 const LABELS = { multi_gauss: 'multi gauss', xor: 'XOR' };
 const label = (n) => LABELS[n] || n;
+const CUSTOM = '__custom';
 
 export class DataView {
   /** app: {cfg, catalog, changeModel(mutate)} */
@@ -15,6 +16,11 @@ export class DataView {
     const names = app.catalog.datasets.map((d) => d.name);
     const kindOf = Object.fromEntries(app.catalog.datasets.map((d) => [d.name, d.kind]));
     fillSelect($('dataset'), names, app.cfg.dataset, (n) => `${label(n)} (${kindOf[n] || '?'})`);
+    // shown while the model trains on uploaded data (picking a dataset goes back to generated data)
+    this.customOption = document.createElement('option');
+    this.customOption.value = CUSTOM; this.customOption.textContent = 'your data (uploaded)';
+    this.customOption.disabled = true;
+    $('dataset').appendChild(this.customOption);
     this.thumbs = names.map((n) => {
       const b = document.createElement('button');
       b.type = 'button'; b.className = 'thumb'; b.dataset.dataset = n;
@@ -50,14 +56,21 @@ export class DataView {
   _fmt(id, v) { return id === 'test-fraction' ? `${Math.round(v * 100)}%` : String(v); }
 
   _pick(name) {
-    if (name === this.app.cfg.dataset) return;
-    this.app.changeModel((c) => { c.dataset = name; adaptToDataset(c); });
+    if (name === CUSTOM || (name === this.app.cfg.dataset && !this.app.cfg.custom)) return;
+    this.app.changeModel((c) => {
+      if (c.custom) { c.custom = null; c.test_fraction = DEFAULTS.test_fraction; c.output = { ...DEFAULTS.output }; c.loss = DEFAULTS.loss; }
+      c.dataset = name; adaptToDataset(c);
+    });
   }
 
   setConfig(cfg) {
-    $('dataset').value = cfg.dataset;
+    const custom = !!cfg.custom;
+    this.customOption.hidden = !custom;
+    $('dataset').value = custom ? CUSTOM : cfg.dataset;
+    $('noise').disabled = custom; $('samples').disabled = custom;
+    $('test-fraction').disabled = !!(custom && cfg.custom.inline);
     for (const b of this.thumbs) {
-      const on = b.dataset.dataset === cfg.dataset;
+      const on = !custom && b.dataset.dataset === cfg.dataset;
       b.classList.toggle('selected', on);
       b.setAttribute('aria-pressed', on ? 'true' : 'false');
     }

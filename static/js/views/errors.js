@@ -11,6 +11,7 @@ const FIELD_IDS = {
   'regularization.kind': 'reg-kind', 'regularization.rate': 'reg-rate',
   'data.dataset': 'dataset', 'data.samples': 'samples', 'data.noise': 'noise',
   'data.test_fraction': 'test-fraction', 'data.seed': 'regenerate', 'data.features': 'features', data: 'dataset',
+  'data.dataset_id': 'csv-file', 'data.standardize': 'csv-standardize', nickname: 'nickname',
   layers: 'add-layer',
 };
 

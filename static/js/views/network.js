@@ -19,12 +19,16 @@ export class NetworkView {
 
   setModel(model, data) {
     const spec = model.spec;
-    const twoD = !!(data && data.train.X.length && data.train.X[0].length === 2);
-    const features = (spec.data && spec.data.features) || (data && data.features) || this.app.cfg.features;
-    this.features = twoD ? features : ['x'];
+    const dims = data && data.train.X.length ? data.train.X[0].length : 2;
+    const twoD = dims === 2;
+    const custom = spec.data && spec.data.source === 'custom';
+    const features = (spec.data && spec.data.features) || (data && data.features) || (custom ? ['x1', 'x2'] : this.app.cfg.features);
+    this.features = custom ? Array.from({ length: dims }, (_, i) => `x${i + 1}`) : twoD ? features : ['x'];
+    const info = custom && spec.data.info;
+    const labels = info && info.input_columns && info.input_columns.length === dims ? info.input_columns : null;
     this.classification = data ? data.kind !== 'regression' : !isRegression(this.app.cfg.dataset);
     this.diagram.setStructure({
-      inputs: this.features.map((f) => FEATURE_LABELS[f] || f),
+      inputs: labels || this.features.map((f) => FEATURE_LABELS[f] || f),
       layers: spec.layers, thumbs: twoD,
     });
     this.twoD = twoD; this.lastBoundary = null; this.inputKey = null;

@@ -28,7 +28,30 @@ export class OutputView {
     this.chart.clear();
     this.boundary.setData(data);
     this.lastStep = -1; this.curveStep = -1;
+    const dims = data && data.train.X.length ? data.train.X[0].length : 2;
+    $('boundary').hidden = dims > 2;
+    $('boundary-none').hidden = dims <= 2;
+    const h = this.app.session.history;
+    if (h && h.modelId === model.id) this._prefill(h);
   }
+
+  /** A model opened with a past (reload, import, fork): draw its recorded losses first. */
+  _prefill(h) {
+    const pts = [];
+    const stride = Math.max(1, Math.ceil((h.step || []).length / 400));
+    for (let i = 0; i < (h.step || []).length; i += stride) pts.push([h.step[i], 1, h.loss[i]]);
+    const ev = h.eval || { step: [] };
+    ev.step.forEach((s, i) => pts.push([s, 0, i]));
+    pts.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
+    for (const [s, batch, v] of pts) {
+      if (batch) this.chart.push(s, NaN, NaN, v);
+      else this.chart.push(s, ev.train_loss[v], ev.test_loss[v], NaN);
+    }
+    if (pts.length) this.lastStep = pts[pts.length - 1][0];
+  }
+
+  /** Other models' curves on the loss chart (see ForksView). */
+  setOverlays(list) { this.chart.setOverlays(list); this.app.invalidate(); }
 
   ingest(frame) {
     if (frame.step < this.lastStep) this.chart.clear();

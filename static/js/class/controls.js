@@ -1,0 +1,62 @@
+// Freeze / unfreeze training for the whole class, and the setup shared with every student
+// page (a page-relative playground link).
+import { classApi } from './api.js';
+import { formatDetail } from '../api.js';
+
+const $ = (id) => document.getElementById(id);
+
+/** "/?..." from a pasted share link (any host), without a model id. */
+export function presetLink(text) {
+  const s = text.trim();
+  if (!s) throw new Error('paste a share link from the playground');
+  let url;
+  try { url = new URL(s, location.origin); } catch (e) { throw new Error('this is not a link'); }
+  if (!/^https?:$/.test(url.protocol)) throw new Error('this is not a playground link');
+  url.searchParams.delete('model');
+  const path = url.pathname.replace(/\/index\.html$/, '/').replace(/^\/+/, '/');
+  if (!url.search) throw new Error('the link has no setup in it (copy it from "Share this setup")');
+  return `${path}${url.search}`;
+}
+
+export class ClassControls {
+  constructor({ onChange }) {
+    this.onChange = onChange; this.status = null;
+    $('freeze').addEventListener('click', () => this._freeze());
+    $('preset-set').addEventListener('click', () => this._setPreset());
+    $('preset-clear').addEventListener('click', () => this._run(() => classApi.clearPreset()));
+  }
+
+  show(status) {
+    this.status = status;
+    const b = $('freeze');
+    b.setAttribute('aria-pressed', status.frozen ? 'true' : 'false');
+    b.textContent = status.frozen ? 'Unfreeze training' : 'Freeze training';
+    b.classList.toggle('on', !!status.frozen);
+    $('freeze-state').textContent = status.frozen ? 'Training is frozen for everyone.' : 'Students can train.';
+    const cur = $('preset-current');
+    if (status.preset) {
+      const a = document.createElement('a'); a.href = status.preset; a.textContent = status.preset; a.target = '_blank'; a.rel = 'noopener';
+      cur.replaceChildren(a);
+    } else cur.textContent = 'none';
+    $('preset-clear').disabled = !status.preset;
+  }
+
+  _error(text) {
+    const e = $('preset-url-error');
+    e.hidden = !text; e.textContent = text || '';
+  }
+
+  async _run(fn) {
+    this._error(null);
+    try { await fn(); } catch (err) { this._error(formatDetail(err.detail) || err.message); }
+    this.onChange?.();
+  }
+
+  _freeze() { return this._run(() => classApi.freeze(!(this.status && this.status.frozen))); }
+
+  _setPreset() {
+    let link;
+    try { link = presetLink($('preset-url').value); } catch (err) { this._error(err.message); return null; }
+    return this._run(async () => { await classApi.setPreset(link); $('preset-url').value = ''; });
+  }
+}

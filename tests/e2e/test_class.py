@@ -1,0 +1,161 @@
+"""Browser tests of the class demo: the instructor page (static/class.html) and what a student's
+playground shows of it (frozen banner, shared setup). The e2e server runs with
+PLAYGROUND_ADMIN_TOKEN = helpers.ADMIN_TOKEN (conftest.py)."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+
+import pytest
+
+from .helpers import ADMIN_TOKEN, api, model_id, open_app, play, step_value
+
+FAST_POLL = "window.__playgroundPollMs = 500; window.__classPollMs = 1000;"
+
+
+def admin(server, path, method="GET", body=None):
+    return api(server, f"/api/class{path}", method, body, token=ADMIN_TOKEN)
+
+
+@pytest.fixture
+def clean_class(server):
+    """Leave the class as it was: unfrozen, no preset (the server is shared by every test)."""
+    yield
+    admin(server, "/freeze", "PUT", {"frozen": False})
+    admin(server, "/preset", "DELETE")
+
+
+def sign_in(page, server, token=ADMIN_TOKEN):
+    page.goto(f"{server}/class")
+    page.fill("#admin-token", token)
+    page.click("#sign-in")
+
+
+def test_class_page_needs_the_instructor_token(page, server):
+    page.goto(f"{server}/class")
+    err = page.locator("#auth-error")
+    err.wait_for(state="visible")
+    assert "Not signed in" in err.inner_text()
+    assert page.is_hidden("#class-main")
+    sign_in(page, server, "not-the-token")
+    page.wait_for_function("() => document.querySelector('#auth-error').textContent.includes('Wrong instructor token')")
+    assert page.is_hidden("#class-main")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        api(server, "/api/class/models")
+    assert e.value.code == 401
+    # the token is kept for the tab only (sessionStorage), never in localStorage
+    assert page.evaluate("sessionStorage.getItem('bp.admin-token')") == "not-the-token"
+    assert page.evaluate("Object.keys(localStorage).filter(k => localStorage.getItem(k).includes('not-the-token'))") == []
+
+
+def test_instructor_sees_models_and_freezes_the_class(new_page, server, clean_class):
+    student = new_page()
+    student.add_init_script(FAST_POLL)
+    open_app(student, server, "dataset=xor&h=8.tanh,8.tanh")
+    student.wait_for_selector("#nickname-field:not([hidden])")
+    old = model_id(student)
+    student.fill("#nickname", "Ada L.")
+    student.press("#nickname", "Enter")           # an untrained model is made again with the name
+    student.wait_for_function("old => window.__playground.state.modelId !== old"
+                              " && document.body.dataset.ready === 'true'", arg=old)
+    mid = model_id(student)
+    play(student)
+
+    teacher = new_page()
+    teacher.add_init_script(FAST_POLL)
+    sign_in(teacher, server)
+    teacher.wait_for_selector(f"#models tr[data-model='{mid}']")
+    assert teacher.is_hidden("#auth-error")
+    row = teacher.inner_text(f"#models tr[data-model='{mid}']")
+    assert "Ada L." in row and "2-8-8-1" in row
+    assert old not in teacher.inner_text("#models")     # the replaced model was deleted
+    # every model's curve is on the chart
+    teacher.wait_for_function("() => window.__class.curves && window.__class.curves.seriesCount >= 1")
+    teacher.wait_for_function(
+        "mid => parseInt(document.querySelector(`#models tr[data-model='${mid}'] td:nth-child(3)`).textContent) > 0",
+        arg=mid)
+
+    # freeze: the student's page stops, says so, and refuses to play
+    teacher.click("#freeze")
+    teacher.wait_for_selector("#freeze[aria-pressed=true]")
+    banner = student.locator("#frozen-banner")
+    banner.wait_for(state="visible", timeout=5_000)
+    assert "frozen" in banner.inner_text().lower()
+    student.wait_for_selector("#play[aria-pressed=false]", timeout=5_000)
+    assert student.is_disabled("#play") and student.is_disabled("#step")
+    frozen_at = api(server, f"/api/models/{mid}")["step"]
+    time.sleep(0.8)
+    assert api(server, f"/api/models/{mid}")["step"] == frozen_at
+    token = student.evaluate("id => JSON.parse(localStorage.getItem('bp.tokens.v1'))[id]", mid)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        api(server, f"/api/models/{mid}/train", "POST", {"steps": 1}, token=token)
+    assert e.value.code == 423
+    assert teacher.inner_text("#class-state") == "frozen"
+
+    # unfreeze: play works again
+    teacher.click("#freeze")
+    teacher.wait_for_selector("#freeze[aria-pressed=false]")
+    banner.wait_for(state="hidden", timeout=5_000)
+    assert student.is_enabled("#play")
+    s0 = step_value(student)
+    play(student)
+    student.wait_for_function("s => parseInt(document.querySelector('#step-value').textContent) > s + 20", arg=s0)
+    assert student.console_log.errors == []
+
+
+def test_frozen_while_playing_stops_play(page, server, clean_class):
+    """The stream's 423 (the page has not polled yet) stops play and shows the banner at once."""
+    open_app(page, server)
+    play(page)
+    page.wait_for_function("() => parseInt(document.querySelector('#step-value').textContent) > 5")
+    admin(server, "/freeze", "PUT", {"frozen": True})
+    page.locator("#frozen-banner").wait_for(state="visible", timeout=5_000)  # well before the 10 s poll
+    page.wait_for_selector("#play[aria-pressed=false]")
+    assert page.is_disabled("#play")
+
+
+def test_preset_hidden_test_and_leaderboard(new_page, server, clean_class):
+    student = new_page()
+    student.add_init_script(FAST_POLL)
+    mid = open_app(student, server, "dataset=circle")
+    student.click("#step-epoch")
+    student.wait_for_function("() => document.querySelector('#step-value').textContent !== '0'")
+
+    teacher = new_page()
+    teacher.add_init_script(FAST_POLL)
+    sign_in(teacher, server)
+    teacher.wait_for_selector(f"#models tr[data-model='{mid}']")
+    # hidden test set: a CSV with a header; the last column is y
+    rows = api(server, f"/api/models/{mid}/data")["test"]
+    csv = "x1,x2,y\n" + "\n".join(f"{x[0]},{x[1]},{y[0]}" for x, y in zip(rows["X"][:40], rows["y"][:40]))
+    teacher.fill("#hidden-text", "x1,x2,y\n1,2,0\n3,oops,1\n")
+    teacher.click("#hidden-upload")
+    teacher.wait_for_function("() => document.querySelector('#hidden-text-error').textContent.includes('line 3')")
+    teacher.fill("#hidden-text", csv)
+    teacher.click("#hidden-upload")
+    teacher.wait_for_function("() => document.querySelector('#hidden-status').textContent.includes('40 rows')")
+    teacher.wait_for_selector(f"#leaderboard tbody tr >> text={mid[:6]}")
+    # JSON works too
+    teacher.fill("#hidden-text", json.dumps({"X": rows["X"][:10], "y": [r[0] for r in rows["y"][:10]]}))
+    teacher.click("#hidden-upload")
+    teacher.wait_for_function("() => document.querySelector('#hidden-status').textContent.includes('10 rows')")
+
+    # a shared setup: pasted share link -> banner on the student's page -> opens that setup
+    teacher.fill("#preset-url", f"{server}/?dataset=spiral&h=6.relu&lr=0.01&model=someone-elses")
+    teacher.click("#preset-set")
+    teacher.wait_for_function("() => document.querySelector('#preset-current').textContent.startsWith('/?dataset=spiral')")
+    assert "model=" not in teacher.inner_text("#preset-current")
+    link = student.locator("#preset-link")
+    link.wait_for(state="visible", timeout=5_000)
+    assert "Your teacher shared a setup" in student.inner_text("#preset-banner")
+    link.click()
+    student.wait_for_url("**/?dataset=spiral*")
+    student.wait_for_function("() => document.body && document.body.dataset.ready === 'true'"
+                              " && window.__playground.state.config.dataset === 'spiral'", timeout=20_000)
+    assert model_id(student) != mid
+    assert student.is_hidden("#preset-banner")    # opened: not offered again in this tab
+    teacher.click("#preset-clear")
+    teacher.wait_for_function("() => document.querySelector('#preset-current').textContent === 'none'")
+    # the only refused call: the leaderboard asked once before any hidden test set existed
+    assert [e for e in teacher.console_log.errors if "409" not in e] == []
