@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     save_interval: float = Field(2.0, description="seconds between saves while streaming")
     cache_size: int = Field(256, description="live models kept in memory per process")
     admin_token: str = Field("", description="enables the instructor view at /class when set")
-    rate_limit_per_client: int = Field(6000, description="requests a minute per client address (0: off)")
+    rate_limit_per_client: int = Field(20_000, description="requests a minute per client address (0: off); a whole class may share one NAT address")
     rate_limit_per_token: int = Field(3000, description="requests a minute per bearer token (0: off)")
     cors_origins: list[str] = Field([], description="origins allowed cross-site; empty: same origin only")
     checkpoint_every: int = Field(100, description="steps between automatic checkpoints (0: off)")

@@ -4,6 +4,8 @@ no 5xx, no stack trace, and every response matches the schema the app declares f
 Path ids mostly name real models (one of each shape the API treats differently), so the fuzz gets
 past the 404; and half of the generated bodies are bent to the model's shapes (X width, y width,
 W and b shapes), so random numbers reach the engine instead of stopping at a shape check.
+Calls on a seed model mostly carry its token (and /api/class/* calls the instructor's token), so the
+fuzz gets past the 401 to train, PUT parameters, PATCH, reset, DELETE and the instructor's endpoints.
 """
 from __future__ import annotations
 
@@ -26,10 +28,13 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # random huge
 EXAMPLES = int(os.environ.get("PLAYGROUND_FUZZ_EXAMPLES", "40"))
 RANDOM = os.environ.get("PLAYGROUND_FUZZ_RANDOM")
 
+ADMIN = "fuzz-instructor-token-0123456789abcdef"
+
 # small limits keep every generated request cheap; the limits themselves are part of what is fuzzed
 app = create_app(Settings(store="memory://", max_layers=4, max_units=32, max_params=3000,
                           max_samples_x_features=4000, max_steps=50, train_time_budget=0.5,
-                          max_rows=200, max_resolution=60, max_models=40, max_body_bytes=256 * 1024))
+                          max_rows=200, max_resolution=60, max_models=40, max_body_bytes=256 * 1024,
+                          admin_token=ADMIN, rate_limit_per_client=0, rate_limit_per_token=0))
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 # kind -> (spec, raw input width, layer sizes n_0..n_L, bias)
@@ -48,6 +53,7 @@ SEEDS = {
                       2, [2, 2, 1], False),
 }
 _ids: dict[str, str] = {}
+_tokens: dict[str, str] = {}  # seed model id -> its token
 _client = TestClient(app)
 
 
@@ -58,6 +64,7 @@ def model_id(kind: str) -> str:
         r = _client.post("/api/models", json=SEEDS[kind][0])
         assert r.status_code == 201, r.text
         mid = _ids[kind] = r.json()["id"]
+        _tokens[mid] = r.json()["token"]
     return mid
 
 
@@ -111,16 +118,23 @@ def fit_body(path: str, body, raw_dim: int, sizes: list[int], bias: bool):
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=RANDOM is None, database=None,
           suppress_health_check=list(HealthCheck))
 def test_openapi_fuzz(case):
+    token = None
     if "model_id" in (case.path_parameters or {}):
         generated = str(case.path_parameters["model_id"])
         kinds = list(SEEDS)
         pick = zlib.crc32(generated.encode()) % (len(kinds) + 1)
         if pick < len(kinds):  # otherwise keep the generated id: an unknown model must be a clean 404
-            case.path_parameters["model_id"] = model_id(kinds[pick])
+            case.path_parameters["model_id"] = mid = model_id(kinds[pick])
             if zlib.crc32(repr(case.body).encode()) % 2 == 0:
                 _, raw_dim, sizes, bias = SEEDS[kinds[pick]]
                 case.body = fit_body(case.path, case.body, raw_dim, sizes, bias)
-    response = case.call()
+            if zlib.crc32(generated.encode()[::-1]) % 4:  # 3 in 4 carry the model's token; the rest fuzz the 401/403
+                token = _tokens[mid]
+    elif case.path.startswith("/api/class/") and zlib.crc32(repr(case.body).encode()) % 4:
+        token = ADMIN
+    response = case.call(headers={"Authorization": f"Bearer {token}"} if token else None)
+    if case.path == "/api/class/freeze":  # a frozen class would turn every later train call into a 423
+        app.state.service.store.put_setting("class.frozen", {"frozen": False})
     case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
     assert response.status_code < 500, response.content[:500]
     assert b"Traceback" not in response.content  # bytes: exports may be binary

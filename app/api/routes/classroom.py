@@ -39,7 +39,9 @@ class HiddenTest(Strict):
 
 
 class Preset(Strict):
-    link: str = Field(min_length=1, max_length=4000, pattern=r"^/", examples=["/?dataset=spiral&hidden=8,8"])
+    # page-relative only: "//host" and "/\\host" are protocol-relative links to another site
+    link: str = Field(min_length=1, max_length=4000, pattern=r"^/([^/\\].*)?$",
+                      examples=["/?dataset=spiral&hidden=8,8"])
 
 
 class Freeze(Strict):
@@ -102,9 +104,10 @@ def class_curves(_: Admin, service: ServiceDep,
 @router.put("/hidden-test")
 def put_hidden_test(_: Admin, body: HiddenTest, service: ServiceDep) -> dict:
     """Store the hidden test set the leaderboard scores on; it is never returned."""
-    X, y = np.asarray(body.X, np.float64), body.y
-    if len({len(r) for r in body.X}) > 1 or len({len(r) for r in y}) > 1:
+    y = body.y
+    if len({len(r) for r in body.X}) > 1 or len({len(r) for r in y}) > 1:  # before np.asarray, which raises on ragged
         raise unprocessable(("body", "X"), "X and y must be rectangular")
+    X = np.asarray(body.X, np.float64)
     if len(y) != len(X):
         raise unprocessable(("body", "y"), f"has {len(y)} rows but X has {len(X)}")
     service.store.put_setting("class.hidden_test", {"X": body.X, "y": y})

@@ -1,0 +1,356 @@
+"""The instructor's view (/api/class/*): admin token rules, the class list, curves, the hidden-test
+leaderboard, presets and freezing; and the hidden test set never reaching a student."""
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+from starlette.websockets import WebSocketDisconnect
+
+from app.engine import Model
+
+from ..utils import SMALL, client_for, create, make_app
+
+ADMIN = "instructor-secret-for-tests-0123456789"
+MISSING = "send the instructor token as 'Authorization: Bearer <token>'"
+WRONG = "wrong instructor token"
+DISABLED = "the instructor view is disabled: set PLAYGROUND_ADMIN_TOKEN"
+FROZEN = "training is frozen by the instructor"
+DIVERGES = {"layers": [{"units": 1, "activation": "identity"}], "loss": "mse",
+            "optimizer": {"name": "sgd", "learning_rate": 1e4}, "data": {"dataset": "plane", "samples": 40}}
+PLANE = {"layers": [{"units": 3, "activation": "tanh"}, {"units": 1, "activation": "identity"}], "loss": "mse",
+         "data": {"dataset": "plane", "samples": 40}}
+SINE = {"layers": [{"units": 3}, {"units": 1}], "loss": "mse", "data": {"dataset": "sine", "samples": 30}}
+
+# every instructor endpoint but the public status: (method, path, body)
+ADMIN_ENDPOINTS = [
+    ("GET", "/api/class/models", None),
+    ("GET", "/api/class/curves", None),
+    ("PUT", "/api/class/hidden-test", {"X": [[0.5, 0.5]], "y": [[1]]}),
+    ("GET", "/api/class/leaderboard", None),
+    ("PUT", "/api/class/preset", {"link": "/?dataset=xor"}),
+    ("DELETE", "/api/class/preset", None),
+    ("PUT", "/api/class/freeze", {"frozen": True}),
+]
+ENDPOINT_IDS = [f"{m} {p}" for m, p, _ in ADMIN_ENDPOINTS]
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
+
+
+@pytest.fixture
+def klass():
+    """A client of an app with the instructor view enabled."""
+    with client_for(make_app(admin_token=ADMIN)) as c:
+        yield c
+
+
+def admin(client, method: str, url: str, body=None):
+    return client.request(method, url, json=body, headers=ADMIN_HEADERS)
+
+
+def status(client) -> dict:
+    r = client.get("/api/class/status")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+# -- who may call ------------------------------------------------------------------------------
+def test_every_class_route_is_listed_here(klass):
+    paths = klass.get("/openapi.json").json()["paths"]
+    ops = {(m.upper(), p) for p, o in paths.items() if p.startswith("/api/class/") for m in o}
+    assert ops == {(m, p) for m, p, _ in ADMIN_ENDPOINTS} | {("GET", "/api/class/status")}
+
+
+@pytest.mark.parametrize("method,path,body", ADMIN_ENDPOINTS, ids=ENDPOINT_IDS)
+def test_disabled_without_an_admin_token_configured(client, method, path, body):
+    for headers in ({}, {"Authorization": "Bearer anything"}, {"Authorization": "Bearer "}):
+        r = client.request(method, path, json=body, headers=headers)
+        assert (r.status_code, r.json()) == (404, {"detail": DISABLED}), r.text
+    assert status(client) == {"enabled": False, "frozen": False, "preset": None}
+
+
+@pytest.mark.parametrize("method,path,body", ADMIN_ENDPOINTS, ids=ENDPOINT_IDS)
+def test_refused_without_or_with_a_wrong_token_and_nothing_changes(klass, method, path, body):
+    student = klass.post("/api/models", json=SMALL).json()
+    for headers in ({}, {"Authorization": "Basic YWRtaW46YWRtaW4="}):
+        r = klass.request(method, path, json=body, headers=headers)
+        assert (r.status_code, r.json()) == (401, {"detail": MISSING}), r.text
+        assert r.headers["www-authenticate"] == "Bearer"
+    for wrong in (ADMIN + "x", ADMIN[:-1], ADMIN.upper(), student["token"]):
+        r = klass.request(method, path, json=body, headers={"Authorization": f"Bearer {wrong}"})
+        assert (r.status_code, r.json()) == (403, {"detail": WRONG}), r.text
+        assert student["id"] not in r.text
+    assert status(klass) == {"enabled": True, "frozen": False, "preset": None}
+    assert admin(klass, "GET", "/api/class/leaderboard").status_code == 409  # no hidden set was stored
+    assert admin(klass, method, path, body).status_code in (200, 204, 409)  # the right token goes through
+
+
+# -- the class list and curves -----------------------------------------------------------------
+def test_models_list_shows_nickname_architecture_step_losses_and_divergence(klass):
+    ada = create(klass, SMALL, nickname="ada")["id"]
+    bob = create(klass, DIVERGES, nickname="bob")["id"]
+    anon = create(klass, PLANE)["id"]
+    klass.post(f"/api/models/{ada}/train", json={"steps": 30})
+    klass.post(f"/api/models/{bob}/train", json={"steps": 200})
+    r = admin(klass, "GET", "/api/class/models")
+    assert r.status_code == 200
+    rows = {row["id"]: row for row in r.json()}
+    assert list(rows) == [ada, bob, anon]  # in creation order
+    for mid, nickname, arch in ((ada, "ada", "2-4-1 tanh,sigmoid"), (bob, "bob", "2-1 identity"),
+                                (anon, None, "2-3-1 tanh,identity")):
+        m = klass.get(f"/api/models/{mid}").json()
+        row = rows[mid]
+        assert set(row) == {"id", "nickname", "architecture", "step", "train_loss", "test_loss", "diverged",
+                            "diverged_at", "updated_at"}
+        assert (row["nickname"], row["architecture"]) == (nickname, arch)
+        assert {k: row[k] for k in ("step", "train_loss", "test_loss", "diverged", "diverged_at")} == \
+               {k: m[k] for k in ("step", "train_loss", "test_loss", "diverged", "diverged_at")}
+    assert rows[ada]["step"] == 30 and rows[anon]["step"] == 0
+    expected = Model(DIVERGES).train(200)
+    assert (rows[bob]["diverged"], rows[bob]["diverged_at"]) == (True, expected.diverged_at)
+    assert rows[ada]["diverged"] is False and rows[ada]["train_loss"] > 0
+
+
+def test_models_list_sees_unsaved_stream_steps():
+    with client_for(make_app(admin_token=ADMIN, save_interval=1000)) as c:
+        mid = create(c, SMALL)["id"]
+        with c.websocket_connect(f"/api/models/{mid}/stream") as ws:
+            ws.send_json({"action": "play", "steps_per_frame": 3})
+            f = [ws.receive_json() for _ in range(2)][-1]
+            row = admin(c, "GET", "/api/class/models").json()[0]
+            assert row["step"] >= f["step"] >= 6
+            ws.send_json({"action": "pause"})
+
+
+def test_curves_are_each_models_evaluated_losses(klass):
+    a = create(klass, SMALL, nickname="ada")["id"]
+    b = create(klass, PLANE)["id"]
+    klass.post(f"/api/models/{a}/train", json={"steps": 60})
+    curves = admin(klass, "GET", "/api/class/curves").json()
+    assert [c["id"] for c in curves] == [a, b]
+    for c in curves:
+        h = klass.get(f"/api/models/{c['id']}/history").json()["eval"]
+        assert set(c) == {"id", "nickname", "step", "train_loss", "test_loss"}
+        assert (c["step"], c["train_loss"], c["test_loss"]) == (h["step"], h["train_loss"], h["test_loss"])
+    assert curves[0]["nickname"] == "ada" and len(curves[0]["step"]) > 2 and curves[0]["step"][-1] <= 60
+    small = admin(klass, "GET", "/api/class/curves?max_points=2").json()[0]
+    assert 1 <= len(small["step"]) <= 2 and small["step"][0] == curves[0]["step"][0]
+    assert len(small["step"]) == len(small["train_loss"]) == len(small["test_loss"])
+    assert admin(klass, "GET", "/api/class/curves?max_points=1").status_code == 422
+
+
+# -- hidden test set and leaderboard -------------------------------------------------------------
+def bce(p: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p)).sum(axis=1)))
+
+
+def test_leaderboard_ranks_fitting_models_by_their_hidden_loss(klass):
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-5, 5, size=(25, 2))
+    y = (np.hypot(X[:, 0], X[:, 1]) < 3).astype(float)[:, None]
+    assert admin(klass, "GET", "/api/class/leaderboard").json() == {
+        "detail": "upload a hidden test set first (PUT /api/class/hidden-test)"}
+    r = admin(klass, "PUT", "/api/class/hidden-test", {"X": X.tolist(), "y": y.tolist()})
+    assert (r.status_code, r.json()) == (200, {"rows": 25, "columns": 2})
+    specs = {"long": (SMALL, 300), "short": (SMALL, 5), "plane": (PLANE, 20)}
+    ids = {name: create(klass, spec, nickname=name)["id"] for name, (spec, _) in specs.items()}
+    for name, (_, steps) in specs.items():
+        klass.post(f"/api/models/{ids[name]}/train", json={"steps": steps})
+    create(klass, SINE, nickname="sine")  # one raw input: does not fit the hidden set, left out
+    board = admin(klass, "GET", "/api/class/leaderboard").json()
+    assert [row["rank"] for row in board] == [1, 2, 3]
+    assert {row["nickname"] for row in board} == {"long", "short", "plane"}
+    losses = [row["hidden_loss"] for row in board]
+    assert losses == sorted(losses)
+    for row in board:
+        assert set(row) == {"rank", "id", "nickname", "architecture", "hidden_loss", "hidden_accuracy", "step"}
+        spec, steps = specs[row["nickname"]]
+        m = Model(spec)
+        m.train(steps)
+        p = m.predict(X)
+        assert row["step"] == steps and row["id"] == ids[row["nickname"]]
+        if spec is SMALL:
+            assert row["hidden_loss"] == pytest.approx(bce(p, y), rel=1e-9)
+            assert row["hidden_accuracy"] == float(((p[:, 0] > 0.5) == (y[:, 0] > 0.5)).mean())
+        else:
+            assert row["hidden_loss"] == pytest.approx(float(np.mean(((p - y) ** 2).sum(axis=1))), rel=1e-9)
+            assert row["hidden_accuracy"] is None
+
+
+def test_hidden_test_set_must_be_consistent(klass):
+    for body, loc in (({"X": [[1, 2], [3]], "y": [[1], [0]]}, ["body", "X"]),
+                      ({"X": [[1, 2], [3, 4]], "y": [[1]]}, ["body", "y"]),
+                      ({"X": [], "y": []}, None)):
+        r = admin(klass, "PUT", "/api/class/hidden-test", body)
+        assert r.status_code == 422, r.text
+        if loc:
+            assert r.json()["detail"][0]["loc"] == loc
+    assert admin(klass, "GET", "/api/class/leaderboard").status_code == 409
+
+
+# hidden values no model, page or random float could print by chance: a decimal point anchors each
+NEEDLES = ["123.456789", "98.7654321", "4242.4242", "31415.9265"]
+HIDDEN_X = [[123.456789, -98.7654321], [4242.4242, 0.5], [-123.456789, 98.7654321]]
+HIDDEN_Y = [[31415.9265], [-31415.9265], [31415.9265]]
+
+
+def assert_no_hidden_values(where: str, content: bytes) -> None:
+    text = content.decode("latin-1")
+    for needle in NEEDLES:
+        assert needle not in text, f"{where} shows the hidden value {needle}"
+        for packed in (struct.pack("<d", float(needle)), struct.pack("<f", float(needle))):
+            assert packed not in content, f"{where} carries the hidden value {needle} in binary"
+
+
+def student_bodies(mid: str, client) -> dict:
+    """A valid body for each student operation that takes one (anything else is called with none)."""
+    export = client.get(f"/api/models/{mid}/export").content if "export" in str(client.app.openapi()) else b"{}"
+    return {
+        ("POST", "/api/models"): {**SMALL, "nickname": "eve"},
+        ("POST", "/api/models/{model_id}/train"): {"steps": 3},
+        ("PUT", "/api/models/{model_id}/parameters"): client.get(f"/api/models/{mid}/parameters").json(),
+        ("PATCH", "/api/models/{model_id}"): {"optimizer": {"learning_rate": 0.02}},
+        ("POST", "/api/models/{model_id}/gradients"): {"X": [[0.1, 0.2]], "y": [[1]]},
+        ("POST", "/api/models/{model_id}/predict"): {"X": [[0.1, 0.2]]},
+        ("POST", "/api/models/{model_id}/gradcheck"): {},
+        ("POST", "/api/models/{model_id}/check"): {"X": [[0.1, 0.2]], "y": [[1]], "layers": [{}]},
+        ("POST", "/api/models/import"): json.loads(export or b"{}"),
+        ("POST", "/api/datasets"): {"csv": "a,b,c\n0.1,0.2,1\n0.3,0.4,0\n0.5,0.1,1\n0.2,0.9,0\n"},
+        ("POST", "/api/models/{model_id}/fork"): {},
+    }
+
+
+def test_the_hidden_test_set_never_reaches_a_student(klass):
+    a = create(klass, SMALL, nickname="ada")["id"]
+    b = create(klass, PLANE, nickname="bob")["id"]
+    klass.post(f"/api/models/{a}/train", json={"steps": 20})
+    r = admin(klass, "PUT", "/api/class/hidden-test", {"X": HIDDEN_X, "y": HIDDEN_Y})
+    assert r.json() == {"rows": 3, "columns": 2}
+    assert_no_hidden_values("PUT /api/class/hidden-test", r.content)
+    # the server has run the hidden rows through both models (leaderboard) before any student call
+    board = admin(klass, "GET", "/api/class/leaderboard")
+    assert len(board.json()) == 2
+    for where in ("/api/class/leaderboard", "/api/class/models", "/api/class/curves"):
+        r = admin(klass, "GET", where)
+        assert r.status_code == 200
+        assert_no_hidden_values(where, r.content)  # only aggregate scores
+    assert all(set(row) == {"rank", "id", "nickname", "architecture", "hidden_loss", "hidden_accuracy", "step"}
+               for row in board.json())
+
+    calls = 0
+    for mid in (a, b):
+        schema = klass.get("/openapi.json").json()
+        bodies = student_bodies(mid, klass)
+        for path, ops in schema["paths"].items():
+            if path.startswith("/api/class/") and path != "/api/class/status":
+                continue
+            for method in ops:
+                if method not in ("get", "post", "put", "patch"):
+                    continue
+                url = path.replace("{model_id}", mid)
+                if "boundary" in path:
+                    url += "?resolution=10"
+                for suffix in ("", "?format=npz", "?format=numpy") if path.endswith("/export") else ("",):
+                    r = klass.request(method.upper(), url + suffix, json=bodies.get((method.upper(), path)))
+                    assert r.status_code < 500
+                    assert_no_hidden_values(f"{method.upper()} {url + suffix}", r.content)
+                    calls += 1
+        with klass.websocket_connect(f"/api/models/{mid}/stream") as ws:
+            ws.send_json({"action": "step"})
+            ws.send_json({"action": "play", "steps_per_frame": 2})
+            frames = [ws.receive_text() for _ in range(4)]
+            ws.send_json({"action": "pause"})
+            while json.loads(frame := ws.receive_text())["playing"]:
+                frames.append(frame)
+            for f in frames + [frame]:
+                assert_no_hidden_values("the stream", f.encode())
+    assert calls >= 2 * 15, calls
+    # a spec cannot name the stored hidden set as its data, whatever the key spelling
+    for data in ({"dataset_id": "class.hidden_test"}, {"dataset_id": "../class.hidden_test"},
+                 {"dataset_id": "hidden_test"}, {"dataset": "hidden_test"}):
+        r = klass.post("/api/models", json={**SMALL, "data": data})
+        assert r.status_code in (404, 422), r.text
+        assert_no_hidden_values(f"POST /api/models with {data}", r.content)
+    for url in ("/", "/index.html", "/class", "/docs", "/redoc", "/openapi.json", "/api/catalog", "/api/health",
+                "/api/class/status"):
+        r = klass.get(url)
+        assert r.status_code == 200, url
+        assert_no_hidden_values(url, r.content)
+
+
+# -- presets ---------------------------------------------------------------------------------------
+def test_preset_put_shows_in_the_public_status_and_delete_clears_it(klass):
+    link = "/?dataset=spiral&hidden=8,8&lr=0.03"
+    r = admin(klass, "PUT", "/api/class/preset", {"link": link})
+    assert r.json() == {"enabled": True, "frozen": False, "preset": link}
+    assert status(klass) == {"enabled": True, "frozen": False, "preset": link}  # no token needed
+    r = admin(klass, "DELETE", "/api/class/preset")
+    assert (r.status_code, r.content) == (204, b"")
+    assert status(klass)["preset"] is None
+
+
+@pytest.mark.parametrize("link", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)",
+                                  "", "?dataset=xor", "/" + "a" * 4000])
+def test_preset_must_be_a_page_relative_link(klass, link):
+    r = admin(klass, "PUT", "/api/class/preset", {"link": link})
+    assert r.status_code == 422, r.text
+    assert status(klass)["preset"] is None
+
+
+# -- freeze ----------------------------------------------------------------------------------------
+def test_freeze_stops_training_everywhere_and_unfreeze_restores_it(klass):
+    mid = create(klass, SMALL)["id"]
+    klass.post(f"/api/models/{mid}/train", json={"steps": 4})
+    r = admin(klass, "PUT", "/api/class/freeze", {"frozen": True})
+    assert r.json() == {"enabled": True, "frozen": True, "preset": None}
+    assert status(klass)["frozen"] is True
+    r = klass.post(f"/api/models/{mid}/train", json={"steps": 5})
+    assert (r.status_code, r.json()) == (423, {"detail": FROZEN})
+    with klass.websocket_connect(f"/api/models/{mid}/stream") as ws:
+        for action in ("play", "step"):
+            ws.send_json({"action": action})
+            assert ws.receive_json() == {"type": "error", "status": 423, "detail": FROZEN}
+        ws.send_json({"action": "pause"})  # a pause still answers with the (unchanged) frame
+        f = ws.receive_json()
+        assert (f["type"], f["step"], f["playing"]) == ("frame", 4, False)
+    # reads and the other changes keep working; nothing trained
+    assert klass.get(f"/api/models/{mid}").json()["step"] == 4
+    assert klass.get(f"/api/models/{mid}/gradients").status_code == 200
+    assert klass.patch(f"/api/models/{mid}", json={"batch_size": 5}).status_code == 200
+
+    r = admin(klass, "PUT", "/api/class/freeze", {"frozen": False})
+    assert r.json()["frozen"] is False and status(klass)["frozen"] is False
+    assert klass.post(f"/api/models/{mid}/train", json={"steps": 5}).json()["step"] == 9
+    with klass.websocket_connect(f"/api/models/{mid}/stream") as ws:
+        ws.send_json({"action": "play", "steps_per_frame": 2})
+        assert ws.receive_json()["step"] == 11
+        ws.send_json({"action": "pause"})
+
+
+def test_freeze_stops_a_stream_that_is_playing(klass):
+    mid = create(klass, SMALL)["id"]
+    with klass.websocket_connect(f"/api/models/{mid}/stream") as ws:
+        ws.send_json({"action": "play", "steps_per_frame": 1})
+        assert ws.receive_json()["playing"] is True
+        admin(klass, "PUT", "/api/class/freeze", {"frozen": True})
+        while (msg := ws.receive_json())["type"] == "frame":
+            assert msg["playing"] is True
+        assert msg == {"type": "error", "status": 423, "detail": FROZEN}
+        stopped = ws.receive_json()
+        assert (stopped["type"], stopped["playing"]) == ("frame", False)
+        ws.send_json({"action": "pause"})
+        assert ws.receive_json()["step"] == stopped["step"]  # nothing trained after the freeze was seen
+    assert klass.get(f"/api/models/{mid}").json()["step"] == stopped["step"]
+
+
+def test_frozen_refusal_comes_after_the_token_check(klass):
+    mid = create(klass, SMALL)["id"]
+    admin(klass, "PUT", "/api/class/freeze", {"frozen": True})
+    r = klass.request("POST", f"/api/models/{mid}/train", json={"steps": 1}, auth_token=False)
+    assert r.status_code == 401
+    with klass.websocket_connect(f"/api/models/{mid}/stream", auth_token=False) as ws:
+        assert ws.receive_json()["type"] == "error"
+        with pytest.raises(WebSocketDisconnect) as e:
+            ws.receive_json()
+    assert e.value.code == 4401
