@@ -134,7 +134,7 @@ def test_limits_are_off_at_zero_and_read_from_the_environment(monkeypatch, clock
     s = Settings()
     assert (s.rate_limit_per_client, s.rate_limit_per_token) == (12, 34)
     assert (Settings.model_fields["rate_limit_per_client"].default,
-            Settings.model_fields["rate_limit_per_token"].default) == (6000, 3000)
+            Settings.model_fields["rate_limit_per_token"].default) == (20_000, 3000)
 
 
 def test_token_buckets_keep_a_bounded_number_of_keys(clock):
