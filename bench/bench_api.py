@@ -58,16 +58,17 @@ def engine_time() -> float:
     return time.perf_counter() - t
 
 
-def http_time(client: httpx.Client, base: str, model_id: str) -> float:
+def http_time(client: httpx.Client, base: str, model_id: str, token: str) -> float:
     t = time.perf_counter()
-    r = client.post(f"{base}/api/models/{model_id}/train", json={"steps": STEPS})
+    r = client.post(f"{base}/api/models/{model_id}/train", json={"steps": STEPS},
+                    headers={"Authorization": f"Bearer {token}"})
     elapsed = time.perf_counter() - t
     assert r.status_code == 200 and r.json()["steps_done"] == STEPS, r.text
     return elapsed
 
 
-async def stream_fps(base_ws: str, model_id: str, seconds: float = 3.0) -> tuple[float, int]:
-    async with websockets.connect(f"{base_ws}/api/models/{model_id}/stream", max_size=2**24) as ws:
+async def stream_fps(base_ws: str, model_id: str, token: str, seconds: float = 3.0) -> tuple[float, int]:
+    async with websockets.connect(f"{base_ws}/api/models/{model_id}/stream?token={token}", max_size=2**24) as ws:
         await ws.send(json.dumps({"action": "play"}))
         first = json.loads(await ws.recv())
         t0, n, last = time.perf_counter(), 0, first
@@ -91,18 +92,19 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(timeout=60) as client:
-            model_id = client.post(f"{base}/api/models", json=SPEC).json()["id"]
-            http_time(client, base, model_id)  # warm-up
+            created = client.post(f"{base}/api/models", json=SPEC).json()
+            model_id, token = created["id"], created["token"]
+            http_time(client, base, model_id, token)  # warm-up
             engine_time()
             eng, web = [], []
             for _ in range(args.repeats):  # interleaved, so drift on a shared machine hits both
                 eng.append(engine_time())
-                web.append(http_time(client, base, model_id))
+                web.append(http_time(client, base, model_id, token))
         e, w = statistics.median(eng), statistics.median(web)
         print(f"store: {store}")
         print(f"train {STEPS} steps: engine {e * 1e3:.1f} ms, HTTP {w * 1e3:.1f} ms, "
               f"ratio HTTP/engine = {w / e:.2f} (target <= 1.3)")
-        fps, steps = asyncio.run(stream_fps(f"ws://127.0.0.1:{port}", model_id))
+        fps, steps = asyncio.run(stream_fps(f"ws://127.0.0.1:{port}", model_id, token))
         print(f"stream: {fps:.1f} frames/s (target >= 20), {steps / 3:.0f} training steps/s while streaming")
     finally:
         proc.terminate()

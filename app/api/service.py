@@ -130,8 +130,8 @@ class ModelService:
         """Keep the model's current state as a checkpoint (with the spec it had then); prune old ones."""
         if not self.settings.checkpoint_every:
             return
-        self.store.put_checkpoint(model_id, model.step, model.to_bytes(), model.history.to_bytes(),
-                                  {"spec": model.spec, **model.status()})
+        # no history: it is append-only, so a fork takes the parent's history up to the checkpoint's step
+        self.store.put_checkpoint(model_id, model.step, model.to_bytes(), b"", {"spec": model.spec, **model.status()})
         self.store.prune_checkpoints(model_id, self.settings.checkpoints_kept)
 
     def restart_checkpoints(self, model_id: str, model: Model) -> None:

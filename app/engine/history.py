@@ -5,10 +5,11 @@ train and test losses. 100,000 steps of a 3-layer net take 1.6 MB.
 """
 from __future__ import annotations
 
-import io
 from array import array
 
 import numpy as np
+
+from . import blob
 
 
 class History:
@@ -48,6 +49,18 @@ class History:
                 "eval_train": np.frombuffer(self.eval_train, np.float32)[keep],
                 "eval_test": np.frombuffer(self.eval_test, np.float32)[keep]}
 
+    def truncated(self, step: int) -> "History":
+        """A copy holding steps 1..step only: the history a checkpoint at ``step`` had."""
+        h = History(self.n_layers)
+        c = self.columns()
+        keep = c["eval_step"] <= step
+        h.loss.extend(c["loss"][:step])
+        h.norms.extend(c["norms"][:, :step].T.ravel())
+        h.eval_step.extend(c["eval_step"][keep])
+        h.eval_train.extend(c["eval_train"][keep])
+        h.eval_test.extend(c["eval_test"][keep])
+        return h
+
     def arrays(self) -> dict[str, np.ndarray]:
         """The raw columns, for saving."""
         return {"n_layers": np.array(self.n_layers),
@@ -64,16 +77,13 @@ class History:
         return h
 
     def to_bytes(self) -> bytes:
-        """Pack into an .npz blob."""
-        buf = io.BytesIO()
-        np.savez(buf, **self.arrays())
-        return buf.getvalue()
+        """Pack into one binary blob."""
+        return blob.pack({}, self.arrays())
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "History":
+    def from_bytes(cls, data: bytes) -> "History":
         """Inverse of to_bytes."""
-        with np.load(io.BytesIO(blob)) as z:
-            return cls.from_arrays({k: z[k] for k in z.files})
+        return cls.from_arrays(blob.unpack(data)[1])
 
     def __repr__(self) -> str:
         return f"History(steps={len(self)}, evals={len(self.eval_step)})"

@@ -5,7 +5,6 @@ as POST /api/models, and it serializes to bytes so training resumes bit for bit.
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import time
@@ -13,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from . import blob
 from .datasets import REGRESSION, DatasetError, apply_features, make_dataset
 from .history import History
 from .network import Network
@@ -303,18 +303,13 @@ class Model:
         return m
 
     def to_bytes(self) -> bytes:
-        """state_arrays packed as an .npz blob."""
-        meta, arrays = self.state_arrays()
-        buf = io.BytesIO()
-        np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
-        return buf.getvalue()
+        """state_arrays packed as one blob (saved after every change, so kept cheap)."""
+        return blob.pack(*self.state_arrays())
 
     @classmethod
     def from_bytes(cls, spec: dict, state: bytes, history: bytes | None = None) -> "Model":
         """Rebuild a model saved by ``to_bytes``."""
-        with np.load(io.BytesIO(state)) as z:
-            arrays = {k: z[k] for k in z.files}
-        meta = json.loads(arrays.pop("meta").tobytes())
+        meta, arrays = blob.unpack(state)
         return cls.from_state_arrays(spec, meta, arrays, History.from_bytes(history) if history else None)
 
     def __repr__(self) -> str:

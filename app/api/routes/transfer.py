@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
@@ -24,6 +25,13 @@ class CsvUpload(Strict):
                      examples=["x1,x2,label\n0.1,0.2,red\n0.5,-1,blue\n"])
     inputs: list[str] | None = Field(None, description="input columns by header name; default all but the targets")
     targets: list[str] | None = Field(None, description="target columns by header name; default the last column")
+    standardize: bool = Field(False, description="report the inputs' mean and std; a model standardizes its inputs "
+                                                 "when its spec's data says \"standardize\": true")
+
+
+class Standardization(BaseModel):
+    mean: list[float]
+    std: list[float]
 
 
 class DatasetPublic(BaseModel):
@@ -32,6 +40,7 @@ class DatasetPublic(BaseModel):
     input_columns: list[str]
     target_columns: list[str]
     classes: list[str] | None
+    standardize: Standardization | None = None
 
 
 class ForkRequest(Strict):
@@ -42,9 +51,13 @@ class ForkRequest(Strict):
 def upload_dataset(body: CsvUpload, service: ServiceDep) -> dict:
     """Upload a CSV; use the returned id in a spec as {"data": {"dataset_id": ...}}."""
     parsed = service.parse_csv_upload(text=body.csv, inputs=body.inputs, targets=body.targets)
-    dataset_id = service.save_dataset(parsed)
+    dataset_id = service.save_dataset(parsed)  # the raw inputs: a model standardizes with its own training rows
+    stats = None
+    if body.standardize:
+        std = parsed.X.std(axis=0)
+        stats = {"mean": parsed.X.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
     return {"id": dataset_id, "rows": parsed.n_rows, "input_columns": parsed.input_columns,
-            "target_columns": parsed.target_columns, "classes": parsed.classes}
+            "target_columns": parsed.target_columns, "classes": parsed.classes, "standardize": stats}
 
 
 @router.get("/models/{model_id}/export", tags=["transfer"],
@@ -114,8 +127,10 @@ def fork(model_id: ModelId, service: ServiceDep, body: ForkRequest | None = None
         steps = [s for s, _, _ in service.store.list_checkpoints(model_id) if s <= step]
         if not steps:
             raise HTTPException(404, detail=f"model {model_id} has no checkpoint at or before step {step}")
-        state, history, status = service.store.get_checkpoint(model_id, steps[-1])
-        child = Model.from_bytes(status["spec"], state, history)
+        state, _, status = service.store.get_checkpoint(model_id, steps[-1])
+        child = Model.from_bytes(status["spec"], state)
+        with service.use(model_id) as parent:
+            child.history = parent.history.truncated(child.step)
     parent = {"id": model_id, "step": child.step}
     child_id, token = service.create(model=child, nickname=service.status(model_id)[1].get("nickname"), parent=parent)
     return {**public(child_id, *service.status(child_id)), "token": token}
