@@ -71,7 +71,7 @@ class ModelService:
 
     def save_dataset(self, parsed: CsvData) -> str:
         """Keep a parsed upload in the store (shared by every process); return its id."""
-        dataset_id = secrets.token_urlsafe(12)
+        dataset_id = secrets.token_hex(12)
         self.store.put_setting(f"dataset.{dataset_id}", {
             "X": parsed.X.tolist(), "y": parsed.y.tolist(), "input_columns": parsed.input_columns,
             "target_columns": parsed.target_columns, "classes": parsed.classes})
@@ -108,8 +108,9 @@ class ModelService:
     def create(self, *, model: Model, nickname: str | None = None, parent: dict | None = None) -> tuple[str, str]:
         """Store a new model under a fresh id; return (id, token). Evicts or refuses at the model limit."""
         self._make_room()
-        model_id = secrets.token_urlsafe(16)  # 128 random bits: ids are unguessable
-        token = secrets.token_urlsafe(32)
+        # 128 random bits, unguessable; hex, so an id never starts with "-" and reads as an option in a shell
+        model_id = secrets.token_hex(16)
+        token = secrets.token_hex(32)
         status = {**model.status(), "version": 1, "created_at": time.time(), "nickname": nickname,
                   "parent": parent, "token_hash": token_hash(token)}
         record = ModelRecord(id=model_id, spec=model.spec, status=status, created_at=status["created_at"],
