@@ -162,7 +162,7 @@ def _call(name: str, params: dict, arg: str) -> str:
     if name == "tanh":
         return f"np.tanh({arg})"
     extra = [repr(v) for k, v in params.items() if v != PYTORCH_DEFAULTS[name][k]] if params else []
-    if extra and len(extra) < len(params):  # name them all, so the meaning stays plain
+    if extra and len(params) > 1:  # with several parameters, name them all so the meaning stays plain
         extra = [f"{k}={v!r}" for k, v in params.items()]
     return f"{name}({', '.join([arg] + extra)})"
 
