@@ -31,8 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        for model_id in list(app.state.service._live):
-            app.state.service.flush(model_id)
+        app.state.service.flush_all()
         store.close()
 
     app = FastAPI(title="Backprop Playground", version="0.1.0", lifespan=lifespan,

@@ -196,13 +196,17 @@ class ModelService:
     # -- use ------------------------------------------------------------------------------
     def status(self, model_id: str) -> tuple[dict, dict]:
         """(spec, status) without loading arrays; a live model with unsaved steps answers for itself."""
-        live = self._live.get(model_id)
         found = self.store.get_status(model_id)
         if found is None:
             raise not_found(model_id)
+        return self.freshest(model_id, *found)
+
+    def freshest(self, model_id: str, spec: dict, status: dict) -> tuple[dict, dict]:
+        """The stored (spec, status), updated from this process's live model when it has unsaved steps."""
+        live = self._live.get(model_id)
         if live is not None and live.dirty:
-            return live.model.spec, {**found[1], **live.model.status()}
-        return found
+            return live.model.spec, {**status, **live.model.status()}
+        return spec, status
 
     @contextmanager
     def use(self, model_id: str, *, save: bool | str = False) -> Iterator[Model]:
@@ -221,6 +225,11 @@ class ModelService:
             elif save or live.dirty:
                 self._save(model_id, live)
 
+    def flush_all(self) -> None:
+        """Save every live model's unsaved steps (shutdown)."""
+        for model_id in list(self._live):
+            self.flush(model_id)
+
     def flush(self, model_id: str) -> None:
         """Save unsaved stream steps now (pause, disconnect)."""
         live = self._live.get(model_id)
@@ -237,7 +246,9 @@ class ModelService:
         version = found[1].get("version", 0)
         live = self._live.get(model_id)
         if live is not None and (live.dirty or live.version == version):
-            self._live.move_to_end(model_id)
+            with self._cache_lock:
+                if model_id in self._live:
+                    self._live.move_to_end(model_id)
             return live
         record = self.store.get(model_id)
         live = _Live(Model.from_bytes(record.spec, record.state, record.history), version)

@@ -74,9 +74,7 @@ def class_models(_: Admin, service: ServiceDep) -> list[dict]:
     """Every model in the store with its nickname, architecture and status."""
     out = []
     for model_id, spec, status, updated_at in service.store.list_status():
-        live = service._live.get(model_id)
-        if live is not None and live.dirty:  # a model streaming in this process answers for itself
-            status = {**status, **live.model.status()}
+        spec, status = service.freshest(model_id, spec, status)
         out.append({"id": model_id, "nickname": status.get("nickname"), "architecture": architecture(spec),
                     "step": status.get("step", 0), "train_loss": finite(status.get("train_loss")),
                     "test_loss": finite(status.get("test_loss")), "diverged": bool(status.get("diverged")),
