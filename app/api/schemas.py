@@ -143,12 +143,19 @@ class ModelCreate(Strict):
 
 
 class ModelPatch(Strict):
+    """What can change between steps without a reset; optimizer state is kept."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"optimizer": {"learning_rate": 0.01}}, {"regularization": {"kind": "l2", "rate": 0.001}, "batch_size": None}]})
+
     optimizer: OptimizerSpec | None = None
     regularization: RegularizationSpec | None = None
     batch_size: int | None = Field(None, ge=1, description="send null for full batch")
 
 
 class ResetRequest(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}, {"seed": 7}]})
+
     seed: Seed | None = None
 
 
@@ -200,10 +207,17 @@ class LayerParams(BaseModel):
 
 
 class Parameters(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"layers": [{"W": [[0.5, -0.2], [0.1, 0.3], [-0.4, 0.8]], "b": [0.0, 0.0, 0.0]},
+                    {"W": [[1.0, -1.0, 0.5]], "b": [0.0]}]}]})
+
     layers: list[LayerParams]
 
 
 class Batch(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {}, {"X": [[1.0, -2.0], [0.5, 0.5]], "y": [[1.0], [0.0]]}]})
+
     X: Matrix | None = Field(None, description="raw inputs (B, raw_dim); the server applies the features")
     y: Matrix | None = Field(None, description="(B, K) targets")
 
@@ -251,6 +265,12 @@ class StudentLayer(Strict):
 
 
 class CheckRequest(Strict):
+    """Your own gradients for some or all layers (in order), on the batch X, y."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"X": [[1.0, -2.0]], "y": [[1.0]], "layers": [{"dW": [[0.01, -0.02], [0.0, 0.03], [0.02, 0.01]],
+                                                        "db": [0.01, 0.0, -0.01]}]}]})
+
     X: Matrix = Field(min_length=1)
     y: Matrix = Field(min_length=1)
     layers: list[StudentLayer]
