@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.support import free_port
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -29,10 +30,6 @@ SPEC = {"layers": [{"units": 6, "activation": "tanh"}, {"units": 1, "activation"
         "data": {"dataset": "moons", "samples": 60, "noise": 0.1}}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

@@ -9,9 +9,6 @@ Without redis-server or the redis package these tests skip, or fail when CI=true
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import threading
 import time
 import uuid
@@ -24,57 +21,11 @@ from websockets.sync.client import connect
 
 from app.engine import Model
 
-from .test_live_server import SPEC, Server, free_port
+from .test_live_server import SPEC, Server
 from .utils import TOKENS, with_token
 
 ADMIN = "instructor-secret-for-scaleout-tests"
 SAVE_INTERVAL = 0.5
-
-
-def unavailable(why: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the scale-out tests cannot run in CI: {why}", pytrace=False)
-    pytest.skip(why)
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    """redis://127.0.0.1:<port>/0 of a throwaway redis-server (no persistence) for this module."""
-    try:
-        import redis
-    except ImportError as e:
-        unavailable(f"the redis client package is not installed ({e}); pip install redis")
-    exe = shutil.which("redis-server")
-    if exe is None:
-        unavailable("redis-server is not on PATH (Debian/Ubuntu: apt-get install redis-server)")
-    work = tmp_path_factory.mktemp("redis")
-    for _ in range(3):  # the free port can be taken between probing and binding
-        port = free_port()
-        log = open(work / f"redis-{port}.log", "w+")
-        proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                 "--dir", str(work)], stdout=log, stderr=subprocess.STDOUT)
-        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 10
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.02)
-        else:
-            proc.kill()
-            proc.wait()
-            log.close()
-            continue
-        client.close()
-        try:
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            proc.terminate()
-            proc.wait(10)
-            log.close()
-        return
-    pytest.fail("redis-server did not start")
 
 
 def start(tmp_path, name: str, store: str) -> Server:
@@ -83,10 +34,10 @@ def start(tmp_path, name: str, store: str) -> Server:
 
 
 @pytest.fixture(scope="module")
-def pair(redis_url, tmp_path_factory):
+def pair(redis_server, tmp_path_factory):
     """Two uvicorn processes, A and B, on one Redis database (a key prefix of their own)."""
     tmp = tmp_path_factory.mktemp("scaleout")
-    store = f"{redis_url}?prefix=t{uuid.uuid4().hex[:10]}:"
+    store = f"{redis_server}?prefix=t{uuid.uuid4().hex[:10]}:"
     a, b = start(tmp, "a", store), start(tmp, "b", store)
     yield a, b, store
     for s in (a, b):

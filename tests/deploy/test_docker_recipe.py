@@ -20,7 +20,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -31,9 +30,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import free_port, unavailable
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
-IN_CI = os.environ.get("CI", "").strip().lower() == "true"
 VOLUME = "/data"
 
 
@@ -181,11 +181,6 @@ def test_compose_has_an_app_and_a_redis_service():
 
 
 # -- the recipe, replayed ----------------------------------------------------------------------------
-def unavailable(why: str):
-    if IN_CI:
-        pytest.fail(f"{why} (CI=true: the Docker recipe must build)", pytrace=False)
-    pytest.skip(why)
-
 
 def ignored(rel: str, patterns: list[str]) -> bool:
     parts = rel.split("/")
@@ -268,10 +263,6 @@ def built(tmp_path_factory) -> Built:
     return Built(root, workdir, data, venv, env)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def with_port(argv: list[str], port: int) -> list[str]:

@@ -6,12 +6,13 @@ tests skip. A failing test leaves a screenshot in test-artifacts/.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
+
+from tests.support import free_port, unavailable
 
 from .helpers import ADMIN_TOKEN, ROOT, api
 
@@ -19,20 +20,10 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("PLAYGROUND_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-quic", "--disable-sync"]
-IN_CI = os.environ.get("CI", "").strip().lower() == "true"
 
 
-def unavailable(reason: str):
-    """Fail in CI, skip elsewhere."""
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: e2e tests must run)", pytrace=False)
-    pytest.skip(reason)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

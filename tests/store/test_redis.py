@@ -7,9 +7,7 @@ Without redis-server or the redis package these tests skip, or fail when CI=true
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from app.store import open_store
+from tests.support import unavailable
 
 # Backend-generic behaviour tests; collected again in this module with the redis `store` fixture.
 from tests.store.test_store import (  # noqa: F401
@@ -57,67 +56,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _unavailable(why: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"redis tests cannot run in CI: {why}", pytrace=False)
-    pytest.skip(why)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def redis_lib():
     if redis is None:
-        _unavailable(f"the redis client package is not installed ({_IMPORT_ERROR}); pip install redis")
+        unavailable(f"the redis client package is not installed ({_IMPORT_ERROR}); pip install redis")
     return redis
-
-
-@pytest.fixture(scope="session")
-def redis_server(redis_lib, tmp_path_factory):
-    """URL of a throwaway redis-server (no RDB/AOF) that lives for the whole session."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        _unavailable("redis-server is not on PATH (Debian/Ubuntu: apt-get install redis-server)")
-    work = tmp_path_factory.mktemp("redis")
-    last_err = ""
-    for _ in range(3):  # the free port can be taken between probing and binding: retry on a new one
-        port = _free_port()
-        log = open(work / f"redis-{port}.log", "w+")
-        proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no", "--dir", str(work), "--daemonize", "no"],
-                                stdout=log, stderr=subprocess.STDOUT)
-        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 10
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.02)
-        else:
-            proc.kill()
-            proc.wait()
-            log.seek(0)
-            last_err = log.read()[-2000:]
-            log.close()
-            continue
-        client.close()
-        try:
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.close()
-        return
-    pytest.fail(f"redis-server did not start: {last_err}")
 
 
 @pytest.fixture
