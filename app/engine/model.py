@@ -126,7 +126,7 @@ class Model:
         self.perm = self.rng.permutation(len(self.X_train))
         if init:
             self.net.initialize(s["seed"], s["init"], s["init_std"])
-            self._evaluate()
+            self.evaluate()
 
     def _new_optimizer(self) -> None:
         o = self.spec["optimizer"]
@@ -198,10 +198,10 @@ class Model:
             self._advance(bs, n, full)
             losses.append(loss)
             self.history.record_step(loss, net.weight_grad_norms())
-            if self.step % every == 0:
-                self._evaluate()
-            if checkpoint_every and self.step % checkpoint_every == 0 and on_checkpoint is not None:
-                self._evaluate()
+            checkpoint_due = bool(checkpoint_every) and on_checkpoint is not None and self.step % checkpoint_every == 0
+            if checkpoint_due or self.step % every == 0:
+                self.evaluate()  # a checkpoint carries the losses at its own step
+            if checkpoint_due:
                 on_checkpoint(self)
             now = time.perf_counter()
             if deadline is not None and now > deadline:
@@ -212,7 +212,7 @@ class Model:
                 # other threads (its event loop, requests for other models) responsive during long runs
                 time.sleep(0)
                 yield_at = now + YIELD_EVERY
-        self._evaluate()
+        self.evaluate()
         return TrainResult(step=self.step, epoch=self.epoch, steps_done=len(losses), losses=losses,
                            train_loss=self.train_loss, test_loss=self.test_loss,
                            diverged=self.diverged_at is not None, diverged_at=self.diverged_at, stopped=stopped)
@@ -227,7 +227,7 @@ class Model:
             self.epoch, self.cursor = self.epoch + 1, 0
             self.perm = self.rng.permutation(n)
 
-    def _evaluate(self) -> None:
+    def evaluate(self) -> None:
         """Record full train and test data losses at the current step."""
         self.train_loss = _finite_or_none(self.net.loss_value(self.X_train, self.y_train_t))
         self.test_loss = (_finite_or_none(self.net.loss_value(self.X_test, self.y_test_t))

@@ -51,7 +51,7 @@ def put_parameters(model_id: OwnedModelId, body: Parameters, service: ServiceDep
             d.params["W"][...] = W
             if b is not None:
                 d.params["b"][...] = b
-        model._evaluate()
+        model.evaluate()
         return _parameters(model)
 
 

@@ -140,7 +140,7 @@ def test_put_parameters_replaces_them(client, model):
     ref = Model(SMALL)
     for d, layer in zip(ref.net.dense, NEW["layers"]):
         d.params["W"][...], d.params["b"][...] = layer["W"], layer["b"]
-    ref._evaluate()
+    ref.evaluate()
     assert client.get(f"/api/models/{mid}").json()["train_loss"] == ref.train_loss != model["train_loss"]
     assert train(client, mid, 5)["losses"] == ref.train(5).losses
 
