@@ -22,6 +22,7 @@ from tests.support import unavailable
 
 # Backend-generic behaviour tests; collected again in this module with the redis `store` fixture.
 from tests.store.test_store import (  # noqa: F401
+    assert_processes_serialize,
     rec,
     test_checkpoint_argument_checks,
     test_checkpoint_put_racing_delete_leaves_no_orphans,
@@ -247,41 +248,8 @@ def _run(code: str, *args: str, stdin: int | None = None) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-INCREMENT = """
-import os, sys, time
-from app.store import open_store
-s = open_store(sys.argv[1])
-s.count()  # connect before the barrier
-print("ready", flush=True)
-while not os.path.exists(sys.argv[2]):  # start barrier so both processes really overlap
-    time.sleep(0.001)
-for _ in range(20):
-    with s.lock("m1"):
-        r = s.get("m1")
-        time.sleep(0.002)
-        r.status["n"] += 1
-        r.history += b"%d," % os.getpid()
-        s.put(r)
-s.close()
-"""
-
-
 def test_lock_across_processes(store, url, tmp_path):
-    r = rec()
-    r.history = b""
-    store.create(r)
-    go = str(tmp_path / "go")
-    procs = [_run(INCREMENT, url, go) for _ in range(2)]
-    for p in procs:
-        line = p.stdout.readline().strip()
-        assert line == "ready", p.stderr.read()
-    Path(go).touch()
-    for p in procs:
-        _, err = p.communicate(timeout=30)
-        assert p.returncode == 0, err
-    final = store.get("m1")
-    assert final.status["n"] == 40
-    assert set(final.history.split(b",")[:-1]) == {b"%d" % p.pid for p in procs}
+    assert_processes_serialize(store, url, tmp_path)
 
 
 HOLD_THEN_DIE = """

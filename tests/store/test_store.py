@@ -454,8 +454,9 @@ def _run(code: str, *args: str) -> subprocess.Popen:
 
 INCREMENT = """
 import os, sys, time
-from app.store import SqliteStore
-s = SqliteStore(sys.argv[1])
+from app.store import open_store
+s = open_store(sys.argv[1])
+s.count()  # connect before the barrier
 print("ready", flush=True)
 while not os.path.exists(sys.argv[2]):  # start barrier so both processes really overlap
     time.sleep(0.001)
@@ -470,23 +471,29 @@ s.close()
 """
 
 
-def test_sqlite_lock_across_processes(tmp_path):
-    db, go = str(tmp_path / "m.sqlite3"), str(tmp_path / "go")
-    s = SqliteStore(db)
+def assert_processes_serialize(store, url: str, tmp_path) -> None:
+    """Two processes x 20 locked read-modify-writes on one record end at exactly 40, both taking part."""
     r = rec()
     r.history = b""
-    s.create(r)
-    procs = [_run(INCREMENT, db, go) for _ in range(2)]
+    store.create(r)
+    go = str(tmp_path / "go")
+    procs = [_run(INCREMENT, url, go) for _ in range(2)]
     for p in procs:
-        assert p.stdout.readline().strip() == "ready"
+        line = p.stdout.readline().strip()
+        assert line == "ready", p.stderr.read()
     Path(go).touch()
     for p in procs:
         _, err = p.communicate(timeout=30)
         assert p.returncode == 0, err
-    final = s.get("m1")
+    final = store.get("m1")
     assert final.status["n"] == 40
     assert set(final.history.split(b",")[:-1]) == {b"%d" % p.pid for p in procs}
-    s.close()
+
+
+def test_sqlite_lock_across_processes(tmp_path):
+    db = tmp_path / "m.sqlite3"
+    with SqliteStore(str(db)) as s:
+        assert_processes_serialize(s, f"sqlite:///{db}", tmp_path)
 
 
 HOLD = """
