@@ -151,6 +151,7 @@ class ModelPatch(Strict):
     optimizer: OptimizerSpec | None = None
     regularization: RegularizationSpec | None = None
     batch_size: int | None = Field(None, ge=1, description="send null for full batch")
+    nickname: str | None = Field(None, max_length=40, description="shown to the instructor")
 
 
 class ResetRequest(Strict):

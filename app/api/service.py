@@ -209,8 +209,11 @@ class ModelService:
         return spec, status
 
     @contextmanager
-    def use(self, model_id: str, *, save: bool | str = False) -> Iterator[Model]:
-        """Hold the model's lock and yield the live model; save after (save="lazy": when due)."""
+    def use(self, model_id: str, *, save: bool | str = False, status: dict | None = None) -> Iterator[Model]:
+        """Hold the model's lock and yield the live model; save after (save="lazy": when due).
+
+        ``status`` holds fields kept beside the model (its nickname) to store with this save.
+        """
         try:
             lock = self.store.lock(model_id, timeout=self.settings.train_time_budget + 30)
         except ValueError:
@@ -223,7 +226,7 @@ class ModelService:
                 if time.monotonic() - live.saved_at >= self.settings.save_interval:
                     self._save(model_id, live)
             elif save or live.dirty:
-                self._save(model_id, live)
+                self._save(model_id, live, status)
 
     def flush_all(self) -> None:
         """Save every live model's unsaved steps (shutdown)."""
@@ -255,14 +258,14 @@ class ModelService:
         self._remember(model_id, live)
         return live
 
-    def _save(self, model_id: str, live: _Live) -> None:
+    def _save(self, model_id: str, live: _Live, extra: dict | None = None) -> None:
         found = self.store.get_status(model_id)
         if found is None:
             raise not_found(model_id)
         old = found[1]
         live.version = old.get("version", 0) + 1
         m = live.model
-        status = {**old, **m.status(), "version": live.version}
+        status = {**old, **(extra or {}), **m.status(), "version": live.version}
         self.store.put(ModelRecord(id=model_id, spec=m.spec, status=status, token_hash=old.get("token_hash", ""),
                                    state=m.to_bytes(), history=m.history.to_bytes()))
         live.dirty, live.saved_at = False, time.monotonic()

@@ -33,8 +33,9 @@ def get_model(model_id: ModelId, service: ServiceDep) -> dict:
 
 @router.patch("/{model_id}", response_model=ModelPublic)
 def patch_model(model_id: OwnedModelId, body: ModelPatch, service: ServiceDep) -> dict:
-    """Change learning rate, optimizer settings, regularization or batch size; optimizer state is kept."""
-    with service.use(model_id, save=True) as model:
+    """Change learning rate, optimizer settings, regularization, batch size or nickname; optimizer state is kept."""
+    renamed = {"nickname": body.nickname} if "nickname" in body.model_fields_set else None
+    with service.use(model_id, save=True, status=renamed) as model:
         try:
             # only the fields the client sent: a partial optimizer must not fall back to the schema's defaults
             # (name "adam", kind "none"), which would switch the optimizer or drop the regularization

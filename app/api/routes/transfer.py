@@ -82,14 +82,15 @@ def export_model(model_id: ModelId, service: ServiceDep,
 @router.post("/models/import", status_code=201, response_model=ModelCreated, tags=["transfer"],
              openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}},
                                                         "application/octet-stream": {}}, "required": True}})
-async def import_model(request: Request, service: ServiceDep) -> dict:
+async def import_model(request: Request, service: ServiceDep,
+                       nickname: str | None = Query(None, max_length=40, description="shown to the instructor")) -> dict:
     """Recreate an exported model (JSON body, or the .npz bytes as application/octet-stream) under a new id."""
     body = await request.body()
     binary = request.headers.get("content-type", "").startswith("application/octet-stream")
-    return await run_in_threadpool(_import, body, binary, service)
+    return await run_in_threadpool(_import, body, binary, service, nickname)
 
 
-def _import(body: bytes, binary: bool, service) -> dict:
+def _import(body: bytes, binary: bool, service, nickname: str | None) -> dict:
     try:
         if binary:
             model = import_npz(body)
@@ -102,7 +103,7 @@ def _import(body: bytes, binary: bool, service) -> dict:
         raise unprocessable(("body",), f"cannot import: {e}") from None
     service.check_limits(model.spec)
     service.check_data_size(model)
-    model_id, token = service.create(model=model, nickname=None)
+    model_id, token = service.create(model=model, nickname=nickname)
     return {**public(model_id, *service.status(model_id)), "token": token}
 
 

@@ -474,3 +474,22 @@ def test_delete_leaves_other_models_alone(client, model):
     other = create(client, XOR)["id"]
     assert client.delete(f"/api/models/{model['id']}").status_code == 204
     assert client.get(f"/api/models/{other}").status_code == 200
+
+
+def test_nickname_is_set_at_creation_changed_by_patch_and_kept_by_training(client):
+    m = create(client, SMALL, nickname="ada")
+    assert m["nickname"] == "ada"
+    r = client.patch(f"/api/models/{m['id']}", json={"nickname": "grace"})
+    assert r.status_code == 200 and r.json()["nickname"] == "grace"
+    client.post(f"/api/models/{m['id']}/train", json={"steps": 3})
+    assert client.get(f"/api/models/{m['id']}").json()["nickname"] == "grace"
+    r = client.patch(f"/api/models/{m['id']}", json={"optimizer": {"learning_rate": 0.01}})
+    assert r.json()["nickname"] == "grace"  # a patch without the field leaves it alone
+    invalid(client.patch(f"/api/models/{m['id']}", json={"nickname": "x" * 41}), ["body", "nickname"],
+            "String should have at most 40 characters")
+
+
+def test_import_takes_a_nickname(client, model):
+    exported = client.get(f"/api/models/{model['id']}/export?format=json").content
+    r = client.post("/api/models/import?nickname=copy", content=exported, headers={"content-type": "application/json"})
+    assert r.status_code == 201 and r.json()["nickname"] == "copy"
