@@ -23,7 +23,6 @@ import math
 
 import numpy as np
 
-from .activations import DERIVATIVE_TEXT
 from .network import Network
 
 SAMPLE_ROWS = 8
@@ -228,7 +227,10 @@ def numpy_script(net: Network, X: np.ndarray, y: np.ndarray, *, max_rows: int = 
     bs = [d.params.get("b") for d in net.dense]
     pnames = [f"{k}{i}" for i in range(1, L + 1) for k in (("W", "b") if bias else ("W",))]
     arch = " -> ".join(map(str, n))
-    prev = lambda i: "X" if i == 1 else f"z{i - 1}"  # noqa: E731  the input of layer i
+
+    def prev(i: int) -> str:
+        """The input of layer i: X for the first layer, z_{i-1} after that."""
+        return "X" if i == 1 else f"z{i - 1}"
 
     out: list[str] = []
     w = out.append
@@ -244,7 +246,8 @@ def numpy_script(net: Network, X: np.ndarray, y: np.ndarray, *, max_rows: int = 
       f"{K} output{'s' if K != 1 else ''})")
     for i in range(1, L + 1):
         shapes = f"W{i} {_shape(n[i], n[i - 1])}" + (f", b{i} {_shape(n[i])}" if bias else ", no bias")
-        f_doc = f"{names[i - 1]}" + (f" {_params(acts[i - 1])}" if _params(acts[i - 1]) else "")
+        f_par = _params(acts[i - 1])
+        f_doc = names[i - 1] + (f"({', '.join(f'{k}={v!r}' for k, v in f_par.items())})" if f_par else "")
         w(f"  layer {i}: {shapes}, {f_doc}{' (output layer)' if i == L else ''}")
     w(f"Loss: {LOSS_DOC[loss]}")
     if reg == "l2":
@@ -413,16 +416,14 @@ def numpy_script(net: Network, X: np.ndarray, y: np.ndarray, *, max_rows: int = 
                 w(f"    # Output layer {L} ({pair}): dL/dy_hat and f'(a{L}) cancel, leaving (y_hat - y) / B.")
                 out.append(_code(f"delta{L} = (y_hat - y) / B", f"(B, {n[L]})  dL/da{L}"))
             else:
-                w(f"    # Output layer {L} ({f_name}, {loss}): dL/dy_hat of the loss, then through f'(a{L}), "
-                  f"f'(a) = {DERIVATIVE_TEXT[f_name]}.")
+                w(f"    # Output layer {L} ({f_name}, {loss}): dL/dy_hat of the loss, then through f'(a{L}).")
                 dz = {"mse": "(2 / B) * (y_hat - y)", "bce": "(y_hat - y) / (y_hat * (1 - y_hat) * B)",
                       "cross_entropy": "-y / (y_hat * B)"}[loss]
                 out.append(_code(f"dz{L} = {dz}", f"(B, {n[L]})  dL/dy_hat"))
                 out.extend(_delta_lines(f_name, _params(acts[-1]), L, n[L]))
         else:
             f_name = names[i - 1]
-            w(f"    # Layer {i} ({f_name}): the error dz{i} from layer {i + 1}, times f'(a{i}) elementwise, "
-              f"f'(a) = {DERIVATIVE_TEXT[f_name]}.")
+            w(f"    # Layer {i} ({f_name}): the error dz{i} sent down from layer {i + 1}, times f'(a{i}) elementwise.")
             out.extend(_delta_lines(f_name, _params(acts[i - 1]), i, n[i]))
         out.append(_code(f"dW{i} = delta{i}.T @ {prev(i)}",
                          f"({n[i]}, {n[i - 1]}) = ({n[i]}, B) @ (B, {n[i - 1]}), the shape of W{i}"))
@@ -488,8 +489,8 @@ def numpy_script(net: Network, X: np.ndarray, y: np.ndarray, *, max_rows: int = 
     w("        worst = max(worst, err)")
     w("        max_abs = float(np.max(np.abs(g - numeric)))")
     w('        verdict = "ok" if err <= TOLERANCE else "WRONG"')
-    w('        print(f"  d{name:<4} shape {str(g.shape):<9} relative error {err:.2e}   '
-      'max abs error {max_abs:.2e}   {verdict}")')
+    w('        print(f"  d{name:<4} shape {str(g.shape):<9} relative error {err:.2e}   "')
+    w('              f"max abs error {max_abs:.2e}   {verdict}")')
     w("    passed = worst <= TOLERANCE")
     w('    print(f"max relative error {worst:.2e}: {\'PASSED\' if passed else \'FAILED\'} (tolerance {TOLERANCE})")')
     w("    return passed")
