@@ -19,6 +19,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Ask a child process to exit (SIGTERM) and kill it if it has not within ``timeout`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
 def unavailable(why: str) -> None:
     """A missing browser, server or package fails the test in CI (CI=true) and skips it elsewhere."""
     if IN_CI:
@@ -61,12 +73,7 @@ def redis_server(workdir):
         try:
             yield f"redis://127.0.0.1:{port}/0"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
             log.close()
         return
     pytest.fail(f"redis-server did not start: {last_err}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import free_port
+from tests.support import free_port, stop
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -69,13 +69,8 @@ class Server:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        if self.proc is not None:
+            stop(self.proc)
 
     def assert_no_tracebacks(self) -> None:
         text = self.log_path.read_text() if self.log_path.exists() else ""

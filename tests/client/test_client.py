@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
@@ -298,4 +299,6 @@ def test_the_async_twin(server):
                     pass
             assert (e.value.status_code, e.value.message) == (404, "model nosuchmodel not found")
 
-    asyncio.run(main())
+    # a fresh thread has no event loop, whatever an earlier session fixture (Playwright's sync API) left running
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, main()).result()

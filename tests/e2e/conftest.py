@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.support import free_port, unavailable
+from tests.support import free_port, stop, unavailable
 
 from .helpers import ADMIN_TOKEN, ROOT, api
 
@@ -52,12 +52,7 @@ def server():
             time.sleep(0.2)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop(proc)
         log.close()
 
 
