@@ -214,62 +214,76 @@ class _Concrete(ast.NodeTransformer):
 
 
 class _Val:
-    """An array with the text it came from and, for a product, how it was formed."""
+    """An array with the text it came from and, for a product, how it was formed.
 
-    def __init__(self, arr, text: str, how: str = ""):
-        self.arr, self.text, self.how = np.asarray(arr, np.float64), text, how
+    In columns a value of one sample is (n, 1); ``batched`` values hold every sample at once,
+    stacked on a leading axis (B, n, 1), so the equations run once for the whole batch. Shapes in
+    checks and messages are always one sample's."""
+
+    def __init__(self, arr, text: str, how: str = "", batched: bool = False):
+        self.arr, self.text, self.how, self.batched = np.asarray(arr, np.float64), text, how, batched
+
+    @property
+    def shape(self) -> tuple:
+        return self.arr.shape[1:] if self.batched else self.arr.shape
 
     @property
     def scalar(self) -> bool:
-        return self.arr.size == 1 and self.arr.ndim <= 2
+        return int(np.prod(self.shape)) == 1 and len(self.shape) <= 2
 
     def describe(self) -> str:
-        return f"{self.text} of shape {_fmt(self.arr.shape)}" + (f" (from {self.how})" if self.how else "")
+        return f"{self.text} of shape {_fmt(self.shape)}" + (f" (from {self.how})" if self.how else "")
 
 
 class _Env:
-    """The values one evaluation can read: one sample (columns) or the whole batch (rows)."""
+    """The values one evaluation reads: every sample as a column stacked (columns) or the batch (rows)."""
 
-    def __init__(self, b, columns: bool, s: int | None, deltas: dict, layer: int):
-        self.b, self.columns, self.s, self.deltas, self.layer = b, columns, s, deltas, layer
+    def __init__(self, b, columns: bool, deltas: dict, layer: int, y: np.ndarray):
+        self.b, self.columns, self.deltas, self.layer, self.y = b, columns, deltas, layer, y
 
-    def vec(self, arr):
-        """A batch quantity (B, n) as this evaluation sees it: a column (n, 1) of sample s, or as is."""
-        return arr[self.s][:, None] if self.columns else arr
+    def vec(self, arr, text: str) -> _Val:
+        """A batch quantity (B, n): stacked columns (B, n, 1) in columns, as is in rows."""
+        return _Val(arr[:, :, None], text, batched=True) if self.columns else _Val(arr, text)
 
-    def array(self, name: str, k: int):
+    def array(self, name: str, k: int, text: str) -> _Val:
         b, L = self.b, self.b.L
         lo = 0 if name == "z" else 1
         if not lo <= k <= L:
             raise StepError(f"{name}[{k}] does not exist: the layers are {lo}..{L}")
         if name == "W":
-            return b.W[k - 1]
+            return _Val(b.W[k - 1], text)
         if name == "b":
             if not b.net.bias:
                 raise StepError(f"b[{k}]: this network has no bias")
-            return b.net.dense[k - 1].params["b"].astype(np.float64)[:, None] if self.columns else \
-                b.net.dense[k - 1].params["b"].astype(np.float64)
+            bias = b.net.dense[k - 1].params["b"].astype(np.float64)
+            return _Val(bias[:, None] if self.columns else bias, text)
         if name == "a":
-            return self.vec(b.a[k - 1])
+            return self.vec(b.a[k - 1], text)
         if name == "z":
-            return self.vec(b.z[k])
+            return self.vec(b.z[k], text)
         if k not in self.deltas:
             raise StepError(f"delta[{k}] is not computed yet: layers are evaluated from the top (L = {L}) down, "
                             f"so layer {self.layer} can use delta[{self.layer + 1}] and above")
-        d = self.deltas[k]
-        return d[self.s] if self.columns else d
+        return _Val(self.deltas[k], text, batched=self.columns)
 
 
-def _elementwise(op: str, x: _Val, y: _Val, columns: bool) -> np.ndarray:
-    if x.arr.shape != y.arr.shape:
-        bias = (not columns and op in "+-" and x.arr.ndim == 2 and y.arr.ndim == 1 and x.arr.shape[1] == y.arr.shape[0])
-        if not (bias or (op in "*/" and (x.scalar or y.scalar)) or x.arr.ndim == 0 or y.arr.ndim == 0):
+def _elementwise(op: str, x: _Val, y: _Val, columns: bool) -> _Val:
+    if x.shape != y.shape:
+        bias = not columns and op in "+-" and len(x.shape) == 2 and len(y.shape) == 1 and x.shape[1] == y.shape[0]
+        if not (bias or (op in "*/" and (x.scalar or y.scalar)) or not x.shape or not y.shape):
             word = {"+": "+", "-": "-", "*": "* (elementwise)", "/": "/ (elementwise)"}[op]
             raise StepError(f"{x.describe()} against {y.describe()}: {word} needs equal shapes"
                             + (" (a row against a column: one of them needs .T)"
-                               if sorted(x.arr.shape) == sorted(y.arr.shape) else ""))
+                               if sorted(x.shape) == sorted(y.shape) else ""))
+    xa, ya = x.arr, y.arr
+    if x.shape != y.shape and x.shape and y.shape:  # a 1x1 value scales every entry of the other
+        if x.scalar and not y.scalar:
+            xa = xa.reshape((-1,) + (1,) * len(y.shape)) if x.batched else xa.reshape(())
+        elif y.scalar and not x.scalar:
+            ya = ya.reshape((-1,) + (1,) * len(x.shape)) if y.batched else ya.reshape(())
     with np.errstate(all="ignore"):
-        return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}[op](x.arr, y.arr)
+        out = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}[op](xa, ya)
+    return _Val(out, "", batched=x.batched or y.batched)
 
 
 def _eval(node, env: _Env) -> _Val:
@@ -278,51 +292,58 @@ def _eval(node, env: _Env) -> _Val:
         return _Val(node.value, text)
     if isinstance(node, ast.Name):
         b = env.b
-        if node.id == "B":
-            return _Val(float(b.B), "B")
-        if node.id == "L":
-            return _Val(float(b.L), "L")
-        arr = env.vec(b.z[b.L]) if node.id == "y_hat" else env.vec(env.y)
-        return _Val(arr, node.id)
+        if node.id in ("B", "L"):
+            return _Val(float(b.B if node.id == "B" else b.L), node.id)
+        return env.vec(b.z[b.L] if node.id == "y_hat" else env.y, node.id)
     if isinstance(node, ast.Subscript):
-        return _Val(env.array(node.value.id, node.slice.value), text)
+        return env.array(node.value.id, node.slice.value, text)
     if isinstance(node, ast.Attribute):
         v = _eval(node.value, env)
-        return _Val(v.arr.T, text, v.how)
+        arr = np.swapaxes(v.arr, -1, -2) if len(v.shape) == 2 else v.arr
+        return _Val(arr, text, v.how, v.batched)
     if isinstance(node, ast.UnaryOp):
         v = _eval(node.operand, env)
-        return _Val(-v.arr if isinstance(node.op, ast.USub) else v.arr, text, v.how)
+        return _Val(-v.arr if isinstance(node.op, ast.USub) else v.arr, text, v.how, v.batched)
     if isinstance(node, ast.BinOp):
         x, y = _eval(node.left, env), _eval(node.right, env)
         if isinstance(node.op, ast.MatMult):
-            if x.arr.ndim == 0 or y.arr.ndim == 0 or x.arr.shape[-1] != y.arr.shape[0]:
+            if not x.shape or not y.shape or x.shape[-1] != y.shape[0] or len(x.shape) > 2 or len(y.shape) > 2 \
+                    or (x.batched or y.batched) and (len(x.shape) != 2 or len(y.shape) != 2):
                 raise StepError(f"{x.describe()} @ {y.describe()}: a matrix product needs the columns of the "
                                 f"left to equal the rows of the right")
-            return _Val(x.arr @ y.arr, text, f"{_fmt(x.arr.shape)} @ {_fmt(y.arr.shape)}")
+            return _Val(np.matmul(x.arr, y.arr), text, f"{_fmt(x.shape)} @ {_fmt(y.shape)}", x.batched or y.batched)
         op = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}[type(node.op)]
-        return _Val(_elementwise(op, x, y, env.columns), text)
+        v = _elementwise(op, x, y, env.columns)
+        v.text = text
+        return v
     if isinstance(node, ast.Call):
         name = node.func.id
         args = [_eval(a, env) for a in node.args]
         if name == "outer":
             u, v = args
             for w in (u, v):
-                if w.arr.ndim == 2 and min(w.arr.shape) != 1:
+                if len(w.shape) == 2 and min(w.shape) != 1 or len(w.shape) > 2:
                     raise StepError(f"outer({u.text}, {v.text}): {w.describe()} is not a vector")
-            return _Val(np.outer(u.arr.ravel(), v.arr.ravel()), text)
+            uu = u.arr.reshape((u.arr.shape[0], -1, 1) if u.batched else (-1, 1))
+            vv = v.arr.reshape((v.arr.shape[0], 1, -1) if v.batched else (1, -1))
+            return _Val(uu * vv, text, batched=u.batched or v.batched)
         if name in ("sum", "mean"):
+            x = args[0]
             axis = next((kw.value.value for kw in node.keywords), None)
-            if axis is not None and not -args[0].arr.ndim <= axis < args[0].arr.ndim:
-                raise StepError(f"{text}: {args[0].describe()} has no axis {axis}")
-            return _Val(getattr(np, name)(args[0].arr, axis=axis), text)
+            if axis is not None and not -len(x.shape) <= axis < len(x.shape):
+                raise StepError(f"{text}: {x.describe()} has no axis {axis}")
+            if x.batched:
+                axis = tuple(range(1, x.arr.ndim)) if axis is None else (axis % len(x.shape)) + 1
+            return _Val(getattr(np, name)(x.arr, axis=axis), text, batched=x.batched)
         arg = node.args[0]
         k = arg.slice.value if isinstance(arg, ast.Subscript) and arg.value.id in ("a", "z") else env.layer
         f = env.b.act(max(1, min(k, env.b.L)))
+        x = args[0]
         if name == "f":
-            return _Val(f.forward(args[0].arr), text)
+            return _Val(f.forward(x.arr), text, batched=x.batched)
         if f.output_only:
             raise StepError(f"{text}: {f.name} has a Jacobian, not an elementwise derivative")
-        return _Val(f.derivative(args[0].arr, f.forward(args[0].arr)), text)
+        return _Val(f.derivative(x.arr, f.forward(x.arr)), text, batched=x.batched)
     raise StepError(f"{text} cannot be evaluated")  # unreachable after _check
 
 
@@ -344,18 +365,12 @@ def _pick(parsed, L: int) -> dict:
 
 
 def _run(tree, b, columns: bool, deltas: dict, i: int, y) -> np.ndarray:
-    """Evaluate one equation at layer i: per sample (stacked to (B, ...)) in columns, once in rows."""
+    """Evaluate one equation at layer i for the whole batch: (B, ...) stacked samples in columns."""
     concrete = ast.fix_missing_locations(_Concrete(i, b.L).visit(copy.deepcopy(tree)))
-    if not columns:
-        env = _Env(b, False, None, deltas, i)
-        env.y = y
-        return _eval(concrete.body, env).arr
-    per = []
-    for s in range(b.B):
-        env = _Env(b, True, s, deltas, i)
-        env.y = y
-        per.append(_eval(concrete.body, env).arr)
-    return np.stack(per)
+    v = _eval(concrete.body, _Env(b, columns, deltas, i, y))
+    if columns and not v.batched:  # the same value for every sample, e.g. a weight matrix
+        return np.broadcast_to(v.arr, (b.B,) + v.arr.shape)
+    return v.arr
 
 
 def _repairs(tree, b, columns, deltas, i, y, true_delta) -> str | None:
