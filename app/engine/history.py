@@ -34,7 +34,8 @@ class History:
     def __init__(self, n_layers: int, *, recent: int = RECENT_STEPS, older: int = OLDER_STEPS,
                  recent_evals: int = RECENT_EVALS, older_evals: int = OLDER_EVALS):
         self.n_layers = n_layers
-        self.limits = (recent, older, recent_evals, older_evals)
+        # older >= 2, so that every thinning removes at least one entry
+        self.limits = (recent, max(2, older), recent_evals, max(2, older_evals))
         self.step = array("q")        # the step number of each per-step entry, increasing
         self.loss = array("f")        # one per kept step
         self.norms = array("f")       # n_layers per kept step, row-major
@@ -65,9 +66,7 @@ class History:
         with np.errstate(over="ignore"):  # a loss or norm past float32's range is recorded as inf
             self.loss.frombytes(np.asarray(losses, np.float32).tobytes())
             self.norms.frombytes(np.asarray(norms, np.float32).reshape(k, self.n_layers).tobytes())
-        recent, older = self.limits[:2]
-        if len(self.step) > recent + older:
-            self._thin_steps(recent)
+        self._compact()
 
     def record_eval(self, step: int, train_loss: float, test_loss: float | None) -> None:
         """Append the full-set losses measured after ``step`` steps (again at the same step: ignored)."""
@@ -78,9 +77,7 @@ class History:
         self.eval_step.append(step)
         self.eval_train.append(train_loss)
         self.eval_test.append(np.nan if test_loss is None else test_loss)
-        recent, older = self.limits[2:]
-        if len(self.eval_step) > recent + older:
-            self._thin_evals(recent)
+        self._compact()
 
     # -- retention ------------------------------------------------------------------------------
     def _drop_from(self, step: int) -> None:
@@ -90,6 +87,14 @@ class History:
     def _drop_evals_from(self, step: int) -> None:
         n = int(np.searchsorted(np.frombuffer(self.eval_step, np.int64), step))
         del self.eval_step[n:], self.eval_train[n:], self.eval_test[n:]
+
+    def _compact(self) -> None:
+        """Apply the retention policy: thin the entries before the recent window until the columns fit."""
+        recent, older, recent_evals, older_evals = self.limits
+        while len(self.step) > recent + older:
+            self._thin_steps(recent)
+        while len(self.eval_step) > recent_evals + older_evals:
+            self._thin_evals(recent_evals)
 
     def _thin_steps(self, recent: int) -> None:
         keep = _thinned(len(self.step), recent)
@@ -161,6 +166,7 @@ class History:
             s = np.frombuffer(getattr(h, k), np.int64)
             if s.size and (s[0] < 0 or (np.diff(s) <= 0).any()):
                 raise ValueError(f"history {k} must be increasing steps >= 0")
+        h._compact()
         return h
 
     def to_bytes(self) -> bytes:

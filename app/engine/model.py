@@ -59,7 +59,8 @@ class Model:
             self.raw_test = _matrix(data["X_test"], "X_test") if has_test else np.zeros((0, self.raw_train.shape[1]))
             self.y_test = _matrix(data["y_test"], "y_test") if has_test else np.zeros((0, self.y_train.shape[1]))
             self.spec["data"] = {"source": "custom", "n_train": len(self.raw_train), "n_test": len(self.raw_test),
-                                 "standardize": _standardization(data.get("standardize"), self.raw_train),
+                                 "standardize": _standardization(data.get("standardize"), self.raw_train,
+                                                                 _columns(data.get("info"))),
                                  "info": data.get("info")}
         else:
             self.features = list(data["features"])
@@ -438,18 +439,38 @@ def _matrix(value, name: str) -> np.ndarray:
     return arr
 
 
-def _standardization(given, raw_train: np.ndarray) -> dict | None:
+def _columns(info) -> list | None:
+    """The input column names an uploaded dataset's info carries, if any."""
+    cols = info.get("input_columns") if isinstance(info, dict) else None
+    return cols if isinstance(cols, list) else None
+
+
+def standardization_stats(X: np.ndarray, names: list | None = None) -> dict:
+    """{"mean", "std"} per column of X (N, p), std 0 counting as 1; SpecError(("data", "X", j)) naming the
+    first column whose statistics are not finite (values near the float64 limit overflow the mean or std)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = X.mean(axis=0), X.std(axis=0)
+    bad = np.nonzero(~(np.isfinite(mean) & np.isfinite(std)))[0]
+    if bad.size:
+        j = int(bad[0])
+        name = f' ("{names[j]}")' if names is not None and j < len(names) else ""
+        raise SpecError(("data", "X", j), f"column {j}{name} cannot be standardized: its mean or standard deviation "
+                                          f"is not a finite number (values up to {np.abs(X[:, j]).max():.3g}); "
+                                          "rescale the column or turn standardize off")
+    return {"mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+
+
+def _standardization(given, raw_train: np.ndarray, names: list | None = None) -> dict | None:
     """None, the stored {"mean", "std"}, or (given True) statistics of the training inputs; std 0 counts as 1."""
     if not given:
         return None
     if given is True:
-        std = raw_train.std(axis=0)
-        return {"mean": raw_train.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+        return standardization_stats(raw_train, names)
     try:
         mean, std = np.asarray(given["mean"], np.float64), np.asarray(given["std"], np.float64)
     except (KeyError, TypeError, ValueError):
         raise SpecError(("data", "standardize"), "must be true, false or {\"mean\": [...], \"std\": [...]}") from None
-    if mean.shape != (raw_train.shape[1],) or std.shape != mean.shape or not (np.isfinite(mean).all() and (std > 0).all()):
+    if mean.shape != (raw_train.shape[1],) or std.shape != mean.shape or not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
         raise SpecError(("data", "standardize"), f"mean and std need {raw_train.shape[1]} finite values, std > 0")
     return {"mean": mean.tolist(), "std": std.tolist()}
 
