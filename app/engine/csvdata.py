@@ -12,7 +12,8 @@ Every problem raises ``CsvError`` whose message says what is wrong and on which 
 
 ``.line`` is that line number (None when the problem has no line, e.g. an empty file), ``.field``
 says which part of the request is at fault: "file" (the content), "inputs" or "targets" (the
-column selection), ``.column`` the column name when one is involved.
+column selection), "standardize" (statistics that are not finite), ``.column`` the column name
+when one is involved.
 """
 from __future__ import annotations
 
@@ -59,6 +60,19 @@ def apply_standardization(X: np.ndarray, stats: dict | None) -> np.ndarray:
     if not stats:
         return X
     return (X - np.asarray(stats["mean"], np.float64)) / np.asarray(stats["std"], np.float64)
+
+
+def standardization(X: np.ndarray, columns: list[str]) -> dict:
+    """{"mean", "std"} of every input column (std 0 counts as 1), or CsvError naming the first column whose
+    statistics are not finite: values near the float64 limit (e.g. 1e308) overflow the mean or the std."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = X.mean(axis=0), X.std(axis=0)
+    for j, name in enumerate(columns):
+        if not (math.isfinite(mean[j]) and math.isfinite(std[j])):
+            raise CsvError(f'column "{name}" cannot be standardized: its mean or standard deviation is not a finite '
+                           f"number (values up to {np.abs(X[:, j]).max():.3g}); rescale the column or turn "
+                           "standardize off", field="standardize", column=name)
+    return {"mean": [float(v) for v in mean], "std": [float(v) if v > 0 else 1.0 for v in std]}
 
 
 def parse_csv(content: bytes | str, *, inputs: list[str] | None = None, targets: list[str] | None = None,
@@ -134,11 +148,8 @@ def parse_csv(content: bytes | str, *, inputs: list[str] | None = None, targets:
 
     stats = None
     if standardize:
-        mean = X.mean(axis=0)
-        std = X.std(axis=0)
-        std[std == 0] = 1.0
-        X = (X - mean) / std
-        stats = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+        stats = standardization(X, input_columns)
+        X = apply_standardization(X, stats)
     return CsvData(X=X, y=y, input_columns=input_columns, target_columns=target_columns,
                    classes=classes, standardize=stats)
 
