@@ -81,7 +81,8 @@ class Model:
                 raise SpecError(("data", name), f"has {len(X)} rows but its y has {len(y)}")
             if y.shape[1] != units:
                 raise SpecError(("data", "y" if name == "X" else "y_test"),
-                                f"has {y.shape[1]} columns but the output layer has {units} units")
+                                f"has {y.shape[1]} columns but the output layer has {units} units"
+                                + _labels_hint(np.concatenate([self.y_train, self.y_test]), units))
         if self.raw_test.shape[1] != self.raw_train.shape[1]:
             raise SpecError(("data", "X_test"), f"has {self.raw_test.shape[1]} columns but X has {self.raw_train.shape[1]}")
         width = len(self.features) if self.features else self.raw_train.shape[1]
@@ -437,6 +438,17 @@ def _matrix(value, name: str) -> np.ndarray:
         row = int(np.argwhere(~np.isfinite(arr))[0][0])
         raise SpecError(("data", name), f"has a non-finite number in row {row}")
     return arr
+
+
+def _labels_hint(y: np.ndarray, units: int) -> str:
+    """For one column of integer class labels against a K-unit output: say they need one-hot encoding."""
+    if y.shape[1] != 1 or units < 2 or not (y == np.round(y)).all() or y.min() < 0:
+        return ""
+    labels = np.unique(y)
+    shown = ", ".join(f"{v:g}" for v in labels[:5]) + (", ..." if len(labels) > 5 else "")
+    return (f"; its values look like integer class labels ({shown}): a {units}-unit output needs them one-hot "
+            f"encoded, one column per class (row [0, 1, 0] for label 1); upload the CSV with \"one_hot\": true "
+            "to have them encoded")
 
 
 def _columns(info) -> list | None:

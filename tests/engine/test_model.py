@@ -596,3 +596,18 @@ def test_train_is_bit_identical_to_the_plain_step_loop(bs):
     np.testing.assert_array_equal(c["step"], np.arange(1, 334))
     np.testing.assert_array_equal(c["loss"], np.float32(losses))
     np.testing.assert_array_equal(c["norms"], np.float32(norms).T)
+
+
+def test_integer_class_labels_against_a_softmax_output_get_a_one_hot_hint():
+    spec = {"layers": [{"units": 4, "activation": "tanh"}, {"units": 3, "activation": "softmax"}],
+            "loss": "cross_entropy", "data": {"X": X4, "y": [[0], [2], [1], [2]]}}
+    with pytest.raises(SpecError) as e:
+        Model(spec)
+    assert e.value.loc == ("data", "y")
+    assert e.value.message == (
+        "has 1 columns but the output layer has 3 units; its values look like integer class labels (0, 1, 2): a "
+        "3-unit output needs them one-hot encoded, one column per class (row [0, 1, 0] for label 1); upload the "
+        "CSV with \"one_hot\": true to have them encoded")
+    with pytest.raises(SpecError) as e:  # real-valued targets get no such hint
+        Model({**spec, "data": {"X": X4, "y": [[0.5], [2], [1], [2]]}})
+    assert e.value.message == "has 1 columns but the output layer has 3 units"

@@ -13,7 +13,7 @@ from app.api.routes.models import public
 from app.api.schemas import ModelCreated, Strict
 from app.engine import Model
 from app.engine.codegen import numpy_script
-from app.engine.csvdata import CsvError, standardization
+from app.engine.csvdata import CsvError, one_hot_labels, standardization
 from app.engine.transfer import ImportLimits, TransferError, export_json, export_npz, import_json, import_npz
 from app.service.errors import Unprocessable
 
@@ -27,6 +27,8 @@ class CsvUpload(Strict):
     targets: list[str] | None = Field(None, description="target columns by header name; default the last column")
     standardize: bool = Field(False, description="report the inputs' mean and std; a model standardizes its inputs "
                                                  "when its spec's data says \"standardize\": true")
+    one_hot: bool = Field(False, description="one target column of integer class labels (0, 1, 2, ...) becomes "
+                                             "one-hot columns, one per class, for a softmax output")
 
 
 class Standardization(BaseModel):
@@ -51,6 +53,11 @@ class ForkRequest(Strict):
 def upload_dataset(body: CsvUpload, datasets: DatasetsDep) -> dict:
     """Upload a CSV; use the returned id in a spec as {"data": {"dataset_id": ...}}."""
     parsed = datasets.parse(text=body.csv, inputs=body.inputs, targets=body.targets)
+    if body.one_hot and parsed.classes is None:
+        try:
+            parsed.y, parsed.classes = one_hot_labels(parsed.y, parsed.target_columns, datasets.settings.max_units)
+        except CsvError as e:
+            raise Unprocessable(("body", "one_hot"), e.message) from None
     stats = None
     if body.standardize:  # checked before saving: statistics that are not finite are refused, naming the column
         try:

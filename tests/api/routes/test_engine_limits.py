@@ -105,3 +105,37 @@ def test_import_limits_follow_the_settings(limited):
     r = _post_npz(small, blob)
     unprocessable(r, ["body"], "cannot import: not an .npz model export from GET /export?format=npz: "
                                "state_params: declares 17 elements; the limit is 10")
+
+
+# -- integer class labels (issue #11) -------------------------------------------------------------------
+LABELS = "x1,x2,label\n" + "".join(f"{i * 0.1},{(i * 7) % 5 * 0.2},{i % 3}\n" for i in range(30))
+SOFTMAX3 = {"layers": [{"units": 4, "activation": "tanh"}, {"units": 3, "activation": "softmax"}],
+            "loss": "cross_entropy"}
+
+
+def test_integer_labels_without_one_hot_get_the_hint(client):
+    r = client.post("/api/datasets", json={"csv": LABELS})
+    assert r.status_code == 201 and r.json()["classes"] is None
+    r = client.post("/api/models", json={**SOFTMAX3, "data": {"dataset_id": r.json()["id"]}})
+    unprocessable(r, ["body", "data", "y"], (
+        "has 1 columns but the output layer has 3 units; its values look like integer class labels (0, 1, 2): a "
+        "3-unit output needs them one-hot encoded, one column per class (row [0, 1, 0] for label 1); upload the "
+        "CSV with \"one_hot\": true to have them encoded"))
+
+
+def test_csv_upload_one_hot_encodes_integer_labels(client):
+    r = client.post("/api/datasets", json={"csv": LABELS, "one_hot": True})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["classes"] == ["0", "1", "2"] and body["target_columns"] == ["label"]
+    m = create(client, {**SOFTMAX3, "data": {"dataset_id": body["id"]}})
+    r = client.post(f"/api/models/{m['id']}/train", json={"steps": 20})
+    assert r.status_code == 200, r.text
+    y = np.asarray(client.get(f"/api/models/{m['id']}/data").json()["train"]["y"])
+    assert y.shape[1] == 3 and (y.sum(axis=1) == 1).all()
+
+
+def test_one_hot_of_labels_that_are_not_integers_is_422(client):
+    r = client.post("/api/datasets", json={"csv": LABELS.replace(",2\n", ",2.5\n", 1), "one_hot": True})
+    unprocessable(r, ["body", "one_hot"], 'one_hot: column "label" holds 2.5 in data row 3, which is not an '
+                                          "integer class label")
