@@ -128,8 +128,8 @@ BATCH_ERRORS = [
 
 @pytest.mark.parametrize("path,body,loc,msg", [
     (path, body, loc, msg) for path in ("gradients", "gradcheck", "check") for body, loc, msg in BATCH_ERRORS
-    # check's schema itself requires a non-empty X and y (see test_check_schema_errors)
-    if path != "check" or ("X" in body and "y" in body and body["X"])])
+    # check's schema itself requires a non-empty X and y when they are given (see test_check_schema_errors)
+    if path != "check" or body.get("X") != []])
 def test_batch_errors(limited, path, body, loc, msg):
     if path == "check":
         body = {**body, "layers": []}
@@ -281,14 +281,35 @@ def test_trace_shapes_for_a_batch_size(client, deep):
     steps = t["forward"] + t["backward"]
     shapes = {s["target"]: s["result_shape"] for s in steps if s["target"] != "L"}
     assert shapes == expected
+    # every operand's shape as it is used: W_1^T is (3, 5); stored_shape is the array's own
     operands = {(s["target"], o["name"]): (o["shape"], o["transposed"]) for s in steps for o in s["operands"]}
     assert operands[("a_1", "z_0")] == ([B, 3], False)
-    assert operands[("a_1", "W_1")] == ([5, 3], True)
-    assert operands[("dW_2", "delta_2")] == ([B, 4], True)
+    assert operands[("a_1", "W_1")] == ([3, 5], True)
+    assert operands[("dW_2", "delta_2")] == ([4, B], True)
     assert operands[("dW_2", "z_1")] == ([B, 5], False)
     assert operands[("dz_2", "W_3")] == ([1, 4], False)
     assert [s["target"] for s in t["forward"]] == ["a_1", "z_1", "a_2", "z_2", "a_3", "z_3", "L"]
     assert [s["target"] for s in t["backward"]][:3] == ["delta_3", "dW_3", "db_3"]
+
+
+def test_trace_in_columns_on_the_default_net(client):
+    """2-8-8-1: rows use W_1^T (2, 8); columns (the question's) use W_1 (8, 2) forward and W_2^T (8, 8) down."""
+    mid = create(client)["id"]
+    rows = client.get(f"/api/models/{mid}/trace").json()
+    assert rows["convention"] == "rows"
+    w1 = next(o for o in rows["forward"][0]["operands"] if o["name"] == "W_1")
+    assert (w1["shape"], w1["stored_shape"], w1["transposed"]) == ([2, 8], [8, 2], True)
+    r = client.get(f"/api/models/{mid}/trace", params={"convention": "columns", "batch_size": 1})
+    assert r.status_code == 200
+    cols = r.json()
+    assert (cols["convention"], cols["batch_size"]) == ("columns", 1)
+    a1 = cols["forward"][0]
+    assert a1["equation"].startswith("a_1 = W_1 z_0") and a1["result_shape"] == [8, 1]
+    down = next(s for s in cols["backward"] if s["target"] == "dz_1")
+    assert [(o["name"], o["shape"], o["transposed"]) for o in down["operands"]] == [
+        ("W_2", [8, 8], True), ("delta_2", [8, 1], False)]
+    invalid(client.get(f"/api/models/{mid}/trace", params={"convention": "diagonal"}), ["query", "convention"],
+            "Input should be 'columns' or 'rows'")
 
 
 def test_trace_is_symbolic_without_a_batch_size(client, deep):
@@ -309,7 +330,7 @@ def test_check_passes_the_right_gradients_and_flags_a_transpose(client, deep):
     r = client.post(f"/api/models/{deep}/check", json={"X": X4, "y": Y4, "layers": right})
     assert r.status_code == 200
     c = r.json()
-    assert c["passed"] is True
+    assert (c["passed"], c["first_error"]) == (True, None)
     assert [layer["layer"] for layer in c["layers"]] == [1, 2, 3]
     for i, layer in enumerate(c["layers"], start=1):
         assert layer["dW"]["passed"] and layer["db"]["passed"] and layer["dW"]["hint"] is None
@@ -324,14 +345,50 @@ def test_check_passes_the_right_gradients_and_flags_a_transpose(client, deep):
     assert (v["passed"], v["shape"], v["expected_shape"]) == (False, [5, 4], [4, 5])
     assert v["hint"].startswith("transposed: you gave dW_2^T, shape (5, 4); W_2 is (out, in) = (n_2, n_1) = (4, 5)")
     assert c["layers"][0]["dW"]["passed"] and c["layers"][2]["dW"]["passed"]
+    assert c["first_error"]["layer"] == 2 and "transposed" in c["first_error"]["message"]
 
 
-def test_check_some_layers_only(client, deep):
-    g = client.post(f"/api/models/{deep}/gradients", json={"X": X4, "y": Y4}).json()
-    c = client.post(f"/api/models/{deep}/check",
-                    json={"X": X4, "y": Y4, "layers": [{"db": g["layers"][0]["db"]}]}).json()
+def test_check_defaults_to_the_batch_gradients_uses(limited):
+    client = limited(gradients_default_rows=8)
+    mid = create(client, DEEP)["id"]
+    g = client.get(f"/api/models/{mid}/gradients").json()
+    assert g["batch_size"] == 8
+    c = client.post(f"/api/models/{mid}/check", json={"layers": [{"dW": layer["dW"], "db": layer["db"]}
+                                                                 for layer in g["layers"]]}).json()
     assert c["passed"] is True
-    assert c["layers"] == [{"layer": 1, "dW": None, "db": c["layers"][0]["db"]}]
+    # the same numbers for other rows fail: the default really is GET /gradients' batch
+    other = client.post(f"/api/models/{mid}/gradients", json={"X": X4, "y": Y4}).json()
+    c = client.post(f"/api/models/{mid}/check", json={"layers": [{"dW": other["layers"][0]["dW"]}]}).json()
+    assert c["passed"] is False and c["first_error"]["layer"] == 1
+
+
+@pytest.fixture
+def grads(client, deep) -> dict:
+    return client.post(f"/api/models/{deep}/gradients", json={"X": X4, "y": Y4}).json()
+
+
+@pytest.mark.parametrize("how", ["flat", "column", "row-flat-list-of-lists"])
+def test_check_any_dw_shape_gets_a_verdict_with_a_shape_hint(client, deep, grads, how):
+    """The output layer's dW (1, 4) sent flat (4,), as a column (4, 1) or as [[a], [b], ...]: 200, not 422."""
+    dW = arr(grads["layers"][2]["dW"])
+    sent = {"flat": dW.ravel().tolist(), "column": dW.reshape(-1, 1).tolist(),
+            "row-flat-list-of-lists": [[x] for x in dW.ravel()]}[how]
+    r = client.post(f"/api/models/{deep}/check", json={"X": X4, "y": Y4, "layers": [{}, {}, {"dW": sent}]})
+    assert r.status_code == 200, r.text
+    v = r.json()["layers"][2]["dW"]
+    assert v["expected_shape"] == [1, 4] and v["shape"] == list(arr(sent).shape)
+    assert v["hint"] is not None and "(1, 4)" in v["hint"]
+
+
+@pytest.mark.parametrize("how", ["per-sample", "column"])
+def test_check_any_db_shape_gets_a_verdict_with_a_shape_hint(client, deep, grads, how):
+    """db_1 sent per sample (B, n) = delta_1 or as a column (n, 1): 200 with a hint, not 422."""
+    sent = grads["layers"][0]["delta"] if how == "per-sample" else arr(grads["layers"][0]["db"])[:, None].tolist()
+    r = client.post(f"/api/models/{deep}/check", json={"X": X4, "y": Y4, "layers": [{"db": sent}]})
+    assert r.status_code == 200, r.text
+    v = r.json()["layers"][0]["db"]
+    assert (v["passed"], v["expected_shape"], v["shape"]) == (False, [5], list(arr(sent).shape))
+    assert "per sample" in v["hint"] if how == "per-sample" else "(5,)" in v["hint"]
 
 
 @pytest.mark.parametrize("body,loc,msg", [
@@ -340,11 +397,46 @@ def test_check_some_layers_only(client, deep):
     ({"X": [[1, 2, 3]], "y": [[1]], "layers": []}, ["body", "X"],
      "has 3 columns; the model expects 2 raw input columns"),
     ({"X": X4, "y": [[1, 0]] * 4, "layers": []}, ["body", "y"], "has 2 columns; the model expects 1 columns"),
-    ({"X": X4, "y": Y4, "layers": [{"dW": [[1.0, 2.0], [3.0]]}]}, ["body", "layers"],
-     "layer 1 dW must be a number array (nested lists of numbers)"),
+    ({"X": X4, "layers": []}, ["body", "y"], "X and y go together"),
 ])
 def test_check_errors(client, deep, body, loc, msg):
     unprocessable(client.post(f"/api/models/{deep}/check", json=body), loc, msg)
+
+
+@pytest.mark.parametrize("sent,msg", [
+    ([[1.0, 2.0], [3.0]], "is ragged: entry [1] has 1 entries where 2 belong"),
+    ([[1.0, 2.0], 3.0], "is ragged: entry [1] is a number where a list of 2 belongs"),
+    ([1.0, [2.0]], "is ragged: entry [1] is a list where a number belongs"),
+    ([[1.0, "2"]], "must hold numbers only; entry [0][1] is a string"),
+    ([[1.0, True]], "must hold numbers only; entry [0][1] is a boolean"),
+    ([[1.0, None]], "must hold numbers only; entry [0][1] is null"),
+    ({"a": 1}, "must hold numbers only; the value is an object"),
+    ("0.5", "must hold numbers only; the value is a string"),
+    ([[[[[0.0]]]]], "has more than 4 nested levels; give a matrix, a vector or one per sample"),
+    ([10 ** 400], "must hold finite numbers; entry [0] is too large"),
+])
+def test_check_structurally_invalid_arrays(client, deep, sent, msg):
+    for key in ("dW", "db"):
+        r = client.post(f"/api/models/{deep}/check", json={"X": X4, "y": Y4, "layers": [{key: sent}]})
+        invalid(r, ["body", "layers", 0, key], msg)
+
+
+def test_check_non_finite_student_gradient(client, model):
+    r = client.post(f"/api/models/{model['id']}/check", headers=RAW,
+                    content=b'{"X": [[0, 0]], "y": [[1]], "layers": [{"dW": [[0, 0]], "db": [0, NaN, 0, 0]}]}')
+    invalid(r, ["body", "layers", 0, "db"], "must hold finite numbers; entry [1] is nan")
+    r = client.post(f"/api/models/{model['id']}/check", headers=RAW,
+                    content=b'{"layers": [{"dW": [[[0, -Infinity]]]}]}')
+    invalid(r, ["body", "layers", 0, "dW"], "must hold finite numbers; entry [0][0][1] is -inf")
+
+
+def test_check_size_is_bounded_by_settings(limited):
+    client = limited(check_max_entries=12)
+    mid = create(client, DEEP)["id"]
+    assert client.post(f"/api/models/{mid}/check", json={"layers": [{"dW": [[0.0] * 3] * 4}]}).status_code == 200
+    unprocessable(client.post(f"/api/models/{mid}/check", json={"layers": [{}, {"dW": [[0.0] * 5] * 4}]}),
+                  ["body", "layers", 1, "dW"], "has 20 numbers; the limit is 12")
+    assert client.get("/api/catalog").json()["limits"]["check_max_entries"] == 12
 
 
 def test_check_db_without_bias(client):
@@ -361,12 +453,6 @@ def test_check_db_without_bias(client):
 ])
 def test_check_schema_errors(client, model, body, loc, msg):
     invalid(client.post(f"/api/models/{model['id']}/check", json=body), loc, msg)
-
-
-def test_check_non_finite_student_gradient(client, model):
-    r = client.post(f"/api/models/{model['id']}/check", headers=RAW,
-                    content=b'{"X": [[0, 0]], "y": [[1]], "layers": [{"dW": [[0, 0]], "db": [0, NaN, 0, 0]}]}')
-    invalid(r, ["body", "layers", 0, "db", 1], "Input should be a finite number")
 
 
 # -- boundary ------------------------------------------------------------------------------------
