@@ -524,3 +524,107 @@ def test_data_of_custom_regression(client):
     d = client.get(f"/api/models/{create(client, spec)['id']}/data").json()
     assert d == {"kind": "regression", "features": None, "train": {"X": [[1.0, 2.0], [3.0, 4.0]], "y": [[5.0], [6.0]]},
                  "test": {"X": [[7.0, 8.0]], "y": [[9.0]]}}
+
+
+# -- check: every mistake kind gets its hint over REST ------------------------------------------------
+def square_net(bias: bool, act: str = "tanh", seed: int = 3) -> dict:
+    """3 inputs, hidden 3-3-3 (square, so the question's W_i fits), sigmoid output, mse, full batch of 5."""
+    rng = np.random.default_rng(seed)
+    return {"input_size": 3, "layers": [{"units": 3, "activation": act}] * 3 + [{"units": 1, "activation": "sigmoid"}],
+            "loss": "mse", "bias": bias, "seed": seed, "batch_size": None,
+            "data": {"X": rng.normal(size=(5, 3)).round(3).tolist(), "y": rng.uniform(size=(5, 1)).round(3).tolist()}}
+
+
+def student_mistake(g: dict, params: list, kind: str) -> tuple[int, dict]:
+    """(layer, {"dW", "db"}) of a student who makes `kind` at that layer and everything above right (rows)."""
+    z = [arr(g["inputs"])] + [arr(layer["z"]) for layer in g["layers"]]
+    delta = [arr(layer["delta"]) for layer in g["layers"]]
+    dz = [arr(layer["dz"]) for layer in g["layers"]]
+    W = [arr(p["W"]) for p in params]
+    tanh_prime = lambda v: 1 - np.tanh(v) ** 2  # noqa: E731
+    a = [arr(layer["a"]) for layer in g["layers"]]
+    B = len(z[0])
+    if kind in ("question", "no_T"):  # at layer 1: delta_1 from delta_2 through the wrong matrix
+        M = W[0] if kind == "question" else W[1].T
+        d1 = (delta[1] @ M) * tanh_prime(a[0])
+        return 1, {"dW": d1.T @ z[0], "db": d1.sum(0)}
+    if kind in ("no_fprime", "fprime_z"):  # at layer 2
+        d2 = dz[1] if kind == "no_fprime" else dz[1] * tanh_prime(z[2])
+        return 2, {"dW": d2.T @ z[1], "db": d2.sum(0)}
+    dW4, db4 = arr(g["layers"][3]["dW"]), arr(g["layers"][3]["db"]) if g["layers"][3]["db"] is not None else None
+    factor = {"factor_2": 0.5, "batch_sum": B, "sign": -1.0}.get(kind)
+    if factor is not None:
+        return 4, {"dW": factor * dW4, "db": None if db4 is None else factor * db4}
+    if kind == "db_per_sample":
+        return 1, {"db": delta[0]}
+    raise AssertionError(kind)
+
+
+CHECK_MISTAKES = {"question": "it uses the layer's own W_1 where W_2^T belongs",
+                  "no_T": "the transpose is missing",
+                  "no_fprime": "the factor f'(a_2) is missing",
+                  "fprime_z": "f'(z_2) is there where f'(a_2) belongs",
+                  "factor_2": "the factor 2 of d/dy_hat (y_hat - y)^2 = 2(y_hat - y) is missing",
+                  "batch_sum": "is B = 5 times the true gradient",
+                  "sign": "has the opposite sign",
+                  "db_per_sample": "you gave delta per sample, shape (5, 3)"}
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("kind", list(CHECK_MISTAKES))
+def test_check_names_each_mistake(client, kind, bias):
+    if kind == "db_per_sample" and not bias:
+        pytest.skip("no db without bias")
+    mid = create(client, square_net(bias))["id"]
+    g = client.get(f"/api/models/{mid}/gradients").json()
+    params = client.get(f"/api/models/{mid}/parameters").json()["layers"]
+    layer, wrong = student_mistake(g, params, kind)
+    # the student's own layers: right above `layer`, the mistake at it, carried down (correctly) below
+    layers = [{"dW": q["dW"], **({"db": q["db"]} if bias else {})} for q in g["layers"]]
+    layers[layer - 1] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in wrong.items()
+                         if v is not None and (bias or k == "dW")}
+    c = client.post(f"/api/models/{mid}/check", json={"layers": layers}).json()
+    assert c["passed"] is False
+    assert c["first_error"]["layer"] == layer, c["first_error"]
+    assert CHECK_MISTAKES[kind] in c["first_error"]["message"], c["first_error"]
+
+
+def test_check_points_layers_below_the_entry_up(client):
+    """The question's recurrence made at every hidden layer from 2 down: layer 1's hint points up to layer 2."""
+    mid = create(client, {**square_net(False), "layers": [{"units": 3, "activation": "sigmoid"}] * 3 +
+                          [{"units": 1, "activation": "sigmoid"}]})["id"]
+    g = client.get(f"/api/models/{mid}/gradients").json()
+    W = [arr(p["W"]) for p in client.get(f"/api/models/{mid}/parameters").json()["layers"]]
+    z = [arr(g["inputs"])] + [arr(q["z"]) for q in g["layers"]]
+    a = [arr(q["a"]) for q in g["layers"]]
+    sp = lambda v: (1 / (1 + np.exp(-v))) * (1 - 1 / (1 + np.exp(-v)))  # noqa: E731
+    d2 = (arr(g["layers"][2]["delta"]) @ W[1]) * sp(a[1])  # own W_2 where W_3^T belongs
+    d1 = (d2 @ W[0]) * sp(a[0])                            # and again at layer 1
+    layers = [{"dW": (d1.T @ z[0]).tolist()}, {"dW": (d2.T @ z[1]).tolist()},
+              {"dW": g["layers"][2]["dW"]}, {"dW": g["layers"][3]["dW"]}]
+    c = client.post(f"/api/models/{mid}/check", json={"layers": layers}).json()
+    assert c["first_error"]["layer"] == 2 and "W_3^T" in c["first_error"]["message"]
+    hint = c["layers"][0]["dW"]["hint"]
+    assert "the error comes from above: layer 2 is wrong" in hint and "fix layer 2 first" in hint
+
+
+def test_check_accepts_any_subgradient_at_a_relu_kink(client):
+    """An all-zero input row and zero initial biases put every a_i's first row exactly on relu's kink: db_3 with
+    f'(0) = 0 and with f'(0) = 1 both pass, the one that differs from the engine's choice with a kink hint."""
+    spec = {**square_net(True, act="relu"), "data": {"X": [[0.0, 0.0, 0.0], [0.5, -1.0, 0.25]], "y": [[1.0], [0.0]]}}
+    mid = create(client, spec)["id"]
+    g = client.get(f"/api/models/{mid}/gradients").json()
+    W = [arr(p["W"]) for p in client.get(f"/api/models/{mid}/parameters").json()["layers"]]
+    a3 = arr(g["layers"][2]["a"])
+    assert (a3[0] == 0).all()
+    dz3 = arr(g["layers"][3]["delta"]) @ W[3]
+    assert (dz3[0] != 0).all()
+    hints = []
+    for slope_at_0 in (0.0, 1.0):
+        d3 = dz3 * np.where(a3 > 0, 1.0, np.where(a3 == 0, slope_at_0, 0.0))
+        c = client.post(f"/api/models/{mid}/check", json={"layers": [{}, {}, {"db": d3.sum(0).tolist()}]}).json()
+        v = c["layers"][2]["db"]
+        assert c["passed"] is True and v["passed"] is True, v
+        hints.append(v["hint"])
+    assert sorted(h is None for h in hints) == [False, True]
+    assert "kink" in next(h for h in hints if h)
