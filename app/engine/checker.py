@@ -344,6 +344,7 @@ class Diagnosis:
         self.kinks = _kink_passes(self.b)
         self.entry: int | None = None
         self.entry_mistake: Mistake | None = None
+        self._mistakes: dict[int, list[Mistake]] = {}
 
     def true(self, i: int, key: str) -> np.ndarray:
         return (self.b.dW if key == "dW" else self.b.db)[i - 1]
@@ -352,11 +353,12 @@ class Diagnosis:
         b = self.b
         pen = b.pen[i - 1] if key == "dW" else np.zeros_like(b.db[i - 1])
         data = (b.dW[i - 1] - b.pen[i - 1]) if key == "dW" else b.db[i - 1]
-        mistakes = _step_mistakes(b, i)
         t = f"{key}_{i}"
 
-        def diagnose(arr):
-            for m in mistakes:
+        def diagnose(arr):  # the mistakes are replayed only for a wrong gradient
+            if i not in self._mistakes:
+                self._mistakes[i] = _step_mistakes(b, i)
+            for m in self._mistakes[i]:
                 g = b.grads(i, m.deltas[i])[0 if key == "dW" else 1]
                 if relative_error(arr, g) <= TOLERANCE:
                     self.entry_mistake = m
