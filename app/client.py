@@ -333,6 +333,12 @@ class _Api:
         return _Call("POST", f"/models/{model_id}/derive", json=body)
 
     @_endpoint
+    def derive_examples(self, model_id: str | None = None):
+        """{"question": {convention: equations}, "correct": {...}}: the question's recurrence and the correct
+        backward pass; for a model, adapted to its loss (delta_L) and bias."""
+        return _Call("GET", f"/models/{model_id}/derive/examples" if model_id else "/derive/examples")
+
+    @_endpoint
     def boundary(self, model_id: str, resolution: int | None = None):
         """The output over a grid (2-D inputs) and every hidden neuron's grid, as arrays."""
         return _Call("GET", f"/models/{model_id}/boundary",

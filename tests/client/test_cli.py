@@ -186,18 +186,19 @@ def test_check_takes_any_shape_without_a_batch(server, trained, tmp_path):
 
 
 def test_derive_from_a_text_file(server, trained, tmp_path):
-    from app.engine.derive import CORRECT_EQUATIONS, QUESTION_EQUATIONS
-
+    with PlaygroundClient(server.url, trust_env=False) as pg:
+        examples = pg.derive_examples(trained)  # for its loss: bce + sigmoid, delta_L = y_hat - y
+        deep = pg.create_model({**SPEC, "layers": [{"units": 5, "activation": "tanh"}] * 2 + SPEC["layers"][-1:]})["id"]
     right = tmp_path / "right.txt"
     right.write_text("# the backward pass, one sample as a column\n" +
-                     "".join(f"{e['target']} = {e['expr']}\n" for e in CORRECT_EQUATIONS["columns"]))
+                     "".join(f"{e['target']} = {e['expr']}\n" for e in examples["correct"]["columns"]))
     r = cli("derive", trained, str(right), "--server", server.url)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.splitlines()[-1] == "PASSED: your equations give backprop's gradients"
 
     question = tmp_path / "question.json"
-    question.write_text(json.dumps(QUESTION_EQUATIONS))
-    r = cli("derive", trained, str(question), "--server", server.url)
+    question.write_text(json.dumps(examples["question"]["columns"]))
+    r = cli("derive", deep, str(question), "--server", server.url)
     assert r.returncode == 1, r.stdout + r.stderr
     assert r.stdout.splitlines()[-1] == "FAILED" and "first error: layer 1" in r.stdout
 

@@ -129,13 +129,19 @@ def test_check_takes_any_shape_and_the_default_batch(pg):
 def test_derive_and_the_trace_in_columns(pg):
     from app.engine.derive import CORRECT_EQUATIONS, QUESTION_EQUATIONS
 
+    assert pg.derive_examples() == {"question": QUESTION_EQUATIONS, "correct": CORRECT_EQUATIONS}
     mid = pg.create_model(SPEC)["id"]
-    ok = pg.derive(mid, CORRECT_EQUATIONS["columns"])
+    examples = pg.derive_examples(mid)  # sigmoid + bce: delta_L = y_hat - y
+    ok = pg.derive(mid, examples["correct"]["columns"])
     assert (ok["passed"], ok["first_error"]) == (True, None)
-    as_dict = {e["target"]: e["expr"] for e in CORRECT_EQUATIONS["rows"]}
+    as_dict = {e["target"]: e["expr"] for e in examples["correct"]["rows"]}
     assert pg.derive(mid, as_dict, convention="rows")["passed"] is True
-    wrong = pg.derive(mid, QUESTION_EQUATIONS, X=np.array([[0.5, -0.25]]), y=np.array([1.0]))
+    # one hidden layer: the question's special case for layer L-1 is all there is, and it is right
+    assert pg.derive(mid, examples["question"]["columns"])["passed"] is True
+    deep = pg.create_model({**SPEC, "layers": [{"units": 5, "activation": "tanh"}] * 2 + SPEC["layers"][-1:]})["id"]
+    wrong = pg.derive(deep, examples["question"]["columns"], X=np.array([[0.5, -0.25]]), y=np.array([1.0]))
     assert wrong["passed"] is False and wrong["first_error"]["layer"] == 1
+    assert "(from (1, 5) @ (5, 2))" in wrong["first_error"]["message"]
     with pytest.raises(PlaygroundError) as e:
         pg.derive(mid, [{"target": "dW[i]", "expr": "__import__('os')"}])
     assert e.value.status_code == 422 and e.value.message.startswith("equations.0.expr: position ")

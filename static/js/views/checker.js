@@ -143,11 +143,18 @@ export class CheckerView {
   // ---- examples ----
   async example(which) {
     try {
-      this.examples = this.examples || await request('GET', '/derive/examples');
+      const id = this.app.session?.id;
+      if (!this.examples || this.examplesFor !== id) {
+        this.examples = await request('GET', id ? `${m(id)}/derive/examples` : '/derive/examples');
+        this.examplesFor = id;
+      }
       const conv = $('checker-convention').value;
       const set = this.examples[which]?.[conv] || this.examples[which]?.columns;
       if (which === 'question' && !this.examples.question[conv]) $('checker-convention').value = 'columns';
-      $('checker-eqs').value = asText(set);
+      const note = which === 'question'
+        ? "# the question's recurrence: k_i = (k_{i+1}^T W_i) o f'(W_i z_{i-1}), dMSE/dW_i = k_i (x) z_{i-1}\n"
+        : '# the backward pass that passes\n';
+      $('checker-eqs').value = note + asText(set);
       $('checker-eqs').focus();
     } catch (err) { this.note(`Examples unavailable: ${err.message}`, true); }
   }
