@@ -66,12 +66,12 @@ class Batch:
     B: int
 
     @classmethod
-    def of(cls, net: Network, X, y) -> "Batch":
+    def of(cls, net: Network, X, y) -> Batch:
         X = np.asarray(X, net.dtype)
         y = np.asarray(y, net.dtype)
         net.full_backward(X, y)
         q = net.quantities()
-        f64 = lambda v: None if v is None else np.array(v, np.float64)  # noqa: E731  copies, never views
+        f64 = lambda v: None if v is None else np.array(v, np.float64)
         W = [f64(d.params["W"]) for d in net.dense]
         delta = [f64(l.delta) for l in q]
         z = [f64(X)] + [f64(l.z) for l in q]
@@ -216,8 +216,8 @@ def explain_scale(c: float, B: int, loss: str) -> str | None:
     if c < 0:
         parts.append("has the opposite sign: the output error is y_hat - y, not y - y_hat "
                      "(descent steps along minus the gradient, the gradient itself keeps its sign)")
-    fits = sorted(((abs(k) + abs(e), -(e != 0 and loss == "mse"), k, e) for k in range(-3, 4) for e in (-1, 0, 1)
-                   if (B > 1 or k == 0) and abs(m / (2.0 ** e * float(B) ** k) - 1.0) <= 1e-6))
+    fits = sorted((abs(k) + abs(e), -(e != 0 and loss == "mse"), k, e) for k in range(-3, 4) for e in (-1, 0, 1)
+                   if (B > 1 or k == 0) and abs(m / (2.0 ** e * float(B) ** k) - 1.0) <= 1e-6)
     if fits:
         _, _, k, e = fits[0]
         if e == -1:

@@ -130,6 +130,8 @@ def _check(node, index: int, expr: str) -> None:
     if isinstance(node, ast.Constant):
         if type(node.value) not in (int, float):
             fail(node, f"{node.value!r} is not a number")
+        if not abs(node.value) <= 1e15:
+            fail(node, f"{node.value!r} is too large a number (at most 1e15)")
         return None
     if isinstance(node, ast.Name):
         if node.id not in SCALARS:
@@ -190,7 +192,7 @@ def parse(equations: list[dict]) -> list[tuple[str, str, ast.Expression, str]]:
         if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
             raise DeriveSyntaxError(k, 0, f"an expression has at most {MAX_NODES} parts")
         _check(tree, k, expr)
-        out.append((m.group(1), re.sub(r"\s", "", m.group(2)), tree, expr.strip()))
+        out.append((m.group(1), re.sub(r"\s", "", m.group(2)), tree, expr.strip(), k))
     return out
 
 
@@ -340,7 +342,12 @@ def _eval(node, env: _Env) -> _Val:
         f = env.b.act(max(1, min(k, env.b.L)))
         x = args[0]
         if name == "f":
-            return _Val(f.forward(x.arr), text, batched=x.batched)
+            if f.output_only and env.columns:  # softmax runs over a column here, over a row in the engine
+                flat = np.swapaxes(x.arr, -1, -2)
+                out = f.forward(flat.reshape(-1, flat.shape[-1])).reshape(flat.shape)
+                return _Val(np.swapaxes(out, -1, -2), text, batched=x.batched)
+            return _Val(f.forward(x.arr if x.arr.ndim == 2 or not f.output_only else np.atleast_2d(x.arr)),
+                        text, batched=x.batched)
         if f.output_only:
             raise StepError(f"{text}: {f.name} has a Jacobian, not an elementwise derivative")
         return _Val(f.derivative(x.arr, f.forward(x.arr)), text, batched=x.batched)
@@ -349,18 +356,20 @@ def _eval(node, env: _Env) -> _Val:
 
 # -- the derivation ---------------------------------------------------------------------------------------
 def _pick(parsed, L: int) -> dict:
-    """(kind, layer) -> (tree, expr): a named layer's equation overrides the general one."""
+    """(kind, layer) -> (tree, expr): a named layer's equation overrides the general one.
+
+    Raises DeriveSyntaxError for a target naming a layer outside 1..L."""
     out, named = {}, {}
-    for kind, spec, tree, expr in parsed:
+    for kind, spec, tree, expr, index in parsed:
         if spec == "i":
             for i in range(1, L + 1):
                 out.setdefault((kind, i), (tree, expr))
-        else:
-            k = L if spec == "L" else L - int(spec[2:].strip()) if spec.startswith("L") else int(spec)
-            named[(kind, k)] = (tree, expr)
-    for key, v in named.items():
-        if 1 <= key[1] <= L:
-            out[key] = v
+            continue
+        k = L if spec == "L" else L - int(spec[2:]) if spec.startswith("L") else int(spec)
+        if not 1 <= k <= L:
+            raise DeriveSyntaxError(index, 0, f"target {kind}[{spec}] names layer {k}; this network has layers 1..{L}")
+        named[(kind, k)] = (tree, expr)
+    out.update(named)
     return out
 
 
@@ -371,6 +380,11 @@ def _run(tree, b, columns: bool, deltas: dict, i: int, y) -> np.ndarray:
     if columns and not v.batched:  # the same value for every sample, e.g. a weight matrix
         return np.broadcast_to(v.arr, (b.B,) + v.arr.shape)
     return v.arr
+
+
+def put(parent, field: str, val, old, new) -> None:
+    """Put ``new`` where ``old`` is in parent.field (a node or a list of nodes)."""
+    setattr(parent, field, [new if e is old else e for e in val] if isinstance(val, list) else new)
 
 
 def _repairs(tree, b, columns, deltas, i, y, true_delta) -> str | None:
@@ -390,9 +404,7 @@ def _repairs(tree, b, columns, deltas, i, y, true_delta) -> str | None:
                     seq = val if isinstance(val, list) else [val]
                     if not any(v is n for v in seq):
                         continue
-                    put = (lambda x, f=field, v=val: setattr(parent, f, [x if e is n else e for e in v])) \
-                        if isinstance(val, list) else (lambda x, f=field: setattr(parent, f, x))
-                    put(new)
+                    put(parent, field, val, n, new)
                     try:
                         got = _run(concrete, b, columns, deltas, i, y)
                         ok = got.shape == true_delta.shape and relative_error(got, true_delta) <= TOLERANCE
@@ -442,6 +454,12 @@ def derive(net: Network, X, y, equations: list[dict], convention: str = "rows") 
                              "message": f"layer {i}, {kind}[{i}] = {expr}: {e}" + (f". Diagnosis: {fix}" if fix else "")}
                 break
             step["shape"] = list(val.shape[1:] if columns else val.shape)
+            if not np.isfinite(val).all():
+                step["error"] = f"{kind}[{i}] has a value that is not finite (an overflow or a division by zero)"
+                if first is None:
+                    first = {"layer": i, "target": f"{kind}[{i}]", "message": f"layer {i}, {kind}[{i}] = {expr}: "
+                                                                              f"{step['error']}"}
+                break
             if kind == "delta":
                 deltas[i] = val
                 if val.shape != true_delta[i].shape:

@@ -216,7 +216,7 @@ def row_student(net, X, y, kind, j):
         a.append(z[-1] @ W.T + b)
         z.append(f.forward(a[-1]))
     B, L = len(X), len(Ws)
-    fp = lambda i, at=None: acts[i - 1].derivative(a[i - 1] if at is None else at,  # noqa: E731
+    fp = lambda i, at=None: acts[i - 1].derivative(a[i - 1] if at is None else at,
                                                    acts[i - 1].forward(a[i - 1] if at is None else at))
     c = {"half": 0.5, "sum": B, "sign": -1.0, "B2": 1 / B}.get(kind, 1.0) if j == L else 1.0
     delta = {L: c * 2 * (z[L] - y) / B * fp(L)}

@@ -2,7 +2,12 @@
 import numpy as np
 import pytest
 
-from app.engine.derive import CORRECT_EQUATIONS, QUESTION_EQUATIONS, DeriveSyntaxError, derive
+from app.engine.derive import (
+    CORRECT_EQUATIONS,
+    QUESTION_EQUATIONS,
+    DeriveSyntaxError,
+    derive,
+)
 from app.engine.network import Network
 
 
@@ -24,7 +29,7 @@ def test_the_questions_recurrence_fails_where_it_breaks(convention, f_name, hidd
     net = square_net(hidden, f_name, seed=hidden)
     X, y = batch(net, 1)
     r = derive(net, X, y, QUESTION_EQUATIONS[convention], convention)
-    L, top = hidden + 1, hidden - 1
+    top = hidden - 1  # layers L and L - 1 are right; the recurrence starts below
     assert not r["passed"] and r["first_error"]["layer"] == top
     assert f"W_{top + 1}^T" in r["first_error"]["message"] and f"with W[{top + 1}] where you wrote W[{top}]" \
         in r["first_error"]["message"]
@@ -144,3 +149,30 @@ def test_named_layer_overrides_the_general_equation_and_order_of_evaluation():
     assert r["first_error"]["layer"] == 1 and "f'(a_1) is missing" in r["first_error"]["message"]
     r = derive(net, X, y, replace(CORRECT_EQUATIONS["rows"], "delta[i]", "delta[i-1]"), "rows")
     assert "not computed yet" in r["first_error"]["message"] and r["first_error"]["layer"] == 2
+
+
+def test_every_input_gets_a_verdict_or_a_syntax_error_never_a_crash():
+    net = Network([2, 3, 2], ["tanh", "softmax"], loss="cross_entropy")
+    net.initialize(1)
+    X, y = np.ones((3, 2)), np.eye(2)[[0, 1, 0]]
+    for expr in ("1 / 0 * delta[i+1]", "fprime(a[L])", "outer(W[i], z[i-1])", "sum(delta[i+1], axis=5)",
+                 "mean(delta[i+1], axis=None)", "W[7]", "b[i] @ b[i]", "-delta[i+1].T.T", "f(a[i]) - f(a[i])"):
+        for conv in ("rows", "columns"):
+            r = derive(net, X, y, [{"target": "delta[L]", "expr": "y_hat - y"}, {"target": "delta[i]", "expr": expr},
+                                   {"target": "dW[i]", "expr": "delta[i].T @ z[i-1]" if conv == "rows"
+                                    else "delta[i] @ z[i-1].T"}], conv)
+            assert r["passed"] is False and r["first_error"]["message"]
+    for bad in ("1e999", "10**400", "9" * 30):
+        with pytest.raises(DeriveSyntaxError):
+            derive(net, X, y, [{"target": "delta[L]", "expr": bad}], "rows")
+    with pytest.raises(DeriveSyntaxError, match="names layer 0"):
+        derive(net, X, y, [{"target": "dW[L-2]", "expr": "W[1]"}], "rows")
+
+
+def test_columns_softmax_runs_over_the_column():
+    net = Network([2, 3], ["softmax"], loss="cross_entropy")
+    net.initialize(2)
+    X, y = np.array([[0.5, -1.0], [2.0, 0.1]]), np.eye(3)[[0, 2]]
+    eqs = [{"target": "delta[L]", "expr": "f(a[L]) - y"}, {"target": "dW[i]", "expr": "delta[i] @ z[i-1].T"},
+           {"target": "db[i]", "expr": "delta[i]"}]
+    assert derive(net, X, y, eqs, "columns")["passed"]
