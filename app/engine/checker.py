@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .gradcheck import relative_error
+from .losses import LOSSES
 from .network import Network
 
 TOLERANCE = 1e-4
@@ -64,6 +65,7 @@ class Batch:
     dW: list
     db: list
     B: int
+    y: np.ndarray
 
     @classmethod
     def of(cls, net: Network, X, y) -> Batch:
@@ -78,7 +80,7 @@ class Batch:
         dW = [f64(l.dW) for l in q]
         pen = [dW[i] - delta[i].T @ z[i] for i in range(len(q))]
         return cls(net, z[0], W, [f64(l.a) for l in q], z, delta, [f64(l.dz) for l in q], pen, dW,
-                   [f64(l.db) for l in q], X.shape[0])
+                   [f64(l.db) for l in q], X.shape[0], f64(y).reshape(X.shape[0], -1))
 
     @property
     def L(self) -> int:
@@ -135,6 +137,16 @@ class Batch:
             return None
         return self.through_f(L, self.dz[L - 1], mistake)
 
+    def output_delta_of(self, loss) -> np.ndarray | None:
+        """delta_L that another loss would give on this output (its fused error when paired)."""
+        L, f = self.L, self.act(self.L)
+        y_hat, y = self.z[L], self.y
+        if loss.is_fused(f.name):
+            return (y_hat - y) / self.B
+        with np.errstate(all="ignore"):
+            d = f.backward(self.a[L - 1], y_hat, loss.grad(y_hat, y))
+        return d if np.isfinite(d).all() else None
+
     def carry(self, j: int, delta_j: np.ndarray, repeat: str | None) -> dict[int, np.ndarray]:
         """delta_i for i = j..1 from a (wrong) delta_j: correct steps below, or ``repeat`` at every step."""
         out, d = {j: delta_j}, delta_j
@@ -183,6 +195,13 @@ def _step_mistakes(b: Batch, j: int) -> list[Mistake]:
             None)
         add("fprime_twice", b.output_delta("fprime_twice"),
             f"{{t}} matches f'(a_{j}) applied twice: delta_{j} = dz_{j} * f'(a_{j}) uses it once", None)
+        for other in LOSSES.values():
+            if other.name != loss.name and other.fused_with in (None, f):
+                add("other_loss", b.output_delta_of(other()),
+                    f"{{t}} matches the output error of {other.name}, dL/dy_hat = {other.dz_text} through f'(a_{j}); "
+                    f"this network's loss is {loss.name}: "
+                    + (f"with its {f} output, delta_{j} = (y_hat - y)/B" if loss.is_fused(f)
+                       else f"dz_{j} = {loss.dz_text}, then delta_{j} = dz_{j} * f'(a_{j})"), None)
         return out
     above = b.delta[j]
     add("own_W", b.down(j, above, "own_W"),

@@ -80,6 +80,19 @@ CORRECT_EQUATIONS = {
 }
 
 
+def correct_equations(net: Network, convention: str) -> list[dict]:
+    """CORRECT_EQUATIONS with delta[L] for this network's loss and output (fused: (y_hat - y)/B),
+    without db for a network without bias."""
+    eqs = [dict(e) for e in CORRECT_EQUATIONS[convention] if net.bias or not e["target"].startswith("db")]
+    loss, out = net.loss, net.activation_names[-1]
+    per_sample = convention == "columns"
+    if loss.is_fused(out):
+        eqs[0]["expr"] = "y_hat - y" if per_sample else "(y_hat - y) / B"
+    elif loss.name != "mse":  # dL/dy_hat from the loss's own export snippet (it is in the language)
+        eqs[0]["expr"] = f"{'B * ' if per_sample else ''}{loss.dz_code} * fprime(a[L])"
+    return eqs
+
+
 class DeriveSyntaxError(ValueError):
     """Equation ``index`` (0-based) cannot be read at character ``position`` (0-based)."""
 

@@ -176,3 +176,34 @@ def test_columns_softmax_runs_over_the_column():
     eqs = [{"target": "delta[L]", "expr": "f(a[L]) - y"}, {"target": "dW[i]", "expr": "delta[i] @ z[i-1].T"},
            {"target": "db[i]", "expr": "delta[i]"}]
     assert derive(net, X, y, eqs, "columns")["passed"]
+
+
+def test_the_questions_mse_error_on_a_bce_net_is_named():
+    """The page's default net is 2-8-8-1 with bce: the question's 2(y_hat - y) f'(a_L) is MSE's error."""
+    net = Network([2, 8, 8, 1], ["tanh", "tanh", "sigmoid"], loss="bce")
+    net.initialize(0)
+    X, y = batch(net, 4)
+    y = (y > 0).astype(float)
+    eqs = replace(CORRECT_EQUATIONS["rows"], "delta[L]", "2 * (y_hat - y) / B * fprime(a[L])")
+    r = derive(net, X, y, eqs, "rows")
+    assert r["first_error"]["layer"] == 3
+    assert "output error of mse" in r["first_error"]["message"] and "delta_3 = (y_hat - y)/B" in r["first_error"]["message"]
+    assert derive(net, X, y, replace(CORRECT_EQUATIONS["rows"], "delta[L]", "(y_hat - y) / B"), "rows")["passed"]
+
+
+@pytest.mark.parametrize("convention", ["columns", "rows"])
+@pytest.mark.parametrize("loss,out", [("bce", "sigmoid"), ("cross_entropy", "softmax"), ("bce", "tanh"),
+                                      ("mse", "identity")])
+def test_correct_equations_for_every_loss(convention, loss, out):
+    from app.engine.derive import correct_equations
+    net = Network([2, 4, 3 if out == "softmax" else 1], ["tanh", out], loss=loss, bias=out != "identity")
+    net.initialize(3)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5, 2)) * (0.1 if out == "tanh" else 1.0)
+    if out == "tanh":  # keep the unfused bce's output inside (0, 1)
+        net.dense[-1].params["b"][...] = 1.0
+    y = np.eye(3)[rng.integers(0, 3, 5)] if out == "softmax" else (rng.random((5, 1)) < 0.5).astype(float)
+    if loss == "bce":
+        assert 0 < net.forward(X).min() and net.forward(X).max() < 1
+    r = derive(net, X, y, correct_equations(net, convention), convention)
+    assert r["passed"], r["first_error"]
