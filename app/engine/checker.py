@@ -40,8 +40,10 @@ def as_array(value, where: str, limit: int | None = None) -> np.ndarray:
         raise ValueError(f"{where} must be a number array (nested lists of numbers)")
     try:
         arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where} must be a number array (nested lists of numbers, not ragged)") from None
+    except (TypeError, ValueError) as e:
+        if "inhomogeneous" in str(e):
+            raise ValueError(f"{where} is ragged: its rows have different lengths") from None
+        raise ValueError(f"{where} must be a number array (nested lists of numbers)") from None
     if not np.isfinite(arr).all():
         raise ValueError(f"{where} contains a non-finite number")
     if limit is not None and arr.size > limit:

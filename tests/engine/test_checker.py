@@ -311,7 +311,7 @@ def test_any_shape_in_and_only_structure_refused():
     assert not flat["passed"] and "values are right" in flat["hint"] and flat["shape"] == [15]
     col = check_student(net, X, y, [{}, {}, {"db": q[2]["db"][:, None].tolist()}])["layers"][2]["db"]
     assert "values are right" in col["hint"]
-    for bad, words in (([[1.0, 2.0], [3.0]], "ragged"), ([float("nan")], "non-finite"), ({"a": 1}, "number array"),
+    for bad, words in (([[1.0, 2.0], [3.0]], "is ragged: its rows have different lengths"), ([float("nan")], "non-finite"), ({"a": 1}, "number array"),
                        ([[None]], "non-finite|number array"), ([["x"]], "number array"), (np.zeros(10_000), "at most")):
         with pytest.raises(ValueError, match=words):
             check_student(net, X, y, [{"dW": bad}])

@@ -283,8 +283,8 @@ def test_trace_shapes_for_a_batch_size(client, deep):
     assert shapes == expected
     operands = {(s["target"], o["name"]): (o["shape"], o["transposed"]) for s in steps for o in s["operands"]}
     assert operands[("a_1", "z_0")] == ([B, 3], False)
-    assert operands[("a_1", "W_1")] == ([5, 3], True)
-    assert operands[("dW_2", "delta_2")] == ([B, 4], True)
+    assert operands[("a_1", "W_1")] == ([3, 5], True)  # W_1^T as used: (3, 5); W_1 itself is (5, 3)
+    assert operands[("dW_2", "delta_2")] == ([4, B], True)
     assert operands[("dW_2", "z_1")] == ([B, 5], False)
     assert operands[("dz_2", "W_3")] == ([1, 4], False)
     assert [s["target"] for s in t["forward"]] == ["a_1", "z_1", "a_2", "z_2", "a_3", "z_3", "L"]
@@ -341,7 +341,7 @@ def test_check_some_layers_only(client, deep):
      "has 3 columns; the model expects 2 raw input columns"),
     ({"X": X4, "y": [[1, 0]] * 4, "layers": []}, ["body", "y"], "has 2 columns; the model expects 1 columns"),
     ({"X": X4, "y": Y4, "layers": [{"dW": [[1.0, 2.0], [3.0]]}]}, ["body", "layers"],
-     "layer 1 dW must be a number array (nested lists of numbers)"),
+     "layer 1 dW is ragged: its rows have different lengths"),
 ])
 def test_check_errors(client, deep, body, loc, msg):
     unprocessable(client.post(f"/api/models/{deep}/check", json=body), loc, msg)
