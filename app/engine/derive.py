@@ -253,12 +253,19 @@ class _Val:
 class _Env:
     """The values one evaluation reads: every sample as a column stacked (columns) or the batch (rows)."""
 
-    def __init__(self, b, columns: bool, deltas: dict, layer: int, y: np.ndarray):
+    def __init__(self, b, columns: bool, deltas: dict, layer: int, y: np.ndarray, rows: slice, limit: int):
         self.b, self.columns, self.deltas, self.layer, self.y = b, columns, deltas, layer, y
+        self.rows, self.limit = rows, limit  # the samples of this chunk; the most entries one value may have
 
     def vec(self, arr, text: str) -> _Val:
-        """A batch quantity (B, n): stacked columns (B, n, 1) in columns, as is in rows."""
-        return _Val(arr[:, :, None], text, batched=True) if self.columns else _Val(arr, text)
+        """A batch quantity (B, n): stacked columns (chunk, n, 1) in columns, as is in rows."""
+        return _Val(arr[self.rows][:, :, None], text, batched=True) if self.columns else _Val(arr, text)
+
+    def fits(self, shape: tuple, what: str) -> None:
+        """Refuse a value larger than any step of a backward pass needs (memory bound per call)."""
+        if int(np.prod(shape, dtype=np.float64)) > self.limit:
+            raise StepError(f"{what} would have {int(np.prod(shape, dtype=np.float64))} entries, more than any "
+                            f"step of this backward pass needs ({self.limit})")
 
     def array(self, name: str, k: int, text: str) -> _Val:
         b, L = self.b, self.b.L
@@ -279,7 +286,7 @@ class _Env:
         if k not in self.deltas:
             raise StepError(f"delta[{k}] is not computed yet: layers are evaluated from the top (L = {L}) down, "
                             f"so layer {self.layer} can use delta[{self.layer + 1}] and above")
-        return _Val(self.deltas[k], text, batched=self.columns)
+        return _Val(self.deltas[k][self.rows] if self.columns else self.deltas[k], text, batched=self.columns)
 
 
 def _elementwise(op: str, x: _Val, y: _Val, columns: bool) -> _Val:
@@ -309,7 +316,7 @@ def _eval(node, env: _Env) -> _Val:
         b = env.b
         if node.id in ("B", "L"):
             return _Val(float(b.B if node.id == "B" else b.L), node.id)
-        return env.vec(b.z[b.L] if node.id == "y_hat" else env.y, node.id)
+        return env.vec(b.z[b.L] if node.id == "y_hat" else env.y, node.id)  # y (B, K) as a batch quantity
     if isinstance(node, ast.Subscript):
         return env.array(node.value.id, node.slice.value, text)
     if isinstance(node, ast.Attribute):
@@ -326,6 +333,8 @@ def _eval(node, env: _Env) -> _Val:
                     or (x.batched or y.batched) and (len(x.shape) != 2 or len(y.shape) != 2):
                 raise StepError(f"{x.describe()} @ {y.describe()}: a matrix product needs the columns of the "
                                 f"left to equal the rows of the right")
+            lead = x.arr.shape[:1] if x.batched else y.arr.shape[:1] if y.batched else ()
+            env.fits(lead + x.shape[:-1] + y.shape[1:], f"{x.text} @ {y.text}")
             return _Val(np.matmul(x.arr, y.arr), text, f"{_fmt(x.shape)} @ {_fmt(y.shape)}", x.batched or y.batched)
         op = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}[type(node.op)]
         v = _elementwise(op, x, y, env.columns)
@@ -339,6 +348,8 @@ def _eval(node, env: _Env) -> _Val:
             for w in (u, v):
                 if len(w.shape) == 2 and min(w.shape) != 1 or len(w.shape) > 2:
                     raise StepError(f"outer({u.text}, {v.text}): {w.describe()} is not a vector")
+            env.fits((max(u.arr.shape[:1] if u.batched else (1,), v.arr.shape[:1] if v.batched else (1,))[0],
+                      int(np.prod(u.shape)), int(np.prod(v.shape))), text)
             uu = u.arr.reshape((u.arr.shape[0], -1, 1) if u.batched else (-1, 1))
             vv = v.arr.reshape((v.arr.shape[0], 1, -1) if v.batched else (1, -1))
             return _Val(uu * vv, text, batched=u.batched or v.batched)
@@ -386,13 +397,32 @@ def _pick(parsed, L: int) -> dict:
     return out
 
 
-def _run(tree, b, columns: bool, deltas: dict, i: int, y) -> np.ndarray:
-    """Evaluate one equation at layer i for the whole batch: (B, ...) stacked samples in columns."""
+BUDGET = 1 << 21  # entries of one value (16 MB in float64) that a chunk of samples may reach
+
+
+def _run(tree, b, columns: bool, deltas: dict, i: int, y, mean: bool = False) -> np.ndarray:
+    """Evaluate one equation at layer i for the whole batch.
+
+    rows: once, the result as is. columns: every sample at once as stacked columns (B, ...), in
+    chunks of samples that keep a per-sample (n, n) value within BUDGET; with ``mean`` the chunks are
+    summed and averaged instead of stacked (dW and db), so no (B, n, n) array is ever held."""
     concrete = ast.fix_missing_locations(_Concrete(i, b.L).visit(copy.deepcopy(tree)))
-    v = _eval(concrete.body, _Env(b, columns, deltas, i, y))
-    if columns and not v.batched:  # the same value for every sample, e.g. a weight matrix
-        return np.broadcast_to(v.arr, (b.B,) + v.arr.shape)
-    return v.arr
+    widest = max(b.net.sizes)
+    if not columns:
+        limit = max(BUDGET, 2 * b.B * widest, 2 * widest * widest)
+        return _eval(concrete.body, _Env(b, False, deltas, i, y, slice(None), limit)).arr
+    chunk = max(1, BUDGET // (widest * widest))
+    limit = max(BUDGET, 2 * chunk * widest * widest)
+    parts, total = [], None
+    for lo in range(0, b.B, chunk):
+        rows = slice(lo, min(lo + chunk, b.B))
+        v = _eval(concrete.body, _Env(b, True, deltas, i, y, rows, limit))
+        arr = v.arr if v.batched else np.broadcast_to(v.arr, (rows.stop - lo,) + v.arr.shape)
+        if mean:
+            total = arr.sum(axis=0) if total is None else total + arr.sum(axis=0)
+        else:
+            parts.append(arr)
+    return total[None] / b.B if mean else np.concatenate(parts)
 
 
 def put(parent, field: str, val, old, new) -> None:
@@ -458,7 +488,7 @@ def derive(net: Network, X, y, equations: list[dict], convention: str = "rows") 
             step = {"target": f"{kind}[{i}]", "expr": expr, "shape": None, "error": None}
             steps[i].append(step)
             try:
-                val = _run(tree, b, columns, deltas, i, y64)
+                val = _run(tree, b, columns, deltas, i, y64, mean=kind != "delta")
             except StepError as e:
                 step["error"] = str(e)
                 if first is None:
@@ -484,7 +514,7 @@ def derive(net: Network, X, y, equations: list[dict], convention: str = "rows") 
                     if fix:
                         step["error"] += f"; {fix}"
             else:
-                arrays[i][kind] = val.mean(axis=0) if columns else val
+                arrays[i][kind] = val[0] if columns else val
         if i not in deltas and first is not None:
             break
     layers = [arrays.get(i, {}) for i in range(1, L + 1)]

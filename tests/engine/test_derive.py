@@ -207,3 +207,16 @@ def test_correct_equations_for_every_loss(convention, loss, out):
         assert 0 < net.forward(X).min() and net.forward(X).max() < 1
     r = derive(net, X, y, correct_equations(net, convention), convention)
     assert r["passed"], r["first_error"]
+
+
+def test_a_value_larger_than_any_step_needs_is_refused_not_computed():
+    net = Network([2, 4, 1], ["tanh", "identity"], loss="mse")
+    net.initialize(0)
+    X, y = batch(net, 3000)
+    eqs = [{"target": "delta[L]", "expr": "2 * (y_hat - y) / B"}, {"target": "delta[i]", "expr": "delta[i+1] @ delta[i+1].T"},
+           {"target": "dW[i]", "expr": "delta[i].T @ z[i-1]"}]
+    r = derive(net, X, y, eqs, "rows")
+    assert r["first_error"]["layer"] == 1 and "9000000 entries" in r["first_error"]["message"]
+    # the columns notation averages dW chunk by chunk, never holding a (B, n, n) stack, and gets the same gradient
+    rc = derive(net, X, y, CORRECT_EQUATIONS["columns"], "columns")
+    assert rc["passed"]
