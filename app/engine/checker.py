@@ -193,8 +193,7 @@ def _step_mistakes(b: Batch, j: int) -> list[Mistake]:
             f"with dz_{j} = {loss.dz_text}, not dz_{j}", None)
         add("fprime_z", b.output_delta("fprime_z"),
             f"{{t}} matches f' evaluated at the output z_{j} = y_hat: f'(z_{j}) is there where f'(a_{j}) belongs "
-            f"(f' is taken at the pre-activation a_{j} = W_{j} z_{j - 1}, even when its formula is written with z)",
-            None)
+            f"(f' is taken at the pre-activation a_{j}, even when its formula is written with z)", None)
         add("fprime_twice", b.output_delta("fprime_twice"),
             f"{{t}} matches f'(a_{j}) applied twice: delta_{j} = dz_{j} * f'(a_{j}) uses it once", None)
         for other in LOSSES.values():
@@ -223,7 +222,7 @@ def _step_mistakes(b: Batch, j: int) -> list[Mistake]:
         f"delta_{j} = dz_{j} * f'(a_{j}), not dz_{j}", "no_fprime")
     add("fprime_z", b.down(j, above, "fprime_z"),
         f"{{t}} matches f' evaluated at the output z_{j}: f'(z_{j}) is there where f'(a_{j}) belongs (f' is "
-        f"taken at the pre-activation a_{j} = W_{j} z_{j - 1}, even when its formula is written with z)", "fprime_z")
+        f"taken at the pre-activation a_{j}, even when its formula is written with z)", "fprime_z")
     add("fprime_twice", b.down(j, above, "fprime_twice"),
         f"{{t}} matches f'(a_{j}) applied twice: delta_{j} = dz_{j} * f'(a_{j}) uses it once", "fprime_twice")
     return out

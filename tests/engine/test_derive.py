@@ -220,3 +220,18 @@ def test_a_value_larger_than_any_step_needs_is_refused_not_computed():
     # the columns notation averages dW chunk by chunk, never holding a (B, n, n) stack, and gets the same gradient
     rc = derive(net, X, y, CORRECT_EQUATIONS["columns"], "columns")
     assert rc["passed"]
+
+
+def test_chunks_of_samples_give_the_same_verdicts(monkeypatch):
+    import app.engine.derive as d
+    net = Network([4, 4, 4, 4, 1], ["tanh", "sigmoid", "tanh", "identity"], loss="mse")
+    net.initialize(1)
+    X, y = batch(net, 37)
+    whole = derive(net, X, y, QUESTION_EQUATIONS["columns"], "columns")
+    monkeypatch.setattr(d, "BUDGET", 64)  # 4 samples per chunk
+    chunked = derive(net, X, y, QUESTION_EQUATIONS["columns"], "columns")
+    assert chunked["first_error"] == whole["first_error"]
+    assert whole["first_error"]["layer"] == 2
+    for a, b in zip(chunked["layers"], whole["layers"]):
+        assert a["dW"]["relative_error"] == pytest.approx(b["dW"]["relative_error"], rel=1e-9, abs=1e-15)
+    assert derive(net, X, y, CORRECT_EQUATIONS["columns"], "columns")["passed"]
