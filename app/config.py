@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     checkpoint_every: int = Field(100, description="steps between automatic checkpoints (0: off)")
     checkpoints_kept: int = Field(50, description="newest checkpoints kept per model")
 
+    # -- your own gradients and equations (/check, /derive) ---------------------------------
+    check_max_entries: int = Field(1_000_000, description="numbers in one dW or db sent to /check")
+    derive_max_equations: int = Field(32, description="equations per /derive call")
+    derive_max_expr_length: int = Field(400, description="characters per /derive expression")
+    derive_max_rows: int = Field(256, description="rows of X per /derive call (columns: one sample at a time)")
+
 
 @lru_cache
 def get_settings() -> Settings:
