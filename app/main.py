@@ -15,7 +15,8 @@ from fastapi.staticfiles import StaticFiles
 
 from app.api.limits import BodySizeLimit
 from app.api.routes import classroom, inspect, meta, models, stream, training, transfer
-from app.api.security import SecurityMiddleware
+from app.api.fairness import FairnessMiddleware
+from app.api.security import SecurityMiddleware, install_log_redaction
 from app.api.service import ModelService
 from app.config import Settings, get_settings
 from app.store import open_store
@@ -44,8 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["authorization", "content-type"])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(FairnessMiddleware, settings=settings)  # concurrency caps; worker threads at startup
     app.add_middleware(SecurityMiddleware, per_client=settings.rate_limit_per_client,
-                       per_token=settings.rate_limit_per_token)
+                       per_token=settings.rate_limit_per_token, store=settings.store)
+    install_log_redaction()  # tokens out of uvicorn's logs, however the app is served
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
