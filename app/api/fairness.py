@@ -4,11 +4,14 @@ FairnessMiddleware (ASGI, inside SecurityMiddleware, so a rate-limited request t
 method + path against EXPENSIVE and STREAM; the routes know nothing of it. A call takes, in order:
 
 1. a slot of its client address (``PLAYGROUND_CONCURRENT_PER_CLIENT``) and of its bearer token
-   (``PLAYGROUND_CONCURRENT_PER_TOKEN``), refused at once with 429 + Retry-After: one student's
-   40 parallel train calls get 36 refusals instead of 40 threads;
-2. a slot of the process (``PLAYGROUND_CONCURRENT_EXPENSIVE``), waited for up to
-   ``PLAYGROUND_BUSY_WAIT`` seconds (a class pressing Train together queues briefly), then 503 +
-   Retry-After: the server, not this client, is busy.
+   (``PLAYGROUND_CONCURRENT_PER_TOKEN``), else 429 + Retry-After: one student's 40 parallel train
+   calls get 36 refusals instead of 40 threads;
+2. a slot of the process (``PLAYGROUND_CONCURRENT_EXPENSIVE``), else 503 + Retry-After: the server,
+   not this client, is busy.
+
+A call waits up to ``PLAYGROUND_BUSY_WAIT`` seconds in all for its slots before it is refused, so a
+page that fires a few calls at once, or a class pressing Train together, queues briefly instead of
+failing. Waiting holds no thread.
 
 A stream holds a slot of its address (``PLAYGROUND_STREAMS_PER_CLIENT``) and of its token
 (``PLAYGROUND_STREAMS_PER_TOKEN``) while it is open; over either, it is accepted, sent an error frame and
@@ -51,6 +54,7 @@ EXPENSIVE: list[tuple[str, re.Pattern]] = [(method, re.compile(path)) for method
 ]]
 STREAM = re.compile(rf"/api/models/{_ID}/stream")
 PROCESS = "process"
+WAITING = "waiting"  # calls waiting for a slot, counted for tests and diagnostics
 RETRY_AFTER = 1  # seconds: most expensive calls take well under that; the client retries
 
 
@@ -90,34 +94,39 @@ class FairnessMiddleware:
     # -- expensive calls ---------------------------------------------------------------------------
     async def _expensive(self, scope, receive, send):
         s = self.settings
+        deadline = anyio.current_time() + s.busy_wait
         held = []
         try:
             for key, cap, refusal in self._caps(scope, "call", s.concurrent_per_client, s.concurrent_per_token):
-                if not self.slots.acquire(key, cap):
+                if not await self._slot(key, cap, deadline):
                     return await refuse_http(send, 429, refusal, RETRY_AFTER)
                 held.append(key)
-            if s.concurrent_expensive:
-                if not await self._process_slot():
-                    return await refuse_http(send, 503, busy_detail(s.concurrent_expensive), RETRY_AFTER)
-                held.append(PROCESS)
+            if not await self._slot(PROCESS, s.concurrent_expensive, deadline):
+                return await refuse_http(send, 503, busy_detail(s.concurrent_expensive), RETRY_AFTER)
+            held.append(PROCESS)
             await self.app(scope, receive, send)
         finally:
             for key in held:
                 self.slots.release(key)
 
-    async def _process_slot(self) -> bool:
-        """A process-wide slot, waiting up to busy_wait seconds (polling: slots are shared by every event
-        loop of the process, so no loop-bound primitive can wake the waiters)."""
-        cap, wait = self.settings.concurrent_expensive, self.settings.busy_wait
-        deadline = anyio.current_time() + wait
+    async def _slot(self, key: str, cap: int, deadline: float) -> bool:
+        """A slot under cap, waiting until deadline for one to free (a page's burst of a few calls queues
+        instead of failing). Polling: slots are shared by every event loop of the process, so no
+        loop-bound primitive could wake the waiters; waiting holds no thread."""
+        if self.slots.acquire(key, cap):
+            return True
         delay = 0.005
-        while not self.slots.acquire(PROCESS, cap):
-            left = deadline - anyio.current_time()
-            if left <= 0:
-                return False
-            await anyio.sleep(min(delay, left))
-            delay = min(delay * 2, 0.05)
-        return True
+        self.slots.acquire(WAITING, 0)
+        try:
+            while not self.slots.acquire(key, cap):
+                left = deadline - anyio.current_time()
+                if left <= 0:
+                    return False
+                await anyio.sleep(min(delay, left))
+                delay = min(delay * 2, 0.05)
+            return True
+        finally:
+            self.slots.release(WAITING)
 
     def _caps(self, scope, what: str, per_client: int, per_token: int):
         """(slot key, cap, refusal detail) for the client address and the token, when each is known."""

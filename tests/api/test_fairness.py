@@ -187,19 +187,22 @@ def test_the_process_cap_keeps_threads_for_reads_and_waits_briefly_before_503():
         assert app.slots.held("process") == 0
 
 
-def test_a_call_waiting_for_a_process_slot_gets_the_next_free_one():
+@pytest.mark.parametrize("cap", ["concurrent_per_client", "concurrent_per_token", "concurrent_expensive"])
+def test_a_call_waiting_for_a_slot_gets_the_next_free_one(cap):
     gate = Gate()
-    app = gate.app(concurrent_per_client=0, concurrent_per_token=0, concurrent_expensive=1, worker_threads=4,
-                   busy_wait=60)
-    with student(app, "10.0.0.1") as a, student(app, "10.0.0.2") as b, ThreadPoolExecutor(2) as pool:
-        first = pool.submit(a.post, "/api/models/m1/train")
+    caps = {"concurrent_per_client": 0, "concurrent_per_token": 0, "concurrent_expensive": 0, cap: 1}
+    app = gate.app(**caps, worker_threads=4, busy_wait=60)
+    auth = {"Authorization": "Bearer one-token"}
+    with student(app, "10.0.0.1") as a, ThreadPoolExecutor(2) as pool:
+        first = pool.submit(a.post, "/api/models/m1/train", headers=auth)
         gate.wait_entered(1)
-        waiting = pool.submit(b.post, "/api/models/m2/train")
-        while app.slots.held("call:client:10.0.0.2") == 0:  # it took its client slot and waits for the process's
+        waiting = pool.submit(a.post, "/api/models/m1/train", headers=auth)
+        while app.slots.held("waiting") == 0:
             time.sleep(0.01)
         assert not waiting.done()
         gate.release.set()
         assert (first.result().status_code, waiting.result().status_code) == (200, 200)
+        assert app.slots._held == {}
 
 
 def test_open_streams_per_address_and_per_token():

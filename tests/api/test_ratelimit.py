@@ -7,13 +7,20 @@ one, so every count and every Retry-After is exact."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
+import time
+import uuid
 
+import httpx
 import limits.aio.storage.memory
 import pytest
+import redis
 from starlette.websockets import WebSocketDisconnect
 
 from app.config import Settings
 from app.service.ratelimit import RateLimiter, token_key, window
+from tests import support
 
 from .utils import SMALL, ApiClient, TOKENS, make_app
 
@@ -277,3 +284,75 @@ def test_cors_opens_for_configured_origins_only(monkeypatch):
         assert "access-control-allow-origin" not in r.headers
         r = preflight(c, "https://evil.example")
         assert "access-control-allow-origin" not in r.headers and r.status_code == 400
+
+
+# -- across processes, on the store's Redis --------------------------------------------------------
+def redis_servers(tmp_path, store: str, n: int = 2, **env) -> list:
+    from .test_live_server import Server
+
+    return [Server(tmp_path / "unused.sqlite3", tmp_path / f"uvicorn-{i}.log", store=store, **env).start()
+            for i in range(n)]
+
+
+def from_address(server, address: str) -> httpx.Client:
+    return httpx.Client(base_url=server.url, timeout=60, trust_env=False,
+                        transport=httpx.HTTPTransport(local_address=address))
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_a_limit_holds_across_two_processes_sharing_redis(redis_server, tmp_path):
+    store = f"{redis_server}?prefix=t{uuid.uuid4().hex[:10]}:"
+    # 6 a minute: a burst of 10 in a window of 100 s that starts at the first request (Redis)
+    servers = redis_servers(tmp_path, store, rate_limit_per_client=6, rate_limit_per_token=6)
+    try:
+        with from_address(servers[0], "127.0.0.6") as a, from_address(servers[1], "127.0.0.6") as b:
+            statuses = [(a if i % 2 == 0 else b).get("/api/catalog") for i in range(14)]
+            assert [r.status_code for r in statuses] == [200] * 10 + [429] * 4
+            for r in statuses[10:]:
+                assert r.json()["detail"] == detail("client", 6, int(r.headers["retry-after"]))
+                assert 1 <= int(r.headers["retry-after"]) <= 101
+        with from_address(servers[0], "127.0.0.7") as a, from_address(servers[1], "127.0.0.8") as b:
+            created = a.post("/api/models", json=SMALL).json()
+            auth = {"Authorization": f"Bearer {created['token']}"}
+            # one token, two processes, two addresses: 10 requests in all
+            calls = [(a if i % 2 else b).get(f"/api/models/{created['id']}", headers=auth) for i in range(12)]
+            assert [r.status_code for r in calls] == [200] * 10 + [429] * 2
+            assert calls[-1].json()["detail"].startswith("rate limit exceeded: 6 requests a minute per model token")
+            # the counters hold no token
+            keys = redis.Redis.from_url(redis_server).keys(store.split("prefix=")[1] + "ratelimit*")
+            assert keys and not any(created["token"].encode() in k for k in keys)
+    finally:
+        for s in servers:
+            s.stop()
+            s.assert_no_tracebacks()
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_redis_down_answers_503_and_recovers(tmp_path):
+    gen = support.redis_server(tmp_path)
+    url = next(gen)
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    (server,) = redis_servers(tmp_path, url, n=1, rate_limit_per_client=600)
+    proc = None
+    try:
+        with from_address(server, "127.0.0.9") as h:
+            assert h.get("/api/catalog").status_code == 200
+            gen.close()  # stops that redis-server
+            r = h.get("/api/catalog")
+            assert (r.status_code, r.headers["retry-after"], r.json()) == (
+                503, "1", {"detail": "the store is unavailable: rate limits cannot be checked; retry after 1 s"})
+            proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+                                     "--save", "", "--appendonly", "no"], cwd=tmp_path,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(200):
+                if h.get("/api/catalog").status_code == 200:
+                    break
+                time.sleep(0.05)
+            assert h.get("/api/catalog").status_code == 200
+    finally:
+        server.stop()
+        if proc is not None:
+            support.stop(proc)
+    server.assert_no_tracebacks()
