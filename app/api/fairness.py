@@ -40,6 +40,7 @@ import anyio.to_thread
 
 from app.api.security import SocketGuard, bearer, install_log_redaction, message_token, refuse_handshake, refuse_http
 from app.config import Settings
+from app.service.errors import Busy, OverLimit
 from app.service.ratelimit import Slots, token_key
 
 _ID = r"[^/]+"
@@ -99,10 +100,11 @@ class FairnessMiddleware:
         try:
             for key, cap, refusal in self._caps(scope, "call", s.concurrent_per_client, s.concurrent_per_token):
                 if not await self._slot(key, cap, deadline):
-                    return await refuse_http(send, 429, refusal, RETRY_AFTER)
+                    return await refuse_http(scope, receive, send, OverLimit(429, refusal, RETRY_AFTER))
                 held.append(key)
             if not await self._slot(PROCESS, s.concurrent_expensive, deadline):
-                return await refuse_http(send, 503, busy_detail(s.concurrent_expensive), RETRY_AFTER)
+                busy = Busy(busy_detail(s.concurrent_expensive), RETRY_AFTER)
+                return await refuse_http(scope, receive, send, busy)
             held.append(PROCESS)
             await self.app(scope, receive, send)
         finally:
@@ -143,7 +145,7 @@ class FairnessMiddleware:
         try:
             for key, cap, refusal in self._caps(scope, "stream", s.streams_per_client, s.streams_per_token):
                 if not self.slots.acquire(key, cap):
-                    return await refuse_handshake(receive, send, 429, refusal, RETRY_AFTER)
+                    return await refuse_handshake(receive, send, OverLimit(429, refusal, RETRY_AFTER))
                 held.append(key)
             if bearer(scope) is None:  # the token may come in a message: count it when it does
                 guard = SocketGuard(receive, send)
@@ -155,8 +157,8 @@ class FairnessMiddleware:
                         if token:
                             key = f"stream:token:{token_key(token)}"
                             if not self.slots.acquire(key, s.streams_per_token):
-                                return await guard.refuse(429, cap_detail("stream", "token", s.streams_per_token),
-                                                          RETRY_AFTER)
+                                detail = cap_detail("stream", "token", s.streams_per_token)
+                                return await guard.refuse(OverLimit(429, detail, RETRY_AFTER))
                             held.append(key)
                     return message
 

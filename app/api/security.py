@@ -19,6 +19,8 @@ import logging
 import re
 from urllib.parse import unquote_plus
 
+from app.api.errors import domain_response
+from app.service.errors import DomainError, OverLimit, StoreUnavailable
 from app.service.ratelimit import LimiterUnavailable, RateLimiter, Refusal
 
 SECURITY_HEADERS = [
@@ -55,31 +57,31 @@ class SecurityMiddleware:
         limited = self.limiter.enabled and path.startswith("/api/") and path not in UNLIMITED_PATHS
         client = scope["client"][0] if scope.get("client") else None
         token = bearer(scope)
-        if limited:
-            refused = await self._check(client, token)
-            if refused:
-                status, detail, retry = refused
-                if scope["type"] == "websocket":
-                    return await refuse_handshake(receive, send, status, detail, retry)
-                return await refuse_http(send, status, detail, retry, SECURITY_HEADERS)
-        if scope["type"] == "websocket":
-            if limited:
-                receive, send = self._metered(client, token, receive, send)
-            return await self.app(scope, receive, send)
+        websocket = scope["type"] == "websocket"
 
         async def with_headers(message):
             if message["type"] == "http.response.start":
                 message["headers"] = list(message.get("headers") or []) + SECURITY_HEADERS
             await send(message)
 
+        if limited:
+            refusal = await self._check(client, token)
+            if refusal is not None:
+                if websocket:
+                    return await refuse_handshake(receive, send, refusal)
+                return await refuse_http(scope, receive, with_headers, refusal)
+        if websocket:
+            if limited:
+                receive, send = self._metered(client, token, receive, send)
+            return await self.app(scope, receive, send)
         await self.app(scope, receive, with_headers)
 
-    async def _check(self, client: str | None, token: str | None) -> tuple[int, str, int] | None:
+    async def _check(self, client: str | None, token: str | None) -> DomainError | None:
         try:
             refusal = await self.limiter.hit(client, token)
         except LimiterUnavailable:
-            return 503, STORE_DOWN, 1
-        return None if refusal is None else (429, rate_limit_detail(refusal), refusal.retry_after)
+            return StoreUnavailable(STORE_DOWN, retry_after=1)
+        return None if refusal is None else OverLimit(429, rate_limit_detail(refusal), refusal.retry_after)
 
     def _metered(self, client, token, receive, send):
         """receive and send for a stream whose every client message is charged to the limits."""
@@ -90,29 +92,30 @@ class SecurityMiddleware:
             message = await guard.receive()
             if message["type"] == "websocket.receive":
                 known["token"] = known["token"] or message_token(message)
-                refused = await self._check(client, known["token"])
-                if refused:
-                    return await guard.refuse(*refused)
+                refusal = await self._check(client, known["token"])
+                if refusal is not None:
+                    return await guard.refuse(refusal)
             return message
 
         return metered_receive, guard.send
 
 
 # -- refusals ------------------------------------------------------------------------------------
-async def refuse_http(send, status: int, detail: str, retry_after: int | None, extra_headers=()) -> None:
-    """Answer {"detail": detail} with Retry-After, without calling the app."""
-    body = json.dumps({"detail": detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if retry_after is not None:
-        headers.append((b"retry-after", str(retry_after).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers + list(extra_headers)})
-    await send({"type": "http.response.body", "body": body})
+def retry_after(err: DomainError) -> int | None:
+    value = (err.headers or {}).get("Retry-After")
+    return int(value) if value is not None else None
 
 
-def error_frame(status: int, detail: str, retry_after: int | None) -> str:
-    frame = {"type": "error", "status": status, "detail": detail}
-    if retry_after is not None:
-        frame["retry_after"] = retry_after
+async def refuse_http(scope, receive, send, err: DomainError) -> None:
+    """Answer a domain error (its status, detail and Retry-After) without calling the app; the same
+    response app/api/errors.py gives when a route raises it."""
+    await domain_response(err)(scope, receive, send)
+
+
+def error_frame(err: DomainError) -> str:
+    frame = {"type": "error", "status": err.status, "detail": err.detail}
+    if retry_after(err) is not None:
+        frame["retry_after"] = retry_after(err)
     return json.dumps(frame)
 
 
@@ -122,15 +125,15 @@ def close_reason(detail: str) -> str:
     return detail if len(raw) <= 123 else raw[:120].decode(errors="ignore") + "..."
 
 
-async def refuse_handshake(receive, send, status: int, detail: str, retry_after: int | None) -> None:
+async def refuse_handshake(receive, send, err: DomainError) -> None:
     """Refuse a stream before the app sees it: accept, send the error frame, close with 4000 + status (as
     the stream route does for 4401/4403/4404), so a browser can read why."""
     message = await receive()
     if message["type"] != "websocket.connect":
         return
     await send({"type": "websocket.accept"})
-    await send({"type": "websocket.send", "text": error_frame(status, detail, retry_after)})
-    await send({"type": "websocket.close", "code": 4000 + status, "reason": close_reason(detail)})
+    await send({"type": "websocket.send", "text": error_frame(err)})
+    await send({"type": "websocket.close", "code": 4000 + err.status, "reason": close_reason(str(err.detail))})
 
 
 class SocketGuard:
@@ -162,14 +165,14 @@ class SocketGuard:
             if message["type"] == "websocket.close":
                 self.closed_code = message.get("code", 1000)
 
-    async def refuse(self, status: int, detail: str, retry_after: int | None) -> dict:
-        code = 4000 + status
+    async def refuse(self, err: DomainError) -> dict:
+        code = 4000 + err.status
         async with self._lock:
             if self.closed_code is None:
                 self.closed_code = code
                 try:
-                    await self._send({"type": "websocket.send", "text": error_frame(status, detail, retry_after)})
-                    await self._send({"type": "websocket.close", "code": code, "reason": close_reason(detail)})
+                    await self._send({"type": "websocket.send", "text": error_frame(err)})
+                    await self._send({"type": "websocket.close", "code": code, "reason": close_reason(str(err.detail))})
                 except OSError:  # the client left meanwhile
                     pass
         return {"type": "websocket.disconnect", "code": code}
