@@ -15,8 +15,9 @@ from fastapi.staticfiles import StaticFiles
 
 from app.api import errors
 from app.api.limits import BodySizeLimit
+from app.api.fairness import FairnessMiddleware
 from app.api.routes import classroom, derive, inspect, meta, models, stream, training, transfer
-from app.api.security import SecurityMiddleware
+from app.api.security import SecurityMiddleware, install_log_redaction
 from app.config import Settings, get_settings
 from app.service import Services
 from app.store import open_store
@@ -45,8 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["authorization", "content-type"])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(FairnessMiddleware, settings=settings)  # concurrency caps; worker threads at startup
     app.add_middleware(SecurityMiddleware, per_client=settings.rate_limit_per_client,
-                       per_token=settings.rate_limit_per_token)
+                       per_token=settings.rate_limit_per_token, store=settings.store)
+    install_log_redaction()  # tokens out of uvicorn's logs, however the app is served
 
     errors.register(app)
 

@@ -124,7 +124,8 @@ def test_eviction_picks_the_least_recently_saved_model(db):
 @pytest.mark.parametrize("store", ["memory", "sqlite"])
 def test_parallel_training_on_one_model_loses_no_update(tmp_path, store):
     url = "memory://" if store == "memory" else f"sqlite:///{tmp_path / 'db.sqlite3'}"
-    with client_for(make_app(store=url)) as client:
+    # 8 calls at once from one address with one token: above the default concurrency caps (fairness.py)
+    with client_for(make_app(store=url, concurrent_per_client=8, concurrent_per_token=8)) as client:
         mid = create(client, SMALL)["id"]
         barrier = threading.Barrier(8)
 
