@@ -263,8 +263,6 @@ def built(tmp_path_factory) -> Built:
     return Built(root, workdir, data, venv, env)
 
 
-
-
 def with_port(argv: list[str], port: int) -> list[str]:
     """The same command with port 8000 replaced by port, and nothing else changed."""
     return [str(port) if a == "8000" else a.replace(":8000/", f":{port}/") for a in argv]
@@ -276,6 +274,7 @@ def resolve(argv: list[str], env: dict[str, str]) -> list[str]:
     return [exe, *argv[1:]]
 
 
+@pytest.mark.slow
 def test_the_venv_is_isolated_and_imports_the_copied_code(built):
     py = built.venv / "bin" / "python"
     where = subprocess.run([py, "-c", "import app, sys; print(app.__file__); print(sys.prefix)"], cwd=built.workdir,
@@ -289,6 +288,7 @@ def test_the_venv_is_isolated_and_imports_the_copied_code(built):
     assert not list(built.workdir.rglob("__pycache__"))  # .dockerignore, and PYTHONDONTWRITEBYTECODE
 
 
+@pytest.mark.slow
 def test_the_recipe_serves_passes_its_healthcheck_and_stores_in_the_volume(recipe, built):
     port = free_port()
     argv = resolve(with_port(exec_form(recipe.one("CMD")), port), built.env)
