@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import math
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -17,10 +16,10 @@ from app.api.limits import BodySizeLimit
 from app.api.routes import classroom, inspect, meta, models, stream, training, transfer
 from app.api.security import SecurityMiddleware
 from app.api.service import ModelService
+from app.assets import STATIC
 from app.config import Settings, get_settings
 from app.store import open_store
 
-STATIC = Path(__file__).resolve().parent.parent / "static"
 log = logging.getLogger("playground")
 
 

@@ -1,0 +1,8 @@
+"""Only what pyproject.toml cannot say: the page in static/ ships inside the package, as app/static.
+
+Everything else (metadata, dependencies, package data globs) is in pyproject.toml; app/assets.py finds
+the page in either place.
+"""
+from setuptools import find_packages, setup
+
+setup(packages=[*find_packages(include=["app", "app.*"]), "app.static"], package_dir={"app.static": "static"})
