@@ -1,8 +1,9 @@
 """Where the page's files are, however the package was installed.
 
-The repository keeps the page in ``static/`` beside ``app/``. A wheel (``pip install .``) ships the same
-files as package data in ``app/static/`` (setup.py maps the one onto the other); a checkout, an editable
-install and the Docker image (which copies ``app/`` and ``static/`` side by side) use ``static/`` itself.
+The repository keeps the page in ``static/`` beside ``app/`` and the question in ``docs/question.md``. A
+wheel (``pip install .``) ships the same files as package data in ``app/static/`` and ``app/docs/``
+(setup.py maps the one onto the other); a checkout, an editable install and the Docker image (which
+copies ``app/``, ``static/`` and ``docs/`` side by side) use the repository's folders themselves.
 """
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from importlib.resources import files
 from pathlib import Path
 
 
-def _locate() -> Path:
-    installed = Path(str(files("app") / "static"))
-    if (installed / "index.html").is_file():
+def _locate(folder: str, probe: str) -> Path:
+    installed = Path(str(files("app") / folder))
+    if (installed / probe).is_file():
         return installed
-    return Path(__file__).resolve().parent.parent / "static"
+    return Path(__file__).resolve().parent.parent / folder
 
 
-STATIC: Path = _locate()
+STATIC: Path = _locate("static", "index.html")
+QUESTION: Path = _locate("docs", "question.md") / "question.md"

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.api.limits import BodySizeLimit
-from app.api.routes import classroom, inspect, meta, models, stream, training, transfer
+from app.api.routes import classroom, docs, inspect, meta, models, stream, training, transfer
 from app.api.security import SecurityMiddleware
 from app.api.service import ModelService
 from app.assets import STATIC
@@ -33,7 +33,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.service.flush_all()
         store.close()
 
-    app = FastAPI(title="Backprop Playground", version="0.1.0", lifespan=lifespan,
+    # docs_url/redoc_url off: FastAPI's pages load from CDNs; app/api/routes/docs.py serves vendored ones
+    app = FastAPI(title="Backprop Playground", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Define an MLP, step its training, and inspect every layer's weights and gradients. "
                               "Notation: W_i is (out, in), X is (B, p), a_i = z_{i-1} W_i^T + b_i, z_i = f(a_i), "
                               "delta_i = dL/da_i.")
@@ -60,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (meta.router, models.router, training.router, inspect.router, stream.router, classroom.router,
                    transfer.router):
         app.include_router(router, prefix="/api")
+
+    app.include_router(docs.router)  # /docs, /redoc, /question
 
     @app.get("/class", include_in_schema=False)
     def class_page() -> FileResponse:
