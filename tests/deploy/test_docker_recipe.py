@@ -166,18 +166,30 @@ def test_healthcheck_polls_api_health(recipe):
     assert re.search(r"--timeout=\d+s", args) and re.search(r"--interval=\d+s", args)
 
 
-def test_compose_has_an_app_and_a_redis_service():
+def test_compose_scales_behind_one_port_and_needs_an_admin_token():
     import yaml  # a test dependency (pyproject [test]): missing, this fails rather than skips
 
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = compose["services"]
-    assert {"app", "redis"} <= set(services)
-    app, redis = services["app"], services["redis"]
+    assert {"app", "redis", "proxy"} <= set(services)
+    app, redis, proxy = services["app"], services["redis"], services["proxy"]
     assert app["build"] in (".", {"context": "."})
     assert re.fullmatch(r"redis://redis:6379/\d+", app["environment"]["PLAYGROUND_STORE"])
     assert "redis" in app["depends_on"]
-    assert any(str(p).endswith(":8000") for p in app["ports"])
+    # `--scale app=N` needs the replicas unpublished; the one published port is the proxy's
+    assert "ports" not in app and [str(p) for p in app["expose"]] == ["8000"]
+    assert [str(p) for p in proxy["ports"]] == ["8000:8000"] and "app" in proxy["depends_on"]
+    # no fallback token: compose refuses to start without one (${VAR:?message})
+    assert re.fullmatch(r"\$\{PLAYGROUND_ADMIN_TOKEN:\?[^}]+\}", app["environment"]["PLAYGROUND_ADMIN_TOKEN"])
+    assert "change-me" not in (ROOT / "compose.yaml").read_text()
     assert redis["image"].startswith("redis:")
+    # the proxy's configuration is in the repository, reaches the app service and passes WebSockets on
+    (mount,) = proxy["volumes"]
+    source, target = mount.split(":")[:2]
+    conf = (ROOT / source).read_text()
+    assert target == "/etc/nginx/conf.d/default.conf"
+    assert re.search(r"server app:8000;", conf) and re.search(r"listen 8000;", conf)
+    assert "proxy_set_header Upgrade $http_upgrade;" in conf and "X-Forwarded-For" in conf
 
 
 # -- the recipe, replayed ----------------------------------------------------------------------------
