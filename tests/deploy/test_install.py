@@ -3,7 +3,7 @@
 `pip install .` (not editable) must ship the page: `uvicorn app.main:app` started from another folder
 serves `/`, every file of static/ byte for byte, and `/api/health`. Then the same venv gets the
 editable install (`pip install -e .`) and `playground serve` from another folder serves the same page.
-The built wheel holds every file of static/ under app/static/.
+The built wheel holds every file of static/ under app/static/, and docs/question.md as app/docs/question.md.
 
 In CI (CI=true) a venv or an install that cannot be made fails the test; elsewhere it skips.
 """
@@ -120,7 +120,8 @@ def test_the_wheel_holds_every_file_of_the_page(tree, tmp_path):
                 name = "app/static/" + path.relative_to(tree / "static").as_posix()
                 assert name in names, f"{name} is missing from the wheel"
                 assert z.read(name) == path.read_bytes()
-    assert not [n for n in names if n.startswith(("tests/", "static/", "bench/"))]
+        assert z.read("app/docs/question.md") == (tree / "docs" / "question.md").read_bytes()  # served at /question
+    assert not [n for n in names if n.startswith(("tests/", "static/", "bench/", "docs/"))]
 
 
 def test_pip_install_then_editable_serve_the_page_from_another_folder(tree, venv, tmp_path):
