@@ -39,6 +39,17 @@ class Settings(BaseSettings):
     checkpoint_every: int = Field(100, description="steps between automatic checkpoints (0: off)")
     checkpoints_kept: int = Field(50, description="newest checkpoints kept per model")
 
+    # -- svc (issue 9): service layer, locks, leases, eviction, store health, storage budgets --
+    lock_timeout: float = Field(25.0, gt=0, description="seconds a call waits for a model's lock before a 503 "
+                                                        "with Retry-After")
+
+    # -- your own gradients and equations (/check, /derive) ---------------------------------
+    check_max_entries: int = Field(1_000_000, description="numbers in one dW or db sent to /check")
+    derive_max_equations: int = Field(32, description="equations per /derive call")
+    derive_max_expr_length: int = Field(400, description="characters per /derive expression")
+    derive_max_rows: int = Field(256, description="rows of X per /derive call (columns: one sample at a time)")
+    derive_max_entries: int = Field(4_000_000, description="numbers in one /derive value in columns: B x (widest layer)^2")
+
 
 @lru_cache
 def get_settings() -> Settings:

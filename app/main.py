@@ -12,12 +12,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from app.api import errors
 from app.api.limits import BodySizeLimit
-from app.api.routes import classroom, docs, inspect, meta, models, stream, training, transfer
+from app.api.routes import classroom, derive, docs, inspect, meta, models, stream, training, transfer
 from app.api.security import SecurityMiddleware
-from app.api.service import ModelService
 from app.assets import STATIC
 from app.config import Settings, get_settings
+from app.service import Services
 from app.store import open_store
 
 log = logging.getLogger("playground")
@@ -30,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        app.state.service.flush_all()
+        app.state.services.models.flush_all()
         store.close()
 
     # docs_url/redoc_url off: FastAPI's pages load from CDNs; app/api/routes/docs.py serves vendored ones
@@ -39,13 +40,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "Notation: W_i is (out, in), X is (B, p), a_i = z_{i-1} W_i^T + b_i, z_i = f(a_i), "
                               "delta_i = dL/da_i.")
     app.state.settings = settings
-    app.state.service = ModelService(store, settings)
+    app.state.services = Services(store, settings)
     if settings.cors_origins:  # closed (same origin) unless the operator names origins
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["authorization", "content-type"])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityMiddleware, per_client=settings.rate_limit_per_client,
                        per_token=settings.rate_limit_per_token)
+
+    errors.register(app)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -58,8 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal server error"}, status_code=500)
 
-    for router in (meta.router, models.router, training.router, inspect.router, stream.router, classroom.router,
-                   transfer.router):
+    for router in (meta.router, models.router, training.router, inspect.router, derive.router, stream.router,
+                   classroom.router, transfer.router):
         app.include_router(router, prefix="/api")
 
     app.include_router(docs.router)  # /docs, /redoc, /question
