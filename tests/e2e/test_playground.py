@@ -5,7 +5,7 @@ import math
 import re
 import time
 
-from .helpers import (ROOT, api, change_and_wait, heatmap_pixels, number, open_app, pause, play, redraw_rate,
+from .helpers import (ROOT, api, change_and_wait, heatmap_pixels, number, open_app, pause, play,
                       set_input, state, step_value)
 
 XOR_2_HIDDEN = "dataset=xor&h=8.tanh,8.tanh&out=1.sigmoid&loss=bce"
@@ -168,15 +168,6 @@ def test_share_link_restores_configuration(page, server, new_page):
     assert spec["optimizer"]["learning_rate"] == 0.1
     assert other.input_value("#learning-rate") == "0.1"
     assert other.input_value("#dataset") == "spiral"
-
-
-def test_smoothness_while_playing_default_net(page, server):
-    open_app(page, server)
-    play(page)
-    time.sleep(0.5)
-    rate = redraw_rate(page, 3.0)
-    pause(page)
-    assert rate >= 20, f"only {rate:.1f} redraws/s"
 
 
 def test_field_errors_appear_next_to_their_control(page, server):
