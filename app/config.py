@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     checkpoint_every: int = Field(100, description="steps between automatic checkpoints (0: off)")
     checkpoints_kept: int = Field(50, description="newest checkpoints kept per model")
 
+    # -- class room (issue 12): the instructor's gallery of decision boundaries --
+    gallery_max_models: int = Field(60, ge=1, description="models per GET /api/class/gallery (most recently updated first)")
+    gallery_max_resolution: int = Field(48, ge=2, description="boundary grid resolution per gallery tile")
+    gallery_max_points: int = Field(200, ge=0, description="training points per gallery tile")
+
 
 @lru_cache
 def get_settings() -> Settings:
