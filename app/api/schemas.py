@@ -342,6 +342,7 @@ class GalleryTile(BaseModel):
     test_loss: float | None
     diverged: bool
     kind: Literal["classification", "regression"]
+    updated_at: float = Field(description="seconds since the epoch of the last save: the student's live model is their newest")
     x_range: list[float] | None = Field(description="[lo, hi] of x1; null for data that is not 2-D")
     y_range: list[float] | None
     output: list[list[float | None]] | None = Field(description="(R, R) model output; row j is x2 = y_range value j")

@@ -84,6 +84,7 @@ class Console:
 @pytest.fixture
 def context(browser, request):
     ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    ctx.add_init_script("window.__testHooks = true;")  # the pages expose their test hooks only then
     request.node._e2e_pages = []
     yield ctx
     ctx.close()

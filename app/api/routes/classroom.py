@@ -112,6 +112,13 @@ def put_hidden_test(_: Admin, body: HiddenTest, service: ServiceDep) -> dict:
     return {"rows": len(X), "columns": X.shape[1]}
 
 
+@router.delete("/hidden-test", status_code=204, response_class=Response)
+def delete_hidden_test(_: Admin, service: ServiceDep) -> Response:
+    """Forget the hidden test set: the leaderboard ranks nothing until another is uploaded."""
+    service.store.put_setting("class.hidden_test", {})
+    return Response(status_code=204)
+
+
 @router.get("/leaderboard", response_model=LeaderboardResponse)
 def leaderboard(_: Admin, service: ServiceDep) -> dict:
     """The assignment's students ranked on the hidden test set, one row each (their best model).
@@ -163,7 +170,7 @@ def gallery(_: Admin, service: ServiceDep, settings: SettingsDep,
     listed = service.store.list_status()
     newest = sorted(listed, key=lambda r: r[3], reverse=True)[:settings.gallery_max_models]
     tiles = []
-    for model_id, spec, status, _ in newest:
+    for model_id, spec, status, updated_at in newest:
         spec, status = service.freshest(model_id, spec, status)
         try:
             with service.use(model_id) as model:
@@ -171,7 +178,7 @@ def gallery(_: Admin, service: ServiceDep, settings: SettingsDep,
                 pts = tasks.training_points(model, settings.gallery_max_points) if grid else None
                 tile = {"id": model_id, "nickname": status.get("nickname"), "dataset": tasks.dataset_of(spec),
                         "architecture": architecture(spec), "step": model.step, "test_loss": finite(model.test_loss),
-                        "diverged": model.diverged_at is not None, "kind": model.kind,
+                        "diverged": model.diverged_at is not None, "kind": model.kind, "updated_at": updated_at,
                         "x_range": grid and grid["x_range"], "y_range": grid and grid["y_range"],
                         "output": grid and jsonable(grid["output"]),
                         "points": [] if pts is None else np.column_stack([pts["X"], pts["label"]]).tolist()}

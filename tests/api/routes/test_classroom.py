@@ -29,6 +29,7 @@ ADMIN_ENDPOINTS = [
     ("GET", "/api/class/models", None),
     ("GET", "/api/class/curves", None),
     ("PUT", "/api/class/hidden-test", {"X": [[0.5, 0.5]], "y": [[1]]}),
+    ("DELETE", "/api/class/hidden-test", None),
     ("GET", "/api/class/leaderboard", None),
     ("GET", "/api/class/gallery", None),
     ("PUT", "/api/class/preset", {"link": "/?dataset=xor"}),
@@ -172,6 +173,12 @@ def test_without_a_preset_every_fitting_model_is_ranked_classification_by_accura
     board = admin(klass, "GET", "/api/class/leaderboard").json()
     assert (board["assignment"], board["hidden_rows"]) == (None, 25)
     assert [row["rank"] for row in board["ranked"]] == [1, 2, 3]
+    # deleting the hidden set: nothing ranked until another is uploaded
+    r = admin(klass, "DELETE", "/api/class/hidden-test")
+    assert (r.status_code, r.content) == (204, b"")
+    assert admin(klass, "GET", "/api/class/leaderboard").json()["ranked"] == []
+    admin(klass, "PUT", "/api/class/hidden-test", {"X": X.tolist(), "y": y.tolist()})
+    assert board == admin(klass, "GET", "/api/class/leaderboard").json()
     assert board["apart"] == [{"id": sine, "nickname": "sine", "dataset": "sine", "architecture": "1-3-1 tanh,identity",
                                "step": 0, "reason": "has 1 inputs and 1 outputs; the hidden test set has 2 and 1"}]
     by_name = {row["nickname"]: row for row in board["ranked"]}
