@@ -9,7 +9,7 @@ import urllib.error
 
 import pytest
 
-from .helpers import ADMIN_TOKEN, api, model_id, open_app, play, step_value
+from .helpers import ADMIN_TOKEN, ROOT, api, model_id, open_app, play, step_value
 
 FAST_POLL = "window.__playgroundPollMs = 500; window.__classPollMs = 1000;"
 
@@ -121,7 +121,13 @@ def test_frozen_while_playing_stops_play(page, server, clean_class):
 def test_preset_hidden_test_and_leaderboard(new_page, server, clean_class):
     student = new_page()
     student.add_init_script(FAST_POLL)
-    mid = open_app(student, server, "dataset=circle")
+    open_app(student, server, "dataset=circle")
+    student.wait_for_selector("#nickname-field:not([hidden])")
+    old = model_id(student)
+    student.fill("#nickname", "Dana")
+    student.press("#nickname", "Enter")
+    mid = student.wait_for_function("old => document.body.dataset.ready === 'true' && window.__playground.state.modelId"
+                                    " !== old && window.__playground.state.modelId", arg=old).json_value()
     student.click("#step-epoch")
     student.wait_for_function("() => document.querySelector('#step-value').textContent !== '0'")
 
@@ -138,7 +144,7 @@ def test_preset_hidden_test_and_leaderboard(new_page, server, clean_class):
     teacher.fill("#hidden-text", csv)
     teacher.click("#hidden-upload")
     teacher.wait_for_function("() => document.querySelector('#hidden-status').textContent.includes('40 rows')")
-    teacher.wait_for_selector(f"#leaderboard tbody tr >> text={mid[:6]}")
+    teacher.wait_for_selector(f"#leaderboard tbody tr[data-model='{mid}'] >> text=Dana")
     # JSON works too
     teacher.fill("#hidden-text", json.dumps({"X": rows["X"][:10], "y": [r[0] for r in rows["y"][:10]]}))
     teacher.click("#hidden-upload")
@@ -156,8 +162,21 @@ def test_preset_hidden_test_and_leaderboard(new_page, server, clean_class):
     student.wait_for_url("**/?dataset=spiral*")
     student.wait_for_function("() => document.body && document.body.dataset.ready === 'true'"
                               " && window.__playground.state.config.dataset === 'spiral'", timeout=20_000)
-    assert model_id(student) != mid
+    new_id = model_id(student)
+    assert new_id != mid
     assert student.is_hidden("#preset-banner")    # opened: not offered again in this tab
+    # the preset's model carries the student's nickname, and the instructor sees Dana's models together
+    assert api(server, f"/api/models/{new_id}")["nickname"] == "Dana"
+    teacher.wait_for_selector(f"#models tr[data-model='{new_id}']")
+    group = teacher.eval_on_selector_all("#models tbody tr", "rows => rows.map(r => [r.dataset.model, r.dataset.student])")
+    dana = [i for i, (m, who) in enumerate(group) if who == "name:dana"]
+    assert {group[i][0] for i in dana} == {mid, new_id} and dana == list(range(dana[0], dana[0] + 2))
+    assert "Dana (2 models)" in teacher.inner_text(f"#models tr[data-model='{group[dana[0]][0]}']")
+    # spiral is now the assignment: Dana's circle model is listed apart with the reason
+    teacher.click("#leaderboard-refresh")
+    teacher.wait_for_function(f"() => document.querySelector(\"#apart-table tr[data-model='{mid}']\")")
+    teacher.click("#apart summary")
+    assert "trained on circle" in teacher.inner_text(f"#apart-table tr[data-model='{mid}']")
     teacher.click("#preset-clear")
     teacher.wait_for_function("() => document.querySelector('#preset-current').textContent === 'none'")
     assert teacher.console_log.errors == []
@@ -256,3 +275,33 @@ def test_gallery_shows_one_boundary_tile_per_student(new_page, server, clean_cla
     page.click("#gallery-fullscreen")
     page.wait_for_selector("#gallery-panel.fullscreen")
     assert page.console_log.errors == []
+
+
+GALLERY_CLASS = [("Ada", "circle", 300), ("Ben", "circle", 60), ("Chloé", "xor", 400), ("Dev", "spiral", 900),
+                 ("Eva", "moons", 300), ("Finn", "gauss", 100), ("Gus", "circle", 600), ("Hana", "spiral", 300)]
+
+
+def test_gallery_screenshot_for_the_readme(browser, fresh_server):
+    """docs/gallery.png: eight students on a projector-sized screen, in leaderboard order (a circle hidden set)."""
+    admin(fresh_server, "/preset", "PUT", {"link": "/?dataset=circle&f=x1,x2"})
+    for name, dataset, steps in GALLERY_CLASS:
+        m = api(fresh_server, "/api/models", "POST", {"nickname": name, "data": {"dataset": dataset, "noise": 0.1},
+                "layers": [{"units": 8, "activation": "tanh"}, {"units": 8, "activation": "tanh"}, {"units": 1, "activation": "sigmoid"}],
+                "optimizer": {"name": "adam", "learning_rate": 0.03}})
+        api(fresh_server, f"/api/models/{m['id']}/train", "POST", {"steps": steps}, token=m["token"])
+    from app.engine.datasets import make_dataset
+    d = make_dataset("circle", samples=200, noise=0.1, seed=99)   # a fresh draw the students never saw
+    admin(fresh_server, "/hidden-test", "PUT", {"X": d.X_test.tolist(), "y": d.y_test.tolist()})
+    ctx = browser.new_context(viewport={"width": 1280, "height": 720})
+    ctx.add_init_script("window.__testHooks = true;")
+    try:
+        page = ctx.new_page()
+        sign_in(page, fresh_server)
+        page.wait_for_selector("#class-main:not([hidden])")
+        page.click("#view-gallery")
+        page.wait_for_function("() => document.querySelectorAll('#gallery .tile').length === 8"
+                               " && document.querySelector('#gallery .tile .tile-name').textContent.startsWith('#1 ')")
+        page.screenshot(path=str(ROOT / "docs" / "gallery.png"), full_page=True)
+        assert (ROOT / "docs" / "gallery.png").stat().st_size > 50_000
+    finally:
+        ctx.close()

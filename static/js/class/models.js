@@ -32,7 +32,7 @@ export class ModelsTable {
       const tr = row([
         { text: name, title: m.id, cls: first ? '' : 'muted' }, { text: m.dataset || '' }, { text: m.architecture, cls: 'arch' },
         { text: String(m.step), cls: 'num' }, { text: num(m.train_loss), cls: 'num' }, { text: num(m.test_loss), cls: 'num' },
-        m.diverged ? { text: `yes, at step ${m.diverged_at ?? '?'}`, cls: 'bad' } : { text: 'no', cls: 'muted' },
+        m.diverged ? { text: `yes: stopped at ${m.step}, step ${m.diverged_at ?? m.step + 1} refused`, cls: 'bad' } : { text: 'no', cls: 'muted' },
       ]);
       tr.dataset.model = m.id;
       tr.dataset.student = student;
