@@ -180,8 +180,9 @@ def gallery(_: Admin, service: ServiceDep, settings: SettingsDep,
                         "architecture": architecture(spec), "step": model.step, "test_loss": finite(model.test_loss),
                         "diverged": model.diverged_at is not None, "kind": model.kind, "updated_at": updated_at,
                         "x_range": grid and grid["x_range"], "y_range": grid and grid["y_range"],
-                        "output": grid and jsonable(grid["output"]),
-                        "points": [] if pts is None else np.column_stack([pts["X"], pts["label"]]).tolist()}
+                        # 3 decimals: a tile shows 256 colours, and 50 tiles stay a small response
+                        "output": grid and jsonable(np.round(grid["output"], 3)),
+                        "points": [] if pts is None else np.round(np.column_stack([pts["X"], pts["label"]]), 3).tolist()}
         except HTTPException:  # deleted meanwhile
             continue
         tiles.append(tile)
