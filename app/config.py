@@ -68,6 +68,10 @@ class Settings(BaseSettings):
             raise ValueError(f"concurrent_expensive ({self.concurrent_expensive}) must be below worker_threads "
                              f"({self.worker_threads}), so cheap reads always find a thread")
         return self
+    # -- class room (issue 12): the instructor's gallery of decision boundaries --
+    gallery_max_models: int = Field(60, ge=1, description="models per GET /api/class/gallery (most recently updated first)")
+    gallery_max_resolution: int = Field(48, ge=2, description="boundary grid resolution per gallery tile")
+    gallery_max_points: int = Field(200, ge=0, description="training points per gallery tile")
 
 
 @lru_cache
