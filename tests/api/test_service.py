@@ -181,3 +181,48 @@ def test_a_long_training_call_does_not_block_other_models():
         assert result["body"]["stopped"] == "time_budget"
         assert done["others"] < done["long"], took  # everything else finished while the long call ran
         # (no bound on the time each took: the suite asserts no timing; bench/bench_load.py measures latency)
+
+
+# -- leases and compare-and-swap saves across processes (two repositories on one file) -------------
+def test_a_playing_stream_holds_the_model_against_other_processes_writers(db):
+    from app.service.errors import Conflict
+
+    a, b = service(db, save_interval=1000, lease_wait=0), service(db, lease_wait=0)
+    mid, _ = a.create(model=a.build(SMALL))
+    with a.use(mid, save="lazy") as m:  # A streams: unsaved steps, and the lease
+        m.train(5)
+    with pytest.raises(Conflict) as e:
+        with b.use(mid, save=True) as m:
+            m.train(3)
+    assert (e.value.status, e.value.detail) == (409, "the model is playing elsewhere; pause it first")
+    with b.use(mid) as m:  # reads go on (from the last save)
+        assert m.step == 0
+    a.release(mid)  # pause: A saves its 5 steps and gives the lease up
+    with b.use(mid, save=True) as m:
+        m.train(3)
+    assert b.status(mid)[1]["step"] == 8
+    with a.use(mid, save="lazy") as m:  # A plays on from B's newer save: nothing lost either way
+        assert m.step == 8
+        m.train(2)
+    a.release(mid)
+    with b.use(mid) as m:
+        assert m.step == 10 and m.history.columns()["step"].tolist() == list(range(1, 11))
+
+
+def test_a_save_over_a_newer_version_is_refused_and_changes_nothing(db):
+    from app.service.errors import Conflict
+
+    a, b = service(db), service(db)
+    mid, _ = a.create(model=a.build(SMALL))
+    with a.use(mid) as m:
+        assert m.step == 0  # cached in A at version 1
+    with b.use(mid, save=True) as m:
+        m.train(4)  # version 2, written by B
+    live = a._live[mid]
+    live.model.train(1)  # as if A had trained its stale copy outside the lock
+    with pytest.raises(Conflict) as e:
+        a._save(mid, live)
+    assert e.value.detail == "the model was changed elsewhere during this call; nothing was saved, try again"
+    assert b.status(mid)[1]["step"] == 4
+    with a.use(mid) as m:  # A reloads and goes on from the newer state
+        assert m.step == 4
