@@ -55,7 +55,7 @@ BUSY = ("the server is busy: {} expensive calls are running, the limit per proce
     ("POST", "/api/models"), ("POST", "/api/models/import"), ("POST", "/api/datasets"),
     *[("POST", f"/api/models/abc/{p}") for p in ("train", "gradcheck", "predict", "gradients", "check", "derive",
                                                    "fork", "reset")],
-    *[("GET", f"/api/models/abc/{p}") for p in ("boundary", "gradients", "export")],
+    *[("GET", f"/api/models/abc/{p}") for p in ("boundary", "gradients", "export", "data", "parameters")],
     ("PUT", "/api/models/abc/parameters"), ("GET", "/api/class/leaderboard"), ("POST", "/api/models/abc/train/"),
 ])
 def test_expensive_calls(method, path):
@@ -63,7 +63,7 @@ def test_expensive_calls(method, path):
 
 
 @pytest.mark.parametrize("method,path", [
-    ("GET", "/api/models/abc"), ("GET", "/api/models/abc/parameters"), ("GET", "/api/models/abc/history"),
+    ("GET", "/api/models/abc"), ("GET", "/api/models/abc/checkpoints"), ("GET", "/api/models/abc/history"),
     ("GET", "/api/models/abc/trace"), ("GET", "/api/catalog"), ("GET", "/api/health"), ("GET", "/"),
     ("PATCH", "/api/models/abc"), ("DELETE", "/api/models/abc"), ("GET", "/api/models/abc/train"),
     ("POST", "/api/models/abc/train/more"), ("GET", "/api/class/status"),
