@@ -86,7 +86,7 @@ def test_the_process_cap_must_leave_threads_for_reads(monkeypatch):
         "concurrent_per_client", "concurrent_per_token", "streams_per_client", "streams_per_token",
         "concurrent_expensive", "worker_threads", "busy_wait")}
     assert defaults == {"concurrent_per_client": 4, "concurrent_per_token": 2, "streams_per_client": 4,
-                        "streams_per_token": 2, "concurrent_expensive": 16, "worker_threads": 40, "busy_wait": 1.0}
+                        "streams_per_token": 2, "concurrent_expensive": 16, "worker_threads": 40, "busy_wait": 3.0}
 
 
 # -- the middleware around a small app -----------------------------------------------------------
@@ -134,7 +134,7 @@ def student(app, address: str) -> TestClient:
 
 def test_concurrent_calls_per_client_address_are_capped():
     gate = Gate()
-    app = gate.app(concurrent_per_client=2, concurrent_per_token=0)
+    app = gate.app(concurrent_per_client=2, concurrent_per_token=0, busy_wait=0.1)
     with student(app, "10.0.0.1") as a, student(app, "10.0.0.2") as b, ThreadPoolExecutor(4) as pool:
         running = [pool.submit(a.post, f"/api/models/m{i}/train") for i in range(2)]
         gate.wait_entered(2)
@@ -153,7 +153,7 @@ def test_concurrent_calls_per_client_address_are_capped():
 
 def test_concurrent_calls_per_token_are_capped_across_addresses():
     gate = Gate()
-    app = gate.app(concurrent_per_client=0, concurrent_per_token=1)
+    app = gate.app(concurrent_per_client=0, concurrent_per_token=1, busy_wait=0.1)
     auth = {"Authorization": "Bearer token-of-one-model"}
     with student(app, "10.0.0.1") as a, student(app, "10.0.0.2") as b, ThreadPoolExecutor(2) as pool:
         running = pool.submit(a.post, "/api/models/m1/train", headers=auth)
