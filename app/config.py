@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     lock_timeout: float = Field(25.0, gt=0, description="seconds a call waits for a model's lock before a 503 "
                                                         "with Retry-After")
 
+    # -- your own gradients and equations (/check, /derive) ---------------------------------
+    check_max_entries: int = Field(1_000_000, description="numbers in one dW or db sent to /check")
+    derive_max_equations: int = Field(32, description="equations per /derive call")
+    derive_max_expr_length: int = Field(400, description="characters per /derive expression")
+    derive_max_rows: int = Field(256, description="rows of X per /derive call (columns: one sample at a time)")
+    derive_max_entries: int = Field(4_000_000, description="numbers in one /derive value in columns: B x (widest layer)^2")
     # -- per-client fairness (fair, issue 9): concurrency caps, enforced by app/api/fairness.py; 0 turns one off
     concurrent_per_client: int = Field(4, ge=0, description="expensive calls (train, gradcheck, boundary, predict, "
                                        "gradients, check, derive, create, import, export, ...) at once per client address")
@@ -62,6 +68,10 @@ class Settings(BaseSettings):
             raise ValueError(f"concurrent_expensive ({self.concurrent_expensive}) must be below worker_threads "
                              f"({self.worker_threads}), so cheap reads always find a thread")
         return self
+    # -- class room (issue 12): the instructor's gallery of decision boundaries --
+    gallery_max_models: int = Field(60, ge=1, description="models per GET /api/class/gallery (most recently updated first)")
+    gallery_max_resolution: int = Field(48, ge=2, description="boundary grid resolution per gallery tile")
+    gallery_max_points: int = Field(200, ge=0, description="training points per gallery tile")
 
 
 @lru_cache

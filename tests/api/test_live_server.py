@@ -157,8 +157,7 @@ def test_stream_play_frames_pause(shared):
             frames.append(json.loads(ws.recv(timeout=5)))
             arrived.append(time.monotonic())
         assert len(frames) >= 5, len(frames)
-        rate = (len(frames) - 1) / (arrived[-1] - arrived[0])
-        assert rate <= 36, f"{rate:.1f} frames/s"  # at most ~30/s, with a margin for a noisy machine
+        # the frame rate (at most ~30/s) is measured by bench/bench_api.py: the suite asserts no rate
         steps = [f["step"] for f in frames]
         assert all(b > a for a, b in zip(steps, steps[1:])), steps
         assert all(f["type"] == "frame" and f["playing"] for f in frames)
@@ -241,9 +240,7 @@ def test_a_long_train_call_does_not_block_other_requests(shared):
         finished["others"] = time.monotonic()
     t.join(60)
     assert long_result["body"]["stopped"] == "time_budget"
-    assert finished["long"] - long_result["started"] >= 2.5
-    assert finished["others"] < finished["long"]  # all of them overlapped the long call
-    assert max(took.values()) < 1.0, took  # well under its 3 s
+    assert finished["others"] < finished["long"], took  # all of them overlapped the long call (no timing asserted)
 
 
 # -- restarts and processes ----------------------------------------------------------------------

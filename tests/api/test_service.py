@@ -179,8 +179,5 @@ def test_a_long_training_call_does_not_block_other_models():
         done["others"] = time.monotonic()
         t.join(30)
         assert result["body"]["stopped"] == "time_budget"
-        assert done["long"] - result["started"] >= 2.5
-        assert done["others"] < done["long"]  # everything else finished while the long call ran
-        # and each in well under the long call's 3 s (a training loop that starves the other threads of
-        # the GIL made the first of these take 0.6-2.5 s)
-        assert max(took.values()) < 1.0, took
+        assert done["others"] < done["long"], took  # everything else finished while the long call ran
+        # (no bound on the time each took: the suite asserts no timing; bench/bench_load.py measures latency)
