@@ -224,7 +224,7 @@ def test_open_streams_per_address_and_per_token():
                     assert same_token.receive_json() == stream_429("token", 1)
                 # a token sent in the stream's first message is counted when it arrives
                 with b.websocket_connect("/api/models/m3/stream") as late:
-                    late.send_text(json.dumps({"action": "play", "token": "t1"}))
+                    late.send_text(json.dumps({"action": "auth", "token": "t1"}))  # the page's first message
                     assert late.receive_json() == stream_429("token", 1)
                     with pytest.raises(WebSocketDisconnect) as closed:
                         late.receive_text()

@@ -26,11 +26,12 @@ from .utils import TOKENS, with_token
 
 ADMIN = "instructor-secret-for-scaleout-tests"
 SAVE_INTERVAL = 0.5
+LEASE_TTL = 1.0  # a killed process's stream lease frees this soon (B's writers wait up to lease_wait for it)
 
 
 def start(tmp_path, name: str, store: str) -> Server:
     return Server(tmp_path / "unused.sqlite3", tmp_path / f"uvicorn-{name}.log", store=store,
-                  save_interval=SAVE_INTERVAL, admin_token=ADMIN,
+                  save_interval=SAVE_INTERVAL, lease_ttl=LEASE_TTL, admin_token=ADMIN,
                   concurrent_per_client=8, concurrent_per_token=8).start()  # 8 parallel calls from one address
 
 

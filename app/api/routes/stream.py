@@ -103,6 +103,7 @@ async def stream(ws: WebSocket, model_id: str):
                 elif action == "pause":
                     playing = False
                     await ws.send_json(await run_in_threadpool(run, 0, False))
+                    await run_in_threadpool(service.release, model_id)  # other processes may write again
                 elif action == "step":
                     await ws.send_json(await run_in_threadpool(run, 1, False))
             if playing and services.classroom.frozen():
@@ -123,7 +124,7 @@ async def stream(ws: WebSocket, model_id: str):
         receiver.cancel()
         # shielded: a cancelled connection task (server or test client closing it) still saves its steps
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(service.flush, model_id)
+            await run_in_threadpool(service.release, model_id)
 
 
 FROZEN = "training is frozen by the instructor"
