@@ -79,7 +79,7 @@ class Settings(BaseSettings):
                                       "worker_threads, so cheap reads always find a thread")
     worker_threads: int = Field(40, ge=2, le=1000, description="threads that run the sync routes (anyio's default "
                                 "thread limiter, set at startup)")
-    busy_wait: float = Field(1.0, ge=0, le=60, description="seconds an expensive call waits for its slots (address, "
+    busy_wait: float = Field(3.0, ge=0, le=60, description="seconds an expensive call waits for its slots (address, "
                              "token, process) before 429 or 503")
 
     @model_validator(mode="after")
