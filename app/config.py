@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field([], description="origins allowed cross-site; empty: same origin only")
     checkpoint_every: int = Field(100, description="steps between automatic checkpoints (0: off)")
     checkpoints_kept: int = Field(50, description="newest checkpoints kept per model")
+    # engine (issue #9): per-row quantities are the bulk of a gradients response, so they are bounded
+    max_gradient_values: int = Field(
+        1_000_000, description="numbers of per-row a, z, delta and dz one gradients call returns (rows x 4 x units)")
 
 
 @lru_cache

@@ -18,7 +18,7 @@ from .datasets import REGRESSION, DatasetError, apply_features, make_dataset
 from .history import History
 from .network import LayerQuantities, Network
 from .optimizers import make_optimizer
-from .spec import SpecError, normalize_optimizer, normalize_regularization, normalize_spec
+from .spec import CUSTOM_DATA_KEYS, SpecError, normalize_optimizer, normalize_regularization, normalize_spec
 
 
 YIELD_EVERY = 0.005  # seconds of training between voluntary GIL releases
@@ -45,6 +45,12 @@ class Model:
     """Build with ``Model(spec)``; then ``train``, ``gradients``, ``predict``, ``gradcheck``, ``trace``, ``check``."""
 
     def __init__(self, spec: dict | None = None):
+        spec = dict(spec or {})
+        data = spec.get("data")
+        if isinstance(data, dict) and any(k in data for k in CUSTOM_DATA_KEYS):
+            # custom data becomes arrays first: normalize_spec deep-copies the spec, and a deep copy of
+            # a million nested lists costs seconds and hundreds of MB; an array's copy is one memcpy
+            spec["data"] = {**data, **{k: _matrix(data[k], k) for k in CUSTOM_DATA_KEYS if k in data}}
         self.spec = normalize_spec(spec)
         self._load_data()
         self._build()
@@ -54,10 +60,12 @@ class Model:
         data, units = self.spec["data"], self.spec["layers"][-1]["units"]
         if "X" in data:
             self.features = None
-            self.raw_train, self.y_train = _matrix(data["X"], "X"), _matrix(data["y"], "y")
+            # __init__ made these arrays (copies), so they are the model's own
+            self.raw_train, self.y_train = _matrix(data["X"], "X", False), _matrix(data["y"], "y", False)
             has_test = "X_test" in data
-            self.raw_test = _matrix(data["X_test"], "X_test") if has_test else np.zeros((0, self.raw_train.shape[1]))
-            self.y_test = _matrix(data["y_test"], "y_test") if has_test else np.zeros((0, self.y_train.shape[1]))
+            self.raw_test = (_matrix(data["X_test"], "X_test", False) if has_test
+                             else np.zeros((0, self.raw_train.shape[1])))
+            self.y_test = _matrix(data["y_test"], "y_test", False) if has_test else np.zeros((0, self.y_train.shape[1]))
             self.spec["data"] = {"source": "custom", "n_train": len(self.raw_train), "n_test": len(self.raw_test),
                                  "standardize": _standardization(data.get("standardize"), self.raw_train,
                                                                  _columns(data.get("info"))),
@@ -424,10 +432,11 @@ def _kind(spec: dict) -> str:
     return "classification" if spec["loss"] in ("bce", "cross_entropy") else "regression"
 
 
-def _matrix(value, name: str) -> np.ndarray:
+def _matrix(value, name: str, copy: bool = True) -> np.ndarray:
     """A finite, non-empty 2-D float64 array from nested lists, or SpecError naming the field."""
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        # a copy by default: the model never shares the caller's array
+        arr = np.array(value, dtype=np.float64) if copy else np.asarray(value, dtype=np.float64)
     except (ValueError, TypeError):
         raise SpecError(("data", name), "must be a rectangular list of rows of numbers") from None
     if arr.ndim == 1 and name.startswith("y"):
