@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     max_gradient_values: int = Field(
         1_000_000, description="numbers of per-row a, z, delta and dz one gradients call returns (rows x 4 x units)")
 
+    # -- svc (issue 9): service layer, locks, leases, eviction, store health, storage budgets --
+    lock_timeout: float = Field(25.0, gt=0, description="seconds a call waits for a model's lock before a 503 "
+                                                        "with Retry-After")
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -18,6 +18,12 @@ CrossEntropyLoss, i.e. the same fused losses) + backward + optimizer.step + loss
 engine's initial weights copied in and torch.set_num_threads set to numpy's BLAS thread count.
 Repetitions of the two are interleaved (alternating order, with a short pause before each timed
 block so that the other library's spinning worker threads are idle) and the medians compared.
+
+Model.train against the bare step (issue #10, target <= 1.3x): the playground model itself (the
+default spec: 2-8-8-1 tanh, sigmoid + bce, batch 10, circle with 100 training and 100 test points,
+so a full train + test evaluation every 10 steps), sgd and adam; the bare step is forward +
+backward + optimizer step of the same network on one preloaded batch of 10 rows. Blocks of 400
+steps alternate between the two; the ratio is taken per repetition and its median reported.
 """
 from __future__ import annotations
 
@@ -231,6 +237,35 @@ def model_for(case: dict, opt_name: str, batches) -> Model:
                   "batch_size": case["batch"], "data": {"X": X.tolist(), "y": y.tolist()}})
 
 
+def train_vs_bare(opt_name: str, reps: int, steps: int = 400) -> dict:
+    """Model.train per step on the playground model against its bare step; ratios per repetition."""
+    m = Model({"optimizer": {"name": opt_name}})
+    bare_model = Model({"optimizer": {"name": opt_name}})
+    net, opt = bare_model.net, bare_model.optimizer
+    X, y = bare_model.X_train[:10].copy(), bare_model.y_train_t[:10].copy()
+
+    def bare():
+        for _ in range(steps):
+            net.forward(X)
+            net.backward(y)
+            opt.step(net.params, net.grads)
+
+    m.train(steps)
+    bare()
+    ratios, b_times, t_times = [], [], []
+    for r in range(reps):
+        pair = {}
+        for name in (("bare", "train") if r % 2 == 0 else ("train", "bare")):
+            t0 = time.perf_counter()
+            bare() if name == "bare" else m.train(steps)
+            pair[name] = (time.perf_counter() - t0) / steps
+        ratios.append(pair["train"] / pair["bare"])
+        b_times.append(pair["bare"])
+        t_times.append(pair["train"])
+    return {"bare": statistics.median(b_times), "train": statistics.median(t_times),
+            "ratio": statistics.median(ratios), "best": min(ratios)}
+
+
 def profile_engine(case: dict, opt_name: str, reps: int) -> dict:
     """Median time of each phase of one engine step."""
     batches = make_data(case)
@@ -302,6 +337,14 @@ def main(argv=None) -> int:
                   f"{other:10.2f} {ok}",
                   flush=True)
     print(f"load average at end {os.getloadavg()[0]:.2f}")
+    print("\nModel.train / bare step, playground model (default spec), 400-step blocks interleaved:")
+    for o in opts:
+        load = ForeignLoad().start()
+        r = train_vs_bare(o, max(21, args.reps))
+        other = load.stop()
+        print(f"  {o:5} bare {r['bare'] * 1e6:6.1f} us  Model.train {r['train'] * 1e6:6.1f} us  "
+              f"ratio {r['ratio']:.2f} (best {r['best']:.2f})  target <= 1.3  other load {other:.2f}  "
+              f"{'ok' if r['ratio'] <= 1.3 else 'MISSED'}", flush=True)
     if args.profile:
         print("\nengine phases, us per call (median):")
         for c in cases:
