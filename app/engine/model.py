@@ -200,7 +200,7 @@ class Model:
         checkpoints = bool(checkpoint_every) and on_checkpoint is not None
         self.diverged_at = None
         rec = _NormBuffer(net, self.history, self.step + 1, losses)
-        buf, grads, rows = rec.buf, net.grads, len(rec.buf)
+        buf, grads, rows, j = rec.buf, net.grads, len(rec.buf), 0
         Xp, yp = (self.X_train, self.y_train_t) if full else self._epoch_batches()
         for _ in range(steps):
             if full:
@@ -217,9 +217,10 @@ class Model:
                 break
             self.step += 1
             losses.append(loss)
-            buf[rec.j] = grads  # norms for a block of steps at once (rec.add, inlined)
-            rec.j += 1
-            if rec.j == rows:
+            buf[j] = grads  # the train loop fills rec's buffer; a flush computes the block's norms
+            j += 1
+            if j == rows:
+                rec.j, j = j, 0
                 rec.flush()
             if full:
                 self.epoch += 1
@@ -231,6 +232,7 @@ class Model:
                     Xp, yp = self._epoch_batches()
             checkpoint_due = checkpoints and self.step % checkpoint_every == 0
             if checkpoint_due or self.step % every == 0:
+                rec.j, j = j, 0
                 rec.flush()
                 self.evaluate()  # a checkpoint carries the losses at its own step
                 if checkpoint_due:
@@ -247,6 +249,7 @@ class Model:
                 if threading.active_count() > 1:
                     time.sleep(0)
                 yield_at = now + YIELD_EVERY
+        rec.j = j
         rec.flush()
         self.evaluate()
         return TrainResult(step=self.step, epoch=self.epoch, steps_done=len(losses), losses=losses,
@@ -406,13 +409,8 @@ class _NormBuffer:
         self.buf = np.empty((rows, net.params.size), net.dtype)
         self.j, self.first, self.done = 0, first_step, 0
 
-    def add(self) -> None:
-        self.buf[self.j] = self.net.grads
-        self.j += 1
-        if self.j == len(self.buf):
-            self.flush()
-
     def flush(self) -> None:
+        """Norms of the ``j`` buffered steps, recorded in the history; the buffer starts again."""
         if not self.j:
             return
         g = self.buf[:self.j]
