@@ -190,7 +190,8 @@ class Model:
         The per-step loop does only the step itself: minibatches are slices of a permuted copy of the
         training set (drawn once an epoch), and gradient norms are computed for a block of steps at once
         from a buffer of the flat gradients; the history receives whole blocks. Results are bit for bit
-        those of sampling rows one batch at a time.
+        those of sampling rows one batch at a time. A batch larger than one pass under the memory budget
+        (``Network.chunk_rows``) runs in row chunks (``Network.accumulate``), equal within float rounding.
         """
         net, opt, bs, n = self.net, self.optimizer, self.batch_size, len(self.X_train)
         full = bs >= n
@@ -202,14 +203,18 @@ class Model:
         rec = _NormBuffer(net, self.history, self.step + 1, losses)
         buf, grads, rows, j = rec.buf, net.grads, len(rec.buf), 0
         Xp, yp = (self.X_train, self.y_train_t) if full else self._epoch_batches()
+        chunked = min(bs, n) > net.chunk_rows(backward=True)
         for _ in range(steps):
             if full:
                 Xb, yb = Xp, yp
             else:
                 c = self.cursor
                 Xb, yb = Xp[c:c + bs], yp[c:c + bs]
-            net.forward(Xb)
-            loss = net.backward(yb)
+            if chunked:  # a batch too large for one pass under the memory budget (full batch on big data)
+                loss = net.accumulate(Xb, yb)
+            else:
+                net.forward(Xb)
+                loss = net.backward(yb)
             # a non-finite step is refused: parameters, optimizer state and sampler stay as they were
             # (non-finite gradients make the proposed parameters non-finite, which the optimizer refuses)
             if not (math.isfinite(loss) and opt.step(net.params, net.grads)):
