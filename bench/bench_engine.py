@@ -24,6 +24,10 @@ default spec: 2-8-8-1 tanh, sigmoid + bce, batch 10, circle with 100 training an
 so a full train + test evaluation every 10 steps), sgd and adam; the bare step is forward +
 backward + optimizer step of the same network on one preloaded batch of 10 rows. Blocks of 400
 steps alternate between the two; the ratio is taken per repetition and its median reported.
+
+Batched steps: 40 playground models (seeds 0-39) trained 100 steps each by
+``batched.train_together`` (one stacked step for all) against 40 ``Model.train`` calls, per
+model-step, with a check that both end with identical parameters.
 """
 from __future__ import annotations
 
@@ -266,6 +270,27 @@ def train_vs_bare(opt_name: str, reps: int, steps: int = 400) -> dict:
             "ratio": statistics.median(ratios), "best": min(ratios)}
 
 
+def batched_vs_single(opt_name: str, reps: int, k: int = 40, steps: int = 100) -> dict:
+    """k playground models (seeds 0..k-1) trained together in stacked steps against one by one."""
+    from app.engine.batched import train_together
+
+    single = [Model({"seed": i, "optimizer": {"name": opt_name}}) for i in range(k)]
+    stacked = [Model({"seed": i, "optimizer": {"name": opt_name}}) for i in range(k)]
+    times = {"single": [], "stacked": []}
+    for r in range(reps):
+        for name in (("single", "stacked") if r % 2 == 0 else ("stacked", "single")):
+            t0 = time.perf_counter()
+            if name == "single":
+                for m in single:
+                    m.train(steps)
+            else:
+                train_together(stacked, steps)
+            times[name].append((time.perf_counter() - t0) / (k * steps))
+    same = all(np.array_equal(a.net.params, b.net.params) for a, b in zip(single, stacked))
+    return {"single": statistics.median(times["single"]), "stacked": statistics.median(times["stacked"]),
+            "identical": same}
+
+
 def profile_engine(case: dict, opt_name: str, reps: int) -> dict:
     """Median time of each phase of one engine step."""
     batches = make_data(case)
@@ -345,6 +370,11 @@ def main(argv=None) -> int:
         print(f"  {o:5} bare {r['bare'] * 1e6:6.1f} us  Model.train {r['train'] * 1e6:6.1f} us  "
               f"ratio {r['ratio']:.2f} (best {r['best']:.2f})  target <= 1.3  other load {other:.2f}  "
               f"{'ok' if r['ratio'] <= 1.3 else 'MISSED'}", flush=True)
+    print("\n40 playground models in stacked steps (app/engine/batched.py) against 40 single Model.train calls:")
+    for o in opts:
+        r = batched_vs_single(o, max(5, args.reps // 4))
+        print(f"  {o:5} single {r['single'] * 1e6:6.1f} us/model-step  stacked {r['stacked'] * 1e6:6.1f} us/model-step  "
+              f"speed-up {r['single'] / r['stacked']:.2f}x  bit-identical {r['identical']}", flush=True)
     if args.profile:
         print("\nengine phases, us per call (median):")
         for c in cases:
