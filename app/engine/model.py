@@ -237,10 +237,10 @@ class Model:
                     Xp, yp = self._epoch_batches()
             checkpoint_due = checkpoints and self.step % checkpoint_every == 0
             if checkpoint_due or self.step % every == 0:
-                rec.j, j = j, 0
-                rec.flush()
                 self.evaluate()  # a checkpoint carries the losses at its own step
                 if checkpoint_due:
+                    rec.j, j = j, 0
+                    rec.flush()  # the checkpoint sees the history up to its step
                     on_checkpoint(self)
             now = time.perf_counter()
             if deadline is not None and now > deadline:
