@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field([], description="origins allowed cross-site; empty: same origin only")
     checkpoint_every: int = Field(100, description="steps between automatic checkpoints (0: off)")
     checkpoints_kept: int = Field(50, description="newest checkpoints kept per model")
+    # engine (issue #9): per-row quantities are the bulk of a gradients response, so they are bounded
+    max_gradient_values: int = Field(
+        1_000_000, description="numbers of per-row a, z, delta and dz one gradients call returns (rows x 4 x units)")
 
     # -- svc (issue 9): service layer, locks, leases, eviction, store health, storage budgets --
     lock_timeout: float = Field(25.0, gt=0, description="seconds a call waits for a model's lock before a 503 "
