@@ -44,7 +44,6 @@ class Settings(BaseSettings):
     derive_max_equations: int = Field(32, description="equations per /derive call")
     derive_max_expr_length: int = Field(400, description="characters per /derive expression")
     derive_max_rows: int = Field(256, description="rows of X per /derive call (columns: one sample at a time)")
-    derive_max_entries: int = Field(4_000_000, description="numbers in one /derive value in columns: B x (widest layer)^2")
 
 
 @lru_cache

@@ -192,19 +192,6 @@ def test_bounds(limited, setting, body_change, loc, msg):
     assert client.get("/api/catalog").json()["limits"][next(iter(setting))] == next(iter(setting.values()))
 
 
-def test_columns_size_is_bounded(limited):
-    """Columns evaluate every sample at once: B x n x n numbers for z[i] @ z[i].T; rows are not affected."""
-    client = limited(derive_max_entries=100)
-    mid = create(client, QUESTION)["id"]  # widest layer 3: at most 11 rows
-    batch = {"X": [[0.5, -1.0]] * 12, "y": [[1.0]] * 12}
-    unprocessable(post(client, mid, COLUMNS, **batch), ["body", "X"],
-                  "has 12 rows; in columns a value of this network (widest layer 3) may hold 12 x 3 x 3 numbers, "
-                  "the limit is 100: send at most 11 rows")
-    assert post(client, mid, ROWS, "rows", **batch).status_code == 200
-    batch = {"X": batch["X"][:11], "y": batch["y"][:11]}
-    assert post(client, mid, COLUMNS, **batch).json()["passed"] is True
-
-
 @pytest.mark.parametrize("body,loc,msg", [
     ({"equations": COLUMNS}, ["body", "convention"], "Field required"),
     ({"convention": "diagonal", "equations": COLUMNS}, ["body", "convention"], "Input should be 'columns' or 'rows'"),
