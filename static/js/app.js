@@ -8,6 +8,16 @@ import { tokens, nickname } from './tokens.js';
 
 const $ = (id) => document.getElementById(id);
 
+/**
+ * The divergence banner. The refused step is never taken, so the network stays at `step` (what the
+ * step counter shows) and `divergedAt` is step + 1: both numbers are named for what they are.
+ */
+export function divergenceText(step, divergedAt) {
+  const refused = divergedAt ?? step + 1;
+  return `Training stopped at step ${step}: step ${refused} made the loss or the weights non-finite, so it was ` +
+    'refused and the network keeps its weights. Try a smaller learning rate, then press Reset.';
+}
+
 export class App {
   constructor({ cfg, catalog, session, errors }) {
     Object.assign(this, { cfg, catalog, session, errors });
@@ -172,15 +182,15 @@ export class App {
 
   onFrame(frame) {
     this.forEach('ingest', frame);
-    if (frame.diverged) this.showDivergence(frame.diverged_at ?? frame.step);
+    if (frame.diverged) this.showDivergence(frame);
   }
 
-  showDivergence(step) {
+  /** frame: the diverged frame, or null to hide. */
+  showDivergence(frame) {
     const box = $('divergence-message');
-    const on = step !== null && step !== undefined;
+    const on = !!frame;
     if (on) {
-      const text = `Training diverged at step ${step}. The loss or the weights became non-finite or exploded — ` +
-        'try a smaller learning rate, then press Reset.';
+      const text = divergenceText(frame.step, frame.diverged_at);
       if (box.textContent !== text) box.textContent = text;
     }
     box.hidden = !on;

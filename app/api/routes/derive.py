@@ -10,10 +10,10 @@ import logging
 
 from fastapi import APIRouter
 
-from app.api.deps import ModelId, ServiceDep, SettingsDep
+from app.api.deps import ModelId, Repo, SettingsDep
 from app.api.routes.inspect import student_batch
 from app.api.schemas import DeriveExamples, DeriveRequest, DeriveResponse, to_json
-from app.api.service import unprocessable
+from app.service.errors import Unprocessable as unprocessable
 from app.engine import derive as engine
 from app.engine.derive import DeriveSyntaxError, derive as run_derive
 
@@ -35,13 +35,13 @@ def check_bounds(body: DeriveRequest, settings) -> None:
 
 
 @router.post("/models/{model_id}/derive", response_model=DeriveResponse)
-def derive(model_id: ModelId, body: DeriveRequest, service: ServiceDep, settings: SettingsDep) -> dict:
+def derive(model_id: ModelId, body: DeriveRequest, models: Repo, settings: SettingsDep) -> dict:
     """Evaluate your equations for delta, dW and db layer by layer in the columns (the question's) or rows
     (the engine's) convention, on X, y (default: the batch GET /gradients uses), and compare every dW and db
     with backprop. ``first_error`` names the layer, the equation and what is wrong, shape errors included."""
     check_bounds(body, settings)
     equations = [eq.model_dump() for eq in body.equations]
-    with service.use(model_id) as model:
+    with models.use(model_id) as model:
         Xb, yb = student_batch(model, settings, body.X, body.y)
         try:
             return to_json(run_derive(model.net, Xb, yb, equations, body.convention))
@@ -77,8 +77,8 @@ def examples_for(net) -> dict:
 
 
 @router.get("/models/{model_id}/derive/examples", response_model=DeriveExamples)
-def model_examples(model_id: ModelId, service: ServiceDep) -> dict:
+def model_examples(model_id: ModelId, models: Repo) -> dict:
     """The example sets adapted to this model: delta_L for its loss (y_hat - y when the loss and the output
     activation fuse, as bce with sigmoid), and no db equations without biases."""
-    with service.use(model_id) as model:
+    with models.use(model_id) as model:
         return examples_for(model.net)

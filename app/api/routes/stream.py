@@ -11,11 +11,12 @@ import json
 import time
 
 import anyio
-from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from app.api.routes.inspect import boundary_json
 from app.api.schemas import finite, jsonable
+from app.service.errors import DomainError, NotFound
 from app.store import validate_id
 
 router = APIRouter(tags=["stream"])
@@ -48,19 +49,20 @@ def frame(model, result, playing: bool) -> dict:
 
 @router.websocket("/models/{model_id}/stream")
 async def stream(ws: WebSocket, model_id: str):
-    service, settings = ws.app.state.service, ws.app.state.settings
+    services, settings = ws.app.state.services, ws.app.state.settings
+    service = services.models
     await ws.accept()
     try:
-        service.status(validate_id(model_id))
-    except (ValueError, HTTPException):
+        _, status = service.status(validate_id(model_id))
+    except (ValueError, NotFound):
         await ws.send_json({"type": "error", "detail": f"model {model_id} not found"})
         await ws.close(code=4404)
         return
     try:  # browsers cannot set headers on a WebSocket, hence ?token=
-        service.authorize(model_id, ws.query_params.get("token") or _bearer(ws.headers.get("authorization")))
-    except HTTPException as e:
+        services.auth.authorize(status, ws.query_params.get("token") or _bearer(ws.headers.get("authorization")))
+    except DomainError as e:
         await ws.send_json({"type": "error", "detail": e.detail})
-        await ws.close(code=4000 + e.status_code)  # 4401 or 4403
+        await ws.close(code=4000 + e.status)  # 4401 or 4403
         return
     inbox: asyncio.Queue = asyncio.Queue()
 
@@ -92,7 +94,7 @@ async def stream(ws: WebSocket, model_id: str):
                     await ws.send_json({"type": "error", "detail": error})
                     continue
                 action = msg["action"]
-                if action in ("play", "step") and _frozen(service):
+                if action in ("play", "step") and services.classroom.frozen():
                     playing = False
                     await ws.send_json({"type": "error", "status": 423, "detail": FROZEN})
                     continue
@@ -103,7 +105,7 @@ async def stream(ws: WebSocket, model_id: str):
                     await ws.send_json(await run_in_threadpool(run, 0, False))
                 elif action == "step":
                     await ws.send_json(await run_in_threadpool(run, 1, False))
-            if playing and _frozen(service):
+            if playing and services.classroom.frozen():
                 playing = False
                 await ws.send_json({"type": "error", "status": 423, "detail": FROZEN})
                 await ws.send_json(await run_in_threadpool(run, 0, False))
@@ -115,7 +117,7 @@ async def stream(ws: WebSocket, model_id: str):
                 await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
     except (WebSocketDisconnect, RuntimeError):
         pass
-    except HTTPException as e:  # the model was deleted while streaming
+    except DomainError as e:  # the model was deleted while streaming
         await _send_quietly(ws, {"type": "error", "detail": e.detail})
     finally:
         receiver.cancel()
@@ -125,14 +127,6 @@ async def stream(ws: WebSocket, model_id: str):
 
 
 FROZEN = "training is frozen by the instructor"
-
-
-def _frozen(service) -> bool:
-    try:
-        service.check_not_frozen()
-    except HTTPException:
-        return True
-    return False
 
 
 def _bearer(header: str | None) -> str | None:

@@ -13,7 +13,7 @@ export function safeLink(link) {
 }
 
 export class ClassStatusView {
-  constructor(app, { interval = window.__playgroundPollMs || 10_000 } = {}) {
+  constructor(app, { interval = (window.__testHooks && window.__playgroundPollMs) || 10_000 } = {}) {
     this.app = app; this.interval = interval; this.timer = null; this.status = null;
     $('preset-dismiss').addEventListener('click', () => this._dismiss());
     $('preset-link').addEventListener('click', () => this._dismiss());

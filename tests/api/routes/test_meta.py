@@ -54,7 +54,7 @@ def test_openapi_documents_every_endpoint(client):
         "/api/models/{model_id}/trace": {"get"}, "/api/models/{model_id}/check": {"post"},
         "/api/models/{model_id}/boundary": {"get"}, "/api/models/{model_id}/data": {"get"},
         "/api/class/status": {"get"}, "/api/class/models": {"get"}, "/api/class/curves": {"get"},
-        "/api/class/hidden-test": {"put"}, "/api/class/leaderboard": {"get"},
+        "/api/class/hidden-test": {"put", "delete"}, "/api/class/leaderboard": {"get"}, "/api/class/gallery": {"get"},
         "/api/class/preset": {"put", "delete"}, "/api/class/freeze": {"put"},
         "/api/datasets": {"post"}, "/api/models/import": {"post"}, "/api/models/{model_id}/export": {"get"},
         "/api/models/{model_id}/checkpoints": {"get"}, "/api/models/{model_id}/fork": {"post"},
@@ -69,7 +69,7 @@ def test_an_unexpected_error_is_a_bare_500_without_a_stack_trace(monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(app.state.service, "create", boom)
+    monkeypatch.setattr(app.state.services.models, "create", boom)
     r = client.post("/api/models", json={})
     assert r.status_code == 500
     assert r.json() == {"detail": "internal server error"}
