@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from .helpers import api, open_app
+from .test_a11y import assert_clean, axe_js  # noqa: F401  (axe_js is a fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -71,6 +72,7 @@ def test_equations_mode_shows_the_questions_recurrence_failing(page, server):
     page.wait_for_selector("#trace .trace-step.wrong")
 
     page.click("#checker-example-correct")
+    page.wait_for_function("() => document.getElementById('checker-eqs').value.startsWith('# the backward pass that passes')")
     page.click("#checker-run")
     page.wait_for_selector("#checker-result[data-passed=true]")
     assert page.locator("#checker-result .diagnosis").count() == 0
@@ -93,3 +95,19 @@ def test_panel_reads_npz_uploads(page, server, tmp_path):
     page.click("#checker-run")
     page.wait_for_selector("#checker-result[data-passed=true]")
     assert page.locator('#checker-result tr[data-layer="2"] td.pass').count() == 1
+
+
+def test_panel_with_verdicts_and_diagnosis_has_no_wcag_violation(page, server, axe_js):  # noqa: F811
+    mid = open_app(page, server)
+    g = api(server, f"/api/models/{mid}/gradients")
+    page.fill("#checker-json", json.dumps({"layers": [{"dW": np.asarray(g["layers"][0]["dW"]).T.tolist()}]}))
+    page.click("#checker-run")
+    page.wait_for_selector("#checker-result .diagnosis")
+    assert_clean(page, axe_js)
+    page.check("input[name=checker-mode][value=equations]")
+    page.click("#checker-example-question")
+    page.wait_for_function("() => document.getElementById('checker-eqs').value.includes('delta[')")
+    page.click("#checker-run")
+    page.wait_for_selector("#trace .trace-step.wrong")
+    page.click("#checker-batch-box summary")
+    assert_clean(page, axe_js)
