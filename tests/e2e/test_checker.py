@@ -85,6 +85,29 @@ def test_equations_mode_shows_the_questions_recurrence_failing(page, server):
     assert page.console_log.errors == [] or all("422" in e for e in page.console_log.errors)
 
 
+def test_panel_copies_the_batch_and_the_parameters(context, page, server):
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    mid = open_app(page, server)
+    page.click("#checker-batch-box summary")
+    page.click("#checker-copy-batch")
+    page.wait_for_selector("#checker-result >> text=Batch copied")
+    batch = json.loads(page.evaluate("() => navigator.clipboard.readText()"))
+    data = api(server, f"/api/models/{mid}/data")
+    g = api(server, f"/api/models/{mid}/gradients")
+    assert batch == {"X": data["train"]["X"][:g["batch_size"]], "y": data["train"]["y"][:g["batch_size"]]}
+    page.click("#checker-copy-params")
+    page.wait_for_selector("#checker-result >> text=Parameters W, b copied")
+    assert json.loads(page.evaluate("() => navigator.clipboard.readText()")) == api(server, f"/api/models/{mid}/parameters")
+    # an edited batch is sent as X, y: the verdicts are for those rows
+    one = {"X": batch["X"][:1], "y": batch["y"][:1]}
+    page.fill("#checker-batch", json.dumps(one))
+    assert page.text_content("#checker-batch-summary") == "your batch, 1 row"
+    g1 = api(server, f"/api/models/{mid}/gradients", "POST", one)
+    page.fill("#checker-json", json.dumps({"layers": [{"dW": g1["layers"][0]["dW"]}]}))
+    page.click("#checker-run")
+    page.wait_for_selector("#checker-result[data-passed=true]")
+
+
 def test_panel_reads_npz_uploads(page, server, tmp_path):
     mid = open_app(page, server)
     g = api(server, f"/api/models/{mid}/gradients")
