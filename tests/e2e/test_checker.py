@@ -134,3 +134,15 @@ def test_panel_with_verdicts_and_diagnosis_has_no_wcag_violation(page, server, a
     page.wait_for_selector("#trace .trace-step.wrong")
     page.click("#checker-batch-box summary")
     assert_clean(page, axe_js)
+
+
+def test_gradient_check_explains_a_step_size_that_is_too_small(page, server):
+    open_app(page, server)
+    page.select_option("#gradcheck-eps", "1e-12")
+    page.click("#gradcheck")
+    page.wait_for_selector("#gradcheck-result .eps-note")
+    assert "eps = 1e-12 is too small" in page.inner_text("#gradcheck-result .eps-note")
+    page.select_option("#gradcheck-eps", "1e-6")
+    page.click("#gradcheck")
+    page.wait_for_selector("#gradcheck-result[data-passed=true]")
+    assert page.locator("#gradcheck-result .eps-note").count() == 0
