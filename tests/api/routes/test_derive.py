@@ -118,6 +118,12 @@ MISTAKES = {  # name: (convention, target, wrong expr, what the diagnosis must s
                            ("is B = 6 times the true gradient: you summed over the batch",)),
     "sign": ("columns", "delta[L]", "2 * (y - y_hat) * fprime(a[L])", ("has the opposite sign",)),
     "db per sample": ("rows", "db[i]", "delta[i]", ("you gave delta per sample, shape (6, 1)",)),
+    "db in another shape": ("columns", "db[i]", "delta[i].T", ("transposed: you gave db_2^T, shape (1, 5)",)),
+    "1/B twice": ("rows", "delta[L]", "2 * (y_hat - y) / B / B * fprime(a[L])",
+                  ("is 1/B = 1/6 of the true gradient: the mean's 1/B is counted twice",)),
+    "B squared": ("rows", "dW[i]", "delta[i].T @ z[i-1] * B * B", ("is B^2 = 36 times the true gradient",)),
+    "f' twice": ("columns", "delta[i]", "(W[i+1].T @ delta[i+1]) * fprime(a[i]) * fprime(a[i])",
+                 ("f'(a_2) applied twice",)),
 }
 
 
