@@ -8,6 +8,8 @@
     g = pg.gradients(m["id"])                                           # a, z, delta, dz, dW, db per layer
     g["layers"][0]["dW"].shape                                          # (8, 2): W_1 is (out, in)
     for frame in pg.stream(m["id"], frames=20): ...                     # the WebSocket, as an iterator
+    pg.check(m["id"], layers=[{"dW": my_dW1}])["first_error"]          # your gradients, any shape
+    pg.derive(m["id"], {"dW[i]": "delta[i] @ z[i-1].T", ...})           # your equations (columns or rows)
 
 ``AsyncPlaygroundClient`` has the same methods as coroutines (``stream`` is an async iterator).
 Every error answer raises ``PlaygroundError`` with the status code and the server's message; a 429

@@ -71,7 +71,6 @@ class Settings(BaseSettings):
     derive_max_equations: int = Field(32, description="equations per /derive call")
     derive_max_expr_length: int = Field(400, description="characters per /derive expression")
     derive_max_rows: int = Field(256, description="rows of X per /derive call (columns: one sample at a time)")
-    derive_max_entries: int = Field(4_000_000, description="numbers in one /derive value in columns: B x (widest layer)^2")
     # -- per-client fairness (fair, issue 9): concurrency caps, enforced by app/api/fairness.py; 0 turns one off
     concurrent_per_client: int = Field(4, ge=0, description="expensive calls (train, gradcheck, boundary, predict, "
                                        "gradients, check, derive, create, import, export, ...) at once per client address")

@@ -58,6 +58,8 @@ def test_openapi_documents_every_endpoint(client):
         "/api/class/preset": {"put", "delete"}, "/api/class/freeze": {"put"},
         "/api/datasets": {"post"}, "/api/models/import": {"post"}, "/api/models/{model_id}/export": {"get"},
         "/api/models/{model_id}/checkpoints": {"get"}, "/api/models/{model_id}/fork": {"post"},
+        "/api/models/{model_id}/derive": {"post"}, "/api/models/{model_id}/derive/examples": {"get"},
+        "/api/derive/examples": {"get"},
     }
     assert {p: set(ops) for p, ops in paths.items()} == expected
 
