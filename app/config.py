@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     gallery_max_resolution: int = Field(48, ge=2, description="boundary grid resolution per gallery tile")
     gallery_max_points: int = Field(200, ge=0, description="training points per gallery tile")
 
+    # -- your own gradients and equations (/check, /derive) ---------------------------------
+    check_max_entries: int = Field(1_000_000, description="numbers in one dW or db sent to /check")
+    derive_max_equations: int = Field(32, description="equations per /derive call")
+    derive_max_expr_length: int = Field(400, description="characters per /derive expression")
+    derive_max_rows: int = Field(256, description="rows of X per /derive call (columns: one sample at a time)")
+
 
 @lru_cache
 def get_settings() -> Settings:

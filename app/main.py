@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.api import errors
 from app.api.limits import BodySizeLimit
-from app.api.routes import classroom, inspect, meta, models, stream, training, transfer
+from app.api.routes import classroom, derive, inspect, meta, models, stream, training, transfer
 from app.api.security import SecurityMiddleware
 from app.config import Settings, get_settings
 from app.service import Services
@@ -61,8 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal server error"}, status_code=500)
 
-    for router in (meta.router, models.router, training.router, inspect.router, stream.router, classroom.router,
-                   transfer.router):
+    for router in (meta.router, models.router, training.router, inspect.router, derive.router, stream.router,
+                   classroom.router, transfer.router):
         app.include_router(router, prefix="/api")
 
     @app.get("/class", include_in_schema=False)

@@ -16,6 +16,7 @@ import { NetworkView } from './views/network.js';
 import { LayersView } from './views/layers.js';
 import { TraceView } from './views/trace.js';
 import { GradcheckView } from './views/gradcheck.js';
+import { CheckerView } from './views/checker.js';
 import { copyShareLink } from './views/share.js';
 import { ClassStatusView } from './views/classroom.js';
 import { UploadView } from './views/upload.js';
@@ -43,7 +44,7 @@ async function main() {
   app.classStatus = new ClassStatusView(app);
   app.setViews([app.controls, new DataView(app), new UploadView(app), new BuilderView(app), new OptionsView(app),
     new NetworkView(app), app.output, new ForksView(app), new TransferView(app), new LayersView(app), app.trace,
-    { setModel: () => app.gradcheck.clear() }]);
+    { setModel: () => app.gradcheck.clear() }, new CheckerView(app)]);
   copyShareLink(document.getElementById('copy-link'), document.getElementById('share-url'));
   app.renderer = startRenderLoop(app.session, app.views, () => app.state());
   if (window.__testHooks) window.__playground.app = app;

@@ -1,12 +1,16 @@
-"""Look inside a model: gradients, predictions, history, gradient checks, trace, checker, boundary, data."""
+"""Look inside a model: gradients, predictions, history, gradient checks, trace, checker, boundary, data.
+
+/derive (your backward pass as equations) is in derive.py and shares ``student_batch``.
+"""
 from __future__ import annotations
 
 import numpy as np
 from fastapi import APIRouter, Query
 
 from app.api.deps import ModelId, Repo, SettingsDep
-from app.api.schemas import (Batch, CheckRequest, GradcheckRequest, GradientsResponse, HistoryResponse,
-                             PredictRequest, PredictResponse, finite, jsonable, to_json)
+from app.api.schemas import (Batch, CheckRequest, CheckResponse, Convention, GradcheckRequest, GradcheckResponse,
+                             GradientsResponse, HistoryResponse, PredictRequest, PredictResponse, TraceResponse,
+                             finite, jsonable, to_json)
 from app.service.errors import Unprocessable as unprocessable
 from app.engine.boundary import boundary as boundary_grid
 from app.engine.checker import check_student
@@ -90,7 +94,7 @@ def history(model_id: ModelId, models: Repo,
                      "test_loss": jsonable(c["eval_test"])}}
 
 
-@router.post("/{model_id}/gradcheck")
+@router.post("/{model_id}/gradcheck", response_model=GradcheckResponse)
 def gradcheck(model_id: ModelId, models: Repo, settings: SettingsDep,
               body: GradcheckRequest | None = None) -> dict:
     """Analytic against central-difference gradients, per layer (float64)."""
@@ -101,24 +105,38 @@ def gradcheck(model_id: ModelId, models: Repo, settings: SettingsDep,
         return to_json(run_gradcheck(model.net, Xb, yb, eps=body.eps, max_entries=settings.gradcheck_max_entries))
 
 
-@router.get("/{model_id}/trace")
+@router.get("/{model_id}/trace", response_model=TraceResponse)
 def trace(model_id: ModelId, models: Repo,
-          batch_size: int | None = Query(None, ge=1, le=1_000_000, description="B; symbolic when omitted")) -> dict:
-    """The backward pass step by step: equations with the shape of every operand and result."""
+          batch_size: int | None = Query(None, ge=1, le=1_000_000, description="B; symbolic when omitted"),
+          convention: Convention = Query("rows", description="rows: the engine's batch rows; columns: the "
+                                                             "question's notation, one sample as a column")) -> dict:
+    """The backward pass step by step: equations with the shape of every operand as it is used, and the result."""
     with models.use(model_id) as model:
-        return backprop_trace(model.net, batch_size if batch_size is not None else "B")
+        return to_json(backprop_trace(model.net, batch_size if batch_size is not None else "B", convention=convention))
 
 
-@router.post("/{model_id}/check")
+def student_batch(model, settings, X, y) -> tuple[np.ndarray, np.ndarray]:
+    """The network's inputs and targets for /check and /derive: the client's (X, y), or GET /gradients' batch."""
+    X, y = xy(model, settings, X, y)
+    return model.batch(X, y, cap=settings.gradients_default_rows)
+
+
+@router.post("/{model_id}/check", response_model=CheckResponse)
 def check(model_id: ModelId, body: CheckRequest, models: Repo, settings: SettingsDep) -> dict:
-    """Verdicts on your own dW and db for X, y: shapes, errors, pass or fail, and a hint for common mistakes."""
+    """Verdicts on your own dW and db, in any shape, for X, y: shapes, errors, pass or fail, a hint naming the
+    mistake, and ``first_error``, the layer where the mistake enters."""
+    for i, layer in enumerate(body.layers):
+        for key in ("dW", "db"):
+            a = getattr(layer, key)
+            if a is not None and a.size > settings.check_max_entries:
+                raise unprocessable(("body", "layers", i, key), f"has {a.size} numbers; the limit is "
+                                                                f"{settings.check_max_entries}")
     with models.use(model_id) as model:
-        X, y = xy(model, settings, body.X, body.y)
+        Xb, yb = student_batch(model, settings, body.X, body.y)
         if len(body.layers) > model.net.n_layers:
             raise unprocessable(("body", "layers"), f"has {len(body.layers)} entries; the network has "
                                                     f"{model.net.n_layers} layers")
-        Xb, yb = model.batch(X, y)
-        layers = [layer.model_dump(exclude_none=True) for layer in body.layers]
+        layers = [{k: v for k, v in (("dW", layer.dW), ("db", layer.db)) if v is not None} for layer in body.layers]
         try:
             return to_json(check_student(model.net, Xb, yb, layers))
         except ValueError as e:  # e.g. db for a network without bias
