@@ -18,6 +18,7 @@ from app.api.routes import classroom, inspect, meta, models, stream, training, t
 from app.api.security import SecurityMiddleware
 from app.api.service import ModelService
 from app.config import Settings, get_settings
+from app.service.scheduler import Scheduler
 from app.store import open_store
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
+        app.state.scheduler.stop()  # sched: the training thread ends before the last saves
         app.state.service.flush_all()
         store.close()
 
@@ -40,6 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "delta_i = dL/da_i.")
     app.state.settings = settings
     app.state.service = ModelService(store, settings)
+    # sched: one training thread per process shares the CPU among streams and train calls
+    app.state.scheduler = Scheduler(app.state.service, fps=settings.stream_fps,
+                                    frozen=lambda: stream.frozen(app.state.service))
     if settings.cors_origins:  # closed (same origin) unless the operator names origins
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["authorization", "content-type"])

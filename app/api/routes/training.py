@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.api.deps import ModelId, OwnedModelId, ServiceDep, SettingsDep
 from app.api.schemas import Parameters, TrainRequest, TrainResponse, jsonable
@@ -12,13 +12,14 @@ router = APIRouter(prefix="/models", tags=["training"])
 
 
 @router.post("/{model_id}/train", response_model=TrainResponse)
-def train(model_id: OwnedModelId, body: TrainRequest, service: ServiceDep, settings: SettingsDep) -> dict:
+def train(model_id: OwnedModelId, body: TrainRequest, service: ServiceDep, settings: SettingsDep,
+          request: Request) -> dict:
     """Run N optimizer steps (one minibatch each). Stops early on divergence or at the time budget."""
     if body.steps > settings.max_steps:
         raise unprocessable(("body", "steps"), f"is {body.steps}; the limit is {settings.max_steps} per call")
     service.check_not_frozen()
-    with service.use(model_id, save=True) as model:
-        return service.train(model_id, model, body.steps, settings.train_time_budget).to_dict()
+    # sched: trained in turns with every stream and train call of this process (app/service/scheduler.py)
+    return request.app.state.scheduler.train(model_id, body.steps, settings.train_time_budget).to_dict()
 
 
 @router.get("/{model_id}/parameters", response_model=Parameters)
