@@ -69,21 +69,21 @@ class _LocalRun:
     """In this process, through the same checks and data handling as the server (uploaded CSV in the spec too)."""
 
     def __init__(self, spec: dict):
-        from fastapi import HTTPException
         from pydantic import ValidationError
 
         from app.api.schemas import ModelCreate
-        from app.api.service import ModelService
         from app.config import Settings
+        from app.service import Services
+        from app.service.errors import Unprocessable
         from app.store import open_store
 
         settings = Settings(store="memory://")
-        service = ModelService(open_store(settings.store), settings)
+        service = Services(open_store(settings.store), settings)
         try:
             self.model = service.build(ModelCreate.model_validate(spec).engine_spec())
         except ValidationError as e:
             raise CliError(_spec_message([{"loc": ["body", *err["loc"]], "msg": err["msg"]} for err in e.errors()]))
-        except HTTPException as e:
+        except Unprocessable as e:
             raise CliError(_spec_message(e.detail)) from None
 
     def train(self, steps: int) -> dict:

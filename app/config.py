@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     checkpoint_every: int = Field(100, description="steps between automatic checkpoints (0: off)")
     checkpoints_kept: int = Field(50, description="newest checkpoints kept per model")
 
+    # -- svc (issue 9): service layer, locks, leases, eviction, store health, storage budgets --
+    lock_timeout: float = Field(25.0, gt=0, description="seconds a call waits for a model's lock before a 503 "
+                                                        "with Retry-After")
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -13,11 +13,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from app.api import errors
 from app.api.limits import BodySizeLimit
 from app.api.routes import classroom, inspect, meta, models, stream, training, transfer
 from app.api.security import SecurityMiddleware
-from app.api.service import ModelService
 from app.config import Settings, get_settings
+from app.service import Services
 from app.service.scheduler import Scheduler
 from app.store import open_store
 
@@ -33,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         yield
         app.state.scheduler.stop()  # sched: the training thread ends before the last saves
-        app.state.service.flush_all()
+        app.state.services.models.flush_all()
         store.close()
 
     app = FastAPI(title="Backprop Playground", version="0.1.0", lifespan=lifespan,
@@ -41,16 +42,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "Notation: W_i is (out, in), X is (B, p), a_i = z_{i-1} W_i^T + b_i, z_i = f(a_i), "
                               "delta_i = dL/da_i.")
     app.state.settings = settings
-    app.state.service = ModelService(store, settings)
+    app.state.services = Services(store, settings)
     # sched: one training thread per process shares the CPU among streams and train calls
-    app.state.scheduler = Scheduler(app.state.service, fps=settings.stream_fps,
-                                    frozen=lambda: stream.frozen(app.state.service))
+    app.state.scheduler = Scheduler(app.state.services.models, fps=settings.stream_fps,
+                                    frozen=app.state.services.classroom.frozen)
     if settings.cors_origins:  # closed (same origin) unless the operator names origins
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["authorization", "content-type"])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityMiddleware, per_client=settings.rate_limit_per_client,
                        per_token=settings.rate_limit_per_token)
+
+    errors.register(app)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):

@@ -1,26 +1,58 @@
-"""Dependencies shared by the routers, as Annotated aliases."""
+"""Dependencies shared by the routers, as Annotated aliases; the model ones return the loaded model record."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.config import Settings
+from app.service import Auth, Classroom, Datasets, Limits, ModelRepository, Services
+from app.service.errors import not_found
 from app.store import validate_id
-
-from .service import ModelService, not_found
 
 bearer = HTTPBearer(auto_error=False, description="the model's token from POST /api/models")
 
 
-def get_service(request: Request) -> ModelService:
-    return request.app.state.service
+def get_services(request: Request) -> Services:
+    return request.app.state.services
 
 
 def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def get_models(request: Request) -> ModelRepository:
+    return request.app.state.services.models
+
+
+def get_classroom(request: Request) -> Classroom:
+    return request.app.state.services.classroom
+
+
+def get_datasets(request: Request) -> Datasets:
+    return request.app.state.services.datasets
+
+
+def get_limits(request: Request) -> Limits:
+    return request.app.state.services.limits
+
+
+def get_auth(request: Request) -> Auth:
+    return request.app.state.services.auth
+
+
+Repo = Annotated[ModelRepository, Depends(get_models)]
+ClassroomDep = Annotated[Classroom, Depends(get_classroom)]
+DatasetsDep = Annotated[Datasets, Depends(get_datasets)]
+LimitsDep = Annotated[Limits, Depends(get_limits)]
+AuthDep = Annotated[Auth, Depends(get_auth)]
 
 def model_id_param(model_id: Annotated[str, Path(description="the id returned by POST /api/models")]) -> str:
     """An id that cannot name a model is simply not found."""
@@ -30,16 +62,37 @@ def model_id_param(model_id: Annotated[str, Path(description="the id returned by
         raise not_found(model_id) from None
 
 
-ServiceDep = Annotated[ModelService, Depends(get_service)]
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 ModelId = Annotated[str, Depends(model_id_param)]
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def owned_model_id(model_id: ModelId, service: ServiceDep, credentials: Credentials) -> str:
-    """A model id whose token came with the request: for every call that changes the model."""
-    service.authorize(model_id, credentials.credentials if credentials else None)
-    return model_id
+@dataclass
+class StoredModel:
+    """A model's id with its (spec, status) as stored (merged with this process's unsaved steps); no arrays."""
+
+    id: str
+    spec: dict
+    status: dict
+
+
+def found_model(model_id: ModelId, models: Repo) -> StoredModel:
+    """The model named in the path, or 404."""
+    return StoredModel(model_id, *models.status(model_id))
+
+
+FoundModel = Annotated[StoredModel, Depends(found_model)]
+
+
+def owned_model(found: FoundModel, auth: AuthDep, credentials: Credentials) -> StoredModel:
+    """The path's model, when its token (or the instructor's) came with the request: for every change."""
+    auth.authorize(found.status, credentials.credentials if credentials else None)
+    return found
+
+
+OwnedModel = Annotated[StoredModel, Depends(owned_model)]
+
+
+def owned_model_id(owned: OwnedModel) -> str:
+    return owned.id
 
 
 OwnedModelId = Annotated[str, Depends(owned_model_id)]

@@ -35,6 +35,8 @@ from typing import Callable
 
 from app.engine.model import TrainResult
 
+from .errors import Busy
+
 log = logging.getLogger("playground.scheduler")
 
 MIN_SLICE = 0.0004        # seconds of training per visit, at least (a few steps of the default net)
@@ -324,6 +326,8 @@ class Scheduler:
     def _visit_stream(self, job: StreamJob, slice_s: float, now: float) -> None:
         try:
             self._stream_turn(job, slice_s, now)
+        except Busy:  # another process holds the model for long: try again next period
+            job.next_at = now + self.period
         except Exception as e:
             detail = getattr(e, "detail", None)
             if not isinstance(detail, str):

@@ -106,7 +106,7 @@ def test_create_returns_a_long_token_and_an_id_with_128_random_bits(client):
 def test_the_token_is_shown_once_and_only_its_hash_is_stored(app, client):
     r = client.post("/api/models", json={**SMALL, "nickname": "ada"})
     mid, token = r.json()["id"], r.json()["token"]
-    record = app.state.service.store.get(mid)
+    record = app.state.services.store.get(mid)
     assert record.token_hash == hashlib.sha256(token.encode()).hexdigest()
     assert token not in repr(record.status) and token.encode() not in record.state + record.history
     for url in (f"/api/models/{mid}", f"/api/models/{mid}/parameters", f"/api/models/{mid}/history"):

@@ -60,7 +60,7 @@ _client = TestClient(app)
 def model_id(kind: str) -> str:
     """The id of a live model of this kind; re-created when the fuzz has deleted (or evicted) it."""
     mid = _ids.get(kind)
-    if mid is None or app.state.service.store.get_status(mid) is None:
+    if mid is None or app.state.services.store.get_status(mid) is None:
         r = _client.post("/api/models", json=SEEDS[kind][0])
         assert r.status_code == 201, r.text
         mid = _ids[kind] = r.json()["id"]
@@ -134,7 +134,7 @@ def test_openapi_fuzz(case):
         token = ADMIN
     response = case.call(headers={"Authorization": f"Bearer {token}"} if token else None)
     if case.path == "/api/class/freeze":  # a frozen class would turn every later train call into a 423
-        app.state.service.store.put_setting("class.frozen", {"frozen": False})
+        app.state.services.store.put_setting("class.frozen", {"frozen": False})
     case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
     assert response.status_code < 500, response.content[:500]
     assert b"Traceback" not in response.content  # bytes: exports may be binary

@@ -1,4 +1,4 @@
-"""ModelService: the per-process cache against the stored version, lazy saves and flush, and
+"""ModelRepository: the per-process cache against the stored version, lazy saves and flush, and
 concurrency through the API (parallel training on one model, no blocking across models)."""
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from fastapi import HTTPException
 
-from app.api.service import ModelService
 from app.config import Settings
 from app.engine import Model
+from app.service import Services
+from app.service.errors import NotFound
 from app.store import SqliteStore
 
 from .utils import SMALL, XOR, client_for, create, make_app
@@ -23,8 +23,21 @@ def db(tmp_path) -> str:
     return str(tmp_path / "db.sqlite3")
 
 
-def service(db: str, **settings) -> ModelService:
-    return ModelService(SqliteStore(db), Settings(store=f"sqlite:///{db}", **settings))
+class _Service:
+    """The repository with a build() that goes through the same checks as the API."""
+
+    def __init__(self, services: Services):
+        self.services = services
+
+    def __getattr__(self, name):
+        return getattr(self.services.models, name)
+
+    def build(self, spec):
+        return self.services.build(spec)
+
+
+def service(db: str, **settings):
+    return _Service(Services(SqliteStore(db), Settings(store=f"sqlite:///{db}", **settings)))
 
 
 # -- cache and versions --------------------------------------------------------------------------
@@ -83,13 +96,13 @@ def test_use_of_an_unknown_or_deleted_model_is_404(db):
     mid, _ = s.create(model=s.build(XOR))
     s.delete(mid)
     for model_id in (mid, "neverExisted"):
-        with pytest.raises(HTTPException) as e:
+        with pytest.raises(NotFound) as e:
             with s.use(model_id):
                 pass
-        assert (e.value.status_code, e.value.detail) == (404, f"model {model_id} not found")
-    with pytest.raises(HTTPException) as e:
+        assert (e.value.status, e.value.detail) == (404, f"model {model_id} not found")
+    with pytest.raises(NotFound) as e:
         s.delete(mid)
-    assert e.value.status_code == 404
+    assert e.value.status == 404
 
 
 def test_eviction_picks_the_least_recently_saved_model(db):

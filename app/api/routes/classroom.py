@@ -9,25 +9,24 @@ import hmac
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from app.api.deps import Credentials, ServiceDep, SettingsDep
+from app.api.deps import ClassroomDep, Credentials, Repo, SettingsDep
 from app.api.schemas import Matrix, Strict, finite, jsonable
-from app.api.service import unprocessable
 from app.engine import Model
+from app.service.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 
 router = APIRouter(prefix="/class", tags=["class"])
 
 
 def require_admin(settings: SettingsDep, credentials: Credentials) -> None:
     if not settings.admin_token:
-        raise HTTPException(404, detail="the instructor view is disabled: set PLAYGROUND_ADMIN_TOKEN")
+        raise NotFound("the instructor view is disabled: set PLAYGROUND_ADMIN_TOKEN")
     if credentials is None:
-        raise HTTPException(401, detail="send the instructor token as 'Authorization: Bearer <token>'",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("send the instructor token as 'Authorization: Bearer <token>'")
     if not hmac.compare_digest(credentials.credentials.encode(), settings.admin_token.encode()):
-        raise HTTPException(403, detail="wrong instructor token")
+        raise Forbidden("wrong instructor token")
 
 
 Admin = Annotated[None, Depends(require_admin)]
@@ -61,20 +60,16 @@ def architecture(spec: dict) -> str:
 
 
 @router.get("/status", response_model=ClassStatus)
-def class_status(service: ServiceDep, settings: SettingsDep) -> dict:
+def class_status(classroom: ClassroomDep, settings: SettingsDep) -> dict:
     """Public: whether training is frozen, and the setup the instructor shared."""
-    store = service.store
-    return {"enabled": bool(settings.admin_token),
-            "frozen": bool((store.get_setting("class.frozen") or {}).get("frozen")),
-            "preset": (store.get_setting("class.preset") or {}).get("link")}
+    return {"enabled": bool(settings.admin_token), "frozen": classroom.frozen(), "preset": classroom.preset()}
 
 
 @router.get("/models")
-def class_models(_: Admin, service: ServiceDep) -> list[dict]:
+def class_models(_: Admin, models: Repo) -> list[dict]:
     """Every model in the store with its nickname, architecture and status."""
     out = []
-    for model_id, spec, status, updated_at in service.store.list_status():
-        spec, status = service.freshest(model_id, spec, status)
+    for model_id, spec, status, updated_at in models.list_status():
         out.append({"id": model_id, "nickname": status.get("nickname"), "architecture": architecture(spec),
                     "step": status.get("step", 0), "train_loss": finite(status.get("train_loss")),
                     "test_loss": finite(status.get("test_loss")), "diverged": bool(status.get("diverged")),
@@ -83,15 +78,15 @@ def class_models(_: Admin, service: ServiceDep) -> list[dict]:
 
 
 @router.get("/curves")
-def class_curves(_: Admin, service: ServiceDep,
+def class_curves(_: Admin, models: Repo,
                  max_points: int = Query(200, ge=2, le=10_000)) -> list[dict]:
     """Every model's evaluated train and test loss, downsampled: the overlay chart."""
     out = []
-    for model_id, _spec, status, _ in service.store.list_status():
+    for model_id, _spec, status, _ in models.list_status():
         try:
-            with service.use(model_id) as model:
+            with models.use(model_id) as model:
                 c = model.history.columns()
-        except HTTPException:  # deleted meanwhile
+        except NotFound:  # deleted meanwhile
             continue
         stride = max(1, -(-len(c["eval_step"]) // max_points))
         out.append({"id": model_id, "nickname": status.get("nickname"), "step": c["eval_step"][::stride].tolist(),
@@ -100,34 +95,34 @@ def class_curves(_: Admin, service: ServiceDep,
 
 
 @router.put("/hidden-test")
-def put_hidden_test(_: Admin, body: HiddenTest, service: ServiceDep) -> dict:
+def put_hidden_test(_: Admin, body: HiddenTest, classroom: ClassroomDep) -> dict:
     """Store the hidden test set the leaderboard scores on; it is never returned."""
     y = body.y
     if len({len(r) for r in body.X}) > 1 or len({len(r) for r in y}) > 1:  # before np.asarray, which raises on ragged
-        raise unprocessable(("body", "X"), "X and y must be rectangular")
+        raise Unprocessable(("body", "X"), "X and y must be rectangular")
     X = np.asarray(body.X, np.float64)
     if len(y) != len(X):
-        raise unprocessable(("body", "y"), f"has {len(y)} rows but X has {len(X)}")
-    service.store.put_setting("class.hidden_test", {"X": body.X, "y": y})
+        raise Unprocessable(("body", "y"), f"has {len(y)} rows but X has {len(X)}")
+    classroom.set_hidden_test(body.X, y)
     return {"rows": len(X), "columns": X.shape[1]}
 
 
 @router.get("/leaderboard")
-def leaderboard(_: Admin, service: ServiceDep) -> list[dict]:
+def leaderboard(_: Admin, models: Repo, classroom: ClassroomDep) -> list[dict]:
     """Models ranked by their loss on the hidden test set (models whose shapes fit it)."""
-    hidden = service.store.get_setting("class.hidden_test")
+    hidden = classroom.hidden_test()
     if not hidden:
-        raise HTTPException(409, detail="upload a hidden test set first (PUT /api/class/hidden-test)")
+        raise Conflict("upload a hidden test set first (PUT /api/class/hidden-test)")
     X, y = np.asarray(hidden["X"], np.float64), np.asarray(hidden["y"], np.float64)
     rows = []
-    for model_id, spec, status, _ in service.store.list_status():
+    for model_id, spec, status, _ in models.list_status():
         try:
-            with service.use(model_id) as model:
+            with models.use(model_id) as model:
                 if model.raw_dim != X.shape[1] or model.net.sizes[-1] != y.shape[1]:
                     continue
                 rows.append({"id": model_id, "nickname": status.get("nickname"), "architecture": architecture(spec),
                              "step": model.step, **_score(model, X, y)})
-        except HTTPException:
+        except NotFound:
             continue
     rows.sort(key=lambda r: (r["hidden_loss"] is None, r["hidden_loss"] or 0.0))
     return [{"rank": i + 1, **r} for i, r in enumerate(rows)]
@@ -145,20 +140,20 @@ def _score(model: Model, X: np.ndarray, y: np.ndarray) -> dict:
 
 
 @router.put("/preset", response_model=ClassStatus)
-def put_preset(_: Admin, body: Preset, service: ServiceDep, settings: SettingsDep) -> dict:
+def put_preset(_: Admin, body: Preset, classroom: ClassroomDep, settings: SettingsDep) -> dict:
     """Share a setup (a playground link) with every student page."""
-    service.store.put_setting("class.preset", {"link": body.link})
-    return class_status(service, settings)
+    classroom.set_preset(body.link)
+    return class_status(classroom, settings)
 
 
 @router.delete("/preset", status_code=204, response_class=Response)
-def delete_preset(_: Admin, service: ServiceDep) -> Response:
-    service.store.put_setting("class.preset", {})
+def delete_preset(_: Admin, classroom: ClassroomDep) -> Response:
+    classroom.set_preset(None)
     return Response(status_code=204)
 
 
 @router.put("/freeze", response_model=ClassStatus)
-def freeze(_: Admin, body: Freeze, service: ServiceDep, settings: SettingsDep) -> dict:
+def freeze(_: Admin, body: Freeze, classroom: ClassroomDep, settings: SettingsDep) -> dict:
     """Freeze or unfreeze training for everyone; reads keep working."""
-    service.store.put_setting("class.frozen", {"frozen": body.frozen})
-    return class_status(service, settings)
+    classroom.set_frozen(body.frozen)
+    return class_status(classroom, settings)

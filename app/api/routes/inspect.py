@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 from fastapi import APIRouter, Query
 
-from app.api.deps import ModelId, ServiceDep, SettingsDep
+from app.api.deps import ModelId, Repo, SettingsDep
 from app.api.schemas import (Batch, CheckRequest, GradcheckRequest, GradientsResponse, HistoryResponse,
                              PredictRequest, PredictResponse, finite, jsonable, to_json)
-from app.api.service import unprocessable
+from app.service.errors import Unprocessable as unprocessable
 from app.engine.boundary import boundary as boundary_grid
 from app.engine.checker import check_student
 from app.engine.gradcheck import gradcheck as run_gradcheck
@@ -45,8 +45,8 @@ def xy(model, settings, X, y) -> tuple[np.ndarray | None, np.ndarray | None]:
     return Xa, ya
 
 
-def _gradients(model_id, service, settings, body: Batch | None) -> dict:
-    with service.use(model_id) as model:
+def _gradients(model_id, models, settings, body: Batch | None) -> dict:
+    with models.use(model_id) as model:
         X, y = xy(model, settings, body.X if body else None, body.y if body else None)
         g = model.gradients(X, y, cap=settings.gradients_default_rows)
         return {"loss": finite(g["loss"]), "data_loss": finite(g["data_loss"]), "penalty": finite(g["penalty"]),
@@ -58,30 +58,30 @@ def _gradients(model_id, service, settings, body: Batch | None) -> dict:
 
 
 @router.post("/{model_id}/gradients", response_model=GradientsResponse)
-def gradients(model_id: ModelId, service: ServiceDep, settings: SettingsDep, body: Batch | None = None) -> dict:
+def gradients(model_id: ModelId, models: Repo, settings: SettingsDep, body: Batch | None = None) -> dict:
     """Forward and backward on X, y (or the first rows of the training set): a, z, delta, dz, dW, db per layer."""
-    return _gradients(model_id, service, settings, body)
+    return _gradients(model_id, models, settings, body)
 
 
 @router.get("/{model_id}/gradients", response_model=GradientsResponse)
-def gradients_get(model_id: ModelId, service: ServiceDep, settings: SettingsDep) -> dict:
+def gradients_get(model_id: ModelId, models: Repo, settings: SettingsDep) -> dict:
     """As POST with no body: the first ``gradients_default_rows`` rows of the training set."""
-    return _gradients(model_id, service, settings, None)
+    return _gradients(model_id, models, settings, None)
 
 
 @router.post("/{model_id}/predict", response_model=PredictResponse)
-def predict(model_id: ModelId, body: PredictRequest, service: ServiceDep, settings: SettingsDep) -> dict:
+def predict(model_id: ModelId, body: PredictRequest, models: Repo, settings: SettingsDep) -> dict:
     """y_hat for raw inputs X (B, raw_dim)."""
-    with service.use(model_id) as model:
+    with models.use(model_id) as model:
         return {"y_hat": jsonable(model.predict(rows(model, settings, body.X, "X")))}
 
 
 @router.get("/{model_id}/history", response_model=HistoryResponse)
-def history(model_id: ModelId, service: ServiceDep,
+def history(model_id: ModelId, models: Repo,
             since: int = Query(0, ge=0, description="return steps after this one"),
             max_points: int | None = Query(None, ge=2, le=1_000_000, description="downsample to about this many")) -> dict:
     """Per step: loss and per-layer ||dW_i||; at evaluation steps: full train and test loss."""
-    with service.use(model_id) as model:
+    with models.use(model_id) as model:
         c = model.history.columns(since)
     stride = 1 if max_points is None else max(1, -(-len(c["step"]) // max_points))
     return {"step": c["step"][::stride].tolist(), "loss": jsonable(c["loss"][::stride]),
@@ -91,28 +91,28 @@ def history(model_id: ModelId, service: ServiceDep,
 
 
 @router.post("/{model_id}/gradcheck")
-def gradcheck(model_id: ModelId, service: ServiceDep, settings: SettingsDep,
+def gradcheck(model_id: ModelId, models: Repo, settings: SettingsDep,
               body: GradcheckRequest | None = None) -> dict:
     """Analytic against central-difference gradients, per layer (float64)."""
     body = body or GradcheckRequest()
-    with service.use(model_id) as model:
+    with models.use(model_id) as model:
         X, y = xy(model, settings, body.X, body.y)
         Xb, yb = model.batch(X, y, cap=settings.gradients_default_rows)
         return to_json(run_gradcheck(model.net, Xb, yb, eps=body.eps, max_entries=settings.gradcheck_max_entries))
 
 
 @router.get("/{model_id}/trace")
-def trace(model_id: ModelId, service: ServiceDep,
+def trace(model_id: ModelId, models: Repo,
           batch_size: int | None = Query(None, ge=1, le=1_000_000, description="B; symbolic when omitted")) -> dict:
     """The backward pass step by step: equations with the shape of every operand and result."""
-    with service.use(model_id) as model:
+    with models.use(model_id) as model:
         return backprop_trace(model.net, batch_size if batch_size is not None else "B")
 
 
 @router.post("/{model_id}/check")
-def check(model_id: ModelId, body: CheckRequest, service: ServiceDep, settings: SettingsDep) -> dict:
+def check(model_id: ModelId, body: CheckRequest, models: Repo, settings: SettingsDep) -> dict:
     """Verdicts on your own dW and db for X, y: shapes, errors, pass or fail, and a hint for common mistakes."""
-    with service.use(model_id) as model:
+    with models.use(model_id) as model:
         X, y = xy(model, settings, body.X, body.y)
         if len(body.layers) > model.net.n_layers:
             raise unprocessable(("body", "layers"), f"has {len(body.layers)} entries; the network has "
@@ -126,12 +126,12 @@ def check(model_id: ModelId, body: CheckRequest, service: ServiceDep, settings: 
 
 
 @router.get("/{model_id}/boundary")
-def boundary(model_id: ModelId, service: ServiceDep, settings: SettingsDep,
+def boundary(model_id: ModelId, models: Repo, settings: SettingsDep,
              resolution: int = Query(50, ge=2, description="grid points per axis")) -> dict:
     """Output over a grid covering the data, and every hidden neuron at a lower resolution (2-D inputs)."""
     if resolution > settings.max_resolution:
         raise unprocessable(("query", "resolution"), f"is {resolution}; the limit is {settings.max_resolution}")
-    with service.use(model_id) as model:
+    with models.use(model_id) as model:
         if model.raw_dim != 2:
             raise unprocessable(("path", "model_id"), f"the boundary needs 2 raw inputs; this model has {model.raw_dim}")
         return boundary_json(model, resolution)
@@ -143,9 +143,9 @@ def boundary_json(model, resolution: int, neuron_resolution: int = 16) -> dict:
 
 
 @router.get("/{model_id}/data")
-def data(model_id: ModelId, service: ServiceDep) -> dict:
+def data(model_id: ModelId, models: Repo) -> dict:
     """The training and test points (raw inputs) and targets."""
-    with service.use(model_id) as model:
+    with models.use(model_id) as model:
         return {"kind": model.kind, "features": model.features,
                 "train": {"X": jsonable(model.raw_train), "y": jsonable(model.y_train)},
                 "test": {"X": jsonable(model.raw_test), "y": jsonable(model.y_test)}}

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Response
 
-from app.api.deps import ModelId, OwnedModelId, ServiceDep
+from app.api.deps import FoundModel, OwnedModel, Repo, ServicesDep
 from app.api.schemas import ModelCreate, ModelCreated, ModelPatch, ModelPublic, ResetRequest
-from app.api.service import spec_error
 from app.engine import SpecError
+from app.service.errors import spec_error
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -16,26 +16,27 @@ def public(model_id: str, spec: dict, status: dict) -> dict:
 
 
 @router.post("", status_code=201, response_model=ModelCreated)
-def create_model(service: ServiceDep, body: ModelCreate = Body(default_factory=ModelCreate)) -> dict:
+def create_model(services: ServicesDep, models: Repo, body: ModelCreate = Body(default_factory=ModelCreate)) -> dict:
     """Create a model from a spec (every field optional) and initialise it from its seed.
 
     The answer carries the model's token, once: send it as ``Authorization: Bearer <token>`` to change the model.
     """
-    model_id, token = service.create(model=service.build(body.engine_spec()), nickname=body.nickname)
-    return {**public(model_id, *service.status(model_id)), "token": token}
+    model_id, token = models.create(model=services.build(body.engine_spec()), nickname=body.nickname)
+    return {**public(model_id, *models.status(model_id)), "token": token}
 
 
 @router.get("/{model_id}", response_model=ModelPublic)
-def get_model(model_id: ModelId, service: ServiceDep) -> dict:
+def get_model(found: FoundModel) -> dict:
     """The spec and the status: step, epoch, losses, divergence."""
-    return public(model_id, *service.status(model_id))
+    return public(found.id, found.spec, found.status)
 
 
 @router.patch("/{model_id}", response_model=ModelPublic)
-def patch_model(model_id: OwnedModelId, body: ModelPatch, service: ServiceDep) -> dict:
+def patch_model(owned: OwnedModel, body: ModelPatch, models: Repo) -> dict:
     """Change learning rate, optimizer settings, regularization, batch size or nickname; optimizer state is kept."""
     renamed = {"nickname": body.nickname} if "nickname" in body.model_fields_set else None
-    with service.use(model_id, save=True, status=renamed) as model:
+    model_id = owned.id
+    with models.use(model_id, save=True, status=renamed) as model:
         try:
             # only the fields the client sent: a partial optimizer must not fall back to the schema's defaults
             # (name "adam", kind "none"), which would switch the optimizer or drop the regularization
@@ -46,19 +47,20 @@ def patch_model(model_id: OwnedModelId, body: ModelPatch, service: ServiceDep) -
                          batch_size=body.batch_size if "batch_size" in body.model_fields_set else "keep")
         except SpecError as e:
             raise spec_error(e) from None
-    return public(model_id, *service.status(model_id))
+    return public(model_id, *models.status(model_id))
 
 
 @router.delete("/{model_id}", status_code=204, response_class=Response)
-def delete_model(model_id: OwnedModelId, service: ServiceDep) -> Response:
-    service.delete(model_id)
+def delete_model(owned: OwnedModel, models: Repo) -> Response:
+    models.delete(owned.id)
     return Response(status_code=204)
 
 
 @router.post("/{model_id}/reset", response_model=ModelPublic)
-def reset_model(model_id: OwnedModelId, service: ServiceDep, body: ResetRequest | None = None) -> dict:
+def reset_model(owned: OwnedModel, models: Repo, body: ResetRequest | None = None) -> dict:
     """Re-initialise from the spec's seed, or from a new seed: step 0, fresh optimizer, empty history."""
-    with service.use(model_id, save=True) as model:
+    model_id = owned.id
+    with models.use(model_id, save=True) as model:
         model.reset(seed=body.seed if body else None)
-        service.restart_checkpoints(model_id, model)
-    return public(model_id, *service.status(model_id))
+        models.restart_checkpoints(model_id, model)
+    return public(model_id, *models.status(model_id))

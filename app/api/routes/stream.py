@@ -18,12 +18,13 @@ import math
 import anyio
 import numpy as np
 import orjson
-from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.schemas import StreamMessage, finite
 from app.engine.boundary import boundary as boundary_grid
+from app.service.errors import DomainError, NotFound
 from app.service.scheduler import FROZEN, StreamJob
 from app.store import validate_id
 
@@ -33,7 +34,6 @@ FRAME_LOSSES = 100       # at most this many per-step losses per frame, evenly s
 FRAME_MAX_PARAMS = 20_000  # larger nets stream their norms but not their weights
 BOUNDARY_RESOLUTION = 40
 AUTH_TIMEOUT = 10.0      # seconds a connection without ?token= may take to send its auth message
-MISSING = "this call changes the model: send its token as 'Authorization: Bearer <token>'"
 
 
 # -- frames ----------------------------------------------------------------------------------------
@@ -91,11 +91,11 @@ def render(model, losses, loss_steps, playing) -> str:
 # -- the connection --------------------------------------------------------------------------------
 @router.websocket("/models/{model_id}/stream")
 async def stream(ws: WebSocket, model_id: str):
-    service, scheduler = ws.app.state.service, ws.app.state.scheduler
+    services, scheduler = ws.app.state.services, ws.app.state.scheduler
     await ws.accept()
     try:
-        await run_in_threadpool(service.status, validate_id(model_id))
-    except (ValueError, HTTPException):
+        _, status = await run_in_threadpool(services.models.status, validate_id(model_id))
+    except (ValueError, NotFound):
         await _refuse(ws, f"model {model_id} not found", 4404)
         return
     # browsers cannot set headers on a WebSocket: the page sends the token in its first message
@@ -109,9 +109,9 @@ async def stream(ws: WebSocket, model_id: str):
         msg, _ = _parse(raw or "")
         token = msg.token if msg is not None and msg.action == "auth" else None
     try:
-        await run_in_threadpool(service.authorize, model_id, token)
-    except HTTPException as e:
-        await _refuse(ws, e.detail, 4000 + e.status_code)  # 4401 or 4403 (4404: deleted meanwhile)
+        services.auth.authorize(status, token)
+    except DomainError as e:
+        await _refuse(ws, e.detail, 4000 + e.status)  # 4401 or 4403
         return
 
     loop = asyncio.get_running_loop()
@@ -134,7 +134,7 @@ async def stream(ws: WebSocket, model_id: str):
                 continue
             if msg.action == "auth":
                 continue  # already authorized
-            if msg.action in ("play", "step") and await run_in_threadpool(frozen, service):
+            if msg.action in ("play", "step") and await run_in_threadpool(services.classroom.frozen):
                 _reply(job, {"type": "error", "status": 423, "detail": FROZEN})
                 continue
             if not job.command(msg.action, msg.steps_per_frame):
@@ -150,8 +150,8 @@ async def stream(ws: WebSocket, model_id: str):
         # shielded: a cancelled connection task (server or test client closing it) still saves its steps
         with anyio.CancelScope(shield=True):
             try:
-                await run_in_threadpool(service.flush, model_id)
-            except HTTPException:
+                await run_in_threadpool(services.models.flush, model_id)
+            except DomainError:
                 pass  # deleted meanwhile: nothing to save
 
 
@@ -184,15 +184,6 @@ async def _refuse(ws: WebSocket, detail: str, code: int) -> None:
         await ws.close(code=code)
     except (WebSocketDisconnect, RuntimeError):
         pass
-
-
-def frozen(service) -> bool:
-    """Whether the instructor has frozen training (one store read)."""
-    try:
-        service.check_not_frozen()
-    except HTTPException:
-        return True
-    return False
 
 
 def _bearer(header: str | None) -> str | None:

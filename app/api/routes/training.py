@@ -4,44 +4,43 @@ from __future__ import annotations
 import numpy as np
 from fastapi import APIRouter, Request
 
-from app.api.deps import ModelId, OwnedModelId, ServiceDep, SettingsDep
+from app.api.deps import ClassroomDep, LimitsDep, ModelId, OwnedModelId, Repo, SettingsDep
 from app.api.schemas import Parameters, TrainRequest, TrainResponse, jsonable
-from app.api.service import unprocessable
+from app.service.errors import Unprocessable
 
 router = APIRouter(prefix="/models", tags=["training"])
 
 
 @router.post("/{model_id}/train", response_model=TrainResponse)
-def train(model_id: OwnedModelId, body: TrainRequest, service: ServiceDep, settings: SettingsDep,
-          request: Request) -> dict:
+def train(model_id: OwnedModelId, body: TrainRequest, limits: LimitsDep, classroom: ClassroomDep,
+          settings: SettingsDep, request: Request) -> dict:
     """Run N optimizer steps (one minibatch each). Stops early on divergence or at the time budget."""
-    if body.steps > settings.max_steps:
-        raise unprocessable(("body", "steps"), f"is {body.steps}; the limit is {settings.max_steps} per call")
-    service.check_not_frozen()
+    limits.check_steps(body.steps)
+    classroom.check_not_frozen()
     # sched: trained in turns with every stream and train call of this process (app/service/scheduler.py)
     return request.app.state.scheduler.train(model_id, body.steps, settings.train_time_budget).to_dict()
 
 
 @router.get("/{model_id}/parameters", response_model=Parameters)
-def get_parameters(model_id: ModelId, service: ServiceDep) -> dict:
+def get_parameters(model_id: ModelId, models: Repo) -> dict:
     """Every layer's W (n_i, n_{i-1}) and b (n_i,)."""
-    with service.use(model_id) as model:
+    with models.use(model_id) as model:
         return _parameters(model)
 
 
 @router.put("/{model_id}/parameters", response_model=Parameters)
-def put_parameters(model_id: OwnedModelId, body: Parameters, service: ServiceDep) -> dict:
+def put_parameters(model_id: OwnedModelId, body: Parameters, models: Repo) -> dict:
     """Replace every layer's parameters; each shape must match exactly."""
-    with service.use(model_id, save=True) as model:
+    with models.use(model_id, save=True) as model:
         dense = model.net.dense
         if len(body.layers) != len(dense):
-            raise unprocessable(("body", "layers"), f"expected {len(dense)} layers, got {len(body.layers)}")
+            raise Unprocessable(("body", "layers"), f"expected {len(dense)} layers, got {len(body.layers)}")
         new = []
         for i, (layer, d) in enumerate(zip(body.layers, dense)):
             W = _array(layer.W, ("body", "layers", i, "W"), f"layer {i + 1} W")
             _same_shape(W, d.params["W"].shape, ("body", "layers", i, "W"), f"layer {i + 1} W")
             if d.bias != (layer.b is not None):
-                raise unprocessable(("body", "layers", i, "b"),
+                raise Unprocessable(("body", "layers", i, "b"),
                                     f"layer {i + 1} has {'a' if d.bias else 'no'} bias; "
                                     f"send {'a list of ' + str(d.n_out) + ' numbers' if d.bias else 'null'}")
             b = np.asarray(layer.b, np.float64) if d.bias else None
@@ -63,7 +62,7 @@ def _parameters(model) -> dict:
 
 def _array(rows: list, loc: tuple, name: str) -> np.ndarray:
     if len({len(r) for r in rows}) > 1:
-        raise unprocessable(loc, f"{name} is ragged: its rows have different lengths")
+        raise Unprocessable(loc, f"{name} is ragged: its rows have different lengths")
     if not rows:
         return np.zeros((0, 0))
     return np.asarray(rows, np.float64).reshape(len(rows), -1)
@@ -71,4 +70,4 @@ def _array(rows: list, loc: tuple, name: str) -> np.ndarray:
 
 def _same_shape(a: np.ndarray, expected: tuple, loc: tuple, name: str) -> None:
     if a.shape != expected:
-        raise unprocessable(loc, f"{name}: expected shape {list(expected)}, got {list(a.shape)}")
+        raise Unprocessable(loc, f"{name}: expected shape {list(expected)}, got {list(a.shape)}")

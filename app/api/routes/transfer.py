@@ -4,18 +4,18 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import ModelId, ServiceDep
+from app.api.deps import DatasetsDep, LimitsDep, ModelId, Repo
 from app.api.routes.models import public
 from app.api.schemas import ModelCreated, Strict
-from app.api.service import unprocessable
 from app.engine import Model
 from app.engine.codegen import numpy_script
 from app.engine.transfer import TransferError, export_json, export_npz, import_json, import_npz
+from app.service.errors import Unprocessable
 
 router = APIRouter(tags=["transfer"])
 
@@ -48,10 +48,10 @@ class ForkRequest(Strict):
 
 
 @router.post("/datasets", status_code=201, response_model=DatasetPublic, tags=["datasets"])
-def upload_dataset(body: CsvUpload, service: ServiceDep) -> dict:
+def upload_dataset(body: CsvUpload, datasets: DatasetsDep) -> dict:
     """Upload a CSV; use the returned id in a spec as {"data": {"dataset_id": ...}}."""
-    parsed = service.parse_csv_upload(text=body.csv, inputs=body.inputs, targets=body.targets)
-    dataset_id = service.save_dataset(parsed)  # the raw inputs: a model standardizes with its own training rows
+    parsed = datasets.parse(text=body.csv, inputs=body.inputs, targets=body.targets)
+    dataset_id = datasets.save(parsed)  # the raw inputs: a model standardizes with its own training rows
     stats = None
     if body.standardize:
         std = parsed.X.std(axis=0)
@@ -63,16 +63,16 @@ def upload_dataset(body: CsvUpload, service: ServiceDep) -> dict:
 @router.get("/models/{model_id}/export", tags=["transfer"],
             responses={200: {"content": {"application/json": {}, "application/octet-stream": {},
                                          "text/x-python": {}}}})
-def export_model(model_id: ModelId, service: ServiceDep,
+def export_model(model_id: ModelId, models: Repo,
                  format: str = Query("json", pattern="^(json|npz|numpy)$",
                                      description="json or npz: the whole model; numpy: a standalone script")):
     """The spec, data, parameters, optimizer and RNG state and history; or the model as NumPy code."""
-    with service.use(model_id) as model:
+    with models.use(model_id) as model:
         if format == "numpy":
             X, y = model.batch(cap=8)
             return PlainTextResponse(numpy_script(model.net, X, y), media_type="text/x-python",
                                      headers=_attachment(f"model_{model_id}.py"))
-        status = {k: v for k, v in service.status(model_id)[1].items() if k != "token_hash"}
+        status = {k: v for k, v in models.status(model_id)[1].items() if k != "token_hash"}
         if format == "npz":
             return Response(export_npz(model, status), media_type="application/octet-stream",
                             headers=_attachment(f"model_{model_id}.npz"))
@@ -82,15 +82,15 @@ def export_model(model_id: ModelId, service: ServiceDep,
 @router.post("/models/import", status_code=201, response_model=ModelCreated, tags=["transfer"],
              openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}},
                                                         "application/octet-stream": {}}, "required": True}})
-async def import_model(request: Request, service: ServiceDep,
+async def import_model(request: Request, models: Repo, limits: LimitsDep,
                        nickname: str | None = Query(None, max_length=40, description="shown to the instructor")) -> dict:
     """Recreate an exported model (JSON body, or the .npz bytes as application/octet-stream) under a new id."""
     body = await request.body()
     binary = request.headers.get("content-type", "").startswith("application/octet-stream")
-    return await run_in_threadpool(_import, body, binary, service, nickname)
+    return await run_in_threadpool(_import, body, binary, models, limits, nickname)
 
 
-def _import(body: bytes, binary: bool, service, nickname: str | None) -> dict:
+def _import(body: bytes, binary: bool, models, limits, nickname: str | None) -> dict:
     try:
         if binary:
             model = import_npz(body)
@@ -100,41 +100,36 @@ def _import(body: bytes, binary: bool, service, nickname: str | None) -> dict:
                 raise TransferError("the body must be a JSON object from GET /export?format=json")
             model = import_json(doc)
     except (TransferError, ValueError) as e:
-        raise unprocessable(("body",), f"cannot import: {e}") from None
-    service.check_limits(model.spec)
-    service.check_data_size(model)
-    model_id, token = service.create(model=model, nickname=nickname)
-    return {**public(model_id, *service.status(model_id)), "token": token}
+        raise Unprocessable(("body",), f"cannot import: {e}") from None
+    limits.check_spec(model.spec)
+    limits.check_data_size(model)
+    model_id, token = models.create(model=model, nickname=nickname)
+    return {**public(model_id, *models.status(model_id)), "token": token}
 
 
 @router.get("/models/{model_id}/checkpoints", tags=["transfer"])
-def checkpoints(model_id: ModelId, service: ServiceDep) -> list[dict]:
+def checkpoints(model_id: ModelId, models: Repo) -> list[dict]:
     """Automatic checkpoints, taken every PLAYGROUND_CHECKPOINT_EVERY steps."""
-    service.status(model_id)
     return [{"step": step, "created_at": created_at, "train_loss": status.get("train_loss"),
              "test_loss": status.get("test_loss")}
-            for step, status, created_at in service.store.list_checkpoints(model_id)]
+            for step, status, created_at in models.checkpoints(model_id)]
 
 
 @router.post("/models/{model_id}/fork", status_code=201, response_model=ModelCreated, tags=["transfer"])
-def fork(model_id: ModelId, service: ServiceDep, body: ForkRequest | None = None) -> dict:
+def fork(model_id: ModelId, models: Repo, body: ForkRequest | None = None) -> dict:
     """A new model from the latest checkpoint at or before ``step`` (default: the model as it is now)."""
     step = body.step if body else None
     if step is None:
-        with service.use(model_id) as model:
+        with models.use(model_id) as model:
             child = Model.from_bytes(model.spec, model.to_bytes(), model.history.to_bytes())
     else:
-        service.status(model_id)
-        steps = [s for s, _, _ in service.store.list_checkpoints(model_id) if s <= step]
-        if not steps:
-            raise HTTPException(404, detail=f"model {model_id} has no checkpoint at or before step {step}")
-        state, _, status = service.store.get_checkpoint(model_id, steps[-1])
+        state, status = models.checkpoint_at_or_before(model_id, step)
         child = Model.from_bytes(status["spec"], state)
-        with service.use(model_id) as parent:
+        with models.use(model_id) as parent:
             child.history = parent.history.truncated(child.step)
     parent = {"id": model_id, "step": child.step}
-    child_id, token = service.create(model=child, nickname=service.status(model_id)[1].get("nickname"), parent=parent)
-    return {**public(child_id, *service.status(child_id)), "token": token}
+    child_id, token = models.create(model=child, nickname=models.status(model_id)[1].get("nickname"), parent=parent)
+    return {**public(child_id, *models.status(child_id)), "token": token}
 
 
 def _attachment(name: str) -> dict:

@@ -69,7 +69,7 @@ def test_an_unexpected_error_is_a_bare_500_without_a_stack_trace(monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(app.state.service, "create", boom)
+    monkeypatch.setattr(app.state.services.models, "create", boom)
     r = client.post("/api/models", json={})
     assert r.status_code == 500
     assert r.json() == {"detail": "internal server error"}

@@ -256,7 +256,7 @@ def test_at_the_model_limit_the_oldest_idle_model_is_evicted(limited):
     not_found(client.get(f"/api/models/{b}"), b)
     for kept in (a, c, d):
         assert client.get(f"/api/models/{kept}").status_code == 200
-    assert client.app.state.service.store.count() == 3
+    assert client.app.state.services.store.count() == 3
 
 
 def test_at_the_model_limit_refuse_answers_507(limited):
@@ -286,7 +286,7 @@ def test_body_over_the_limit_with_content_length_is_413(limited):
     r = client.post("/api/models", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 413
     assert r.json() == TOO_LARGE
-    assert client.app.state.service.store.count() == 0
+    assert client.app.state.services.store.count() == 0
 
 
 def test_body_over_the_limit_without_content_length_is_413(limited):
@@ -300,7 +300,7 @@ def test_body_over_the_limit_without_content_length_is_413(limited):
     r = client.post("/api/models", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413
     assert r.json() == TOO_LARGE
-    assert client.app.state.service.store.count() == 0
+    assert client.app.state.services.store.count() == 0
 
 
 def test_body_limit_applies_to_every_endpoint(limited):

@@ -1,0 +1,37 @@
+"""Class settings kept in the store (shared by every process): freeze, the shared preset, the hidden test set."""
+from __future__ import annotations
+
+from app.store import Store
+
+from .errors import Frozen
+
+FROZEN = "training is frozen by the instructor"
+
+
+class Classroom:
+    def __init__(self, store: Store):
+        self.store = store
+
+    def frozen(self) -> bool:
+        return bool((self.store.get_setting("class.frozen") or {}).get("frozen"))
+
+    def check_not_frozen(self) -> None:
+        """Frozen (423) while the instructor has frozen training for everyone."""
+        if self.frozen():
+            raise Frozen(FROZEN)
+
+    def set_frozen(self, frozen: bool) -> None:
+        self.store.put_setting("class.frozen", {"frozen": bool(frozen)})
+
+    def preset(self) -> str | None:
+        return (self.store.get_setting("class.preset") or {}).get("link")
+
+    def set_preset(self, link: str | None) -> None:
+        self.store.put_setting("class.preset", {"link": link} if link else {})
+
+    def hidden_test(self) -> dict | None:
+        """{"X": rows, "y": rows} or None; never sent to a client."""
+        return self.store.get_setting("class.hidden_test") or None
+
+    def set_hidden_test(self, X: list, y: list) -> None:
+        self.store.put_setting("class.hidden_test", {"X": X, "y": y})

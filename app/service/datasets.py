@@ -1,0 +1,72 @@
+"""Uploaded CSV datasets, kept in the store so every process sees them, and the spec's data resolved from them."""
+from __future__ import annotations
+
+import secrets
+
+import numpy as np
+
+from app.config import Settings
+from app.engine.csvdata import CsvData, CsvError, parse_csv
+from app.store import Store
+
+from .errors import Unprocessable
+
+
+def valid_dataset_id(dataset_id) -> bool:
+    return isinstance(dataset_id, str) and 0 < len(dataset_id) <= 48 and all(c.isalnum() or c in "-_" for c in dataset_id)
+
+
+class Datasets:
+    def __init__(self, store: Store, settings: Settings):
+        self.store, self.settings = store, settings
+
+    def parse(self, *, text: str, inputs=None, targets=None, loc: tuple = ("body", "csv")) -> CsvData:
+        """Parse an uploaded CSV, or Unprocessable naming the line the problem is on."""
+        try:
+            return parse_csv(text, inputs=inputs, targets=targets, max_rows=self.settings.max_csv_rows,
+                             max_columns=self.settings.max_units)
+        except CsvError as e:
+            raise Unprocessable(loc if e.field == "file" else (*loc[:-1], e.field), e.message) from None
+
+    def save(self, parsed: CsvData) -> str:
+        """Keep a parsed upload in the store; return its id."""
+        dataset_id = secrets.token_hex(12)
+        self.store.put_setting(f"dataset.{dataset_id}", {
+            "X": parsed.X.tolist(), "y": parsed.y.tolist(), "input_columns": parsed.input_columns,
+            "target_columns": parsed.target_columns, "classes": parsed.classes})
+        return dataset_id
+
+    def load(self, dataset_id) -> dict | None:
+        """{"X", "y" (arrays), "input_columns", "target_columns", "classes"} or None."""
+        ds = self.store.get_setting(f"dataset.{dataset_id}") if valid_dataset_id(dataset_id) else None
+        if not ds:
+            return None
+        return {**ds, "X": np.asarray(ds["X"], np.float64), "y": np.asarray(ds["y"], np.float64)}
+
+    def resolve(self, spec: dict) -> dict:
+        """Turn {"dataset_id"} or {"csv"} data into the engine's custom X/y split (seeded)."""
+        data = spec.get("data") or {}
+        if "dataset_id" not in data and "csv" not in data:
+            return spec
+        clash = sorted(set(data) - {"dataset_id", "csv", "inputs", "targets", "standardize", "test_fraction", "seed"})
+        if clash or ("dataset_id" in data and "csv" in data):
+            raise Unprocessable(("body", "data", clash[0] if clash else "csv"),
+                                "cannot be combined with uploaded data (dataset_id or csv)")
+        if "csv" in data:
+            parsed = self.parse(text=data["csv"], inputs=data.get("inputs"), targets=data.get("targets"),
+                                loc=("body", "data", "csv"))
+            ds = {"X": parsed.X, "y": parsed.y, "input_columns": parsed.input_columns,
+                  "target_columns": parsed.target_columns, "classes": parsed.classes}
+        else:
+            ds = self.load(data["dataset_id"])
+            if not ds:
+                raise Unprocessable(("body", "data", "dataset_id"), "no uploaded dataset has this id")
+        X, y = np.asarray(ds["X"], np.float64), np.asarray(ds["y"], np.float64)
+        order = np.random.default_rng(data.get("seed", 0)).permutation(len(X))
+        n_test = min(int(len(X) * data.get("test_fraction", 0.2)), len(X) - 1)
+        test, train = order[:n_test], order[n_test:]
+        info = {"dataset_id": data.get("dataset_id"), **{k: ds[k] for k in ("input_columns", "target_columns", "classes")}}
+        custom = {"X": X[train], "y": y[train], "standardize": bool(data.get("standardize")), "info": info}
+        if n_test:
+            custom.update(X_test=X[test], y_test=y[test])
+        return {**spec, "data": custom}

@@ -1,0 +1,43 @@
+"""Size limits checked before any work starts: architecture, parameters, data, steps."""
+from __future__ import annotations
+
+from app.config import Settings
+from app.engine import Model
+
+from .errors import Unprocessable
+
+
+class Limits:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def check_spec(self, spec: dict) -> None:
+        """Refuse oversized architectures and data before a model is built (Unprocessable naming the field)."""
+        s, layers = self.settings, spec.get("layers") or []
+        if len(layers) > s.max_layers:
+            raise Unprocessable(("body", "layers"), f"has {len(layers)} layers; the limit is {s.max_layers}")
+        for i, layer in enumerate(layers):
+            if layer.get("units", 0) > s.max_units:
+                raise Unprocessable(("body", "layers", i, "units"), f"is {layer['units']}; the limit is {s.max_units}")
+        data = spec.get("data") or {}
+        X = data.get("X")
+        width = spec.get("input_size") or len(data.get("features") or []) or (len(X[0]) if X is not None and len(X) else 2)
+        sizes = [width] + [layer.get("units", 1) for layer in layers]
+        n_params = sum(o * (i + 1) for i, o in zip(sizes[:-1], sizes[1:]))
+        if n_params > s.max_params:
+            raise Unprocessable(("body", "layers"), f"need {n_params} parameters; the limit is {s.max_params}")
+        samples = data.get("samples") or 0
+        if samples * width > s.max_samples_x_features:
+            raise Unprocessable(("body", "data", "samples"),
+                                f"{samples} samples x {width} features exceeds the limit {s.max_samples_x_features}")
+
+    def check_data_size(self, model: Model) -> None:
+        """The built model's train + test rows x input columns within max_samples_x_features."""
+        cells = (len(model.X_train) + len(model.X_test)) * model.X_train.shape[1]
+        if cells > self.settings.max_samples_x_features:
+            raise Unprocessable(("body", "data", "X"),
+                                f"{cells} samples x features exceeds the limit {self.settings.max_samples_x_features}")
+
+    def check_steps(self, steps: int) -> None:
+        if steps > self.settings.max_steps:
+            raise Unprocessable(("body", "steps"), f"is {steps}; the limit is {self.settings.max_steps} per call")
