@@ -11,6 +11,8 @@ import pytest
 
 from .helpers import ADMIN_TOKEN, ROOT, api, model_id, open_app, play, step_value
 
+pytestmark = pytest.mark.browser
+
 FAST_POLL = "window.__playgroundPollMs = 500; window.__classPollMs = 1000;"
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from .helpers import api, model_id, number, open_app, pause, play, state, step_value, wait_new_model
 
+pytestmark = pytest.mark.browser
+
 XOR = "dataset=xor&h=8.tanh,8.tanh&out=1.sigmoid&loss=bce"
 
 
