@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STORE = "sqlite:///data/playground.sqlite3"  # relative to the working directory
@@ -43,16 +43,35 @@ class Settings(BaseSettings):
     lock_timeout: float = Field(25.0, gt=0, description="seconds a call waits for a model's lock before a 503 "
                                                         "with Retry-After")
 
-    # -- class room (issue 12): the instructor's gallery of decision boundaries --
-    gallery_max_models: int = Field(60, ge=1, description="models per GET /api/class/gallery (most recently updated first)")
-    gallery_max_resolution: int = Field(48, ge=2, description="boundary grid resolution per gallery tile")
-    gallery_max_points: int = Field(200, ge=0, description="training points per gallery tile")
-
     # -- your own gradients and equations (/check, /derive) ---------------------------------
     check_max_entries: int = Field(1_000_000, description="numbers in one dW or db sent to /check")
     derive_max_equations: int = Field(32, description="equations per /derive call")
     derive_max_expr_length: int = Field(400, description="characters per /derive expression")
     derive_max_rows: int = Field(256, description="rows of X per /derive call (columns: one sample at a time)")
+    derive_max_entries: int = Field(4_000_000, description="numbers in one /derive value in columns: B x (widest layer)^2")
+    # -- per-client fairness (fair, issue 9): concurrency caps, enforced by app/api/fairness.py; 0 turns one off
+    concurrent_per_client: int = Field(4, ge=0, description="expensive calls (train, gradcheck, boundary, predict, "
+                                       "gradients, check, derive, create, import, export, ...) at once per client address")
+    concurrent_per_token: int = Field(2, ge=0, description="expensive calls at once per model token")
+    streams_per_client: int = Field(4, ge=0, description="open streams per client address")
+    streams_per_token: int = Field(2, ge=0, description="open streams per model token")
+    concurrent_expensive: int = Field(16, ge=0, description="expensive calls at once in one process; below "
+                                      "worker_threads, so cheap reads always find a thread")
+    worker_threads: int = Field(40, ge=2, le=1000, description="threads that run the sync routes (anyio's default "
+                                "thread limiter, set at startup)")
+    busy_wait: float = Field(1.0, ge=0, le=60, description="seconds an expensive call waits for its slots (address, "
+                             "token, process) before 429 or 503")
+
+    @model_validator(mode="after")
+    def _reads_keep_a_thread(self) -> "Settings":
+        if self.concurrent_expensive and self.concurrent_expensive >= self.worker_threads:
+            raise ValueError(f"concurrent_expensive ({self.concurrent_expensive}) must be below worker_threads "
+                             f"({self.worker_threads}), so cheap reads always find a thread")
+        return self
+    # -- class room (issue 12): the instructor's gallery of decision boundaries --
+    gallery_max_models: int = Field(60, ge=1, description="models per GET /api/class/gallery (most recently updated first)")
+    gallery_max_resolution: int = Field(48, ge=2, description="boundary grid resolution per gallery tile")
+    gallery_max_points: int = Field(200, ge=0, description="training points per gallery tile")
 
 
 @lru_cache

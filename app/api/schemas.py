@@ -272,73 +272,6 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
-# -- class room (issue 12): assignment, leaderboard, gallery --------------------------------
-class Assignment(BaseModel):
-    """The class's task, defined by the pushed preset: models on another task are not ranked."""
-
-    dataset: str = Field(description='a dataset name, or "csv <dataset id>" for an uploaded file')
-    features: list[str] | None = Field(description="input features; null for uploaded or 1-D data")
-    loss: str | None = Field(description="the loss every model must use; null: any")
-    step_budget: int | None = Field(description="models trained more steps are not ranked; null: no budget")
-
-
-class ClassStatus(BaseModel):
-    enabled: bool
-    frozen: bool
-    preset: str | None
-    assignment: Assignment | None = None
-
-
-class RankedRow(BaseModel):
-    rank: int
-    id: str = Field(description="the student's best model")
-    nickname: str | None
-    dataset: str
-    architecture: str
-    step: int
-    hidden_loss: float | None = Field(description="the model's loss on the hidden test set (data term)")
-    hidden_accuracy: float | None = Field(description="classification: the share of hidden rows right")
-    models: int = Field(description="how many of this student's models are on the task")
-
-
-class ApartRow(BaseModel):
-    id: str
-    nickname: str | None
-    dataset: str
-    architecture: str
-    step: int
-    reason: str = Field(examples=["trained on spiral"])
-
-
-class LeaderboardResponse(BaseModel):
-    assignment: Assignment | None = Field(description="null: no preset pushed; every model that fits is ranked")
-    hidden_rows: int | None = Field(description="rows of the hidden test set; null: none uploaded, nothing ranked")
-    ranked: list[RankedRow] = Field(description="one row per student (their best model), best first")
-    apart: list[ApartRow] = Field(description="models not on the assignment, with the reason")
-
-
-class GalleryTile(BaseModel):
-    id: str
-    nickname: str | None
-    dataset: str
-    architecture: str
-    step: int
-    test_loss: float | None
-    diverged: bool
-    kind: Literal["classification", "regression"]
-    updated_at: float = Field(description="seconds since the epoch of the last save: the student's live model is their newest")
-    x_range: list[float] | None = Field(description="[lo, hi] of x1; null for data that is not 2-D")
-    y_range: list[float] | None
-    output: list[list[float | None]] | None = Field(description="(R, R) model output; row j is x2 = y_range value j")
-    points: list[list[float]] = Field(description="training points [x1, x2, label]")
-
-
-class GalleryResponse(BaseModel):
-    resolution: int
-    total: int = Field(description="models in the class")
-    limit: int = Field(description="PLAYGROUND_GALLERY_MAX_MODELS: at most this many tiles, most recently updated")
-    models: list[GalleryTile]
-
 
 # -- your own gradients and equations (/check, /derive, /trace, /gradcheck) ---------------
 MAX_ARRAY_DIMS = 4
@@ -531,6 +464,72 @@ class TraceResponse(Open):
 class GradcheckResponse(Open):
     passed: bool
     layers: list[dict]
+# -- class room (issue 12): assignment, leaderboard, gallery --------------------------------
+class Assignment(BaseModel):
+    """The class's task, defined by the pushed preset: models on another task are not ranked."""
+
+    dataset: str = Field(description='a dataset name, or "csv <dataset id>" for an uploaded file')
+    features: list[str] | None = Field(description="input features; null for uploaded or 1-D data")
+    loss: str | None = Field(description="the loss every model must use; null: any")
+    step_budget: int | None = Field(description="models trained more steps are not ranked; null: no budget")
+
+
+class ClassStatus(BaseModel):
+    enabled: bool
+    frozen: bool
+    preset: str | None
+    assignment: Assignment | None = None
+
+
+class RankedRow(BaseModel):
+    rank: int
+    id: str = Field(description="the student's best model")
+    nickname: str | None
+    dataset: str
+    architecture: str
+    step: int
+    hidden_loss: float | None = Field(description="the model's loss on the hidden test set (data term)")
+    hidden_accuracy: float | None = Field(description="classification: the share of hidden rows right")
+    models: int = Field(description="how many of this student's models are on the task")
+
+
+class ApartRow(BaseModel):
+    id: str
+    nickname: str | None
+    dataset: str
+    architecture: str
+    step: int
+    reason: str = Field(examples=["trained on spiral"])
+
+
+class LeaderboardResponse(BaseModel):
+    assignment: Assignment | None = Field(description="null: no preset pushed; every model that fits is ranked")
+    hidden_rows: int | None = Field(description="rows of the hidden test set; null: none uploaded, nothing ranked")
+    ranked: list[RankedRow] = Field(description="one row per student (their best model), best first")
+    apart: list[ApartRow] = Field(description="models not on the assignment, with the reason")
+
+
+class GalleryTile(BaseModel):
+    id: str
+    nickname: str | None
+    dataset: str
+    architecture: str
+    step: int
+    test_loss: float | None
+    diverged: bool
+    kind: Literal["classification", "regression"]
+    updated_at: float = Field(description="seconds since the epoch of the last save: the student's live model is their newest")
+    x_range: list[float] | None = Field(description="[lo, hi] of x1; null for data that is not 2-D")
+    y_range: list[float] | None
+    output: list[list[float | None]] | None = Field(description="(R, R) model output; row j is x2 = y_range value j")
+    points: list[list[float]] = Field(description="training points [x1, x2, label]")
+
+
+class GalleryResponse(BaseModel):
+    resolution: int
+    total: int = Field(description="models in the class")
+    limit: int = Field(description="PLAYGROUND_GALLERY_MAX_MODELS: at most this many tiles, most recently updated")
+    models: list[GalleryTile]
 
 
 # -- stream messages (sched, issue 10): WebSocket /api/models/{id}/stream; see docs/api.md ------------

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .gradcheck import relative_error
+from .losses import LOSSES
 from .network import Network
 
 TOLERANCE = 1e-4
@@ -39,8 +40,10 @@ def as_array(value, where: str, limit: int | None = None) -> np.ndarray:
         raise ValueError(f"{where} must be a number array (nested lists of numbers)")
     try:
         arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where} must be a number array (nested lists of numbers, not ragged)") from None
+    except (TypeError, ValueError) as e:
+        if "inhomogeneous" in str(e):
+            raise ValueError(f"{where} is ragged: its rows have different lengths") from None
+        raise ValueError(f"{where} must be a number array (nested lists of numbers)") from None
     if not np.isfinite(arr).all():
         raise ValueError(f"{where} contains a non-finite number")
     if limit is not None and arr.size > limit:
@@ -64,21 +67,22 @@ class Batch:
     dW: list
     db: list
     B: int
+    y: np.ndarray
 
     @classmethod
-    def of(cls, net: Network, X, y) -> "Batch":
+    def of(cls, net: Network, X, y) -> Batch:
         X = np.asarray(X, net.dtype)
         y = np.asarray(y, net.dtype)
         net.full_backward(X, y)
         q = net.quantities()
-        f64 = lambda v: None if v is None else np.array(v, np.float64)  # noqa: E731  copies, never views
+        f64 = lambda v: None if v is None else np.array(v, np.float64)
         W = [f64(d.params["W"]) for d in net.dense]
         delta = [f64(l.delta) for l in q]
         z = [f64(X)] + [f64(l.z) for l in q]
         dW = [f64(l.dW) for l in q]
         pen = [dW[i] - delta[i].T @ z[i] for i in range(len(q))]
         return cls(net, z[0], W, [f64(l.a) for l in q], z, delta, [f64(l.dz) for l in q], pen, dW,
-                   [f64(l.db) for l in q], X.shape[0])
+                   [f64(l.db) for l in q], X.shape[0], f64(y).reshape(X.shape[0], -1))
 
     @property
     def L(self) -> int:
@@ -135,6 +139,16 @@ class Batch:
             return None
         return self.through_f(L, self.dz[L - 1], mistake)
 
+    def output_delta_of(self, loss) -> np.ndarray | None:
+        """delta_L that another loss would give on this output (its fused error when paired)."""
+        L, f = self.L, self.act(self.L)
+        y_hat, y = self.z[L], self.y
+        if loss.is_fused(f.name):
+            return (y_hat - y) / self.B
+        with np.errstate(all="ignore"):
+            d = f.backward(self.a[L - 1], y_hat, loss.grad(y_hat, y))
+        return d if np.isfinite(d).all() else None
+
     def carry(self, j: int, delta_j: np.ndarray, repeat: str | None) -> dict[int, np.ndarray]:
         """delta_i for i = j..1 from a (wrong) delta_j: correct steps below, or ``repeat`` at every step."""
         out, d = {j: delta_j}, delta_j
@@ -179,10 +193,16 @@ def _step_mistakes(b: Batch, j: int) -> list[Mistake]:
             f"with dz_{j} = {loss.dz_text}, not dz_{j}", None)
         add("fprime_z", b.output_delta("fprime_z"),
             f"{{t}} matches f' evaluated at the output z_{j} = y_hat: f'(z_{j}) is there where f'(a_{j}) belongs "
-            f"(f' is taken at the pre-activation a_{j} = W_{j} z_{j - 1}, even when its formula is written with z)",
-            None)
+            f"(f' is taken at the pre-activation a_{j}, even when its formula is written with z)", None)
         add("fprime_twice", b.output_delta("fprime_twice"),
             f"{{t}} matches f'(a_{j}) applied twice: delta_{j} = dz_{j} * f'(a_{j}) uses it once", None)
+        for other in LOSSES.values():
+            if other.name != loss.name and other.fused_with in (None, f):
+                add("other_loss", b.output_delta_of(other()),
+                    f"{{t}} matches the output error of {other.name}, dL/dy_hat = {other.dz_text} through f'(a_{j}); "
+                    f"this network's loss is {loss.name}: "
+                    + (f"with its {f} output, delta_{j} = (y_hat - y)/B" if loss.is_fused(f)
+                       else f"dz_{j} = {loss.dz_text}, then delta_{j} = dz_{j} * f'(a_{j})"), None)
         return out
     above = b.delta[j]
     add("own_W", b.down(j, above, "own_W"),
@@ -202,7 +222,7 @@ def _step_mistakes(b: Batch, j: int) -> list[Mistake]:
         f"delta_{j} = dz_{j} * f'(a_{j}), not dz_{j}", "no_fprime")
     add("fprime_z", b.down(j, above, "fprime_z"),
         f"{{t}} matches f' evaluated at the output z_{j}: f'(z_{j}) is there where f'(a_{j}) belongs (f' is "
-        f"taken at the pre-activation a_{j} = W_{j} z_{j - 1}, even when its formula is written with z)", "fprime_z")
+        f"taken at the pre-activation a_{j}, even when its formula is written with z)", "fprime_z")
     add("fprime_twice", b.down(j, above, "fprime_twice"),
         f"{{t}} matches f'(a_{j}) applied twice: delta_{j} = dz_{j} * f'(a_{j}) uses it once", "fprime_twice")
     return out
@@ -216,8 +236,8 @@ def explain_scale(c: float, B: int, loss: str) -> str | None:
     if c < 0:
         parts.append("has the opposite sign: the output error is y_hat - y, not y - y_hat "
                      "(descent steps along minus the gradient, the gradient itself keeps its sign)")
-    fits = sorted(((abs(k) + abs(e), -(e != 0 and loss == "mse"), k, e) for k in range(-3, 4) for e in (-1, 0, 1)
-                   if (B > 1 or k == 0) and abs(m / (2.0 ** e * float(B) ** k) - 1.0) <= 1e-6))
+    fits = sorted((abs(k) + abs(e), -(e != 0 and loss == "mse"), k, e) for k in range(-3, 4) for e in (-1, 0, 1)
+                   if (B > 1 or k == 0) and abs(m / (2.0 ** e * float(B) ** k) - 1.0) <= 1e-6)
     if fits:
         _, _, k, e = fits[0]
         if e == -1:

@@ -1,6 +1,19 @@
 """Your backward pass as equations: evaluate a student's backprop written in a small NumPy-like
 language, layer by layer from the top, and say where it goes wrong and why.
 
+Note for the web side (derive): the interface is the one agreed, plus
+- ``derive(net, X, y, equations, convention)`` -> {"passed", "first_error": {"layer", "target",
+  "message"} | None, "layers": [{"layer", "dW", "db", "steps": [{"target", "expr", "shape": list |
+  None, "error": str | None}]}]}; target strings are concrete ("delta[2]", "dW[3]"); in columns db
+  is compared as a column (n, 1) and "shape" is one sample's.
+- DeriveSyntaxError(index, position, message) also for more than MAX_EQUATIONS equations, an expr
+  over MAX_EXPR_CHARS characters or MAX_NODES parts, a number over 1e15, and a target naming a
+  layer outside 1..L. ValueError for a convention other than "rows" / "columns".
+- QUESTION_EQUATIONS[convention] (the one-click example), CORRECT_EQUATIONS[convention] (MSE) and
+  ``correct_equations(net, convention)`` (this net's loss and output, db only with a bias).
+- checker.check_student's result now also has "first_error" (the entry point); trace operands have
+  "shape" as used plus "stored_shape"; gradcheck adds "kinks" and "eps_note".
+
 Language (parsed with ``ast`` against a whitelist of node types and names; never ``eval``):
   names      W[k], b[k], a[k], z[k] (z[0] is the input), delta[k], y, y_hat, B, L
   indices    i, L, integers, and i±k / L±k
@@ -80,6 +93,19 @@ CORRECT_EQUATIONS = {
 }
 
 
+def correct_equations(net: Network, convention: str) -> list[dict]:
+    """CORRECT_EQUATIONS with delta[L] for this network's loss and output (fused: (y_hat - y)/B),
+    without db for a network without bias."""
+    eqs = [dict(e) for e in CORRECT_EQUATIONS[convention] if net.bias or not e["target"].startswith("db")]
+    loss, out = net.loss, net.activation_names[-1]
+    per_sample = convention == "columns"
+    if loss.is_fused(out):
+        eqs[0]["expr"] = "y_hat - y" if per_sample else "(y_hat - y) / B"
+    elif loss.name != "mse":  # dL/dy_hat from the loss's own export snippet (it is in the language)
+        eqs[0]["expr"] = f"{'B * ' if per_sample else ''}{loss.dz_code} * fprime(a[L])"
+    return eqs
+
+
 class DeriveSyntaxError(ValueError):
     """Equation ``index`` (0-based) cannot be read at character ``position`` (0-based)."""
 
@@ -130,6 +156,8 @@ def _check(node, index: int, expr: str) -> None:
     if isinstance(node, ast.Constant):
         if type(node.value) not in (int, float):
             fail(node, f"{node.value!r} is not a number")
+        if not abs(node.value) <= 1e15:
+            fail(node, f"{node.value!r} is too large a number (at most 1e15)")
         return None
     if isinstance(node, ast.Name):
         if node.id not in SCALARS:
@@ -190,7 +218,7 @@ def parse(equations: list[dict]) -> list[tuple[str, str, ast.Expression, str]]:
         if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
             raise DeriveSyntaxError(k, 0, f"an expression has at most {MAX_NODES} parts")
         _check(tree, k, expr)
-        out.append((m.group(1), re.sub(r"\s", "", m.group(2)), tree, expr.strip()))
+        out.append((m.group(1), re.sub(r"\s", "", m.group(2)), tree, expr.strip(), k))
     return out
 
 
@@ -238,12 +266,19 @@ class _Val:
 class _Env:
     """The values one evaluation reads: every sample as a column stacked (columns) or the batch (rows)."""
 
-    def __init__(self, b, columns: bool, deltas: dict, layer: int, y: np.ndarray):
+    def __init__(self, b, columns: bool, deltas: dict, layer: int, y: np.ndarray, rows: slice, limit: int):
         self.b, self.columns, self.deltas, self.layer, self.y = b, columns, deltas, layer, y
+        self.rows, self.limit = rows, limit  # the samples of this chunk; the most entries one value may have
 
     def vec(self, arr, text: str) -> _Val:
-        """A batch quantity (B, n): stacked columns (B, n, 1) in columns, as is in rows."""
-        return _Val(arr[:, :, None], text, batched=True) if self.columns else _Val(arr, text)
+        """A batch quantity (B, n): stacked columns (chunk, n, 1) in columns, as is in rows."""
+        return _Val(arr[self.rows][:, :, None], text, batched=True) if self.columns else _Val(arr, text)
+
+    def fits(self, shape: tuple, what: str) -> None:
+        """Refuse a value larger than any step of a backward pass needs (memory bound per call)."""
+        if int(np.prod(shape, dtype=np.float64)) > self.limit:
+            raise StepError(f"{what} would have {int(np.prod(shape, dtype=np.float64))} entries, more than any "
+                            f"step of this backward pass needs ({self.limit})")
 
     def array(self, name: str, k: int, text: str) -> _Val:
         b, L = self.b, self.b.L
@@ -264,7 +299,7 @@ class _Env:
         if k not in self.deltas:
             raise StepError(f"delta[{k}] is not computed yet: layers are evaluated from the top (L = {L}) down, "
                             f"so layer {self.layer} can use delta[{self.layer + 1}] and above")
-        return _Val(self.deltas[k], text, batched=self.columns)
+        return _Val(self.deltas[k][self.rows] if self.columns else self.deltas[k], text, batched=self.columns)
 
 
 def _elementwise(op: str, x: _Val, y: _Val, columns: bool) -> _Val:
@@ -294,7 +329,7 @@ def _eval(node, env: _Env) -> _Val:
         b = env.b
         if node.id in ("B", "L"):
             return _Val(float(b.B if node.id == "B" else b.L), node.id)
-        return env.vec(b.z[b.L] if node.id == "y_hat" else env.y, node.id)
+        return env.vec(b.z[b.L] if node.id == "y_hat" else env.y, node.id)  # y (B, K) as a batch quantity
     if isinstance(node, ast.Subscript):
         return env.array(node.value.id, node.slice.value, text)
     if isinstance(node, ast.Attribute):
@@ -311,6 +346,8 @@ def _eval(node, env: _Env) -> _Val:
                     or (x.batched or y.batched) and (len(x.shape) != 2 or len(y.shape) != 2):
                 raise StepError(f"{x.describe()} @ {y.describe()}: a matrix product needs the columns of the "
                                 f"left to equal the rows of the right")
+            lead = x.arr.shape[:1] if x.batched else y.arr.shape[:1] if y.batched else ()
+            env.fits(lead + x.shape[:-1] + y.shape[1:], f"{x.text} @ {y.text}")
             return _Val(np.matmul(x.arr, y.arr), text, f"{_fmt(x.shape)} @ {_fmt(y.shape)}", x.batched or y.batched)
         op = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}[type(node.op)]
         v = _elementwise(op, x, y, env.columns)
@@ -324,6 +361,8 @@ def _eval(node, env: _Env) -> _Val:
             for w in (u, v):
                 if len(w.shape) == 2 and min(w.shape) != 1 or len(w.shape) > 2:
                     raise StepError(f"outer({u.text}, {v.text}): {w.describe()} is not a vector")
+            env.fits((max(u.arr.shape[:1] if u.batched else (1,), v.arr.shape[:1] if v.batched else (1,))[0],
+                      int(np.prod(u.shape)), int(np.prod(v.shape))), text)
             uu = u.arr.reshape((u.arr.shape[0], -1, 1) if u.batched else (-1, 1))
             vv = v.arr.reshape((v.arr.shape[0], 1, -1) if v.batched else (1, -1))
             return _Val(uu * vv, text, batched=u.batched or v.batched)
@@ -340,7 +379,12 @@ def _eval(node, env: _Env) -> _Val:
         f = env.b.act(max(1, min(k, env.b.L)))
         x = args[0]
         if name == "f":
-            return _Val(f.forward(x.arr), text, batched=x.batched)
+            if f.output_only and env.columns:  # softmax runs over a column here, over a row in the engine
+                flat = np.swapaxes(x.arr, -1, -2)
+                out = f.forward(flat.reshape(-1, flat.shape[-1])).reshape(flat.shape)
+                return _Val(np.swapaxes(out, -1, -2), text, batched=x.batched)
+            return _Val(f.forward(x.arr if x.arr.ndim == 2 or not f.output_only else np.atleast_2d(x.arr)),
+                        text, batched=x.batched)
         if f.output_only:
             raise StepError(f"{text}: {f.name} has a Jacobian, not an elementwise derivative")
         return _Val(f.derivative(x.arr, f.forward(x.arr)), text, batched=x.batched)
@@ -349,28 +393,54 @@ def _eval(node, env: _Env) -> _Val:
 
 # -- the derivation ---------------------------------------------------------------------------------------
 def _pick(parsed, L: int) -> dict:
-    """(kind, layer) -> (tree, expr): a named layer's equation overrides the general one."""
+    """(kind, layer) -> (tree, expr): a named layer's equation overrides the general one.
+
+    Raises DeriveSyntaxError for a target naming a layer outside 1..L."""
     out, named = {}, {}
-    for kind, spec, tree, expr in parsed:
+    for kind, spec, tree, expr, index in parsed:
         if spec == "i":
             for i in range(1, L + 1):
                 out.setdefault((kind, i), (tree, expr))
-        else:
-            k = L if spec == "L" else L - int(spec[2:].strip()) if spec.startswith("L") else int(spec)
-            named[(kind, k)] = (tree, expr)
-    for key, v in named.items():
-        if 1 <= key[1] <= L:
-            out[key] = v
+            continue
+        k = L if spec == "L" else L - int(spec[2:]) if spec.startswith("L") else int(spec)
+        if not 1 <= k <= L:
+            raise DeriveSyntaxError(index, 0, f"target {kind}[{spec}] names layer {k}; this network has layers 1..{L}")
+        named[(kind, k)] = (tree, expr)
+    out.update(named)
     return out
 
 
-def _run(tree, b, columns: bool, deltas: dict, i: int, y) -> np.ndarray:
-    """Evaluate one equation at layer i for the whole batch: (B, ...) stacked samples in columns."""
+BUDGET = 1 << 21  # entries of one value (16 MB in float64) that a chunk of samples may reach
+
+
+def _run(tree, b, columns: bool, deltas: dict, i: int, y, mean: bool = False) -> np.ndarray:
+    """Evaluate one equation at layer i for the whole batch.
+
+    rows: once, the result as is. columns: every sample at once as stacked columns (B, ...), in
+    chunks of samples that keep a per-sample (n, n) value within BUDGET; with ``mean`` the chunks are
+    summed and averaged instead of stacked (dW and db), so no (B, n, n) array is ever held."""
     concrete = ast.fix_missing_locations(_Concrete(i, b.L).visit(copy.deepcopy(tree)))
-    v = _eval(concrete.body, _Env(b, columns, deltas, i, y))
-    if columns and not v.batched:  # the same value for every sample, e.g. a weight matrix
-        return np.broadcast_to(v.arr, (b.B,) + v.arr.shape)
-    return v.arr
+    widest = max(b.net.sizes)
+    if not columns:
+        limit = max(BUDGET, 2 * b.B * widest, 2 * widest * widest)
+        return _eval(concrete.body, _Env(b, False, deltas, i, y, slice(None), limit)).arr
+    chunk = max(1, BUDGET // (widest * widest))
+    limit = max(BUDGET, 2 * chunk * widest * widest)
+    parts, total = [], None
+    for lo in range(0, b.B, chunk):
+        rows = slice(lo, min(lo + chunk, b.B))
+        v = _eval(concrete.body, _Env(b, True, deltas, i, y, rows, limit))
+        arr = v.arr if v.batched else np.broadcast_to(v.arr, (rows.stop - lo,) + v.arr.shape)
+        if mean:
+            total = arr.sum(axis=0) if total is None else total + arr.sum(axis=0)
+        else:
+            parts.append(arr)
+    return total[None] / b.B if mean else np.concatenate(parts)
+
+
+def put(parent, field: str, val, old, new) -> None:
+    """Put ``new`` where ``old`` is in parent.field (a node or a list of nodes)."""
+    setattr(parent, field, [new if e is old else e for e in val] if isinstance(val, list) else new)
 
 
 def _repairs(tree, b, columns, deltas, i, y, true_delta) -> str | None:
@@ -390,9 +460,7 @@ def _repairs(tree, b, columns, deltas, i, y, true_delta) -> str | None:
                     seq = val if isinstance(val, list) else [val]
                     if not any(v is n for v in seq):
                         continue
-                    put = (lambda x, f=field, v=val: setattr(parent, f, [x if e is n else e for e in v])) \
-                        if isinstance(val, list) else (lambda x, f=field: setattr(parent, f, x))
-                    put(new)
+                    put(parent, field, val, n, new)
                     try:
                         got = _run(concrete, b, columns, deltas, i, y)
                         ok = got.shape == true_delta.shape and relative_error(got, true_delta) <= TOLERANCE
@@ -433,7 +501,7 @@ def derive(net: Network, X, y, equations: list[dict], convention: str = "rows") 
             step = {"target": f"{kind}[{i}]", "expr": expr, "shape": None, "error": None}
             steps[i].append(step)
             try:
-                val = _run(tree, b, columns, deltas, i, y64)
+                val = _run(tree, b, columns, deltas, i, y64, mean=kind != "delta")
             except StepError as e:
                 step["error"] = str(e)
                 if first is None:
@@ -442,6 +510,12 @@ def derive(net: Network, X, y, equations: list[dict], convention: str = "rows") 
                              "message": f"layer {i}, {kind}[{i}] = {expr}: {e}" + (f". Diagnosis: {fix}" if fix else "")}
                 break
             step["shape"] = list(val.shape[1:] if columns else val.shape)
+            if not np.isfinite(val).all():
+                step["error"] = f"{kind}[{i}] has a value that is not finite (an overflow or a division by zero)"
+                if first is None:
+                    first = {"layer": i, "target": f"{kind}[{i}]", "message": f"layer {i}, {kind}[{i}] = {expr}: "
+                                                                              f"{step['error']}"}
+                break
             if kind == "delta":
                 deltas[i] = val
                 if val.shape != true_delta[i].shape:
@@ -453,7 +527,7 @@ def derive(net: Network, X, y, equations: list[dict], convention: str = "rows") 
                     if fix:
                         step["error"] += f"; {fix}"
             else:
-                arrays[i][kind] = val.mean(axis=0) if columns else val
+                arrays[i][kind] = val[0] if columns else val
         if i not in deltas and first is not None:
             break
     layers = [arrays.get(i, {}) for i in range(1, L + 1)]

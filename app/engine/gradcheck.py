@@ -141,5 +141,5 @@ def _check_tensor(net: Network, X, y, analytic: np.ndarray, start: int, stop: in
     keep = ~kink
     a, n = analytic[idx][keep], numeric[keep]
     return {"max_abs_error": float(np.max(np.abs(a - n))) if len(a) else 0.0,
-            "relative_error": relative_error(a, n), "checked": int(len(idx)), "kinks": int(kink.sum()),
+            "relative_error": relative_error(a, n), "checked": len(idx), "kinks": int(kink.sum()),
             "analytic_norm": float(np.linalg.norm(analytic[idx])), "numeric_norm": float(np.linalg.norm(numeric))}

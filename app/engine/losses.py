@@ -161,7 +161,9 @@ def pairing_error(loss: str, output_activation: str) -> tuple[str, str] | None:
     A loss with a partner requires it (bce a sigmoid output); an output-only activation that is some
     loss's partner (softmax) requires that loss.
     """
-    from .activations import ACTIVATIONS  # the activation registry does not import losses
+    from .activations import (
+        ACTIVATIONS,  # the activation registry does not import losses
+    )
     owners = [n for n, cls in LOSSES.items() if cls.fused_with == output_activation]
     if owners and ACTIVATIONS[output_activation].output_only and loss not in owners:
         return "activation", f"{output_activation} output requires loss {' or '.join(owners)}"

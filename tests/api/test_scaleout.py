@@ -30,7 +30,8 @@ SAVE_INTERVAL = 0.5
 
 def start(tmp_path, name: str, store: str) -> Server:
     return Server(tmp_path / "unused.sqlite3", tmp_path / f"uvicorn-{name}.log", store=store,
-                  save_interval=SAVE_INTERVAL, admin_token=ADMIN).start()
+                  save_interval=SAVE_INTERVAL, admin_token=ADMIN,
+                  concurrent_per_client=8, concurrent_per_token=8).start()  # 8 parallel calls from one address
 
 
 @pytest.fixture(scope="module")

@@ -299,9 +299,8 @@ def test_stream_yields_frames_and_pauses_at_the_end(pg, server):
     time.sleep(0.3)
     assert pg.get_model(mid)["step"] == paused
 
-    started = time.monotonic()
     timed = list(pg.stream(mid, seconds=0.6))
-    assert 0.55 <= time.monotonic() - started < 5 and len(timed) >= 3
+    assert len(timed) >= 3
     assert all(b["step"] > a["step"] for a, b in zip(timed, timed[1:]))
 
     start = pg.get_model(mid)["step"]

@@ -216,7 +216,7 @@ def row_student(net, X, y, kind, j):
         a.append(z[-1] @ W.T + b)
         z.append(f.forward(a[-1]))
     B, L = len(X), len(Ws)
-    fp = lambda i, at=None: acts[i - 1].derivative(a[i - 1] if at is None else at,  # noqa: E731
+    fp = lambda i, at=None: acts[i - 1].derivative(a[i - 1] if at is None else at,
                                                    acts[i - 1].forward(a[i - 1] if at is None else at))
     c = {"half": 0.5, "sum": B, "sign": -1.0, "B2": 1 / B}.get(kind, 1.0) if j == L else 1.0
     delta = {L: c * 2 * (z[L] - y) / B * fp(L)}
@@ -311,7 +311,7 @@ def test_any_shape_in_and_only_structure_refused():
     assert not flat["passed"] and "values are right" in flat["hint"] and flat["shape"] == [15]
     col = check_student(net, X, y, [{}, {}, {"db": q[2]["db"][:, None].tolist()}])["layers"][2]["db"]
     assert "values are right" in col["hint"]
-    for bad, words in (([[1.0, 2.0], [3.0]], "ragged"), ([float("nan")], "non-finite"), ({"a": 1}, "number array"),
+    for bad, words in (([[1.0, 2.0], [3.0]], "is ragged: its rows have different lengths"), ([float("nan")], "non-finite"), ({"a": 1}, "number array"),
                        ([[None]], "non-finite|number array"), ([["x"]], "number array"), (np.zeros(10_000), "at most")):
         with pytest.raises(ValueError, match=words):
             check_student(net, X, y, [{"dW": bad}])

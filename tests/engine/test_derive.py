@@ -2,7 +2,12 @@
 import numpy as np
 import pytest
 
-from app.engine.derive import CORRECT_EQUATIONS, QUESTION_EQUATIONS, DeriveSyntaxError, derive
+from app.engine.derive import (
+    CORRECT_EQUATIONS,
+    QUESTION_EQUATIONS,
+    DeriveSyntaxError,
+    derive,
+)
 from app.engine.network import Network
 
 
@@ -24,7 +29,7 @@ def test_the_questions_recurrence_fails_where_it_breaks(convention, f_name, hidd
     net = square_net(hidden, f_name, seed=hidden)
     X, y = batch(net, 1)
     r = derive(net, X, y, QUESTION_EQUATIONS[convention], convention)
-    L, top = hidden + 1, hidden - 1
+    top = hidden - 1  # layers L and L - 1 are right; the recurrence starts below
     assert not r["passed"] and r["first_error"]["layer"] == top
     assert f"W_{top + 1}^T" in r["first_error"]["message"] and f"with W[{top + 1}] where you wrote W[{top}]" \
         in r["first_error"]["message"]
@@ -144,3 +149,89 @@ def test_named_layer_overrides_the_general_equation_and_order_of_evaluation():
     assert r["first_error"]["layer"] == 1 and "f'(a_1) is missing" in r["first_error"]["message"]
     r = derive(net, X, y, replace(CORRECT_EQUATIONS["rows"], "delta[i]", "delta[i-1]"), "rows")
     assert "not computed yet" in r["first_error"]["message"] and r["first_error"]["layer"] == 2
+
+
+def test_every_input_gets_a_verdict_or_a_syntax_error_never_a_crash():
+    net = Network([2, 3, 2], ["tanh", "softmax"], loss="cross_entropy")
+    net.initialize(1)
+    X, y = np.ones((3, 2)), np.eye(2)[[0, 1, 0]]
+    for expr in ("1 / 0 * delta[i+1]", "fprime(a[L])", "outer(W[i], z[i-1])", "sum(delta[i+1], axis=5)",
+                 "mean(delta[i+1], axis=None)", "W[7]", "b[i] @ b[i]", "-delta[i+1].T.T", "f(a[i]) - f(a[i])"):
+        for conv in ("rows", "columns"):
+            r = derive(net, X, y, [{"target": "delta[L]", "expr": "y_hat - y"}, {"target": "delta[i]", "expr": expr},
+                                   {"target": "dW[i]", "expr": "delta[i].T @ z[i-1]" if conv == "rows"
+                                    else "delta[i] @ z[i-1].T"}], conv)
+            assert r["passed"] is False and r["first_error"]["message"]
+    for bad in ("1e999", "10**400", "9" * 30):
+        with pytest.raises(DeriveSyntaxError):
+            derive(net, X, y, [{"target": "delta[L]", "expr": bad}], "rows")
+    with pytest.raises(DeriveSyntaxError, match="names layer 0"):
+        derive(net, X, y, [{"target": "dW[L-2]", "expr": "W[1]"}], "rows")
+
+
+def test_columns_softmax_runs_over_the_column():
+    net = Network([2, 3], ["softmax"], loss="cross_entropy")
+    net.initialize(2)
+    X, y = np.array([[0.5, -1.0], [2.0, 0.1]]), np.eye(3)[[0, 2]]
+    eqs = [{"target": "delta[L]", "expr": "f(a[L]) - y"}, {"target": "dW[i]", "expr": "delta[i] @ z[i-1].T"},
+           {"target": "db[i]", "expr": "delta[i]"}]
+    assert derive(net, X, y, eqs, "columns")["passed"]
+
+
+def test_the_questions_mse_error_on_a_bce_net_is_named():
+    """The page's default net is 2-8-8-1 with bce: the question's 2(y_hat - y) f'(a_L) is MSE's error."""
+    net = Network([2, 8, 8, 1], ["tanh", "tanh", "sigmoid"], loss="bce")
+    net.initialize(0)
+    X, y = batch(net, 4)
+    y = (y > 0).astype(float)
+    eqs = replace(CORRECT_EQUATIONS["rows"], "delta[L]", "2 * (y_hat - y) / B * fprime(a[L])")
+    r = derive(net, X, y, eqs, "rows")
+    assert r["first_error"]["layer"] == 3
+    assert "output error of mse" in r["first_error"]["message"] and "delta_3 = (y_hat - y)/B" in r["first_error"]["message"]
+    assert derive(net, X, y, replace(CORRECT_EQUATIONS["rows"], "delta[L]", "(y_hat - y) / B"), "rows")["passed"]
+
+
+@pytest.mark.parametrize("convention", ["columns", "rows"])
+@pytest.mark.parametrize("loss,out", [("bce", "sigmoid"), ("cross_entropy", "softmax"), ("bce", "tanh"),
+                                      ("mse", "identity")])
+def test_correct_equations_for_every_loss(convention, loss, out):
+    from app.engine.derive import correct_equations
+    net = Network([2, 4, 3 if out == "softmax" else 1], ["tanh", out], loss=loss, bias=out != "identity")
+    net.initialize(3)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5, 2)) * (0.1 if out == "tanh" else 1.0)
+    if out == "tanh":  # keep the unfused bce's output inside (0, 1)
+        net.dense[-1].params["b"][...] = 1.0
+    y = np.eye(3)[rng.integers(0, 3, 5)] if out == "softmax" else (rng.random((5, 1)) < 0.5).astype(float)
+    if loss == "bce":
+        assert 0 < net.forward(X).min() and net.forward(X).max() < 1
+    r = derive(net, X, y, correct_equations(net, convention), convention)
+    assert r["passed"], r["first_error"]
+
+
+def test_a_value_larger_than_any_step_needs_is_refused_not_computed():
+    net = Network([2, 4, 1], ["tanh", "identity"], loss="mse")
+    net.initialize(0)
+    X, y = batch(net, 3000)
+    eqs = [{"target": "delta[L]", "expr": "2 * (y_hat - y) / B"}, {"target": "delta[i]", "expr": "delta[i+1] @ delta[i+1].T"},
+           {"target": "dW[i]", "expr": "delta[i].T @ z[i-1]"}]
+    r = derive(net, X, y, eqs, "rows")
+    assert r["first_error"]["layer"] == 1 and "9000000 entries" in r["first_error"]["message"]
+    # the columns notation averages dW chunk by chunk, never holding a (B, n, n) stack, and gets the same gradient
+    rc = derive(net, X, y, CORRECT_EQUATIONS["columns"], "columns")
+    assert rc["passed"]
+
+
+def test_chunks_of_samples_give_the_same_verdicts(monkeypatch):
+    import app.engine.derive as d
+    net = Network([4, 4, 4, 4, 1], ["tanh", "sigmoid", "tanh", "identity"], loss="mse")
+    net.initialize(1)
+    X, y = batch(net, 37)
+    whole = derive(net, X, y, QUESTION_EQUATIONS["columns"], "columns")
+    monkeypatch.setattr(d, "BUDGET", 64)  # 4 samples per chunk
+    chunked = derive(net, X, y, QUESTION_EQUATIONS["columns"], "columns")
+    assert chunked["first_error"] == whole["first_error"]
+    assert whole["first_error"]["layer"] == 2
+    for a, b in zip(chunked["layers"], whole["layers"]):
+        assert a["dW"]["relative_error"] == pytest.approx(b["dW"]["relative_error"], rel=1e-9, abs=1e-15)
+    assert derive(net, X, y, CORRECT_EQUATIONS["columns"], "columns")["passed"]

@@ -158,6 +158,16 @@ def test_refuses_unsafe_and_unknown_names(client, expr, field, msg):
     unprocessable(post(client, mid, replace(COLUMNS, "dW[i]", expr)), ["body", "equations", 2, field], msg)
 
 
+@pytest.mark.parametrize("expr", ["fprime(2) * delta[i]", "f(B) * delta[i]", "outer(2, 3)", "sum(2) * delta[i]",
+                                  "(2).T * delta[i]", "mean(B, axis=0)", "delta[i] / 0", "W[i] @ W[i] @ W[i]"])
+def test_unusual_expressions_are_never_a_500(client, expr):
+    """Numbers where arrays belong: a verdict or a 422, never a server error (the client fails on any 5xx)."""
+    mid = create(client, {**QUESTION, "layers": [{"units": 3, "activation": "tanh"}] * 2 + QUESTION["layers"][-1:]})["id"]
+    for convention in ("columns", "rows"):
+        r = post(client, mid, replace(CORRECT[convention], "dW[i]", expr), convention)
+        assert r.status_code in (200, 422), r.text
+
+
 def test_refuses_syntax_errors_and_unknown_targets(client):
     mid = create(client, QUESTION)["id"]
     r = post(client, mid, replace(COLUMNS, "delta[i]", "(W[i+1].T @ delta[i+1]) *"))
@@ -180,6 +190,19 @@ def test_bounds(limited, setting, body_change, loc, msg):
     mid = create(client, QUESTION)["id"]
     unprocessable(post(client, mid, COLUMNS, **body_change), loc, msg)
     assert client.get("/api/catalog").json()["limits"][next(iter(setting))] == next(iter(setting.values()))
+
+
+def test_columns_size_is_bounded(limited):
+    """Columns evaluate every sample at once: B x n x n numbers for z[i] @ z[i].T; rows are not affected."""
+    client = limited(derive_max_entries=100)
+    mid = create(client, QUESTION)["id"]  # widest layer 3: at most 11 rows
+    batch = {"X": [[0.5, -1.0]] * 12, "y": [[1.0]] * 12}
+    unprocessable(post(client, mid, COLUMNS, **batch), ["body", "X"],
+                  "has 12 rows; in columns a value of this network (widest layer 3) may hold 12 x 3 x 3 numbers, "
+                  "the limit is 100: send at most 11 rows")
+    assert post(client, mid, ROWS, "rows", **batch).status_code == 200
+    batch = {"X": batch["X"][:11], "y": batch["y"][:11]}
+    assert post(client, mid, COLUMNS, **batch).json()["passed"] is True
 
 
 @pytest.mark.parametrize("body,loc,msg", [
