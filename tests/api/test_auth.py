@@ -43,6 +43,8 @@ READS = [
     ("POST", "/predict", {"X": [[0.1, -0.2], [0.3, 0.4]]}),
     ("POST", "/gradcheck", None),
     ("POST", "/check", {"X": [[0.1, -0.2]], "y": [[1]], "layers": [{"dW": [[0.0, 0.0]] * 4}]}),
+    ("POST", "/derive", {"convention": "columns", "X": [[0.1, -0.2]], "y": [[1]], "equations": [
+        {"target": "delta[L]", "expr": "2 * (y_hat - y) * fprime(a[L])"}]}),
 ]
 
 # routes on one model that make a new model from it and leave it as it is (need only the id)
