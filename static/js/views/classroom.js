@@ -62,7 +62,8 @@ export class ClassStatusView {
     const dismissed = sessionStorage.getItem(DISMISSED);
     banner.hidden = !link || dismissed === link;
     if (link) $('preset-link').href = link;
-    $('preset-task').textContent = link ? describeTask(status.assignment) : '';
+    const task = link ? describeTask(status.assignment) : '';
+    $('preset-task').textContent = task ? `(${task})` : '';
   }
 
   _dismiss() {
