@@ -141,8 +141,18 @@ def _frame(msg: dict) -> dict:
     if msg.get("layers"):
         out["layers"] = [_arrays(layer, "W", "b", "dW", "db") for layer in msg["layers"]]
     if msg.get("boundary"):
-        out["boundary"] = _boundary(msg["boundary"])
+        b = msg["boundary"]
+        if isinstance(b.get("output"), dict):  # sched: frames carry 8-bit grids (docs/api.md "Stream messages")
+            b = {**b, "output": _ungrid(b["output"]), "neurons": [_ungrid(n) for n in b.get("neurons") or []]}
+        out["boundary"] = _boundary(b)
     return out
+
+
+def _ungrid(g: dict) -> np.ndarray:
+    """A stream grid as floats: lo + (hi - lo) * level / 255, reshaped to its shape."""
+    import base64
+    levels = np.frombuffer(base64.b64decode(g["u8"]), np.uint8).reshape(g["shape"])
+    return g["lo"] + (g["hi"] - g["lo"]) * levels / 255.0
 
 
 def _csv_text(path_or_text) -> str:

@@ -178,8 +178,10 @@ def test_a_deleted_models_token_opens_nothing(client, trained):
 
 
 # -- the stream ----------------------------------------------------------------------------------
-def refused(client, url: str, detail: str, code: int, **kwargs) -> None:
+def refused(client, url: str, detail: str, code: int, first: dict | None = None, **kwargs) -> None:
     with client.websocket_connect(url, auth_token=False, **kwargs) as ws:
+        if first is not None:  # no token in the URL or header: the server waits for an auth message first
+            ws.send_json(first)
         assert ws.receive_json() == {"type": "error", "detail": detail}
         with pytest.raises(WebSocketDisconnect) as e:
             ws.receive_json()
@@ -189,9 +191,11 @@ def refused(client, url: str, detail: str, code: int, **kwargs) -> None:
 def test_stream_without_a_token_sends_an_error_then_closes_4401(client, trained):
     mid, _ = trained
     before = snapshot(client, mid)
-    refused(client, f"/api/models/{mid}/stream", MISSING, 4401)
-    refused(client, f"/api/models/{mid}/stream?token=", MISSING, 4401)
-    refused(client, f"/api/models/{mid}/stream", MISSING, 4401, headers={"Authorization": "Basic abc"})
+    play = {"action": "play"}
+    refused(client, f"/api/models/{mid}/stream", MISSING, 4401, play)
+    refused(client, f"/api/models/{mid}/stream?token=", MISSING, 4401, play)
+    refused(client, f"/api/models/{mid}/stream", MISSING, 4401, play, headers={"Authorization": "Basic abc"})
+    refused(client, f"/api/models/{mid}/stream", MISSING, 4401, {"action": "auth"})
     assert snapshot(client, mid) == before
 
 
