@@ -14,6 +14,8 @@ import asyncio
 import base64
 import json
 import math
+import threading
+import weakref
 
 import anyio
 import numpy as np
@@ -114,16 +116,9 @@ async def stream(ws: WebSocket, model_id: str):
         await _refuse(ws, e.detail, 4000 + e.status)  # 4401 or 4403
         return
 
-    loop = asyncio.get_running_loop()
     ready = asyncio.Event()
-
-    def notify() -> None:  # from the scheduler thread
-        try:
-            loop.call_soon_threadsafe(ready.set)
-        except RuntimeError:  # the loop is closing
-            pass
-
-    job = scheduler.open_stream(model_id, render, notify)
+    wakeups = _wakeups_for(asyncio.get_running_loop())
+    job = scheduler.open_stream(model_id, render, lambda: wakeups.wake(ready))
     sender = asyncio.create_task(_send_frames(ws, job, ready, scheduler))
     try:
         while not job.done:
@@ -153,6 +148,42 @@ async def stream(ws: WebSocket, model_id: str):
                 await run_in_threadpool(services.models.flush, model_id)
             except DomainError:
                 pass  # deleted meanwhile: nothing to save
+
+
+class _Wakeups:
+    """Wakes connections from the scheduler thread with one event-loop callback per batch of frames
+    (each callback is a write to the loop's self-pipe, and a GIL hand-over), not one per frame."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop, self.lock = loop, threading.Lock()
+        self.events: set[asyncio.Event] = set()
+        self.scheduled = False
+
+    def wake(self, event: asyncio.Event) -> None:
+        with self.lock:
+            self.events.add(event)
+            if self.scheduled:
+                return
+            self.scheduled = True
+        try:
+            self.loop.call_soon_threadsafe(self._fire)
+        except RuntimeError:  # the loop is closing
+            pass
+
+    def _fire(self) -> None:
+        with self.lock:
+            events, self.events, self.scheduled = self.events, set(), False
+        for event in events:
+            event.set()
+
+
+_WAKEUPS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Wakeups]" = weakref.WeakKeyDictionary()
+
+
+def _wakeups_for(loop: asyncio.AbstractEventLoop) -> _Wakeups:
+    if loop not in _WAKEUPS:
+        _WAKEUPS[loop] = _Wakeups(loop)
+    return _WAKEUPS[loop]
 
 
 async def _send_frames(ws: WebSocket, job: StreamJob, ready: asyncio.Event, scheduler) -> None:
