@@ -95,7 +95,8 @@ class StreamJob(_Job):
         self.playing = False
         self.steps_per_frame: int | None = None
         self.chunk_left = 0           # steps still to train for the current steps_per_frame frame
-        self.frame_wanted = False     # a frame must go out as soon as the slot is free
+        self.frame_wanted = False     # a frame must go out as soon as the slot is free (training waits)
+        self.owed = False             # free play trained while the slot was full: a frame when it frees
         self.losses: list[float] = []  # trained since the last frame
         self.loss_steps: list[int] = []
         self.slot: str | None = None  # the latest encoded frame, not yet taken by the connection
@@ -147,7 +148,7 @@ class StreamJob(_Job):
             return False
         if self.commands:
             return True
-        if self.frame_wanted:
+        if self.frame_wanted or (self.owed and self.slot is None):
             return self.slot is None
         if not self.playing or now < self.next_at:
             return False
@@ -360,13 +361,13 @@ class Scheduler:
                 job.playing = False
                 job.put_message({"type": "error", "status": 423, "detail": FROZEN})
                 job.frame_wanted = True
-            free_due = False
-            if job.playing and not job.frame_wanted:
+            if job.playing and not job.frame_wanted and now >= job.next_at:
                 job.next_at = now + self.period
                 if job.steps_per_frame is None:
-                    # free play trains on while the client reads slowly; its losses wait for the next frame
+                    # free play trains on while the client reads slowly; its losses wait for the frame
+                    # that goes out as soon as the client has taken the previous one
                     diverged = self._train(job, model, 1_000_000, slice_s)
-                    free_due = True
+                    job.owed = True
                 else:
                     if job.chunk_left == 0:
                         job.chunk_left = job.steps_per_frame
@@ -376,7 +377,7 @@ class Scheduler:
                     with job.lock:
                         job.playing = False
                     job.frame_wanted = True
-            if (job.frame_wanted or free_due) and job.slot is None:
+            if (job.frame_wanted or job.owed) and job.slot is None:
                 self._emit(job, model)
 
     def _train(self, job: StreamJob, model, steps: int, budget: float | None) -> bool:
@@ -394,7 +395,7 @@ class Scheduler:
     def _emit(self, job: StreamJob, model) -> None:
         job.put_frame(job.render(model, job.losses, job.loss_steps, job.playing))
         job.losses, job.loss_steps = [], []
-        job.frame_wanted = False
+        job.frame_wanted = job.owed = False
         job.frames_made += 1
         job.notify()
 

@@ -60,8 +60,11 @@ def test_step_sends_one_frame(client, model):
     assert [arr(layer["W"]).shape for layer in f["layers"]] == [(4, 2), (1, 4)]
     assert [arr(layer["dW"]).shape for layer in f["layers"]] == [(4, 2), (1, 4)]
     assert [arr(layer["db"]).shape for layer in f["layers"]] == [(4,), (1,)]
-    np.testing.assert_array_equal(f["layers"][0]["W"], ref.net.dense[0].params["W"])
-    assert f["grad_norms"] == pytest.approx([float(np.linalg.norm(arr(layer["dW"]))) for layer in f["layers"]])
+    # weights and gradients travel as float32 (the page draws them); GET /parameters has them exactly
+    np.testing.assert_array_equal(np.float32(f["layers"][0]["W"]), ref.net.dense[0].params["W"].astype(np.float32))
+    np.testing.assert_array_equal(np.float32(f["layers"][1]["dW"]), ref.net.dense[1].grads["W"].astype(np.float32))
+    assert f["grad_norms"] == pytest.approx([float(np.linalg.norm(arr(layer["dW"]))) for layer in f["layers"]],
+                                            rel=1e-6)
     StreamFrame.model_validate(f)
     b, expected_b = f["boundary"], boundary(ref, 40)
     assert b["resolution"] == 40 and ungrid(b["output"]).shape == (40, 40)
