@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field([], description="origins allowed cross-site; empty: same origin only")
     checkpoint_every: int = Field(100, description="steps between automatic checkpoints (0: off)")
     checkpoints_kept: int = Field(50, description="newest checkpoints kept per model")
+    # engine (issue #9): per-row quantities are the bulk of a gradients response, so they are bounded
+    max_gradient_values: int = Field(
+        1_000_000, description="numbers of per-row a, z, delta and dz one gradients call returns (rows x 4 x units)")
 
     # -- svc (issue 9): service layer, locks, leases, eviction, store health, storage budgets --
     lock_timeout: float = Field(25.0, gt=0, description="seconds a call waits for a model's lock before a 503 "
@@ -68,7 +71,6 @@ class Settings(BaseSettings):
     derive_max_equations: int = Field(32, description="equations per /derive call")
     derive_max_expr_length: int = Field(400, description="characters per /derive expression")
     derive_max_rows: int = Field(256, description="rows of X per /derive call (columns: one sample at a time)")
-    derive_max_entries: int = Field(4_000_000, description="numbers in one /derive value in columns: B x (widest layer)^2")
     # -- per-client fairness (fair, issue 9): concurrency caps, enforced by app/api/fairness.py; 0 turns one off
     concurrent_per_client: int = Field(4, ge=0, description="expensive calls (train, gradcheck, boundary, predict, "
                                        "gradients, check, derive, create, import, export, ...) at once per client address")
@@ -79,7 +81,7 @@ class Settings(BaseSettings):
                                       "worker_threads, so cheap reads always find a thread")
     worker_threads: int = Field(40, ge=2, le=1000, description="threads that run the sync routes (anyio's default "
                                 "thread limiter, set at startup)")
-    busy_wait: float = Field(1.0, ge=0, le=60, description="seconds an expensive call waits for its slots (address, "
+    busy_wait: float = Field(3.0, ge=0, le=60, description="seconds an expensive call waits for its slots (address, "
                              "token, process) before 429 or 503")
 
     @model_validator(mode="after")

@@ -50,6 +50,7 @@ EXPENSIVE: list[tuple[str, re.Pattern]] = [(method, re.compile(path)) for method
     ("POST", r"/api/datasets"),               # parses a CSV of up to the body limit
     ("POST", rf"/api/models/{_ID}/(train|gradcheck|predict|gradients|check|derive|fork|reset)"),
     ("GET", rf"/api/models/{_ID}/(boundary|gradients|export)"),
+    ("GET", rf"/api/models/{_ID}/(data|parameters)"),  # every row, every weight: up to megabytes of JSON
     ("PUT", rf"/api/models/{_ID}/parameters"),  # evaluates the full data
     ("GET", r"/api/class/(leaderboard|curves)"),  # every model of the class
 ]]

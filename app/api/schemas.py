@@ -530,3 +530,81 @@ class GalleryResponse(BaseModel):
     total: int = Field(description="models in the class")
     limit: int = Field(description="PLAYGROUND_GALLERY_MAX_MODELS: at most this many tiles, most recently updated")
     models: list[GalleryTile]
+
+
+# -- stream messages (sched, issue 10): WebSocket /api/models/{id}/stream; see docs/api.md ------------
+class StreamMessage(BaseModel):
+    """A client message. ``auth`` (first, when the URL has no ?token=) carries the model's token;
+    ``play`` may set ``steps_per_frame`` (exactly that many steps per frame; default: as many as fit)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"action": "auth", "token": "<token>"}, {"action": "play", "steps_per_frame": 5},
+        {"action": "pause"}, {"action": "step"}]})
+
+    action: Literal["auth", "play", "pause", "step"]
+    steps_per_frame: int | None = Field(None, strict=True, ge=1, le=100_000)
+    token: str | None = Field(None, strict=True, max_length=256)
+
+
+class StreamGrid(BaseModel):
+    """An array as 8-bit levels, base64: value = lo + (hi - lo) * level / 255 (row-major, ``shape``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shape: list[int]
+    lo: float
+    hi: float
+    u8: str
+
+
+class StreamBoundary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resolution: int
+    x_range: tuple[float, float]
+    y_range: tuple[float, float]
+    neuron_resolution: int
+    output: StreamGrid        # (resolution, resolution); row j is x2 = y_range value j
+    neurons: list[StreamGrid]  # per hidden layer (n_i, r, r), r = neuron_resolution
+
+
+class StreamLayer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    W: list[list[float | None]]
+    b: list[float | None] | None
+    dW: list[list[float | None]]
+    db: list[float | None] | None
+
+
+class StreamFrame(BaseModel):
+    """What the page redraws after a chunk of training. ``losses`` are the per-step losses since
+    the previous frame (evenly strided to at most 100) at ``loss_steps``; ``layers`` is null for
+    nets over 20,000 parameters, ``boundary`` for data that is not 2-D."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["frame"]
+    step: int
+    epoch: int
+    playing: bool
+    train_loss: float | None
+    test_loss: float | None
+    losses: list[float]
+    loss_steps: list[int]
+    grad_norms: list[float | None]
+    diverged: bool
+    diverged_at: int | None
+    layers: list[StreamLayer] | None
+    boundary: StreamBoundary | None
+
+
+class StreamError(BaseModel):
+    """An error message; ``status`` 423 (frozen) or 429 (too many messages waiting) when set. A
+    refused token or unknown model is followed by a close with code 4000 + status."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["error"]
+    detail: str
+    status: int | None = None

@@ -35,7 +35,6 @@ SECURITY_HEADERS = [
 UNLIMITED_PATHS = ("/api/health",)  # a load balancer's probe is never refused
 SETTING = {"client": "PLAYGROUND_RATE_LIMIT_PER_CLIENT", "token": "PLAYGROUND_RATE_LIMIT_PER_TOKEN"}
 WHO = {"client": "client address", "token": "model token"}
-STORE_DOWN = "the store is unavailable: rate limits cannot be checked; retry after 1 s"
 
 
 def rate_limit_detail(r: Refusal) -> str:
@@ -79,8 +78,8 @@ class SecurityMiddleware:
     async def _check(self, client: str | None, token: str | None) -> DomainError | None:
         try:
             refusal = await self.limiter.hit(client, token)
-        except LimiterUnavailable:
-            return StoreUnavailable(STORE_DOWN, retry_after=1)
+        except LimiterUnavailable:  # the counters live in the store's Redis: the same 503 as the store's
+            return StoreUnavailable()
         return None if refusal is None else OverLimit(429, rate_limit_detail(refusal), refusal.retry_after)
 
     def _metered(self, client, token, receive, send):

@@ -55,7 +55,7 @@ BUSY = ("the server is busy: {} expensive calls are running, the limit per proce
     ("POST", "/api/models"), ("POST", "/api/models/import"), ("POST", "/api/datasets"),
     *[("POST", f"/api/models/abc/{p}") for p in ("train", "gradcheck", "predict", "gradients", "check", "derive",
                                                    "fork", "reset")],
-    *[("GET", f"/api/models/abc/{p}") for p in ("boundary", "gradients", "export")],
+    *[("GET", f"/api/models/abc/{p}") for p in ("boundary", "gradients", "export", "data", "parameters")],
     ("PUT", "/api/models/abc/parameters"), ("GET", "/api/class/leaderboard"), ("POST", "/api/models/abc/train/"),
 ])
 def test_expensive_calls(method, path):
@@ -63,7 +63,7 @@ def test_expensive_calls(method, path):
 
 
 @pytest.mark.parametrize("method,path", [
-    ("GET", "/api/models/abc"), ("GET", "/api/models/abc/parameters"), ("GET", "/api/models/abc/history"),
+    ("GET", "/api/models/abc"), ("GET", "/api/models/abc/checkpoints"), ("GET", "/api/models/abc/history"),
     ("GET", "/api/models/abc/trace"), ("GET", "/api/catalog"), ("GET", "/api/health"), ("GET", "/"),
     ("PATCH", "/api/models/abc"), ("DELETE", "/api/models/abc"), ("GET", "/api/models/abc/train"),
     ("POST", "/api/models/abc/train/more"), ("GET", "/api/class/status"),
@@ -86,7 +86,7 @@ def test_the_process_cap_must_leave_threads_for_reads(monkeypatch):
         "concurrent_per_client", "concurrent_per_token", "streams_per_client", "streams_per_token",
         "concurrent_expensive", "worker_threads", "busy_wait")}
     assert defaults == {"concurrent_per_client": 4, "concurrent_per_token": 2, "streams_per_client": 4,
-                        "streams_per_token": 2, "concurrent_expensive": 16, "worker_threads": 40, "busy_wait": 1.0}
+                        "streams_per_token": 2, "concurrent_expensive": 16, "worker_threads": 40, "busy_wait": 3.0}
 
 
 # -- the middleware around a small app -----------------------------------------------------------
@@ -134,7 +134,7 @@ def student(app, address: str) -> TestClient:
 
 def test_concurrent_calls_per_client_address_are_capped():
     gate = Gate()
-    app = gate.app(concurrent_per_client=2, concurrent_per_token=0)
+    app = gate.app(concurrent_per_client=2, concurrent_per_token=0, busy_wait=0.1)
     with student(app, "10.0.0.1") as a, student(app, "10.0.0.2") as b, ThreadPoolExecutor(4) as pool:
         running = [pool.submit(a.post, f"/api/models/m{i}/train") for i in range(2)]
         gate.wait_entered(2)
@@ -153,7 +153,7 @@ def test_concurrent_calls_per_client_address_are_capped():
 
 def test_concurrent_calls_per_token_are_capped_across_addresses():
     gate = Gate()
-    app = gate.app(concurrent_per_client=0, concurrent_per_token=1)
+    app = gate.app(concurrent_per_client=0, concurrent_per_token=1, busy_wait=0.1)
     auth = {"Authorization": "Bearer token-of-one-model"}
     with student(app, "10.0.0.1") as a, student(app, "10.0.0.2") as b, ThreadPoolExecutor(2) as pool:
         running = pool.submit(a.post, "/api/models/m1/train", headers=auth)
@@ -224,7 +224,7 @@ def test_open_streams_per_address_and_per_token():
                     assert same_token.receive_json() == stream_429("token", 1)
                 # a token sent in the stream's first message is counted when it arrives
                 with b.websocket_connect("/api/models/m3/stream") as late:
-                    late.send_text(json.dumps({"action": "play", "token": "t1"}))
+                    late.send_text(json.dumps({"action": "auth", "token": "t1"}))  # the page's first message
                     assert late.receive_json() == stream_429("token", 1)
                     with pytest.raises(WebSocketDisconnect) as closed:
                         late.receive_text()

@@ -15,6 +15,8 @@ from tests.support import unavailable
 
 from .helpers import ADMIN_TOKEN, api, open_app
 
+pytestmark = pytest.mark.browser
+
 AXE_VERSION = "4.11.0"
 AXE_DIR = Path(os.environ.get("PLAYGROUND_AXE_DIR", Path.home() / ".cache" / "playground-axe"))
 RULES = ["wcag2a", "wcag2aa"]   # WCAG 2.0 A and AA (2.1 and best practices are not in the scope)

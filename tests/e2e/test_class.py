@@ -11,6 +11,8 @@ import pytest
 
 from .helpers import ADMIN_TOKEN, ROOT, api, model_id, open_app, play, step_value
 
+pytestmark = pytest.mark.browser
+
 FAST_POLL = "window.__playgroundPollMs = 500; window.__classPollMs = 1000;"
 
 
@@ -157,7 +159,7 @@ def test_preset_hidden_test_and_leaderboard(new_page, server, clean_class):
     assert "model=" not in teacher.inner_text("#preset-current")
     link = student.locator("#preset-link")
     link.wait_for(state="visible", timeout=5_000)
-    assert "Your teacher shared a setup" in student.inner_text("#preset-banner")
+    assert "Your teacher shared a setup (spiral · features x1, x2)" in student.inner_text("#preset-banner")
     link.click()
     student.wait_for_url("**/?dataset=spiral*")
     student.wait_for_function("() => document.body && document.body.dataset.ready === 'true'"

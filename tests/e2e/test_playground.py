@@ -5,8 +5,12 @@ import math
 import re
 import time
 
+import pytest
+
 from .helpers import (ROOT, api, change_and_wait, heatmap_pixels, number, open_app, pause, play, set_input, state,
                       step_value)
+
+pytestmark = pytest.mark.browser
 
 XOR_2_HIDDEN = "dataset=xor&h=8.tanh,8.tanh&out=1.sigmoid&loss=bce"
 

@@ -57,6 +57,13 @@ def xy(model, settings, X, y) -> tuple[np.ndarray | None, np.ndarray | None]:
 def _gradients(model_id, models, settings, body: Batch | None) -> dict:
     with models.use(model_id) as model:
         X, y = xy(model, settings, body.X if body else None, body.y if body else None)
+        if X is not None:  # engine: the per-row a, z, delta, dz are bounded before anything is computed
+            per_row = model.net.display_values(1)
+            if len(X) * per_row > settings.max_gradient_values:
+                raise unprocessable(("body", "X"), f"has {len(X)} rows; this network's a, z, delta and dz take "
+                                                   f"{per_row} numbers a row, so at most "
+                                                   f"{max(1, settings.max_gradient_values // per_row)} rows fit the "
+                                                   f"limit of {settings.max_gradient_values} numbers")
         g = model.gradients(X, y, cap=settings.gradients_default_rows)
         return {"loss": finite(g["loss"]), "data_loss": finite(g["data_loss"]), "penalty": finite(g["penalty"]),
                 "batch_size": g["batch_size"], "inputs": jsonable(g["inputs"]),

@@ -628,3 +628,13 @@ def test_check_accepts_any_subgradient_at_a_relu_kink(client):
         hints.append(v["hint"])
     assert sorted(h is None for h in hints) == [False, True]
     assert "kink" in next(h for h in hints if h)
+
+
+def test_gradcheck_reports_kinks_and_explains_eps(client):
+    """relu with zero biases and an all-zero input row: a_i sits on the kink; those entries are counted, not failed."""
+    spec = {**square_net(True, act="relu"), "data": {"X": [[0.0, 0.0, 0.0], [0.5, -1.0, 0.25]], "y": [[1.0], [0.0]]}}
+    mid = create(client, spec)["id"]
+    g = client.post(f"/api/models/{mid}/gradcheck").json()
+    assert g["passed"] is True and g["kinks"] > 0 and g["eps_note"] is None
+    g = client.post(f"/api/models/{mid}/gradcheck", json={"eps": 1e-12}).json()
+    assert g["eps_note"].startswith("eps = 1e-12 is too small")
