@@ -103,8 +103,10 @@ def test_the_image_serves_keeps_models_across_restarts_runs_as_10001_and_turns_h
                             headers={"Authorization": f"Bearer {token}"})
         assert trained.status_code == 200 and trained.json()["step"] == 25, trained.text
 
-    docker("restart", name, timeout=120)
+    docker("restart", name, timeout=120)  # SIGTERM to uvicorn (PID 1, exec form), then a new start
     wait_healthy(name)
+    logs = docker("logs", name).stdout + docker("logs", name).stderr
+    assert "Application shutdown complete" in logs and "Traceback" not in logs  # a graceful stop
     with httpx.Client(base_url=base, timeout=30, trust_env=False) as http:
         again = http.get(f"/api/models/{mid}")
         assert again.status_code == 200 and again.json()["step"] == 25, again.text
@@ -113,3 +115,17 @@ def test_the_image_serves_keeps_models_across_restarts_runs_as_10001_and_turns_h
     assert uid == "10001"
     assert docker("exec", name, "stat", "-c", "%u", "/data").stdout.strip() == "10001"
     assert docker("inspect", "-f", "{{.Config.User}}", name).stdout.strip() not in ("", "root", "0")
+
+    # only what the app needs is in the image: no tests, no test dependencies, no bytecode from the tree
+    listing = docker("exec", name, "sh", "-c", "ls /srv/playground; find /srv/playground -name __pycache__ "
+                     "-not -path '*/site-packages/*' | head -3; python -c 'import pytest' 2>&1 | tail -1").stdout
+    assert "app" in listing.split() and "static" in listing.split() and "tests" not in listing.split()
+    assert "__pycache__" not in listing and "No module named 'pytest'" in listing
+
+
+def test_the_healthcheck_fails_when_nothing_answers(image):
+    """The HEALTHCHECK's own command, in the image, with no server running: it must not report healthy."""
+    health = json.loads(docker("image", "inspect", "-f", "{{json .Config.Healthcheck}}", image).stdout)
+    assert health["Test"][0] == "CMD" and "/api/health" in " ".join(health["Test"])
+    done = docker("run", "--rm", "--entrypoint", health["Test"][1], image, *health["Test"][2:], check=False)
+    assert done.returncode != 0, done.stdout + done.stderr
