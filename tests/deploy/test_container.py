@@ -1,10 +1,11 @@
 """The real image: built from the working tree, run with a volume and an admin token, as the README says.
 
-Checks what the venv replay (test_docker_recipe.py) cannot: every file the app needs is COPYed, the page
-and /api/health answer from the container, a model keeps its step across `docker restart` (the /data
-volume is writable by the image's user), the process does not run as root (uid 10001), and the
-Dockerfile's HEALTHCHECK turns the container healthy (its interval shortened with --health-interval,
-the command itself unchanged).
+Checks what reading the recipe (test_docker_recipe.py) cannot: every file the app needs is COPYed, and
+nothing else (no tests, no test dependencies); the page and /api/health answer from the container; a
+model keeps its step across `docker restart` (the /data volume is writable by the image's user), which
+stops uvicorn gracefully; the process does not run as root (uid 10001); the Dockerfile's HEALTHCHECK
+turns the container healthy (its interval shortened with --health-interval, the command unchanged) and
+its command fails when nothing answers.
 
 Needs a running Docker daemon and the python:3.11-slim base image; `.ci/run` installs docker.io, starts
 dockerd and makes a local stand-in for the base image (../shared/tools/standin-python-image.sh). In CI
