@@ -8,6 +8,8 @@
     g = pg.gradients(m["id"])                                           # a, z, delta, dz, dW, db per layer
     g["layers"][0]["dW"].shape                                          # (8, 2): W_1 is (out, in)
     for frame in pg.stream(m["id"], frames=20): ...                     # the WebSocket, as an iterator
+    pg.check(m["id"], layers=[{"dW": my_dW1}])["first_error"]          # your gradients, any shape
+    pg.derive(m["id"], {"dW[i]": "delta[i] @ z[i-1].T", ...})           # your equations (columns or rows)
 
 ``AsyncPlaygroundClient`` has the same methods as coroutines (``stream`` is an async iterator).
 Every error answer raises ``PlaygroundError`` with the status code and the server's message; a 429
@@ -139,8 +141,18 @@ def _frame(msg: dict) -> dict:
     if msg.get("layers"):
         out["layers"] = [_arrays(layer, "W", "b", "dW", "db") for layer in msg["layers"]]
     if msg.get("boundary"):
-        out["boundary"] = _boundary(msg["boundary"])
+        b = msg["boundary"]
+        if isinstance(b.get("output"), dict):  # sched: frames carry 8-bit grids (docs/api.md "Stream messages")
+            b = {**b, "output": _ungrid(b["output"]), "neurons": [_ungrid(n) for n in b.get("neurons") or []]}
+        out["boundary"] = _boundary(b)
     return out
+
+
+def _ungrid(g: dict) -> np.ndarray:
+    """A stream grid as floats: lo + (hi - lo) * level / 255, reshaped to its shape."""
+    import base64
+    levels = np.frombuffer(base64.b64decode(g["u8"]), np.uint8).reshape(g["shape"])
+    return g["lo"] + (g["hi"] - g["lo"]) * levels / 255.0
 
 
 def _csv_text(path_or_text) -> str:

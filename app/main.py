@@ -14,11 +14,13 @@ from fastapi.staticfiles import StaticFiles
 
 from app.api import errors
 from app.api.limits import BodySizeLimit
+from app.api.fairness import FairnessMiddleware
 from app.api.routes import classroom, derive, docs, inspect, meta, models, stream, training, transfer
-from app.api.security import SecurityMiddleware
+from app.api.security import SecurityMiddleware, install_log_redaction
 from app.assets import STATIC
 from app.config import Settings, get_settings
 from app.service import Services
+from app.service.scheduler import Scheduler
 from app.store import open_store
 
 log = logging.getLogger("playground")
@@ -31,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
+        app.state.scheduler.stop()  # sched: the training thread ends before the last saves
         app.state.services.models.flush_all()
         store.close()
 
@@ -41,12 +44,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "delta_i = dL/da_i.")
     app.state.settings = settings
     app.state.services = Services(store, settings)
+    # sched: one training thread per process shares the CPU among streams and train calls
+    app.state.scheduler = Scheduler(app.state.services.models, fps=settings.stream_fps,
+                                    frozen=app.state.services.classroom.frozen)
     if settings.cors_origins:  # closed (same origin) unless the operator names origins
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["authorization", "content-type"])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(FairnessMiddleware, settings=settings)  # concurrency caps; worker threads at startup
     app.add_middleware(SecurityMiddleware, per_client=settings.rate_limit_per_client,
-                       per_token=settings.rate_limit_per_token)
+                       per_token=settings.rate_limit_per_token, store=settings.store)
+    install_log_redaction()  # tokens out of uvicorn's logs, however the app is served
 
     errors.register(app)
 

@@ -464,3 +464,147 @@ class TraceResponse(Open):
 class GradcheckResponse(Open):
     passed: bool
     layers: list[dict]
+# -- class room (issue 12): assignment, leaderboard, gallery --------------------------------
+class Assignment(BaseModel):
+    """The class's task, defined by the pushed preset: models on another task are not ranked."""
+
+    dataset: str = Field(description='a dataset name, or "csv <dataset id>" for an uploaded file')
+    features: list[str] | None = Field(description="input features; null for uploaded or 1-D data")
+    loss: str | None = Field(description="the loss every model must use; null: any")
+    step_budget: int | None = Field(description="models trained more steps are not ranked; null: no budget")
+
+
+class ClassStatus(BaseModel):
+    enabled: bool
+    frozen: bool
+    preset: str | None
+    assignment: Assignment | None = None
+
+
+class RankedRow(BaseModel):
+    rank: int
+    id: str = Field(description="the student's best model")
+    nickname: str | None
+    dataset: str
+    architecture: str
+    step: int
+    hidden_loss: float | None = Field(description="the model's loss on the hidden test set (data term)")
+    hidden_accuracy: float | None = Field(description="classification: the share of hidden rows right")
+    models: int = Field(description="how many of this student's models are on the task")
+
+
+class ApartRow(BaseModel):
+    id: str
+    nickname: str | None
+    dataset: str
+    architecture: str
+    step: int
+    reason: str = Field(examples=["trained on spiral"])
+
+
+class LeaderboardResponse(BaseModel):
+    assignment: Assignment | None = Field(description="null: no preset pushed; every model that fits is ranked")
+    hidden_rows: int | None = Field(description="rows of the hidden test set; null: none uploaded, nothing ranked")
+    ranked: list[RankedRow] = Field(description="one row per student (their best model), best first")
+    apart: list[ApartRow] = Field(description="models not on the assignment, with the reason")
+
+
+class GalleryTile(BaseModel):
+    id: str
+    nickname: str | None
+    dataset: str
+    architecture: str
+    step: int
+    test_loss: float | None
+    diverged: bool
+    kind: Literal["classification", "regression"]
+    updated_at: float = Field(description="seconds since the epoch of the last save: the student's live model is their newest")
+    x_range: list[float] | None = Field(description="[lo, hi] of x1; null for data that is not 2-D")
+    y_range: list[float] | None
+    output: list[list[float | None]] | None = Field(description="(R, R) model output; row j is x2 = y_range value j")
+    points: list[list[float]] = Field(description="training points [x1, x2, label]")
+
+
+class GalleryResponse(BaseModel):
+    resolution: int
+    total: int = Field(description="models in the class")
+    limit: int = Field(description="PLAYGROUND_GALLERY_MAX_MODELS: at most this many tiles, most recently updated")
+    models: list[GalleryTile]
+
+
+# -- stream messages (sched, issue 10): WebSocket /api/models/{id}/stream; see docs/api.md ------------
+class StreamMessage(BaseModel):
+    """A client message. ``auth`` (first, when the URL has no ?token=) carries the model's token;
+    ``play`` may set ``steps_per_frame`` (exactly that many steps per frame; default: as many as fit)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"action": "auth", "token": "<token>"}, {"action": "play", "steps_per_frame": 5},
+        {"action": "pause"}, {"action": "step"}]})
+
+    action: Literal["auth", "play", "pause", "step"]
+    steps_per_frame: int | None = Field(None, strict=True, ge=1, le=100_000)
+    token: str | None = Field(None, strict=True, max_length=256)
+
+
+class StreamGrid(BaseModel):
+    """An array as 8-bit levels, base64: value = lo + (hi - lo) * level / 255 (row-major, ``shape``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shape: list[int]
+    lo: float
+    hi: float
+    u8: str
+
+
+class StreamBoundary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resolution: int
+    x_range: tuple[float, float]
+    y_range: tuple[float, float]
+    neuron_resolution: int
+    output: StreamGrid        # (resolution, resolution); row j is x2 = y_range value j
+    neurons: list[StreamGrid]  # per hidden layer (n_i, r, r), r = neuron_resolution
+
+
+class StreamLayer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    W: list[list[float | None]]
+    b: list[float | None] | None
+    dW: list[list[float | None]]
+    db: list[float | None] | None
+
+
+class StreamFrame(BaseModel):
+    """What the page redraws after a chunk of training. ``losses`` are the per-step losses since
+    the previous frame (evenly strided to at most 100) at ``loss_steps``; ``layers`` is null for
+    nets over 20,000 parameters, ``boundary`` for data that is not 2-D."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["frame"]
+    step: int
+    epoch: int
+    playing: bool
+    train_loss: float | None
+    test_loss: float | None
+    losses: list[float]
+    loss_steps: list[int]
+    grad_norms: list[float | None]
+    diverged: bool
+    diverged_at: int | None
+    layers: list[StreamLayer] | None
+    boundary: StreamBoundary | None
+
+
+class StreamError(BaseModel):
+    """An error message; ``status`` 423 (frozen) or 429 (too many messages waiting) when set. A
+    refused token or unknown model is followed by a close with code 4000 + status."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["error"]
+    detail: str
+    status: int | None = None

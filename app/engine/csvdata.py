@@ -168,6 +168,10 @@ def parse_csv(content: bytes | str, *, inputs: list[str] | None = None, targets:
             raise CsvError(f"{why}; a categorical target must be the only target column, "
                            f"but targets are {_names(target_columns)}", field="targets", column=name)
         labels = [row[k] for row in cells]
+        # an empty label is missing data (refused like an empty input cell), never a class ""
+        empty = next((r for r, label in enumerate(labels) if not label.strip()), None)
+        if empty is not None:
+            raise _cell_error(lines[empty], name, "", None)
         classes = sorted(set(labels))
         _check_classes(name, len(classes), max_classes)
         index = {c: i for i, c in enumerate(classes)}

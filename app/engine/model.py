@@ -18,7 +18,7 @@ from .datasets import REGRESSION, DatasetError, apply_features, make_dataset
 from .history import History
 from .network import LayerQuantities, Network
 from .optimizers import make_optimizer
-from .spec import SpecError, normalize_optimizer, normalize_regularization, normalize_spec
+from .spec import CUSTOM_DATA_KEYS, SpecError, normalize_optimizer, normalize_regularization, normalize_spec
 
 
 YIELD_EVERY = 0.005  # seconds of training between voluntary GIL releases
@@ -45,6 +45,12 @@ class Model:
     """Build with ``Model(spec)``; then ``train``, ``gradients``, ``predict``, ``gradcheck``, ``trace``, ``check``."""
 
     def __init__(self, spec: dict | None = None):
+        spec = dict(spec or {})
+        data = spec.get("data")
+        if isinstance(data, dict) and any(k in data for k in CUSTOM_DATA_KEYS):
+            # custom data becomes arrays first: normalize_spec deep-copies the spec, and a deep copy of
+            # a million nested lists costs seconds and hundreds of MB; an array's copy is one memcpy
+            spec["data"] = {**data, **{k: _matrix(data[k], k) for k in CUSTOM_DATA_KEYS if k in data}}
         self.spec = normalize_spec(spec)
         self._load_data()
         self._build()
@@ -54,10 +60,12 @@ class Model:
         data, units = self.spec["data"], self.spec["layers"][-1]["units"]
         if "X" in data:
             self.features = None
-            self.raw_train, self.y_train = _matrix(data["X"], "X"), _matrix(data["y"], "y")
+            # __init__ made these arrays (copies), so they are the model's own
+            self.raw_train, self.y_train = _matrix(data["X"], "X", False), _matrix(data["y"], "y", False)
             has_test = "X_test" in data
-            self.raw_test = _matrix(data["X_test"], "X_test") if has_test else np.zeros((0, self.raw_train.shape[1]))
-            self.y_test = _matrix(data["y_test"], "y_test") if has_test else np.zeros((0, self.y_train.shape[1]))
+            self.raw_test = (_matrix(data["X_test"], "X_test", False) if has_test
+                             else np.zeros((0, self.raw_train.shape[1])))
+            self.y_test = _matrix(data["y_test"], "y_test", False) if has_test else np.zeros((0, self.y_train.shape[1]))
             self.spec["data"] = {"source": "custom", "n_train": len(self.raw_train), "n_test": len(self.raw_test),
                                  "standardize": _standardization(data.get("standardize"), self.raw_train,
                                                                  _columns(data.get("info"))),
@@ -82,7 +90,7 @@ class Model:
             if y.shape[1] != units:
                 raise SpecError(("data", "y" if name == "X" else "y_test"),
                                 f"has {y.shape[1]} columns but the output layer has {units} units"
-                                + _labels_hint(np.concatenate([self.y_train, self.y_test]), units))
+                                + _labels_hint(y, units))  # this y only: train and test widths may differ
         if self.raw_test.shape[1] != self.raw_train.shape[1]:
             raise SpecError(("data", "X_test"), f"has {self.raw_test.shape[1]} columns but X has {self.raw_train.shape[1]}")
         width = len(self.features) if self.features else self.raw_train.shape[1]
@@ -182,7 +190,8 @@ class Model:
         The per-step loop does only the step itself: minibatches are slices of a permuted copy of the
         training set (drawn once an epoch), and gradient norms are computed for a block of steps at once
         from a buffer of the flat gradients; the history receives whole blocks. Results are bit for bit
-        those of sampling rows one batch at a time.
+        those of sampling rows one batch at a time. A batch larger than one pass under the memory budget
+        (``Network.chunk_rows``) runs in row chunks (``Network.accumulate``), equal within float rounding.
         """
         net, opt, bs, n = self.net, self.optimizer, self.batch_size, len(self.X_train)
         full = bs >= n
@@ -192,16 +201,20 @@ class Model:
         checkpoints = bool(checkpoint_every) and on_checkpoint is not None
         self.diverged_at = None
         rec = _NormBuffer(net, self.history, self.step + 1, losses)
-        buf, grads, rows = rec.buf, net.grads, len(rec.buf)
+        buf, grads, rows, j = rec.buf, net.grads, len(rec.buf), 0
         Xp, yp = (self.X_train, self.y_train_t) if full else self._epoch_batches()
+        chunked = min(bs, n) > net.chunk_rows(backward=True)
         for _ in range(steps):
             if full:
                 Xb, yb = Xp, yp
             else:
                 c = self.cursor
                 Xb, yb = Xp[c:c + bs], yp[c:c + bs]
-            net.forward(Xb)
-            loss = net.backward(yb)
+            if chunked:  # a batch too large for one pass under the memory budget (full batch on big data)
+                loss = net.accumulate(Xb, yb)
+            else:
+                net.forward(Xb)
+                loss = net.backward(yb)
             # a non-finite step is refused: parameters, optimizer state and sampler stay as they were
             # (non-finite gradients make the proposed parameters non-finite, which the optimizer refuses)
             if not (math.isfinite(loss) and opt.step(net.params, net.grads)):
@@ -209,9 +222,10 @@ class Model:
                 break
             self.step += 1
             losses.append(loss)
-            buf[rec.j] = grads  # norms for a block of steps at once (rec.add, inlined)
-            rec.j += 1
-            if rec.j == rows:
+            buf[j] = grads  # the train loop fills rec's buffer; a flush computes the block's norms
+            j += 1
+            if j == rows:
+                rec.j, j = j, 0
                 rec.flush()
             if full:
                 self.epoch += 1
@@ -223,9 +237,10 @@ class Model:
                     Xp, yp = self._epoch_batches()
             checkpoint_due = checkpoints and self.step % checkpoint_every == 0
             if checkpoint_due or self.step % every == 0:
-                rec.flush()
                 self.evaluate()  # a checkpoint carries the losses at its own step
                 if checkpoint_due:
+                    rec.j, j = j, 0
+                    rec.flush()  # the checkpoint sees the history up to its step
                     on_checkpoint(self)
             now = time.perf_counter()
             if deadline is not None and now > deadline:
@@ -239,6 +254,7 @@ class Model:
                 if threading.active_count() > 1:
                     time.sleep(0)
                 yield_at = now + YIELD_EVERY
+        rec.j = j
         rec.flush()
         self.evaluate()
         return TrainResult(step=self.step, epoch=self.epoch, steps_done=len(losses), losses=losses,
@@ -398,13 +414,8 @@ class _NormBuffer:
         self.buf = np.empty((rows, net.params.size), net.dtype)
         self.j, self.first, self.done = 0, first_step, 0
 
-    def add(self) -> None:
-        self.buf[self.j] = self.net.grads
-        self.j += 1
-        if self.j == len(self.buf):
-            self.flush()
-
     def flush(self) -> None:
+        """Norms of the ``j`` buffered steps, recorded in the history; the buffer starts again."""
         if not self.j:
             return
         g = self.buf[:self.j]
@@ -424,10 +435,11 @@ def _kind(spec: dict) -> str:
     return "classification" if spec["loss"] in ("bce", "cross_entropy") else "regression"
 
 
-def _matrix(value, name: str) -> np.ndarray:
+def _matrix(value, name: str, copy: bool = True) -> np.ndarray:
     """A finite, non-empty 2-D float64 array from nested lists, or SpecError naming the field."""
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        # a copy by default: the model never shares the caller's array
+        arr = np.array(value, dtype=np.float64) if copy else np.asarray(value, dtype=np.float64)
     except (ValueError, TypeError):
         raise SpecError(("data", name), "must be a rectangular list of rows of numbers") from None
     if arr.ndim == 1 and name.startswith("y"):

@@ -6,6 +6,8 @@ checks and gradient norms then cost one vector operation each instead of one per
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +23,27 @@ REGULARIZATIONS = ("none", "l1", "l2")
 # Passes over more rows than fit (full-set losses, predictions, boundary grids, gradients of a large
 # batch) run in chunks of rows, so their memory stays near this figure whatever the row count.
 MEMORY_BUDGET = 32 * 2**20
+
+
+def _libc_trim():
+    """glibc's malloc_trim, or None elsewhere."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _libc_trim()
+
+
+def release_memory() -> None:
+    """Give freed heap memory back to the OS after a pass over many rows.
+
+    Chunk temporaries of a few MB end up on the heap once glibc's dynamic mmap threshold has grown,
+    and each server thread's arena would keep them resident after the call; malloc_trim returns them.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 @dataclass
@@ -132,6 +155,10 @@ class Network:
         return self.reg_rate * float(np.abs(w).sum())
 
     # -- passes over many rows: chunked under MEMORY_BUDGET, no cache left behind ---------------
+    def display_values(self, rows: int) -> int:
+        """Numbers in the per-row a, z, delta and dz of ``rows`` rows: what a gradients display returns."""
+        return 4 * rows * sum(self.sizes[1:])
+
     def chunk_rows(self, backward: bool = False) -> int:
         """Rows per chunk: a forward holds about 3 layer widths per row (input, a, z); a backward keeps
         a, z, delta and dz of every layer plus the input."""
@@ -168,6 +195,9 @@ class Network:
                 sel = np.nonzero((want >= s) & (want < e))[0]
                 for h, z in zip(hidden, zs):
                     h[sel] = z[want[sel] - s]
+            zs = None
+        if B > rows:
+            release_memory()
         return out if want is None else (out, hidden)
 
     def loss_value(self, X: np.ndarray, y: np.ndarray) -> float:
@@ -185,6 +215,7 @@ class Network:
             if e - s == B:
                 return v
             total += v * (e - s)
+        release_memory()
         return total / B
 
     def loss_of(self, a: np.ndarray, y_hat: np.ndarray, y: np.ndarray) -> float:
@@ -227,6 +258,7 @@ class Network:
         finally:
             self.keep_dz = False
             self.release()
+            release_memory()
         self.grads[...] = acc
         self.data_loss = total / B
         self.penalty = self._add_penalty()

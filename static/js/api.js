@@ -1,6 +1,7 @@
 // Thin fetch + WebSocket wrapper around the Backprop Playground REST API (docs/api.md).
 // Calls that change a model send its token (kept by tokens.js) as a bearer token; the
-// stream sends it as ?token= (browsers cannot set WebSocket headers).
+// stream sends it in its first message (browsers cannot set WebSocket headers, and a URL's
+// ?token= would end up in access logs).
 import { tokens } from './tokens.js';
 
 const BASE = '/api';
@@ -102,7 +103,36 @@ export const api = {
 };
 
 /**
- * WebSocket stream of training frames. Messages sent before the socket opens are queued.
+ * A stream grid (docs/api.md "Stream messages"): 8-bit levels, base64, of an array of `shape`,
+ * value = lo + (hi - lo) * level / 255, back to nested arrays of numbers (rows of columns).
+ */
+export function ungrid(g) {
+  const bin = atob(g.u8);
+  const scale = (g.hi - g.lo) / 255;
+  const flat = new Float64Array(bin.length);
+  for (let i = 0; i < bin.length; i++) flat[i] = g.lo + scale * bin.charCodeAt(i);
+  const nest = (shape, offset) => {
+    if (shape.length === 1) return Array.from(flat.subarray(offset, offset + shape[0]));
+    const step = shape.slice(1).reduce((a, b) => a * b, 1);
+    const out = new Array(shape[0]);
+    for (let i = 0; i < shape[0]; i++) out[i] = nest(shape.slice(1), offset + i * step);
+    return out;
+  };
+  return nest(g.shape, 0);
+}
+
+/** A stream frame with its boundary grids as nested arrays (the shape GET /boundary answers with). */
+export function decodeFrame(frame) {
+  const b = frame.boundary;
+  if (b && b.output && b.output.u8 !== undefined) {
+    frame.boundary = { ...b, output: ungrid(b.output), neurons: (b.neurons || []).map(ungrid) };
+  }
+  return frame;
+}
+
+/**
+ * WebSocket stream of training frames (schemas.StreamFrame). Messages sent before the socket
+ * opens are queued; the first one sent is always {"action": "auth", "token"} when a token is held.
  * handlers: {onFrame(frame), onError(ApiError), onClose(code)}; an error message's `status`
  * (423 frozen) or the close code (4401 / 4403 / 4404) becomes the error's status.
  */
@@ -111,13 +141,14 @@ export class Stream {
     this.handlers = handlers; this.queue = []; this.closed = false;
     const proto = location.protocol === 'https:' ? 'wss' : 'ws';
     const token = tokens.get(modelId);
-    const q = token ? `?token=${encodeURIComponent(token)}` : '';
-    this.ws = new WebSocket(`${proto}://${location.host}${BASE}${m(modelId)}/stream${q}`);
+    if (token) this.queue.push(JSON.stringify({ action: 'auth', token }));
+    this.ws = new WebSocket(`${proto}://${location.host}${BASE}${m(modelId)}/stream`);
     this.ws.onopen = () => { for (const msg of this.queue) this.ws.send(msg); this.queue = []; };
     this.ws.onmessage = (ev) => {
       let msg;
-      try { msg = parseJSON(ev.data); } catch (e) { handlers.onError?.(new ApiError(0, `bad frame: ${e.message}`)); return; }
-      if (msg.type === 'frame') handlers.onFrame?.(msg);
+      // frames are strict JSON (non-finite numbers are null)
+      try { msg = JSON.parse(ev.data); } catch (e) { handlers.onError?.(new ApiError(0, `bad frame: ${e.message}`)); return; }
+      if (msg.type === 'frame') handlers.onFrame?.(decodeFrame(msg));
       else if (msg.type === 'error') {
         // a refused token comes as an error message followed by a 44xx close: report them once, as the close
         this.lastError = msg;

@@ -43,6 +43,9 @@ READS = [
     ("POST", "/predict", {"X": [[0.1, -0.2], [0.3, 0.4]]}),
     ("POST", "/gradcheck", None),
     ("POST", "/check", {"X": [[0.1, -0.2]], "y": [[1]], "layers": [{"dW": [[0.0, 0.0]] * 4}]}),
+    ("GET", "/trace?convention=columns", None),
+    ("GET", "/derive/examples", None),
+    ("POST", "/derive", {"convention": "rows", "equations": [{"target": "dW[i]", "expr": "delta[i].T @ z[i-1]"}]}),
 ]
 
 # routes on one model that make a new model from it and leave it as it is (need only the id)
@@ -175,8 +178,10 @@ def test_a_deleted_models_token_opens_nothing(client, trained):
 
 
 # -- the stream ----------------------------------------------------------------------------------
-def refused(client, url: str, detail: str, code: int, **kwargs) -> None:
+def refused(client, url: str, detail: str, code: int, first: dict | None = None, **kwargs) -> None:
     with client.websocket_connect(url, auth_token=False, **kwargs) as ws:
+        if first is not None:  # no token in the URL or header: the server waits for an auth message first
+            ws.send_json(first)
         assert ws.receive_json() == {"type": "error", "detail": detail}
         with pytest.raises(WebSocketDisconnect) as e:
             ws.receive_json()
@@ -186,9 +191,11 @@ def refused(client, url: str, detail: str, code: int, **kwargs) -> None:
 def test_stream_without_a_token_sends_an_error_then_closes_4401(client, trained):
     mid, _ = trained
     before = snapshot(client, mid)
-    refused(client, f"/api/models/{mid}/stream", MISSING, 4401)
-    refused(client, f"/api/models/{mid}/stream?token=", MISSING, 4401)
-    refused(client, f"/api/models/{mid}/stream", MISSING, 4401, headers={"Authorization": "Basic abc"})
+    play = {"action": "play"}
+    refused(client, f"/api/models/{mid}/stream", MISSING, 4401, play)
+    refused(client, f"/api/models/{mid}/stream?token=", MISSING, 4401, play)
+    refused(client, f"/api/models/{mid}/stream", MISSING, 4401, play, headers={"Authorization": "Basic abc"})
+    refused(client, f"/api/models/{mid}/stream", MISSING, 4401, {"action": "auth"})
     assert snapshot(client, mid) == before
 
 

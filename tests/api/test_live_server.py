@@ -35,6 +35,8 @@ SPEC = {"layers": [{"units": 6, "activation": "tanh"}, {"units": 1, "activation"
 class Server:
     """`python -m uvicorn app.main:app` on a free loopback port, with PLAYGROUND_* settings from env."""
 
+    log_level = "warning"  # "info" logs every request (the access log)
+
     def __init__(self, db: Path, log: Path, **env: str):
         self.db, self.log_path = db, log
         self.env = {**os.environ, "PLAYGROUND_STORE": f"sqlite:///{db}",
@@ -48,7 +50,7 @@ class Server:
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(
                     [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-                     "--port", str(self.port), "--log-level", "warning"],
+                     "--port", str(self.port), "--log-level", self.log_level],
                     cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and self.proc.poll() is None:
@@ -97,7 +99,7 @@ def shared(tmp_path_factory):
     """One server for the tests that need no restart: 3 s train budget, 4 kB body limit."""
     tmp = tmp_path_factory.mktemp("live")
     s = Server(tmp / "db.sqlite3", tmp / "uvicorn.log", train_time_budget=3, max_steps=100_000_000,
-               max_body_bytes=4096).start()
+               max_body_bytes=4096, concurrent_per_client=8, concurrent_per_token=8).start()  # 8 parallel calls
     yield s
     s.stop()
     s.assert_no_tracebacks()
@@ -172,7 +174,7 @@ def test_stream_play_frames_pause(shared):
             assert http.get(f"/api/models/{mid}").json()["step"] == paused_at  # saved on pause
             time.sleep(0.3)
             assert http.get(f"/api/models/{mid}").json()["step"] == paused_at
-            assert len(http.get(f"/api/models/{mid}/history").json()["step"]) == paused_at
+            assert len(http.get(f"/api/models/{mid}/history", params={"max_points": 1_000_000}).json()["step"]) == paused_at
 
         ws.send(json.dumps({"action": "step"}))
         assert json.loads(ws.recv(timeout=5))["step"] == paused_at + 1

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from .helpers import api, open_app
+from .test_a11y import assert_clean, axe_js  # noqa: F401  (axe_js is a fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -71,6 +72,7 @@ def test_equations_mode_shows_the_questions_recurrence_failing(page, server):
     page.wait_for_selector("#trace .trace-step.wrong")
 
     page.click("#checker-example-correct")
+    page.wait_for_function("() => document.getElementById('checker-eqs').value.startsWith('# the backward pass that passes')")
     page.click("#checker-run")
     page.wait_for_selector("#checker-result[data-passed=true]")
     assert page.locator("#checker-result .diagnosis").count() == 0
@@ -83,6 +85,29 @@ def test_equations_mode_shows_the_questions_recurrence_failing(page, server):
     assert page.console_log.errors == [] or all("422" in e for e in page.console_log.errors)
 
 
+def test_panel_copies_the_batch_and_the_parameters(context, page, server):
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    mid = open_app(page, server)
+    page.click("#checker-batch-box summary")
+    page.click("#checker-copy-batch")
+    page.wait_for_selector("#checker-result >> text=Batch copied")
+    batch = json.loads(page.evaluate("() => navigator.clipboard.readText()"))
+    data = api(server, f"/api/models/{mid}/data")
+    g = api(server, f"/api/models/{mid}/gradients")
+    assert batch == {"X": data["train"]["X"][:g["batch_size"]], "y": data["train"]["y"][:g["batch_size"]]}
+    page.click("#checker-copy-params")
+    page.wait_for_selector("#checker-result >> text=Parameters W, b copied")
+    assert json.loads(page.evaluate("() => navigator.clipboard.readText()")) == api(server, f"/api/models/{mid}/parameters")
+    # an edited batch is sent as X, y: the verdicts are for those rows
+    one = {"X": batch["X"][:1], "y": batch["y"][:1]}
+    page.fill("#checker-batch", json.dumps(one))
+    assert page.text_content("#checker-batch-summary") == "your batch, 1 row"
+    g1 = api(server, f"/api/models/{mid}/gradients", "POST", one)
+    page.fill("#checker-json", json.dumps({"layers": [{"dW": g1["layers"][0]["dW"]}]}))
+    page.click("#checker-run")
+    page.wait_for_selector("#checker-result[data-passed=true]")
+
+
 def test_panel_reads_npz_uploads(page, server, tmp_path):
     mid = open_app(page, server)
     g = api(server, f"/api/models/{mid}/gradients")
@@ -93,3 +118,31 @@ def test_panel_reads_npz_uploads(page, server, tmp_path):
     page.click("#checker-run")
     page.wait_for_selector("#checker-result[data-passed=true]")
     assert page.locator('#checker-result tr[data-layer="2"] td.pass').count() == 1
+
+
+def test_panel_with_verdicts_and_diagnosis_has_no_wcag_violation(page, server, axe_js):  # noqa: F811
+    mid = open_app(page, server)
+    g = api(server, f"/api/models/{mid}/gradients")
+    page.fill("#checker-json", json.dumps({"layers": [{"dW": np.asarray(g["layers"][0]["dW"]).T.tolist()}]}))
+    page.click("#checker-run")
+    page.wait_for_selector("#checker-result .diagnosis")
+    assert_clean(page, axe_js)
+    page.check("input[name=checker-mode][value=equations]")
+    page.click("#checker-example-question")
+    page.wait_for_function("() => document.getElementById('checker-eqs').value.includes('delta[')")
+    page.click("#checker-run")
+    page.wait_for_selector("#trace .trace-step.wrong")
+    page.click("#checker-batch-box summary")
+    assert_clean(page, axe_js)
+
+
+def test_gradient_check_explains_a_step_size_that_is_too_small(page, server):
+    open_app(page, server)
+    page.select_option("#gradcheck-eps", "1e-12")
+    page.click("#gradcheck")
+    page.wait_for_selector("#gradcheck-result .eps-note")
+    assert "eps = 1e-12 is too small" in page.inner_text("#gradcheck-result .eps-note")
+    page.select_option("#gradcheck-eps", "1e-6")
+    page.click("#gradcheck")
+    page.wait_for_selector("#gradcheck-result[data-passed=true]")
+    assert page.locator("#gradcheck-result .eps-note").count() == 0

@@ -123,6 +123,13 @@ def test_empty_cells():
     assert e.line == 3 and e.column == "y" and "empty" in str(e)
 
 
+@pytest.mark.parametrize("cell", ["", " ", '""'])
+def test_an_empty_label_after_a_text_label_is_refused_not_a_class(cell):
+    # the target is categorical from line 2 ("cat"); line 3's empty label must not become class ""
+    e = _err(f"x1,x2,y\n1,2,cat\n3,4,{cell}\n5,6,dog\n".encode())
+    assert (e.line, e.column, e.field, str(e)) == (3, "y", "file", 'line 3 column "y": the cell is empty')
+
+
 def test_underscored_numbers_are_rejected():
     e = _err(b"a,y\n1_000,1\n")
     assert e.line == 2 and '"1_000" is not a number' in str(e)

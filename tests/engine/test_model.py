@@ -611,3 +611,17 @@ def test_integer_class_labels_against_a_softmax_output_get_a_one_hot_hint():
     with pytest.raises(SpecError) as e:  # real-valued targets get no such hint
         Model({**spec, "data": {"X": X4, "y": [[0.5], [2], [1], [2]]}})
     assert e.value.message == "has 1 columns but the output layer has 3 units"
+
+
+def test_a_full_batch_larger_than_the_budget_trains_in_chunks(monkeypatch):
+    from app.engine import network
+    spec = {"batch_size": None, "optimizer": {"name": "sgd", "learning_rate": 0.1},
+            "data": {"dataset": "circle", "samples": 600}}
+    whole, chunked = Model(spec), Model(spec)
+    r1 = whole.train(20)
+    monkeypatch.setattr(network, "MEMORY_BUDGET", 8 * (4 * 17 + 2) * 40)  # 40 rows per chunk of 300
+    assert chunked.net.chunk_rows(backward=True) == 40
+    r2 = chunked.train(20)
+    np.testing.assert_allclose(r2.losses, r1.losses, rtol=1e-12)
+    np.testing.assert_allclose(chunked.net.params, whole.net.params, rtol=1e-10, atol=1e-13)
+    assert all(d.x is None for d in chunked.net.dense)  # nothing of the 300-row batch is kept

@@ -34,16 +34,6 @@ def check_bounds(body: DeriveRequest, settings) -> None:
         raise unprocessable(("body", "X"), f"has {len(body.X)} rows; the limit is {settings.derive_max_rows}")
 
 
-def check_columns_size(body: DeriveRequest, settings, B: int, widest: int) -> None:
-    """In columns every sample holds its own values, so one product such as z[i] @ z[i].T is B x n x n numbers."""
-    if body.convention == "columns" and B * widest * widest > settings.derive_max_entries:
-        rows = max(1, settings.derive_max_entries // (widest * widest))
-        what = "has" if body.X is not None else "is the default batch of"
-        raise unprocessable(("body", "X"), f"{what} {B} rows; in columns a value of this network (widest layer "
-                                           f"{widest}) may hold {B} x {widest} x {widest} numbers, the limit is "
-                                           f"{settings.derive_max_entries}: send at most {rows} rows")
-
-
 @router.post("/models/{model_id}/derive", response_model=DeriveResponse)
 def derive(model_id: ModelId, body: DeriveRequest, models: Repo, settings: SettingsDep) -> dict:
     """Evaluate your equations for delta, dW and db layer by layer in the columns (the question's) or rows
@@ -53,7 +43,6 @@ def derive(model_id: ModelId, body: DeriveRequest, models: Repo, settings: Setti
     equations = [eq.model_dump() for eq in body.equations]
     with models.use(model_id) as model:
         Xb, yb = student_batch(model, settings, body.X, body.y)
-        check_columns_size(body, settings, len(Xb), max(model.net.sizes))
         try:
             return to_json(run_derive(model.net, Xb, yb, equations, body.convention))
         except DeriveSyntaxError as e:
@@ -77,28 +66,14 @@ def examples() -> dict:
     return {"question": engine.QUESTION_EQUATIONS, "correct": engine.CORRECT_EQUATIONS}
 
 
-# delta_L when the loss and the output activation fuse (bce + sigmoid, cross_entropy + softmax): dL/da_L itself
-FUSED_DELTA_L = {"columns": "y_hat - y", "rows": "(y_hat - y) / B"}
-
-
 def examples_for(net) -> dict:
-    """The example sets for this network: delta_L for its loss and output, db only when it has biases.
-
-    Only the output error depends on the loss (the question's recurrence keeps its mistake in the hidden layers)."""
-    fused = net.loss.is_fused(net.activation_names[-1])
-
-    def adapt(equations: list[dict], convention: str) -> list[dict]:
-        out = []
-        for eq in equations:
-            if eq["target"].startswith("db") and not net.bias:
-                continue
-            if eq["target"] == "delta[L]" and fused:
-                eq = {**eq, "expr": FUSED_DELTA_L[convention]}
-            out.append(eq)
-        return out
-
-    return {name: {c: adapt(eqs, c) for c, eqs in sets.items()}
-            for name, sets in (("question", engine.QUESTION_EQUATIONS), ("correct", engine.CORRECT_EQUATIONS))}
+    """The example sets for this network: the engine's correct equations for its loss, output and bias, and the
+    question's recurrence with the same output error (its mistake is in the hidden layers, not the loss)."""
+    correct = {c: engine.correct_equations(net, c) for c in engine.CONVENTIONS}
+    question = {c: [{**eq, "expr": correct[c][0]["expr"]} if eq["target"] == "delta[L]" else eq
+                    for eq in eqs if net.bias or not eq["target"].startswith("db")]
+                for c, eqs in engine.QUESTION_EQUATIONS.items()}
+    return {"question": question, "correct": correct}
 
 
 @router.get("/models/{model_id}/derive/examples", response_model=DeriveExamples)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import SettingsDep
+from app.api.deps import ServicesDep, SettingsDep
 from app.api.schemas import Health
 from app.engine import activations, losses
 from app.engine.datasets import FEATURE_LABELS, dataset_catalog
@@ -15,8 +15,11 @@ from app.engine.spec import DEFAULT_SPEC
 router = APIRouter(tags=["meta"])
 
 
-@router.get("/health", response_model=Health)
-def health() -> dict:
+@router.get("/health", response_model=Health,
+            responses={503: {"description": "the store cannot be reached (a load balancer should stop sending here)"}})
+def health(services: ServicesDep) -> dict:
+    """ok when this process can read its store; 503 with Retry-After when it cannot."""
+    services.store.ping()  # a store error is mapped to 503 in app/api/errors.py
     return {"status": "ok"}
 
 

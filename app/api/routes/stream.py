@@ -1,22 +1,33 @@
-"""WebSocket /api/models/{id}/stream: play, pause and step, with frames of at most ~30 a second.
+"""WebSocket /api/models/{id}/stream: play, pause and step, with frames of at most ``stream_fps`` a second.
 
-Training runs in a worker thread for most of each frame period, as many steps as fit (or the
-client's steps_per_frame), then one frame carries everything the page redraws. Steps are saved
-at most every ``save_interval`` seconds while playing, and at once on pause or disconnect.
+The connection only talks; the process's training scheduler (app/service/scheduler.py) trains the
+model in turns with every other stream and train call, renders each frame and encodes it (orjson,
+8-bit grids) off the event loop into this connection's single latest-frame slot. This task sends
+what is in the slot when the client has taken the previous frame, so nothing queues for a slow
+client. Steps are saved at most every ``save_interval`` seconds while playing, and at once on pause,
+step and disconnect. Message shapes: app/api/schemas.py (``StreamFrame``, ``StreamMessage``) and
+docs/api.md.
 """
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
-import time
+import math
+import threading
+import weakref
 
 import anyio
+import numpy as np
+import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from app.api.routes.inspect import boundary_json
-from app.api.schemas import finite, jsonable
+from app.api.schemas import StreamMessage, finite
+from app.engine.boundary import grid_range
 from app.service.errors import DomainError, NotFound
+from app.service.scheduler import FROZEN, StreamJob
 from app.store import validate_id
 
 router = APIRouter(tags=["stream"])
@@ -24,109 +35,238 @@ router = APIRouter(tags=["stream"])
 FRAME_LOSSES = 100       # at most this many per-step losses per frame, evenly strided
 FRAME_MAX_PARAMS = 20_000  # larger nets stream their norms but not their weights
 BOUNDARY_RESOLUTION = 40
+AUTH_TIMEOUT = 10.0      # seconds a connection without ?token= may take to send its auth message
 
 
-def frame(model, result, playing: bool) -> dict:
-    """Everything the page needs to redraw after a chunk of training."""
+# -- frames ----------------------------------------------------------------------------------------
+def grid(a: np.ndarray) -> dict:
+    """An array as 8-bit levels of its finite range: value ~ lo + (hi - lo) * level / 255 (error <= (hi-lo)/510).
+
+    The page draws grids as 8-bit colours, so this loses nothing it shows; a 40 x 40 boundary with
+    its neurons is ~8 KB instead of ~120 KB of JSON floats. Non-finite entries are sent as ``lo``.
+    """
+    a = np.asarray(a, np.float64)
+    ok = np.isfinite(a)
+    lo, hi = (float(a[ok].min()), float(a[ok].max())) if ok.any() else (0.0, 0.0)
+    half_span = hi / 2 - lo / 2  # halves: a range of +-1e308 does not overflow
+    if half_span > 0:
+        q = np.rint((np.where(ok, a, lo) / 2 - lo / 2) * (255 / half_span))
+        levels = np.clip(q, 0, 255).astype(np.uint8)
+    else:
+        levels = np.zeros(a.shape, np.uint8)
+    return {"shape": list(a.shape), "lo": lo, "hi": hi, "u8": base64.b64encode(levels.tobytes()).decode("ascii")}
+
+
+def frame(model, losses: list[float], loss_steps: list[int], playing: bool) -> dict:
+    """Everything the page redraws after a chunk of training (shape: schemas.StreamFrame)."""
     net = model.net
-    losses = result.losses if result else []
     stride = max(1, -(-len(losses) // FRAME_LOSSES))
-    first = model.step - len(losses) + 1
     out = {"type": "frame", "step": model.step, "epoch": model.epoch, "playing": playing,
            "train_loss": finite(model.train_loss), "test_loss": finite(model.test_loss),
-           "losses": [float(x) for x in losses[::stride]], "loss_steps": list(range(first, model.step + 1))[::stride],
-           "grad_norms": jsonable(net.weight_grad_norms()),
+           "losses": losses[::stride], "loss_steps": loss_steps[::stride],
+           "grad_norms": [finite(x) for x in net.weight_grad_norms()],
            "diverged": model.diverged_at is not None, "diverged_at": model.diverged_at,
            "layers": None, "boundary": None}
     if net.params.size <= FRAME_MAX_PARAMS:
-        out["layers"] = [{"W": jsonable(d.params["W"]), "b": jsonable(d.params["b"]) if d.bias else None,
-                          "dW": jsonable(d.grads["W"]), "db": jsonable(d.grads["b"]) if d.bias else None}
+        # float32, written by orjson straight from the arrays (NaN/inf as null): the page draws weights as
+        # colours and widths, and half the digits make frames smaller to send and compress
+        c = _float32
+        out["layers"] = [{"W": c(d.params["W"]), "b": c(d.params["b"]) if d.bias else None,
+                          "dW": c(d.grads["W"]), "db": c(d.grads["b"]) if d.bias else None}
                          for d in net.dense]
     if model.raw_dim == 2:
-        out["boundary"] = boundary_json(model, BOUNDARY_RESOLUTION)
+        out["boundary"] = boundary(model)
     return out
 
 
+class _GridInputs:
+    """The boundary's grid for one live model: its ranges and network inputs, computed once (the data
+    never changes), as app/engine/boundary.py computes them for GET /boundary."""
+
+    def __init__(self, model, resolution: int, neuron_resolution: int = 16):
+        self.raw_train = model.raw_train
+        self.x_range, self.y_range = grid_range(np.concatenate([model.raw_train, model.raw_test]))
+        self.finite = all(math.isfinite(x) for x in (*self.x_range, *self.y_range))
+        xs, ys = np.linspace(*self.x_range, resolution), np.linspace(*self.y_range, resolution)
+        gx, gy = np.meshgrid(xs, ys)
+        self.X = model.inputs(np.column_stack([gx.ravel(), gy.ravel()]))
+        self.resolution, self.r = resolution, min(neuron_resolution, resolution)
+        self.sub = np.linspace(0, resolution - 1, self.r).round().astype(int)
+
+
+_GRID_INPUTS: "weakref.WeakKeyDictionary[object, _GridInputs]" = weakref.WeakKeyDictionary()
+
+
+def boundary(model) -> dict | None:
+    """The frame's boundary: output (R, R) and each hidden layer's z on an (r, r) sub-grid, as 8-bit grids
+    (the values of GET /boundary at this resolution); None when the data's range is not finite."""
+    g = _GRID_INPUTS.get(model)
+    if g is None or g.raw_train is not model.raw_train:
+        g = _GRID_INPUTS[model] = _GridInputs(model, BOUNDARY_RESOLUTION)
+    if not g.finite:
+        return None
+    R, r = g.resolution, g.r
+    y_hat = model.net.forward(g.X)
+    K = y_hat.shape[1]
+    out = y_hat[:, 0] if K == 1 else y_hat[:, 1] if K == 2 else y_hat.argmax(axis=1) / (K - 1)
+    neurons = [np.moveaxis(act.z.reshape(R, R, -1)[np.ix_(g.sub, g.sub)], -1, 0) for act in model.net.acts[:-1]]
+    return {"resolution": R, "x_range": g.x_range, "y_range": g.y_range, "neuron_resolution": r,
+            "output": grid(out.reshape(R, R)), "neurons": [grid(n) for n in neurons]}
+
+
+def _float32(a: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # beyond float32's range is inf, sent as null like any non-finite value
+        return np.ascontiguousarray(a, np.float32)
+
+
+def encode(message: dict) -> str:
+    """Strict JSON text: orjson writes NaN and +-inf (floats or array entries) as null."""
+    return orjson.dumps(message, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def render(model, losses, loss_steps, playing) -> str:
+    return encode(frame(model, losses, loss_steps, playing))
+
+
+# -- the connection --------------------------------------------------------------------------------
 @router.websocket("/models/{model_id}/stream")
 async def stream(ws: WebSocket, model_id: str):
-    services, settings = ws.app.state.services, ws.app.state.settings
-    service = services.models
+    services, scheduler = ws.app.state.services, ws.app.state.scheduler
     await ws.accept()
     try:
-        _, status = service.status(validate_id(model_id))
+        _, status = await run_in_threadpool(services.models.status, validate_id(model_id))
     except (ValueError, NotFound):
-        await ws.send_json({"type": "error", "detail": f"model {model_id} not found"})
-        await ws.close(code=4404)
+        await _refuse(ws, f"model {model_id} not found", 4404)
         return
-    try:  # browsers cannot set headers on a WebSocket, hence ?token=
-        services.auth.authorize(status, ws.query_params.get("token") or _bearer(ws.headers.get("authorization")))
-    except DomainError as e:
-        await ws.send_json({"type": "error", "detail": e.detail})
-        await ws.close(code=4000 + e.status)  # 4401 or 4403
-        return
-    inbox: asyncio.Queue = asyncio.Queue()
-
-    async def receive() -> None:
+    # browsers cannot set headers on a WebSocket: the page sends the token in its first message
+    # ({"action": "auth", "token": ...}), which keeps it out of URLs and access logs; ?token= still works
+    token = ws.query_params.get("token") or _bearer(ws.headers.get("authorization"))
+    if not token:
         try:
-            while True:
-                inbox.put_nowait(await ws.receive_text())
-        except (WebSocketDisconnect, RuntimeError):
-            inbox.put_nowait(None)
-
-    receiver = asyncio.create_task(receive())
-    period = 1.0 / settings.stream_fps
-    playing, steps_per_frame = False, None
-
-    def run(steps: int | None, lazy: bool) -> dict:
-        with service.use(model_id, save="lazy" if lazy else True) as model:
-            budget = period * 0.6 if steps is None else period
-            result = service.train(model_id, model, steps or settings.max_steps, budget) if steps != 0 else None
-            return frame(model, result, playing and not (result and result.diverged))
-
+            raw = await asyncio.wait_for(ws.receive_text(), AUTH_TIMEOUT)
+        except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError):
+            raw = None
+        msg, _ = _parse(raw or "")
+        token = msg.token if msg is not None and msg.action == "auth" else None
     try:
-        while True:
-            raw = await inbox.get() if not playing else (inbox.get_nowait() if not inbox.empty() else "")
-            if raw is None:
-                break
-            if raw:
-                msg, error = _parse(raw)
-                if error:
-                    await ws.send_json({"type": "error", "detail": error})
-                    continue
-                action = msg["action"]
-                if action in ("play", "step") and services.classroom.frozen():
-                    playing = False
-                    await ws.send_json({"type": "error", "status": 423, "detail": FROZEN})
-                    continue
-                if action == "play":
-                    playing, steps_per_frame = True, msg.get("steps_per_frame")
-                elif action == "pause":
-                    playing = False
-                    await ws.send_json(await run_in_threadpool(run, 0, False))
-                elif action == "step":
-                    await ws.send_json(await run_in_threadpool(run, 1, False))
-            if playing and services.classroom.frozen():
-                playing = False
-                await ws.send_json({"type": "error", "status": 423, "detail": FROZEN})
-                await ws.send_json(await run_in_threadpool(run, 0, False))
-            if playing:
-                started = time.monotonic()
-                out = await run_in_threadpool(run, steps_per_frame, True)
-                playing = out["playing"]
-                await ws.send_json(out)
-                await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
+        services.auth.authorize(status, token)
+    except DomainError as e:
+        await _refuse(ws, e.detail, 4000 + e.status)  # 4401 or 4403
+        return
+
+    ready = asyncio.Event()
+    wakeups = _wakeups_for(asyncio.get_running_loop())
+    job = scheduler.open_stream(model_id, render, lambda: wakeups.wake(ready))
+    wakeups.attach()
+    sender = asyncio.create_task(_send_frames(ws, job, ready, scheduler))
+    try:
+        while not job.done:
+            raw = await ws.receive_text()
+            msg, error = _parse(raw)
+            if error:
+                _reply(job, {"type": "error", "detail": error})
+                continue
+            if msg.action == "auth":
+                continue  # already authorized
+            if msg.action in ("play", "step") and await run_in_threadpool(services.classroom.frozen):
+                _reply(job, {"type": "error", "status": 423, "detail": FROZEN})
+                continue
+            if not job.command(msg.action, msg.steps_per_frame):
+                _reply(job, {"type": "error", "status": 429, "detail": "too many messages are waiting; "
+                                                                       "wait for a frame before sending more"})
+            scheduler.wake()
+        await sender  # the job ended (model deleted): send what is left, then close
     except (WebSocketDisconnect, RuntimeError):
         pass
-    except DomainError as e:  # the model was deleted while streaming
-        await _send_quietly(ws, {"type": "error", "detail": e.detail})
     finally:
-        receiver.cancel()
+        scheduler.close_stream(job)
+        wakeups.detach()
+        sender.cancel()
         # shielded: a cancelled connection task (server or test client closing it) still saves its steps
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(service.flush, model_id)
+            try:
+                await run_in_threadpool(services.models.flush, model_id)
+            except DomainError:
+                pass  # deleted meanwhile: nothing to save
 
 
-FROZEN = "training is frozen by the instructor"
+class _Wakeups:
+    """Wakes connections from the scheduler thread without a syscall per frame.
+
+    The thread only marks a connection's event as due (a lock and a set); a task on the event loop
+    sets the due events every ``POLL`` seconds while any connection is open. Waking the loop from the
+    thread (``call_soon_threadsafe``) writes to its self-pipe and hands the GIL over on every frame,
+    which the profile of 40 streams showed as the trainer's third largest cost.
+    """
+
+    POLL = 0.004
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.due: set[asyncio.Event] = set()
+        self.open = 0
+        self.task: asyncio.Task | None = None
+
+    def wake(self, event: asyncio.Event) -> None:  # any thread
+        with self.lock:
+            self.due.add(event)
+
+    def attach(self) -> None:  # the loop: a connection opened
+        self.open += 1
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._poll())
+
+    def detach(self) -> None:  # the loop: a connection closed
+        self.open -= 1
+
+    async def _poll(self) -> None:
+        while self.open > 0:
+            await asyncio.sleep(self.POLL)
+            if self.due:
+                with self.lock:
+                    due, self.due = self.due, set()
+                for event in due:
+                    event.set()
+
+
+_WAKEUPS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Wakeups]" = weakref.WeakKeyDictionary()
+
+
+def _wakeups_for(loop: asyncio.AbstractEventLoop) -> _Wakeups:
+    if loop not in _WAKEUPS:
+        _WAKEUPS[loop] = _Wakeups()
+    return _WAKEUPS[loop]
+
+
+async def _send_frames(ws: WebSocket, job: StreamJob, ready: asyncio.Event, scheduler) -> None:
+    """Send the slot's frame and any error messages, in order, whenever the scheduler has put one there."""
+    try:
+        while True:
+            await ready.wait()
+            ready.clear()
+            items = job.take()
+            if items:
+                scheduler.wake()  # the slot is free: a job waiting for its client may go on
+            for item in items:
+                await ws.send_text(item if isinstance(item, str) else encode(item))
+            if job.done and not job.pending:  # the model is gone: the error is sent, close
+                await ws.close()
+                return
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+
+
+def _reply(job: StreamJob, message: dict) -> None:
+    job.put_message(message)
+    job.notify()
+
+
+async def _refuse(ws: WebSocket, detail: str, code: int) -> None:
+    try:
+        await ws.send_text(encode({"type": "error", "detail": detail}))
+        await ws.close(code=code)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
 
 
 def _bearer(header: str | None) -> str | None:
@@ -135,22 +275,20 @@ def _bearer(header: str | None) -> str | None:
     return None
 
 
-def _parse(raw: str) -> tuple[dict, str | None]:
-    """A client message, or the reason it is refused."""
+def _parse(raw: str) -> tuple[StreamMessage | None, str | None]:
+    """A client message (schemas.StreamMessage), or the reason it is refused."""
     try:
         msg = json.loads(raw)
     except ValueError:
-        return {}, "messages must be JSON objects such as {\"action\": \"play\"}"
-    if not isinstance(msg, dict) or msg.get("action") not in ("play", "pause", "step"):
-        return {}, "action must be one of play, pause, step"
-    k = msg.get("steps_per_frame")
-    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 100_000):
-        return {}, "steps_per_frame must be an integer from 1 to 100000"
-    return msg, None
-
-
-async def _send_quietly(ws: WebSocket, payload: dict) -> None:
+        return None, "messages must be JSON objects such as {\"action\": \"play\"}"
+    if not isinstance(msg, dict):
+        return None, "action must be one of play, pause, step"
     try:
-        await ws.send_json(payload)
-    except (WebSocketDisconnect, RuntimeError):
-        pass
+        return StreamMessage.model_validate(msg), None
+    except ValidationError as e:
+        field = e.errors()[0]["loc"][0] if e.errors()[0]["loc"] else "action"
+        if field == "steps_per_frame":
+            return None, "steps_per_frame must be an integer from 1 to 100000"
+        if field == "token":
+            return None, "token must be a string"
+        return None, "action must be one of play, pause, step"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.api.deps import ClassroomDep, LimitsDep, ModelId, OwnedModelId, Repo, SettingsDep
 from app.api.schemas import Parameters, TrainRequest, TrainResponse, jsonable
@@ -12,13 +12,13 @@ router = APIRouter(prefix="/models", tags=["training"])
 
 
 @router.post("/{model_id}/train", response_model=TrainResponse)
-def train(model_id: OwnedModelId, body: TrainRequest, models: Repo, limits: LimitsDep, classroom: ClassroomDep,
-          settings: SettingsDep) -> dict:
+def train(model_id: OwnedModelId, body: TrainRequest, limits: LimitsDep, classroom: ClassroomDep,
+          settings: SettingsDep, request: Request) -> dict:
     """Run N optimizer steps (one minibatch each). Stops early on divergence or at the time budget."""
     limits.check_steps(body.steps)
     classroom.check_not_frozen()
-    with models.use(model_id, save=True) as model:
-        return models.train(model_id, model, body.steps, settings.train_time_budget).to_dict()
+    # sched: trained in turns with every stream and train call of this process (app/service/scheduler.py)
+    return request.app.state.scheduler.train(model_id, body.steps, settings.train_time_budget).to_dict()
 
 
 @router.get("/{model_id}/parameters", response_model=Parameters)

@@ -75,8 +75,9 @@ export class CheckerView {
     const text = $('checker-batch').value.trim();
     let rows = '?';
     try { rows = JSON.parse(text).X.length; } catch (e) { /* shown as ? until it parses */ }
+    const n = `${rows} row${rows === 1 ? '' : 's'}`;
     $('checker-batch-summary').textContent = text === this.defaultText.trim()
-      ? `${rows} rows, the batch GET /gradients uses` : `your batch, ${rows} rows`;
+      ? `${n}, the batch GET /gradients uses` : `your batch, ${n}`;
   }
 
   /** {} for the default batch (the server picks the same rows), else {X, y} from the box. */
@@ -91,7 +92,10 @@ export class CheckerView {
 
   async copy(text, done) {
     try { await navigator.clipboard.writeText(text); } catch (e) {
-      const box = $('checker-batch'); box.focus(); box.select(); document.execCommand('copy');
+      // no clipboard API (plain http on another host): copy through a hidden text box
+      const box = document.createElement('textarea');
+      box.value = text; box.setAttribute('aria-hidden', 'true'); box.style.position = 'fixed'; box.style.opacity = '0';
+      document.body.appendChild(box); box.select(); document.execCommand('copy'); box.remove();
     }
     this.note(done);
   }

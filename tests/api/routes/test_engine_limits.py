@@ -139,3 +139,15 @@ def test_one_hot_of_labels_that_are_not_integers_is_422(client):
     r = client.post("/api/datasets", json={"csv": LABELS.replace(",2\n", ",2.5\n", 1), "one_hot": True})
     unprocessable(r, ["body", "one_hot"], 'one_hot: column "label" holds 2.5 in data row 3, which is not an '
                                           "integer class label")
+
+
+def test_gradients_per_row_quantities_are_bounded(limited):
+    c = limited(max_gradient_values=4 * 5 * 30)  # SMALL: 4 + 1 units, so 20 numbers a row: 30 rows
+    m = create(c, SMALL)
+    X = [[0.1 * i, 0.2] for i in range(31)]
+    y = [[1.0]] * 31
+    r = c.post(f"/api/models/{m['id']}/gradients", json={"X": X, "y": y})
+    unprocessable(r, ["body", "X"], "has 31 rows; this network's a, z, delta and dz take 20 numbers a row, so at "
+                                    "most 30 rows fit the limit of 600 numbers")
+    r = c.post(f"/api/models/{m['id']}/gradients", json={"X": X[:30], "y": y[:30]})
+    assert r.status_code == 200 and r.json()["batch_size"] == 30

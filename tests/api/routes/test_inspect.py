@@ -225,11 +225,11 @@ def test_history_since_and_max_points(client, model):
     assert [len(n) for n in h["grad_norms"]] == [10, 10]
     assert h["eval"]["step"] == [30]
     h = client.get(f"/api/models/{mid}/history", params={"max_points": 4}).json()
-    assert h["step"] == [1, 9, 17, 25]
-    assert h["loss"] == full["loss"][::8]
+    assert h["step"] == [1, 11, 20, 30]  # evenly spread, the first and the last kept
+    assert h["loss"] == [full["loss"][i - 1] for i in h["step"]]
     assert [len(n) for n in h["grad_norms"]] == [4, 4]
     h = client.get(f"/api/models/{mid}/history", params={"since": 10, "max_points": 5}).json()
-    assert h["step"] == [11, 15, 19, 23, 27]
+    assert h["step"] == [11, 16, 21, 25, 30]
     assert client.get(f"/api/models/{mid}/history", params={"since": 100}).json()["step"] == []
 
 
@@ -628,3 +628,13 @@ def test_check_accepts_any_subgradient_at_a_relu_kink(client):
         hints.append(v["hint"])
     assert sorted(h is None for h in hints) == [False, True]
     assert "kink" in next(h for h in hints if h)
+
+
+def test_gradcheck_reports_kinks_and_explains_eps(client):
+    """relu with zero biases and an all-zero input row: a_i sits on the kink; those entries are counted, not failed."""
+    spec = {**square_net(True, act="relu"), "data": {"X": [[0.0, 0.0, 0.0], [0.5, -1.0, 0.25]], "y": [[1.0], [0.0]]}}
+    mid = create(client, spec)["id"]
+    g = client.post(f"/api/models/{mid}/gradcheck").json()
+    assert g["passed"] is True and g["kinks"] > 0 and g["eps_note"] is None
+    g = client.post(f"/api/models/{mid}/gradcheck", json={"eps": 1e-12}).json()
+    assert g["eps_note"].startswith("eps = 1e-12 is too small")

@@ -2,16 +2,29 @@
 (The frame rate over a real socket is tested in tests/api/test_live_server.py.)"""
 from __future__ import annotations
 
+import base64
+import json
+import time
+from contextlib import ExitStack
+
 import numpy as np
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
+from app.api.schemas import StreamFrame, StreamMessage
 from app.engine import Model
+from app.engine.boundary import boundary
 
 from ..utils import SMALL, arr, create
 
 FRAME_KEYS = {"type", "step", "epoch", "playing", "train_loss", "test_loss", "losses", "loss_steps", "grad_norms",
               "diverged", "diverged_at", "layers", "boundary"}
+
+
+def ungrid(g: dict) -> np.ndarray:
+    """A frame's 8-bit grid back to floats (docs/api.md)."""
+    levels = np.frombuffer(base64.b64decode(g["u8"]), np.uint8).reshape(g["shape"])
+    return g["lo"] + (g["hi"] - g["lo"]) * levels / 255.0
 
 
 def frames_until_paused(ws) -> list[dict]:
@@ -47,11 +60,19 @@ def test_step_sends_one_frame(client, model):
     assert [arr(layer["W"]).shape for layer in f["layers"]] == [(4, 2), (1, 4)]
     assert [arr(layer["dW"]).shape for layer in f["layers"]] == [(4, 2), (1, 4)]
     assert [arr(layer["db"]).shape for layer in f["layers"]] == [(4,), (1,)]
-    np.testing.assert_array_equal(f["layers"][0]["W"], ref.net.dense[0].params["W"])
-    assert f["grad_norms"] == pytest.approx([float(np.linalg.norm(arr(layer["dW"]))) for layer in f["layers"]])
-    b = f["boundary"]
-    assert b["resolution"] == 40 and arr(b["output"]).shape == (40, 40)
-    assert [arr(n).shape for n in b["neurons"]] == [(4, 16, 16)]
+    # weights and gradients travel as float32 (the page draws them); GET /parameters has them exactly
+    np.testing.assert_array_equal(np.float32(f["layers"][0]["W"]), ref.net.dense[0].params["W"].astype(np.float32))
+    np.testing.assert_array_equal(np.float32(f["layers"][1]["dW"]), ref.net.dense[1].grads["W"].astype(np.float32))
+    assert f["grad_norms"] == pytest.approx([float(np.linalg.norm(arr(layer["dW"]))) for layer in f["layers"]],
+                                            rel=1e-6)
+    StreamFrame.model_validate(f)
+    b, expected_b = f["boundary"], boundary(ref, 40)
+    assert b["resolution"] == 40 and ungrid(b["output"]).shape == (40, 40)
+    assert [ungrid(n).shape for n in b["neurons"]] == [(4, 16, 16)]
+    # 8-bit levels of each grid's range: within half a level of the server's own boundary
+    for got, want in [(b["output"], expected_b["output"]), *zip(b["neurons"], expected_b["neurons"])]:
+        assert (got["lo"], got["hi"]) == (want.min(), want.max())
+        np.testing.assert_allclose(ungrid(got), want, rtol=0, atol=(want.max() - want.min()) / 510 + 1e-12)
     # a step is saved at once
     assert client.get(f"/api/models/{mid}").json()["step"] == 1
 
@@ -67,8 +88,8 @@ def test_play_then_pause(client, model):
         ws.send_json({"action": "pause"})
         rest = frames_until_paused(ws)
         paused, previous = rest[-1], (first + rest)[-2]
-        assert paused["step"] == previous["step"]  # the pause frame trains nothing more
-        assert paused["losses"] == []
+        # the pause frame carries only the steps since the previous frame (none, or a chunk in flight)
+        assert paused["loss_steps"] == list(range(previous["step"] + 1, paused["step"] + 1))
         # nothing more arrives once paused; a step still works
         ws.send_json({"action": "step"})
         after = ws.receive_json()
@@ -129,3 +150,114 @@ def test_1d_model_frames_have_no_boundary(client):
         ws.send_json({"action": "step"})
         f = ws.receive_json()
     assert f["boundary"] is None and f["step"] == 1
+
+
+# -- auth in the first message ---------------------------------------------------------------------
+def test_token_in_the_first_message(client, model):
+    mid, token = model["id"], client.tokens[model["id"]]
+    with client.websocket_connect(f"/api/models/{mid}/stream", auth_token=False) as ws:
+        ws.send_json({"action": "auth", "token": token})
+        ws.send_json({"action": "step"})
+        f = ws.receive_json()
+        assert (f["type"], f["step"]) == ("frame", 1)
+        ws.send_json({"action": "auth", "token": token})  # again: ignored
+        ws.send_json({"action": "step"})
+        assert ws.receive_json()["step"] == 2
+    assert client.get(f"/api/models/{mid}").json()["step"] == 2
+
+
+def test_wrong_token_in_the_first_message_closes_4403(client, model):
+    other = client.tokens[create(client, SMALL)["id"]]
+    with client.websocket_connect(f"/api/models/{model['id']}/stream", auth_token=False) as ws:
+        ws.send_json({"action": "auth", "token": other})
+        assert ws.receive_json() == {"type": "error", "detail": "the token does not match this model"}
+        with pytest.raises(WebSocketDisconnect) as e:
+            ws.receive_json()
+    assert e.value.code == 4403
+    assert client.get(f"/api/models/{model['id']}").json()["step"] == 0
+
+
+def test_query_token_still_works(client, model):
+    with client.websocket_connect(f"/api/models/{model['id']}/stream?token={client.tokens[model['id']]}", auth_token=False) as ws:
+        ws.send_json({"action": "step"})
+        assert ws.receive_json()["step"] == 1
+
+
+# -- several streams at once -----------------------------------------------------------------------
+def test_several_streams_each_receive_frames_and_train(client):
+    ids = [create(client, SMALL)["id"] for _ in range(4)]
+    with ExitStack() as stack:
+        streams = [stack.enter_context(client.websocket_connect(f"/api/models/{mid}/stream")) for mid in ids]
+        for ws in streams:
+            ws.send_json({"action": "play"})
+        seen = {mid: [] for mid in ids}
+        for _ in range(5):  # every stream keeps delivering while the others play
+            for mid, ws in zip(ids, streams):
+                f = ws.receive_json()
+                StreamFrame.model_validate(f)
+                seen[mid].append(f["step"])
+        for steps in seen.values():
+            assert steps == sorted(steps) and steps[-1] > steps[0] >= 1, steps
+        for ws in streams:
+            ws.send_json({"action": "pause"})
+        paused = {mid: frames_until_paused(ws)[-1]["step"] for mid, ws in zip(ids, streams)}
+        # pause stops training at once on every stream: nothing trains after the paused frame
+        for mid in ids:
+            assert client.get(f"/api/models/{mid}").json()["step"] == paused[mid] >= seen[mid][-1]
+        time.sleep(0.3)
+        for mid in ids:
+            assert client.get(f"/api/models/{mid}").json()["step"] == paused[mid]
+            assert len(client.get(f"/api/models/{mid}/history").json()["step"]) == paused[mid]
+
+
+def test_train_calls_share_the_trainer_with_streams(client):
+    """A REST train call while another model streams: both progress, the call's steps are exact."""
+    streaming, called = create(client, SMALL)["id"], create(client, SMALL)["id"]
+    with client.websocket_connect(f"/api/models/{streaming}/stream") as ws:
+        ws.send_json({"action": "play"})
+        first = ws.receive_json()["step"]
+        r = client.post(f"/api/models/{called}/train", json={"steps": 300})
+        assert r.status_code == 200
+        body = r.json()
+        assert (body["step"], body["steps_done"], body["stopped"]) == (300, 300, "done")
+        assert body["losses"] == Model(SMALL).train(300).losses
+        later = [ws.receive_json()["step"] for _ in range(3)]
+        assert later[-1] > first
+        ws.send_json({"action": "pause"})
+        frames_until_paused(ws)
+    assert client.get(f"/api/models/{called}").json()["step"] == 300
+
+
+# -- strict JSON -----------------------------------------------------------------------------------
+def strict(text: str):
+    def refuse(name):
+        raise AssertionError(f"bare {name} in a frame")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_frames_are_strict_json_when_numbers_overflow(client):
+    """Inputs of +-1e308 overflow every activation and the boundary's range: frames stay strict JSON."""
+    X = [[1e308, -1e308], [-1e308, 1e308], [1e308, 1e308], [-1e308, -1e308]]
+    mid = create(client, {"layers": [{"units": 3, "activation": "relu"}, {"units": 1, "activation": "identity"}],
+                          "loss": "mse", "batch_size": None, "data": {"X": X, "y": [[1], [2], [3], [4]]}})["id"]
+    with client.websocket_connect(f"/api/models/{mid}/stream") as ws:
+        ws.send_json({"action": "step"})
+        texts = [ws.receive_text()]
+        ws.send_json({"action": "play", "steps_per_frame": 1})
+        texts.append(ws.receive_text())
+        ws.send_json({"action": "pause"})
+        while strict(texts[-1]).get("playing"):
+            texts.append(ws.receive_text())
+    for t in texts:
+        msg = strict(t)
+        if msg["type"] == "frame":
+            StreamFrame.model_validate(msg)
+
+
+@pytest.mark.parametrize("message", [
+    {"action": "play"}, {"action": "play", "steps_per_frame": 3}, {"action": "pause"}, {"action": "step"},
+    {"action": "auth", "token": "abc"}])
+def test_client_messages_match_the_schema(message):
+    from app.api.routes.stream import _parse
+    msg, error = _parse(json.dumps(message))
+    assert error is None and msg == StreamMessage.model_validate(message)
