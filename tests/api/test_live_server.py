@@ -151,13 +151,9 @@ def test_stream_play_frames_pause(shared):
         mid = create(http)
     with connect(with_token(f"{shared.ws_url}/api/models/{mid}/stream"), proxy=None, open_timeout=10) as ws:
         ws.send(json.dumps({"action": "play"}))
-        frames, arrived = [], []
-        started = time.monotonic()
-        while time.monotonic() - started < 1.5:
-            frames.append(json.loads(ws.recv(timeout=5)))
-            arrived.append(time.monotonic())
-        assert len(frames) >= 5, len(frames)
-        # the frame rate (at most ~30/s) is measured by bench/bench_api.py: the suite asserts no rate
+        # a count of frames, not a time window: the frame rate (at most ~30/s) is measured by
+        # bench/bench_api.py, and the suite asserts no rate
+        frames = [json.loads(ws.recv(timeout=10)) for _ in range(8)]
         steps = [f["step"] for f in frames]
         assert all(b > a for a, b in zip(steps, steps[1:])), steps
         assert all(f["type"] == "frame" and f["playing"] for f in frames)

@@ -1,10 +1,11 @@
 """The real image: built from the working tree, run with a volume and an admin token, as the README says.
 
-Checks what the venv replay (test_docker_recipe.py) cannot: every file the app needs is COPYed, the page
-and /api/health answer from the container, a model keeps its step across `docker restart` (the /data
-volume is writable by the image's user), the process does not run as root (uid 10001), and the
-Dockerfile's HEALTHCHECK turns the container healthy (its interval shortened with --health-interval,
-the command itself unchanged).
+Checks what reading the recipe (test_docker_recipe.py) cannot: every file the app needs is COPYed, and
+nothing else (no tests, no test dependencies); the page and /api/health answer from the container; a
+model keeps its step across `docker restart` (the /data volume is writable by the image's user), which
+stops uvicorn gracefully; the process does not run as root (uid 10001); the Dockerfile's HEALTHCHECK
+turns the container healthy (its interval shortened with --health-interval, the command unchanged) and
+its command fails when nothing answers.
 
 Needs a running Docker daemon and the python:3.11-slim base image; `.ci/run` installs docker.io, starts
 dockerd and makes a local stand-in for the base image (../shared/tools/standin-python-image.sh). In CI
@@ -103,8 +104,10 @@ def test_the_image_serves_keeps_models_across_restarts_runs_as_10001_and_turns_h
                             headers={"Authorization": f"Bearer {token}"})
         assert trained.status_code == 200 and trained.json()["step"] == 25, trained.text
 
-    docker("restart", name, timeout=120)
+    docker("restart", name, timeout=120)  # SIGTERM to uvicorn (PID 1, exec form), then a new start
     wait_healthy(name)
+    logs = docker("logs", name).stdout + docker("logs", name).stderr
+    assert "Application shutdown complete" in logs and "Traceback" not in logs  # a graceful stop
     with httpx.Client(base_url=base, timeout=30, trust_env=False) as http:
         again = http.get(f"/api/models/{mid}")
         assert again.status_code == 200 and again.json()["step"] == 25, again.text
@@ -113,3 +116,17 @@ def test_the_image_serves_keeps_models_across_restarts_runs_as_10001_and_turns_h
     assert uid == "10001"
     assert docker("exec", name, "stat", "-c", "%u", "/data").stdout.strip() == "10001"
     assert docker("inspect", "-f", "{{.Config.User}}", name).stdout.strip() not in ("", "root", "0")
+
+    # only what the app needs is in the image: no tests, no test dependencies, no bytecode from the tree
+    listing = docker("exec", name, "sh", "-c", "ls /srv/playground; find /srv/playground -name __pycache__ "
+                     "-not -path '*/site-packages/*' | head -3; python -c 'import pytest' 2>&1 | tail -1").stdout
+    assert "app" in listing.split() and "static" in listing.split() and "tests" not in listing.split()
+    assert "__pycache__" not in listing and "No module named 'pytest'" in listing
+
+
+def test_the_healthcheck_fails_when_nothing_answers(image):
+    """The HEALTHCHECK's own command, in the image, with no server running: it must not report healthy."""
+    health = json.loads(docker("image", "inspect", "-f", "{{json .Config.Healthcheck}}", image).stdout)
+    assert health["Test"][0] == "CMD" and "/api/health" in " ".join(health["Test"])
+    done = docker("run", "--rm", "--entrypoint", health["Test"][1], image, *health["Test"][2:], check=False)
+    assert done.returncode != 0, done.stdout + done.stderr
