@@ -241,8 +241,10 @@ class ModelRepository:
         """Hold the model's lock and yield the live model; save after (save="lazy": when due, under a lease).
 
         ``status`` holds fields kept beside the model (its nickname) to store with this save.
-        Writers (save=True) wait briefly for another process's stream and then raise Conflict;
-        a lazy writer (the stream) takes the lease itself. Busy (503) when the lock is not had in time.
+        Writers (save=True) wait up to lease_wait for another process's stream, then raise Conflict; a
+        lazy writer (a stream's or the scheduler's slice) takes the lease itself and gets Conflict at once
+        when another process holds it (it must not block a shared thread). Busy (503) when the lock is not
+        had within lock_timeout.
         """
         if save is True:
             self._wait_for_lease(model_id)

@@ -197,7 +197,13 @@ def test_sigkill_mid_stream_loses_at_most_save_interval_and_b_resumes(pair, tmp_
 
             # B resumes exactly where the save left off, over REST and over its own stream
             assert len(http_b.get(f"/api/models/{mid}/history", params={"max_points": 1_000_000}).json()["step"]) == saved
-            t = http_b.post(f"/api/models/{mid}/train", json={"steps": 10}).json()
+            # the killed process's stream lease lapses after LEASE_TTL: until then B's writers get a 409
+            deadline = time.monotonic() + 30
+            while (r := http_b.post(f"/api/models/{mid}/train", json={"steps": 10})).status_code == 409:
+                assert r.json() == {"detail": "the model is playing elsewhere; pause it first"}
+                assert time.monotonic() < deadline, "the dead process's lease never lapsed"
+                time.sleep(0.2)
+            t = r.json()
             assert t["step"] == saved + 10
             assert t["losses"] == Model(SPEC).train(saved + 10).losses[-10:]
             with connect(f"{b.ws_url}/api/models/{mid}/stream?token={token}", proxy=None, max_size=2**24) as ws_b:
