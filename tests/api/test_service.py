@@ -226,3 +226,19 @@ def test_a_save_over_a_newer_version_is_refused_and_changes_nothing(db):
     assert b.status(mid)[1]["step"] == 4
     with a.use(mid) as m:  # A reloads and goes on from the newer state
         assert m.step == 4
+
+
+def test_the_live_cache_is_bounded_by_bytes_too(db):
+    from app.service.repository import model_bytes
+
+    one = model_bytes(Model(XOR))
+    s = service(db, cache_size=100, cache_bytes=2 * one + one // 2, save_interval=1000)
+    ids = [s.create(model=s.build(XOR))[0] for _ in range(4)]
+    assert list(s._live) == ids[2:]  # two fit; the least recently used went first
+    with s.use(ids[0], save="lazy") as m:  # reloaded, then left with unsaved steps
+        m.train(1)
+    for mid in ids[1:]:
+        with s.use(mid):
+            pass
+    assert ids[0] in s._live and sum(x.nbytes for x in s._live.values()) <= 3 * one  # unsaved steps stay
+    s.flush(ids[0])
