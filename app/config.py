@@ -42,6 +42,18 @@ class Settings(BaseSettings):
     # -- svc (issue 9): service layer, locks, leases, eviction, store health, storage budgets --
     lock_timeout: float = Field(25.0, gt=0, description="seconds a call waits for a model's lock before a 503 "
                                                         "with Retry-After")
+    lease_ttl: float = Field(10.0, gt=0, description="seconds a playing stream's lease on its model lasts unless "
+                                                     "renewed (a crashed process frees it after this)")
+    lease_wait: float = Field(2.0, ge=0, description="seconds a writer waits for a stream in another process to "
+                                                     "pause before a 409")
+    touch_interval: float = Field(5.0, ge=0, description="seconds between recorded uses of one model (reads count)")
+    protect_recent_seconds: float = Field(600.0, ge=0, description="a model used this recently is never evicted "
+                                                                   "for someone else's new model (507 instead)")
+    max_models_per_client: int = Field(1000, ge=0, description="stored models created from one client address "
+                                                               "(0: no quota); 429 past it")
+    cache_bytes: int = Field(512 * 1024 * 1024, gt=0, description="bytes of live models kept in memory per process")
+    checkpoint_bytes_per_model: int = Field(64 * 1024 * 1024, ge=0, description="checkpoint bytes kept per model, "
+                                                                                "oldest pruned first (0: no budget)")
 
 
 @lru_cache

@@ -1,6 +1,7 @@
 """Dependencies shared by the routers, as Annotated aliases; the model ones return the loaded model record."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -53,6 +54,15 @@ ClassroomDep = Annotated[Classroom, Depends(get_classroom)]
 DatasetsDep = Annotated[Datasets, Depends(get_datasets)]
 LimitsDep = Annotated[Limits, Depends(get_limits)]
 AuthDep = Annotated[Auth, Depends(get_auth)]
+
+def client_key(request: Request) -> str:
+    """Who is asking, for quotas: a short hash of the client address (the address itself is never stored)."""
+    host = request.client.host if request.client else ""
+    return hashlib.sha256(host.encode()).hexdigest()[:16]
+
+
+ClientKey = Annotated[str, Depends(client_key)]
+
 
 def model_id_param(model_id: Annotated[str, Path(description="the id returned by POST /api/models")]) -> str:
     """An id that cannot name a model is simply not found."""

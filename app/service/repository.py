@@ -1,33 +1,57 @@
 """Model repository: create, load, lock and save models, with a per-process cache of live models.
 
 Every use of a model happens under the store's per-model lock, because a forward pass writes the
-network's caches. Live models stay in an LRU cache and are checked against the stored version,
-so several processes on one store agree; the stream saves at most every ``save_interval``.
+network's caches. Every save is a compare-and-swap on the version loaded, so no process overwrites a
+newer save. A process that keeps unsaved steps of a model (a playing stream) holds the model's *lease*:
+writers in other processes wait up to ``lease_wait`` seconds for it and then get Conflict (409), so
+steps a frame has shown are never overwritten. Reads count as use (at most one store write per model
+every ``touch_interval``), and eviction never takes a model used in the last ``protect_recent_seconds``.
 """
 from __future__ import annotations
 
+import logging
+import os
 import secrets
+import socket
 import threading
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Iterator
 
+import numpy as np
+
 from app.config import Settings
 from app.engine import Model
 from app.store import ModelRecord, Store
+from app.store.base import StaleVersion
 
 from .auth import new_token, token_hash
-from .errors import Busy, NotFound, OverLimit, not_found
+from .errors import Busy, Conflict, NotFound, OverLimit, not_found
+
+log = logging.getLogger("playground")
+
+PLAYING_ELSEWHERE = "the model is playing elsewhere; pause it first"
+CHANGED_ELSEWHERE = "the model was changed elsewhere during this call; nothing was saved, try again"
+
+
+def model_bytes(model: Model) -> int:
+    """The live model's memory: Model.nbytes() when the engine has it, else its parameters and data arrays."""
+    if hasattr(model, "nbytes"):
+        return int(model.nbytes())
+    arrays = [model.net.params, model.net.grads, model.raw_train, model.y_train, model.raw_test, model.y_test,
+              model.X_train, model.X_test]
+    return int(sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))) + len(model.history.to_bytes())
 
 
 class _Live:
-    """A cached model, the stored version it matches, and whether it holds unsaved steps."""
+    """A cached model, the stored version it matches, whether it holds unsaved steps, and its size."""
 
-    __slots__ = ("model", "version", "dirty", "saved_at")
+    __slots__ = ("model", "version", "dirty", "saved_at", "nbytes")
 
     def __init__(self, model: Model, version: int):
         self.model, self.version, self.dirty, self.saved_at = model, version, False, time.monotonic()
+        self.nbytes = model_bytes(model)
 
 
 class ModelRepository:
@@ -35,35 +59,58 @@ class ModelRepository:
         self.store, self.settings = store, settings
         self._live: OrderedDict[str, _Live] = OrderedDict()
         self._cache_lock = threading.Lock()
+        # who holds a lease: this repository (one per process), never reused after a restart
+        self.lease_owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._leased: dict[str, float] = {}  # model id -> monotonic time of the last acquire/renew
+        self._touched: dict[str, float] = {}  # model id -> monotonic time of the last recorded use
 
-    # -- creation -------------------------------------------------------------------------
-    def create(self, *, model: Model, nickname: str | None = None, parent: dict | None = None) -> tuple[str, str]:
-        """Store a new model under a fresh id; return (id, token). Evicts or refuses at the model limit."""
-        self._make_room()
+    # -- creation and eviction ------------------------------------------------------------
+    def create(self, *, model: Model, nickname: str | None = None, parent: dict | None = None,
+               owner: str = "") -> tuple[str, str]:
+        """Store a new model under a fresh id; return (id, token).
+
+        ``owner`` (a key for the client address) counts against ``max_models_per_client`` (OverLimit 429).
+        At ``max_models`` the least recently used model is evicted, never one used in the last
+        ``protect_recent_seconds`` nor one playing: OverLimit 507 when none can go.
+        """
+        self._make_room(owner)
         # 128 random bits, unguessable; hex, so an id never starts with "-" and reads as an option in a shell
         model_id = secrets.token_hex(16)
         token = new_token()
         status = {**model.status(), "version": 1, "created_at": time.time(), "nickname": nickname,
                   "parent": parent, "token_hash": token_hash(token)}
         record = ModelRecord(id=model_id, spec=model.spec, status=status, created_at=status["created_at"],
-                             token_hash=status["token_hash"], state=model.to_bytes(), history=model.history.to_bytes())
+                             token_hash=status["token_hash"], state=model.to_bytes(),
+                             history=model.history.to_bytes(), owner=owner)
         self.store.create(record)
         self._remember(model_id, _Live(model, 1))
         self.checkpoint(model_id, model)
         return model_id, token
 
-    def _make_room(self) -> None:
-        if self.store.count() < self.settings.max_models:
+    def _make_room(self, owner: str) -> None:
+        s = self.settings
+        if s.max_models_per_client and owner and self.store.count_owned(owner) >= s.max_models_per_client:
+            raise OverLimit(429, f"this address holds its limit of {s.max_models_per_client} models; delete one "
+                                 "first (PLAYGROUND_MAX_MODELS_PER_CLIENT)")
+        if self.store.count() < s.max_models:
             return
-        if self.settings.at_model_limit == "refuse":
-            raise OverLimit(507, f"the server holds its limit of {self.settings.max_models} models; "
+        if s.at_model_limit == "refuse":
+            raise OverLimit(507, f"the server holds its limit of {s.max_models} models; "
                                  "delete one or ask the operator to raise PLAYGROUND_MAX_MODELS")
-        victim = self.store.oldest_idle()
-        if victim:
+        cutoff = time.time() - s.protect_recent_seconds
+        for victim in self.store.least_used(cutoff, limit=16):
+            if self.store.lease_holder(victim):
+                continue  # playing somewhere
             try:
-                self.delete(victim)
+                self.delete(victim, lock_timeout=1.0)
+                return
             except NotFound:
-                pass
+                return  # someone else removed it: the room is there
+            except Busy:
+                continue  # in use right now
+        raise OverLimit(507, f"the server holds its limit of {s.max_models} models and each was used in the last "
+                             f"{s.protect_recent_seconds:g} seconds; try again later or ask the operator to raise "
+                             "PLAYGROUND_MAX_MODELS")
 
     # -- training and checkpoints ---------------------------------------------------------
     def train(self, model_id: str, model: Model, steps: int, time_budget: float):
@@ -73,12 +120,23 @@ class ModelRepository:
                            on_checkpoint=lambda m: self.checkpoint(model_id, m))
 
     def checkpoint(self, model_id: str, model: Model) -> None:
-        """Keep the model's current state as a checkpoint (with the spec it had then); prune old ones."""
+        """Keep the model's current state as a checkpoint (with the spec it had then); prune old ones
+        past ``checkpoints_kept`` and past ``checkpoint_bytes_per_model`` (oldest first, the newest stays)."""
         if not self.settings.checkpoint_every:
             return
         # no history: it is append-only, so a fork takes the parent's history up to the checkpoint's step
         self.store.put_checkpoint(model_id, model.step, model.to_bytes(), b"", {"spec": model.spec, **model.status()})
         self.store.prune_checkpoints(model_id, self.settings.checkpoints_kept)
+        budget = self.settings.checkpoint_bytes_per_model
+        if budget:
+            sizes = self.store.checkpoint_sizes(model_id)
+            total, keep = 0, 0
+            for _, n in reversed(sizes):
+                if keep and total + n > budget:
+                    break
+                total, keep = total + n, keep + 1
+            if keep < len(sizes):
+                self.store.prune_checkpoints(model_id, keep)
 
     def restart_checkpoints(self, model_id: str, model: Model) -> None:
         """After a reset the old run's checkpoints no longer describe this model."""
@@ -98,12 +156,13 @@ class ModelRepository:
             raise NotFound(f"model {model_id} has no checkpoint at or before step {step}")
         return found[0], found[2]
 
-    # -- use ------------------------------------------------------------------------------
+    # -- reads ----------------------------------------------------------------------------
     def status(self, model_id: str) -> tuple[dict, dict]:
-        """(spec, status) without loading arrays; a live model with unsaved steps answers for itself."""
+        """(spec, status) without loading arrays; a live model with unsaved steps answers for itself. A use."""
         found = self.store.get_status(model_id)
         if found is None:
             raise not_found(model_id)
+        self._touch(model_id)
         return self.freshest(model_id, *found)
 
     def freshest(self, model_id: str, spec: dict, status: dict) -> tuple[dict, dict]:
@@ -118,6 +177,52 @@ class ModelRepository:
         return [(mid, *self.freshest(mid, spec, status), updated)
                 for mid, spec, status, updated in self.store.list_status()]
 
+    def _touch(self, model_id: str) -> None:
+        """Record a use in the store, at most once per touch_interval per model (reads must stay cheap)."""
+        now = time.monotonic()
+        if now - self._touched.get(model_id, -1e18) < self.settings.touch_interval:
+            return
+        if len(self._touched) > 100_000:  # bounded: forgetting only costs one extra write
+            self._touched.clear()
+        self._touched[model_id] = now
+        self.store.touch(model_id)
+
+    # -- leases ---------------------------------------------------------------------------
+    def hold(self, model_id: str) -> None:
+        """Take or renew this process's lease on the model (a playing stream); Conflict (409) if another
+        process holds it. Renewals reach the store at most every lease_ttl / 3."""
+        ttl = self.settings.lease_ttl
+        last = self._leased.get(model_id)
+        if last is not None and time.monotonic() - last < ttl / 3:
+            return
+        if not self.store.acquire_lease(model_id, self.lease_owner, ttl):
+            self._leased.pop(model_id, None)
+            raise Conflict(PLAYING_ELSEWHERE)
+        self._leased[model_id] = time.monotonic()
+
+    def release(self, model_id: str) -> None:
+        """Save unsaved steps and give up the lease (pause, disconnect)."""
+        try:
+            self.flush(model_id)
+        finally:
+            if self._leased.pop(model_id, None) is not None:
+                self.store.release_lease(model_id, self.lease_owner)
+
+    def _held_elsewhere(self, model_id: str) -> bool:
+        holder = self.store.lease_holder(model_id)
+        return holder is not None and holder != self.lease_owner
+
+    def _wait_for_lease(self, model_id: str) -> None:
+        """Writers give another process's stream up to lease_wait seconds to pause, then Conflict."""
+        deadline = time.monotonic() + self.settings.lease_wait
+        delay = 0.02
+        while self._held_elsewhere(model_id):
+            if time.monotonic() >= deadline:
+                raise Conflict(PLAYING_ELSEWHERE)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    # -- use ------------------------------------------------------------------------------
     @contextmanager
     def _locked(self, model_id: str, timeout: float | None = -1.0) -> Iterator[None]:
         """The store's model lock; NotFound for an id that cannot exist, Busy when not had within timeout."""
@@ -137,11 +242,19 @@ class ModelRepository:
 
     @contextmanager
     def use(self, model_id: str, *, save: bool | str = False, status: dict | None = None) -> Iterator[Model]:
-        """Hold the model's lock and yield the live model; save after (save="lazy": when due).
+        """Hold the model's lock and yield the live model; save after (save="lazy": when due, under a lease).
 
         ``status`` holds fields kept beside the model (its nickname) to store with this save.
+        Writers (save=True) wait briefly for another process's stream and then raise Conflict;
+        a lazy writer (the stream) takes the lease itself. Busy (503) when the lock is not had in time.
         """
+        if save is True:
+            self._wait_for_lease(model_id)
         with self._locked(model_id):
+            if save == "lazy":
+                self.hold(model_id)
+            elif save and self._held_elsewhere(model_id):  # taken between the wait and the lock
+                raise Conflict(PLAYING_ELSEWHERE)
             live = self._load(model_id)
             yield live.model
             if save == "lazy":
@@ -150,13 +263,14 @@ class ModelRepository:
                     self._save(model_id, live)
             elif save or live.dirty:
                 self._save(model_id, live, status)
+        self._touch(model_id)
 
     def flush_all(self) -> None:
-        """Save every live model's unsaved steps (shutdown)."""
-        for model_id in list(self._live):
+        """Save every live model's unsaved steps and give up the leases (shutdown)."""
+        for model_id in list(self._live) + list(self._leased):
             try:
-                self.flush(model_id)
-            except NotFound:
+                self.release(model_id)
+            except (NotFound, Conflict, Busy):
                 pass
 
     def flush(self, model_id: str) -> None:
@@ -174,47 +288,67 @@ class ModelRepository:
             raise not_found(model_id)
         version = found[1].get("version", 0)
         live = self._live.get(model_id)
-        if live is not None and (live.dirty or live.version == version):
+        if live is not None and live.version == version:
             with self._cache_lock:
                 if model_id in self._live:
                     self._live.move_to_end(model_id)
             return live
+        if live is not None and live.dirty:
+            # saved elsewhere although this process held unsaved steps (its lease lapsed): the newer
+            # stored state wins, and the log says what was dropped
+            log.warning("model %s was saved elsewhere (version %s) over %d unsaved steps here; going on from it",
+                        model_id, version, live.model.step)
         record = self.store.get(model_id)
         if record is None:
             raise not_found(model_id)
-        live = _Live(Model.from_bytes(record.spec, record.state, record.history), version)
+        live = _Live(Model.from_bytes(record.spec, record.state, record.history), record.version)
         self._remember(model_id, live)
         return live
 
     def _save(self, model_id: str, live: _Live, extra: dict | None = None) -> None:
+        """Compare-and-swap on the version loaded: Conflict (nothing saved, cache dropped) if it moved on."""
         found = self.store.get_status(model_id)
         if found is None:
+            self._forget(model_id)
             raise not_found(model_id)
         old = found[1]
-        live.version = old.get("version", 0) + 1
         m = live.model
-        status = {**old, **(extra or {}), **m.status(), "version": live.version}
-        self.store.put(ModelRecord(id=model_id, spec=m.spec, status=status, token_hash=old.get("token_hash", ""),
-                                   state=m.to_bytes(), history=m.history.to_bytes()))
+        status = {**old, **(extra or {}), **m.status(), "version": live.version + 1}
+        try:
+            self.store.put(ModelRecord(id=model_id, spec=m.spec, status=status, token_hash=old.get("token_hash", ""),
+                                       state=m.to_bytes(), history=m.history.to_bytes()),
+                           expected_version=live.version)
+        except StaleVersion:
+            self._forget(model_id)
+            raise Conflict(CHANGED_ELSEWHERE) from None
+        except KeyError:
+            self._forget(model_id)
+            raise not_found(model_id) from None
+        live.version += 1
         live.dirty, live.saved_at = False, time.monotonic()
 
-    def delete(self, model_id: str) -> None:
-        with self._locked(model_id):
+    def delete(self, model_id: str, lock_timeout: float | None = -1.0) -> None:
+        with self._locked(model_id, timeout=lock_timeout):
             if not self.store.delete(model_id):
                 raise not_found(model_id)
             self._forget(model_id)
+            self._leased.pop(model_id, None)
 
     # -- cache ----------------------------------------------------------------------------
     def _remember(self, model_id: str, live: _Live) -> None:
+        """Keep at most cache_size models and cache_bytes bytes, least recently used out first."""
         with self._cache_lock:
             self._live[model_id] = live
             self._live.move_to_end(model_id)
-            while len(self._live) > self.settings.cache_size:
-                old_id, old = next(iter(self._live.items()))
-                if old.dirty:  # a streaming model is never dropped with unsaved steps
-                    self._live.move_to_end(old_id)
+            total = sum(x.nbytes for x in self._live.values())
+            for old_id in list(self._live):
+                if len(self._live) <= self.settings.cache_size and total <= self.settings.cache_bytes:
                     break
+                old = self._live[old_id]
+                if old.dirty or old_id == model_id:  # never drop unsaved steps, nor the model just loaded
+                    continue
                 del self._live[old_id]
+                total -= old.nbytes
 
     def _forget(self, model_id: str) -> None:
         with self._cache_lock:

@@ -15,6 +15,19 @@ _ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _KEY_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_STEP = 2**53  # redis scores are doubles: steps stay exact below this
 
+# The layout every backend writes. 1: release 5b7985d (no marker); 2: model versions for compare-and-swap
+# saves, last use, creator, leases, datasets in their own compact records. Each store migrates forward on
+# open; a store newer than this code is refused rather than damaged.
+FORMAT_VERSION = 2
+
+
+class StaleVersion(Exception):
+    """put(expected_version=...) found another version stored: someone saved in between."""
+
+
+class NewerFormat(RuntimeError):
+    """The store was written by a newer release than this code understands."""
+
 
 @dataclass
 class ModelRecord:
@@ -28,6 +41,12 @@ class ModelRecord:
     token_hash: str = ""
     created_at: float = 0.0
     updated_at: float = 0.0
+    owner: str = ""  # who created it (a hash of the client address): the per-client quota counts these
+
+    @property
+    def version(self) -> int:
+        """The save counter kept in status; put(expected_version=...) compares against it."""
+        return int(self.status.get("version", 0) or 0)
 
 
 def validate_id(model_id: str) -> str:
@@ -103,8 +122,11 @@ class Store(ABC):
         """Return (spec, status) without loading the blobs, or None."""
 
     @abstractmethod
-    def put(self, record: ModelRecord) -> None:
-        """Overwrite an existing record (created_at is kept) and bump updated_at; KeyError if missing."""
+    def put(self, record: ModelRecord, expected_version: int | None = None) -> None:
+        """Overwrite an existing record (created_at and owner are kept) and bump updated_at; KeyError if missing.
+
+        With expected_version, a compare-and-swap: StaleVersion unless the stored version is that one.
+        """
 
     @abstractmethod
     def delete(self, model_id: str) -> bool:
@@ -117,6 +139,60 @@ class Store(ABC):
     @abstractmethod
     def oldest_idle(self) -> str | None:
         """Id with the smallest updated_at (ties broken by id), or None when empty."""
+
+    @abstractmethod
+    def touch(self, model_id: str, when: float | None = None) -> None:
+        """Record a use (a read counts) at ``when`` (default now); nothing if the model is gone."""
+
+    @abstractmethod
+    def least_used(self, before: float, limit: int = 16) -> list[str]:
+        """Up to ``limit`` ids last used before ``before`` (epoch seconds), least recently used first."""
+
+    @abstractmethod
+    def count_owned(self, owner: str) -> int:
+        """Number of stored models whose record names this owner."""
+
+    # -- leases: a process that keeps unsaved steps of a model (a playing stream) holds its lease --
+    @abstractmethod
+    def acquire_lease(self, model_id: str, owner: str, ttl: float) -> bool:
+        """Take or renew the model's lease for ttl seconds; False if another owner holds an unexpired one."""
+
+    @abstractmethod
+    def release_lease(self, model_id: str, owner: str) -> None:
+        """Give up the lease if this owner holds it."""
+
+    @abstractmethod
+    def lease_holder(self, model_id: str) -> str | None:
+        """The owner of the model's unexpired lease, or None."""
+
+    # -- uploaded datasets: compact blobs, oldest evicted under a quota --
+    @abstractmethod
+    def put_dataset(self, dataset_id: str, meta: dict, data: bytes) -> None:
+        """Store (overwrite) a dataset: JSON meta plus one opaque blob."""
+
+    @abstractmethod
+    def get_dataset(self, dataset_id: str) -> tuple[dict, bytes] | None:
+        """(meta, blob) or None; ValueError-free: a bad id finds nothing."""
+
+    @abstractmethod
+    def list_datasets(self) -> list[tuple[str, float, int]]:
+        """(id, created_at, blob bytes) of every dataset, oldest first."""
+
+    @abstractmethod
+    def delete_dataset(self, dataset_id: str) -> bool:
+        """Remove a dataset; True if it existed."""
+
+    @abstractmethod
+    def checkpoint_sizes(self, model_id: str) -> list[tuple[int, int]]:
+        """(step, bytes of state + history) of the model's checkpoints by step."""
+
+    @abstractmethod
+    def format_version(self) -> int:
+        """The layout version this store is in (FORMAT_VERSION once opened by this code)."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise the backend's own error if the store cannot be read right now (health checks)."""
 
     @abstractmethod
     def list_status(self) -> list[tuple[str, dict, dict, float]]:

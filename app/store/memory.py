@@ -8,8 +8,8 @@ import weakref
 from contextlib import contextmanager
 from typing import Iterator
 
-from .base import (ModelRecord, Store, dump_json, dump_setting, load_json, step_or_none, validate_count,
-                   validate_id, validate_setting_key)
+from .base import (FORMAT_VERSION, ModelRecord, StaleVersion, Store, dump_json, dump_setting, load_json,
+                   step_or_none, validate_count, validate_id, validate_setting_key)
 
 
 class MemoryStore(Store):
@@ -23,6 +23,10 @@ class MemoryStore(Store):
         # Weak values: a model's lock lives exactly as long as someone holds or waits on it,
         # so locks never leak and delete() cannot hand out a second lock for a held id.
         self._locks: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
+        self._used: dict[str, float] = {}  # id -> last use
+        self._owner: dict[str, str] = {}  # id -> creator
+        self._leases: dict[str, tuple[str, float]] = {}  # id -> (owner, expires, monotonic)
+        self._datasets: dict[str, tuple[str, bytes, float]] = {}  # id -> (meta JSON, blob, created_at)
 
     @staticmethod
     def _row(r: ModelRecord) -> tuple:
@@ -41,6 +45,8 @@ class MemoryStore(Store):
             if record.id in self._rows:
                 raise KeyError(record.id)
             self._rows[record.id] = row
+            self._used[record.id] = now
+            self._owner[record.id] = record.owner
 
     def get(self, model_id: str) -> ModelRecord | None:
         """Return a copy of the record, or None."""
@@ -50,7 +56,7 @@ class MemoryStore(Store):
             return None
         spec, status, state, history, token_hash, created, updated = row
         return ModelRecord(model_id, load_json(spec), load_json(status), state, history,
-                           token_hash, created, updated)
+                           token_hash, created, updated, self._owner.get(model_id, ""))
 
     def get_status(self, model_id: str) -> tuple[dict, dict] | None:
         """Return (spec, status), or None."""
@@ -58,20 +64,26 @@ class MemoryStore(Store):
             row = self._rows.get(model_id)
         return None if row is None else (load_json(row[0]), load_json(row[1]))
 
-    def put(self, record: ModelRecord) -> None:
-        """Overwrite an existing record, keeping its created_at; KeyError if missing."""
+    def put(self, record: ModelRecord, expected_version: int | None = None) -> None:
+        """Overwrite an existing record, keeping its created_at; KeyError if missing, StaleVersion on a CAS miss."""
         with self._mu:
             old = self._rows.get(record.id)
             if old is None:
                 raise KeyError(record.id)
+            if expected_version is not None and int(load_json(old[1]).get("version", 0) or 0) != expected_version:
+                raise StaleVersion(record.id)
             record.updated_at = time.time()
             row = self._row(record)
             self._rows[record.id] = row[:5] + (old[5],) + row[6:]  # created_at is fixed by create()
+            self._used[record.id] = record.updated_at
 
     def delete(self, model_id: str) -> bool:
         """Remove a record and its checkpoints; True if the record existed."""
         with self._mu:
             self._ckpts.pop(model_id, None)
+            self._used.pop(model_id, None)
+            self._owner.pop(model_id, None)
+            self._leases.pop(model_id, None)
             return self._rows.pop(model_id, None) is not None
 
     def count(self) -> int:
@@ -83,6 +95,69 @@ class MemoryStore(Store):
         """Id with the smallest updated_at, or None."""
         with self._mu:
             return min(self._rows, key=lambda k: (self._rows[k][6], k), default=None)
+
+    def touch(self, model_id: str, when: float | None = None) -> None:
+        with self._mu:
+            if model_id in self._rows:
+                self._used[model_id] = time.time() if when is None else when
+
+    def least_used(self, before: float, limit: int = 16) -> list[str]:
+        with self._mu:
+            old = sorted((t, k) for k, t in self._used.items() if t < before)
+        return [k for _, k in old[:limit]]
+
+    def count_owned(self, owner: str) -> int:
+        with self._mu:
+            return sum(1 for o in self._owner.values() if o == owner)
+
+    def acquire_lease(self, model_id: str, owner: str, ttl: float) -> bool:
+        validate_id(model_id)
+        now = time.monotonic()
+        with self._mu:
+            held = self._leases.get(model_id)
+            if held and held[0] != owner and held[1] > now:
+                return False
+            self._leases[model_id] = (owner, now + ttl)
+            return True
+
+    def release_lease(self, model_id: str, owner: str) -> None:
+        with self._mu:
+            if self._leases.get(model_id, ("",))[0] == owner:
+                del self._leases[model_id]
+
+    def lease_holder(self, model_id: str) -> str | None:
+        with self._mu:
+            held = self._leases.get(model_id)
+        return held[0] if held and held[1] > time.monotonic() else None
+
+    def put_dataset(self, dataset_id: str, meta: dict, data: bytes) -> None:
+        validate_id(dataset_id)
+        row = (dump_setting(meta), bytes(data), time.time())
+        with self._mu:
+            self._datasets[dataset_id] = row
+
+    def get_dataset(self, dataset_id: str) -> tuple[dict, bytes] | None:
+        with self._mu:
+            row = self._datasets.get(dataset_id) if isinstance(dataset_id, str) else None
+        return None if row is None else (load_json(row[0]), row[1])
+
+    def list_datasets(self) -> list[tuple[str, float, int]]:
+        with self._mu:
+            return sorted(((k, r[2], len(r[1])) for k, r in self._datasets.items()), key=lambda t: (t[1], t[0]))
+
+    def delete_dataset(self, dataset_id: str) -> bool:
+        with self._mu:
+            return self._datasets.pop(dataset_id, None) is not None
+
+    def checkpoint_sizes(self, model_id: str) -> list[tuple[int, int]]:
+        with self._mu:
+            return [(step, len(r[1]) + len(r[2])) for step, r in sorted(self._ckpts.get(model_id, {}).items())]
+
+    def format_version(self) -> int:
+        return FORMAT_VERSION
+
+    def ping(self) -> None:
+        return None
 
     def list_status(self) -> list[tuple[str, dict, dict, float]]:
         """(id, spec, status, updated_at) of every model, ordered by created_at then id."""

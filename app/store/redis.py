@@ -8,6 +8,13 @@ Layout under a key prefix (default "playground:"):
     <prefix>checkpoints:<id>         sorted set: member and score the step
     <prefix>checkpoint:<id>:<step>   hash: status (JSON), created_at (float text), state, history
     <prefix>lock:<id>    redis-py Lock key (random token, PX lease), kept alive while held
+Format 2 adds (release 5b7985d wrote format 1, with no marker):
+    <prefix>format       string: the layout version
+    model hash fields    version (compare-and-swap saves), owner (creator)
+    <prefix>used         sorted set: member id, score last use (reads count; eviction picks from here)
+    <prefix>owned:<owner>  set of ids that owner created (per-client quota)
+    <prefix>lease:<id>   string: the owner of the model's lease (a playing stream), PX ttl
+    <prefix>dataset:<id> hash: meta (JSON), data (blob), created_at;  <prefix>datasets  sorted set by created_at
 """
 
 from __future__ import annotations
@@ -22,14 +29,20 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
-from .base import (ModelRecord, Store, dump_json, dump_setting, load_json, step_or_none, validate_count,
-                   validate_id, validate_setting_key)
+from .base import (FORMAT_VERSION, ModelRecord, NewerFormat, StaleVersion, Store, dump_json, dump_setting,
+                   load_json, step_or_none, validate_count, validate_id, validate_setting_key)
+from .migrate import datasets_from_settings
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "playground:"
 _PREFIX_RE = re.compile(r"[!-~]{0,128}")  # printable ASCII without spaces; may be empty
 _FIELDS = (b"spec", b"status", b"token_hash", b"created_at", b"updated_at", b"state", b"history")
+# take or renew: free, expired (PX gone) or already ours
+_ACQUIRE = """local v = redis.call('GET', KEYS[1])
+if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0"""
+_RELEASE = """if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"""
 
 
 def _valid(model_id: object) -> bool:
@@ -87,15 +100,58 @@ class RedisStore(Store):
         # Lazy: nothing connects until the first command; the pool re-creates connections after fork().
         self._r: redis.Redis | None = redis.Redis.from_url(conn_url, **kwargs)
         self._zset = prefix + "models"
+        self._used = prefix + "used"
+        self._datasets = prefix + "datasets"
+        self._format_checked = False
+        self._format_mu = threading.Lock()
 
     def _client(self) -> redis.Redis:
         r = self._r
         if r is None:
             raise RuntimeError(f"store {self.url} is closed")
+        if not self._format_checked:  # lazy like the connection: the first command migrates if needed
+            with self._format_mu:
+                if not self._format_checked:
+                    self._migrate(r)
+                    self._format_checked = True
         return r
+
+    def _migrate(self, r: redis.Redis) -> None:
+        """Bring the keys under prefix to FORMAT_VERSION, once, under a migration lock shared by every process."""
+        fkey = self.prefix + "format"
+        current = r.get(fkey)
+        if current is not None and int(current) == FORMAT_VERSION:
+            return
+        with r.lock(self.prefix + "migrate", timeout=300, blocking_timeout=300):
+            current = r.get(fkey)
+            version = int(current) if current is not None else 1  # release 5b7985d wrote no marker
+            if version > FORMAT_VERSION:
+                raise NewerFormat(f"{self.url} prefix {self.prefix!r} has store format {version}; this release "
+                                  f"reads up to {FORMAT_VERSION}: upgrade the server")
+            if version < 2:
+                for mid, updated in r.zrange(self._zset, 0, -1, withscores=True):
+                    key = self._key(mid.decode())
+                    status = r.hget(key, b"status")
+                    if status is None:
+                        continue
+                    v = int(load_json(status).get("version", 0) or 0)
+                    r.hsetnx(key, b"version", v)
+                    r.hsetnx(key, b"owner", b"")
+                    r.zadd(self._used, {mid: updated}, nx=True)
+                for skey in list(r.scan_iter(match=f"{self.prefix}setting:dataset.*")):
+                    name = skey.decode()[len(self.prefix) + len("setting:"):]
+                    value = r.get(skey)
+                    if value is not None:
+                        for dataset_id, meta, data, created in datasets_from_settings({name: load_json(value)}):
+                            self._write_dataset(r, dataset_id, meta, data, created)
+                    r.delete(skey)
+            r.set(fkey, FORMAT_VERSION)
 
     def _key(self, model_id: str) -> str:
         return f"{self.prefix}model:{model_id}"
+
+    def _owned(self, owner: str) -> str:
+        return f"{self.prefix}owned:{owner}"
 
     def _ckpt_set(self, model_id: str) -> str:
         return f"{self.prefix}checkpoints:{model_id}"
@@ -110,7 +166,8 @@ class RedisStore(Store):
         created = record.created_at or now
         fields = {b"spec": dump_json(record.spec), b"status": dump_json(record.status),
                   b"token_hash": record.token_hash, b"created_at": repr(float(created)),
-                  b"updated_at": repr(now), b"state": bytes(record.state), b"history": bytes(record.history)}
+                  b"updated_at": repr(now), b"state": bytes(record.state), b"history": bytes(record.history),
+                  b"version": record.version, b"owner": record.owner}
         key = self._key(record.id)
 
         def insert(pipe: redis.client.Pipeline) -> None:
@@ -119,6 +176,9 @@ class RedisStore(Store):
             pipe.multi()
             pipe.hset(key, mapping=fields)
             pipe.zadd(self._zset, {record.id: now})
+            pipe.zadd(self._used, {record.id: now})
+            if record.owner:
+                pipe.sadd(self._owned(record.owner), record.id)
 
         self._client().transaction(insert, key)
         record.created_at, record.updated_at = created, now
@@ -132,7 +192,7 @@ class RedisStore(Store):
             return None
         return ModelRecord(model_id, load_json(row[b"spec"]), load_json(row[b"status"]),
                            bytes(row[b"state"]), bytes(row[b"history"]), row[b"token_hash"].decode(),
-                           float(row[b"created_at"]), float(row[b"updated_at"]))
+                           float(row[b"created_at"]), float(row[b"updated_at"]), row.get(b"owner", b"").decode())
 
     def get_status(self, model_id: str) -> tuple[dict, dict] | None:
         """Return (spec, status) with one HMGET, never transferring the blobs; or None."""
@@ -141,14 +201,18 @@ class RedisStore(Store):
         spec, status = self._client().hmget(self._key(model_id), [b"spec", b"status"])
         return None if spec is None or status is None else (load_json(spec), load_json(status))
 
-    def put(self, record: ModelRecord) -> None:
-        """Overwrite an existing record, keeping its created_at; KeyError if missing."""
+    def put(self, record: ModelRecord, expected_version: int | None = None) -> None:
+        """Overwrite an existing record, keeping its created_at; KeyError if missing.
+
+        With expected_version, the stored version is read under WATCH: StaleVersion if it differs, and a
+        concurrent save between the read and EXEC makes redis-py retry the check.
+        """
         if not _valid(record.id):
             raise KeyError(record.id)
         key = self._key(record.id)
         fields = {b"spec": dump_json(record.spec), b"status": dump_json(record.status),
                   b"token_hash": record.token_hash, b"state": bytes(record.state),
-                  b"history": bytes(record.history)}
+                  b"history": bytes(record.history), b"version": record.version}
         stamp: list[float] = []
 
         def update(pipe: redis.client.Pipeline) -> None:
@@ -156,11 +220,14 @@ class RedisStore(Store):
             # resurrect a deleted model as a half record without created_at.
             if not pipe.exists(key):
                 raise KeyError(record.id)
+            if expected_version is not None and int(pipe.hget(key, b"version") or 0) != expected_version:
+                raise StaleVersion(record.id)
             now = time.time()
             stamp[:] = [now]
             pipe.multi()
             pipe.hset(key, mapping={**fields, b"updated_at": repr(now)})
             pipe.zadd(self._zset, {record.id: now})
+            pipe.zadd(self._used, {record.id: now})
 
         self._client().transaction(update, key)
         record.updated_at = stamp[0]
@@ -173,9 +240,14 @@ class RedisStore(Store):
 
         def remove(pipe: redis.client.Pipeline) -> None:
             steps = pipe.zrange(cset, 0, -1)  # WATCHed: a checkpoint added meanwhile makes us retry
+            owner = pipe.hget(key, b"owner")
             pipe.multi()
             pipe.delete(key)
             pipe.zrem(self._zset, model_id)
+            pipe.zrem(self._used, model_id)
+            pipe.delete(f"{self.prefix}lease:{model_id}")
+            if owner:
+                pipe.srem(self._owned(owner.decode()), model_id)
             pipe.delete(cset, *(self._ckpt_key(model_id, s) for s in steps))
 
         removed = self._client().transaction(remove, key, cset)[0]
@@ -189,6 +261,82 @@ class RedisStore(Store):
         """Id with the smallest updated_at; equal scores come back in id order, as the interface asks."""
         first = self._client().zrange(self._zset, 0, 0)
         return first[0].decode() if first else None
+
+    def touch(self, model_id: str, when: float | None = None) -> None:
+        # XX: only a model that exists; a touch never creates an entry for a deleted one
+        if _valid(model_id):
+            self._client().zadd(self._used, {model_id: time.time() if when is None else when}, xx=True)
+
+    def least_used(self, before: float, limit: int = 16) -> list[str]:
+        ids = self._client().zrangebyscore(self._used, "-inf", f"({before!r}", start=0, num=int(limit))
+        return [i.decode() for i in ids]
+
+    def count_owned(self, owner: str) -> int:
+        return self._client().scard(self._owned(owner))
+
+    def acquire_lease(self, model_id: str, owner: str, ttl: float) -> bool:
+        validate_id(model_id)
+        return bool(self._client().eval(_ACQUIRE, 1, f"{self.prefix}lease:{model_id}", owner,
+                                        max(1, int(ttl * 1000))))
+
+    def release_lease(self, model_id: str, owner: str) -> None:
+        if _valid(model_id):
+            self._client().eval(_RELEASE, 1, f"{self.prefix}lease:{model_id}", owner)
+
+    def lease_holder(self, model_id: str) -> str | None:
+        if not _valid(model_id):
+            return None
+        v = self._client().get(f"{self.prefix}lease:{model_id}")
+        return None if v is None else v.decode()
+
+    def _write_dataset(self, r, dataset_id: str, meta: dict, data: bytes, created: float) -> None:
+        pipe = r.pipeline(transaction=True)
+        pipe.hset(f"{self.prefix}dataset:{dataset_id}", mapping={b"meta": dump_setting(meta), b"data": bytes(data),
+                                                                  b"created_at": repr(created)})
+        pipe.zadd(self._datasets, {dataset_id: created})
+        pipe.execute()
+
+    def put_dataset(self, dataset_id: str, meta: dict, data: bytes) -> None:
+        self._write_dataset(self._client(), validate_id(dataset_id), meta, data, time.time())
+
+    def get_dataset(self, dataset_id: str) -> tuple[dict, bytes] | None:
+        if not _valid(dataset_id):
+            return None
+        meta, data = self._client().hmget(f"{self.prefix}dataset:{dataset_id}", [b"meta", b"data"])
+        return None if meta is None or data is None else (load_json(meta), bytes(data))
+
+    def list_datasets(self) -> list[tuple[str, float, int]]:
+        ids = self._client().zrange(self._datasets, 0, -1, withscores=True)
+        pipe = self._client().pipeline(transaction=False)
+        for i, _ in ids:
+            pipe.hstrlen(f"{self.prefix}dataset:{i.decode()}", b"data")
+        return [(i.decode(), created, n) for (i, created), n in zip(ids, pipe.execute())]
+
+    def delete_dataset(self, dataset_id: str) -> bool:
+        if not _valid(dataset_id):
+            return False
+        pipe = self._client().pipeline(transaction=True)
+        pipe.delete(f"{self.prefix}dataset:{dataset_id}")
+        pipe.zrem(self._datasets, dataset_id)
+        return pipe.execute()[0] > 0
+
+    def checkpoint_sizes(self, model_id: str) -> list[tuple[int, int]]:
+        if not _valid(model_id):
+            return []
+        steps = self._client().zrange(self._ckpt_set(model_id), 0, -1)
+        pipe = self._client().pipeline(transaction=False)
+        for st in steps:
+            pipe.hstrlen(self._ckpt_key(model_id, st), b"state")
+            pipe.hstrlen(self._ckpt_key(model_id, st), b"history")
+        n = pipe.execute()
+        return [(int(st), n[2 * i] + n[2 * i + 1]) for i, st in enumerate(steps)]
+
+    def format_version(self) -> int:
+        v = self._client().get(self.prefix + "format")
+        return int(v) if v is not None else 1
+
+    def ping(self) -> None:
+        self._client().ping()
 
     def list_status(self) -> list[tuple[str, dict, dict, float]]:
         """(id, spec, status, updated_at) of every model by created_at then id; pipelined HMGETs, no blobs."""

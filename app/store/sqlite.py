@@ -11,11 +11,13 @@ import weakref
 from contextlib import contextmanager
 from typing import Iterator
 
-from .base import (ModelRecord, Store, dump_json, dump_setting, load_json, step_or_none, validate_count,
-                   validate_id, validate_setting_key)
+from .base import (FORMAT_VERSION, ModelRecord, NewerFormat, StaleVersion, Store, dump_json, dump_setting,
+                   load_json, step_or_none, validate_count, validate_id, validate_setting_key)
+from .migrate import datasets_from_settings
 
 # spec/status come before the blobs so get_status() never has to read the blobs' overflow pages.
-_SCHEMA = """
+# Format 1 (release 5b7985d) had models without version/used_at/owner, no meta, leases or datasets.
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS models (
     id TEXT PRIMARY KEY,
     spec TEXT NOT NULL,
@@ -38,7 +40,25 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     PRIMARY KEY (model_id, step)
 );
 """
-_COLS = "id, spec, status, token_hash, created_at, updated_at, state, history"
+# 1 -> 2: compare-and-swap versions, last use (reads count), creator, leases, compact datasets.
+_MIGRATE_1_TO_2 = """
+ALTER TABLE models ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE models ADD COLUMN used_at REAL NOT NULL DEFAULT 0;
+ALTER TABLE models ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+UPDATE models SET version = COALESCE(json_extract(status, '$.version'), 0), used_at = updated_at;
+CREATE INDEX IF NOT EXISTS models_used ON models (used_at, id);
+CREATE INDEX IF NOT EXISTS models_owner ON models (owner);
+CREATE TABLE IF NOT EXISTS leases (model_id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS datasets (
+    id TEXT PRIMARY KEY,
+    meta TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    bytes INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS datasets_created ON datasets (created_at, id);
+"""
+_COLS = "id, spec, status, token_hash, created_at, updated_at, state, history, owner"
 
 
 class _Conn(sqlite3.Connection):
@@ -63,7 +83,32 @@ class SqliteStore(Store):
         os.makedirs(self.lock_dir, exist_ok=True)
         conn = self._conn()
         conn.execute("PRAGMA journal_mode=WAL")  # persistent in the file; readers never block the writer
-        conn.executescript(_SCHEMA)
+        self._migrate(conn)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring the file to FORMAT_VERSION in one write transaction (so two processes opening it agree)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = conn.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
+            version = int(row[0]) if row else 1  # release 5b7985d wrote no marker
+            if version > FORMAT_VERSION:
+                raise NewerFormat(f"{self.path} has store format {version}; this release reads up to "
+                                  f"{FORMAT_VERSION}: upgrade the server")
+            if version < 2:
+                for statement in (_SCHEMA_V1 + _MIGRATE_1_TO_2).split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                for key, value in conn.execute("SELECT key, value FROM settings WHERE key LIKE 'dataset.%'").fetchall():
+                    for dataset_id, meta, data, created in datasets_from_settings({key: load_json(value)}):
+                        conn.execute("INSERT OR REPLACE INTO datasets (id, meta, created_at, bytes, data)"
+                                     " VALUES (?, ?, ?, ?, ?)", (dataset_id, dump_json(meta), created, len(data), data))
+                    conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def _conn(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use (and again after a fork)."""
@@ -100,9 +145,10 @@ class SqliteStore(Store):
         record.updated_at = now
         try:
             self._conn().execute(
-                f"INSERT INTO models ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO models ({_COLS}, version, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.id, dump_json(record.spec), dump_json(record.status), record.token_hash,
-                 record.created_at, record.updated_at, bytes(record.state), bytes(record.history)))
+                 record.created_at, record.updated_at, bytes(record.state), bytes(record.history), record.owner,
+                 record.version, now))
         except sqlite3.IntegrityError:
             raise KeyError(record.id) from None
 
@@ -111,24 +157,33 @@ class SqliteStore(Store):
         row = self._conn().execute(f"SELECT {_COLS} FROM models WHERE id = ?", (model_id,)).fetchone()
         if row is None:
             return None
-        mid, spec, status, token_hash, created, updated, state, history = row
+        mid, spec, status, token_hash, created, updated, state, history, owner = row
         return ModelRecord(mid, load_json(spec), load_json(status), bytes(state), bytes(history),
-                           token_hash, created, updated)
+                           token_hash, created, updated, owner)
 
     def get_status(self, model_id: str) -> tuple[dict, dict] | None:
         """Return (spec, status) without touching the blobs, or None."""
         row = self._conn().execute("SELECT spec, status FROM models WHERE id = ?", (model_id,)).fetchone()
         return None if row is None else (load_json(row[0]), load_json(row[1]))
 
-    def put(self, record: ModelRecord) -> None:
-        """Overwrite an existing record, keeping its created_at; KeyError if missing."""
+    def put(self, record: ModelRecord, expected_version: int | None = None) -> None:
+        """Overwrite an existing record, keeping its created_at; KeyError if missing.
+
+        With expected_version: UPDATE ... WHERE version = ?, so a save never overwrites a newer one
+        (StaleVersion instead).
+        """
         now = time.time()
-        cur = self._conn().execute(
-            "UPDATE models SET spec = ?, status = ?, token_hash = ?, updated_at = ?, state = ?, history = ?"
-            " WHERE id = ?",
-            (dump_json(record.spec), dump_json(record.status), record.token_hash, now,
-             bytes(record.state), bytes(record.history), record.id))
+        sql = ("UPDATE models SET spec = ?, status = ?, token_hash = ?, updated_at = ?, used_at = ?, state = ?,"
+               " history = ?, version = ? WHERE id = ?")
+        args = [dump_json(record.spec), dump_json(record.status), record.token_hash, now, now,
+                bytes(record.state), bytes(record.history), record.version, record.id]
+        if expected_version is not None:
+            sql += " AND version = ?"
+            args.append(int(expected_version))
+        cur = self._conn().execute(sql, args)
         if cur.rowcount == 0:
+            if expected_version is not None and self.get_status(record.id) is not None:
+                raise StaleVersion(record.id)
             raise KeyError(record.id)
         record.updated_at = now
 
@@ -137,6 +192,7 @@ class SqliteStore(Store):
         with self._tx() as conn:
             found = conn.execute("DELETE FROM models WHERE id = ?", (model_id,)).rowcount > 0
             conn.execute("DELETE FROM checkpoints WHERE model_id = ?", (model_id,))
+            conn.execute("DELETE FROM leases WHERE model_id = ?", (model_id,))
         if found:
             try:
                 # Waiters re-check the inode and move to a fresh file; the only overlap left is a
@@ -154,6 +210,62 @@ class SqliteStore(Store):
         """Id with the smallest updated_at, or None."""
         row = self._conn().execute("SELECT id FROM models ORDER BY updated_at, id LIMIT 1").fetchone()
         return None if row is None else row[0]
+
+    def touch(self, model_id: str, when: float | None = None) -> None:
+        self._conn().execute("UPDATE models SET used_at = ? WHERE id = ?",
+                             (time.time() if when is None else when, model_id))
+
+    def least_used(self, before: float, limit: int = 16) -> list[str]:
+        rows = self._conn().execute("SELECT id FROM models WHERE used_at < ? ORDER BY used_at, id LIMIT ?",
+                                    (before, int(limit)))
+        return [r[0] for r in rows]
+
+    def count_owned(self, owner: str) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM models WHERE owner = ?", (owner,)).fetchone()[0]
+
+    def acquire_lease(self, model_id: str, owner: str, ttl: float) -> bool:
+        validate_id(model_id)
+        now = time.time()  # wall clock: every process on this host's file shares it
+        cur = self._conn().execute(
+            "INSERT INTO leases (model_id, owner, expires_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (model_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at"
+            " WHERE leases.owner = excluded.owner OR leases.expires_at <= ?",
+            (model_id, owner, now + ttl, now))
+        return cur.rowcount > 0
+
+    def release_lease(self, model_id: str, owner: str) -> None:
+        self._conn().execute("DELETE FROM leases WHERE model_id = ? AND owner = ?", (model_id, owner))
+
+    def lease_holder(self, model_id: str) -> str | None:
+        row = self._conn().execute("SELECT owner FROM leases WHERE model_id = ? AND expires_at > ?",
+                                   (model_id, time.time())).fetchone()
+        return None if row is None else row[0]
+
+    def put_dataset(self, dataset_id: str, meta: dict, data: bytes) -> None:
+        self._conn().execute("INSERT OR REPLACE INTO datasets (id, meta, created_at, bytes, data) VALUES (?, ?, ?, ?, ?)",
+                             (validate_id(dataset_id), dump_setting(meta), time.time(), len(data), bytes(data)))
+
+    def get_dataset(self, dataset_id: str) -> tuple[dict, bytes] | None:
+        row = self._conn().execute("SELECT meta, data FROM datasets WHERE id = ?", (str(dataset_id),)).fetchone()
+        return None if row is None else (load_json(row[0]), bytes(row[1]))
+
+    def list_datasets(self) -> list[tuple[str, float, int]]:
+        return [tuple(r) for r in self._conn().execute("SELECT id, created_at, bytes FROM datasets ORDER BY created_at, id")]
+
+    def delete_dataset(self, dataset_id: str) -> bool:
+        return self._conn().execute("DELETE FROM datasets WHERE id = ?", (str(dataset_id),)).rowcount > 0
+
+    def checkpoint_sizes(self, model_id: str) -> list[tuple[int, int]]:
+        rows = self._conn().execute("SELECT step, length(state) + length(history) FROM checkpoints"
+                                    " WHERE model_id = ? ORDER BY step", (model_id,))
+        return [(step, n) for step, n in rows]
+
+    def format_version(self) -> int:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
+        return int(row[0]) if row else 1
+
+    def ping(self) -> None:
+        self._conn().execute("SELECT 1 FROM models LIMIT 1").fetchall()
 
     def list_status(self) -> list[tuple[str, dict, dict, float]]:
         """(id, spec, status, updated_at) of every model, ordered by created_at then id; no blob reads."""

@@ -26,11 +26,12 @@ from .utils import TOKENS, with_token
 
 ADMIN = "instructor-secret-for-scaleout-tests"
 SAVE_INTERVAL = 0.5
+LEASE_TTL = 1.0  # a killed process's stream lease frees this soon (B's writers wait up to lease_wait for it)
 
 
 def start(tmp_path, name: str, store: str) -> Server:
     return Server(tmp_path / "unused.sqlite3", tmp_path / f"uvicorn-{name}.log", store=store,
-                  save_interval=SAVE_INTERVAL, admin_token=ADMIN).start()
+                  save_interval=SAVE_INTERVAL, lease_ttl=LEASE_TTL, admin_token=ADMIN).start()
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +126,9 @@ def test_stream_refusals_close_with_4401_and_4403_over_a_real_socket(pair):
             ("", None, "this call changes the model: send its token as 'Authorization: Bearer <token>'", 4401),
             (f"?token={TOKENS[other]}", None, "the token does not match this model", 4403),
             ("", {"Authorization": f"Bearer {TOKENS[other]}"}, "the token does not match this model", 4403)):
-        with connect(url + query, proxy=None, additional_headers=headers) as ws:  # refused before any message
+        with connect(url + query, proxy=None, additional_headers=headers) as ws:  # refused before any frame
+            if not query and headers is None:  # no token at all: the server waits for an auth message first
+                ws.send(json.dumps({"action": "play"}))
             assert json.loads(ws.recv(timeout=5)) == {"type": "error", "detail": detail}
             with pytest.raises(ConnectionClosed):
                 ws.recv(timeout=5)

@@ -105,8 +105,8 @@ def test_use_of_an_unknown_or_deleted_model_is_404(db):
     assert e.value.status == 404
 
 
-def test_eviction_picks_the_least_recently_saved_model(db):
-    s = service(db, max_models=2)
+def test_eviction_picks_the_least_recently_used_model(db):
+    s = service(db, max_models=2, protect_recent_seconds=0, touch_interval=0)
     first, _ = s.create(model=s.build(XOR))
     time.sleep(0.01)
     second, _ = s.create(model=s.build(XOR))

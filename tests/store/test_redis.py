@@ -119,11 +119,14 @@ def test_hash_and_zset_layout(store, raw, prefix):
     r = rec("m1")
     store.create(r)
     h = raw.hgetall(f"{prefix}model:m1")
-    assert set(h) == {b"spec", b"status", b"token_hash", b"created_at", b"updated_at", b"state", b"history"}
+    assert set(h) == {b"spec", b"status", b"token_hash", b"created_at", b"updated_at", b"state", b"history",
+                      b"version", b"owner"}
     assert h[b"state"] == b"\x00state\xff" and float(h[b"updated_at"]) == r.updated_at
     assert raw.zrange(f"{prefix}models", 0, -1, withscores=True) == [(b"m1", r.updated_at)]
+    assert raw.zrange(f"{prefix}used", 0, -1, withscores=True) == [(b"m1", r.updated_at)]
+    assert raw.get(f"{prefix}format") == b"2"
     store.delete("m1")
-    assert raw.exists(f"{prefix}model:m1", f"{prefix}models") == 0
+    assert raw.exists(f"{prefix}model:m1", f"{prefix}models", f"{prefix}used") == 0
 
 
 def test_oldest_idle_ties_broken_by_id(store, raw, prefix):
@@ -221,7 +224,7 @@ def test_checkpoint_layout_and_delete_removes_every_key(store, raw, prefix):
     assert raw.exists(f"{prefix}checkpoint:m1:1", f"{prefix}checkpoint:m1:2") == 0
     store.put_setting("class.preset", {})
     store.delete("m1")
-    assert sorted(raw.keys(f"{prefix}*")) == [f"{prefix}setting:class.preset".encode()]
+    assert sorted(raw.keys(f"{prefix}*")) == [f"{prefix}format".encode(), f"{prefix}setting:class.preset".encode()]
 
 
 def test_list_views_do_not_transfer_blobs(store, raw):

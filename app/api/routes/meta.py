@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import SettingsDep
+from app.api.deps import ServicesDep, SettingsDep
 from app.api.schemas import Health
 from app.engine.activations import ACTIVATIONS, DERIVATIVE_TEXT
 from app.engine.datasets import FEATURE_LABELS, dataset_catalog
@@ -20,8 +20,11 @@ _ACTIVATION_PARAMS = {"leaky_relu": {"negative_slope": 0.01}, "elu": {"alpha": 1
 _LOSS_OUTPUT = {"mse": None, "bce": "sigmoid", "cross_entropy": "softmax"}
 
 
-@router.get("/health", response_model=Health)
-def health() -> dict:
+@router.get("/health", response_model=Health,
+            responses={503: {"description": "the store cannot be reached (a load balancer should stop sending here)"}})
+def health(services: ServicesDep) -> dict:
+    """ok when this process can read its store; 503 with Retry-After when it cannot."""
+    services.store.ping()  # a store error is mapped to 503 in app/api/errors.py
     return {"status": "ok"}
 
 

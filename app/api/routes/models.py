@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Response
 
-from app.api.deps import FoundModel, OwnedModel, Repo, ServicesDep
+from app.api.deps import ClientKey, FoundModel, OwnedModel, Repo, ServicesDep
 from app.api.schemas import ModelCreate, ModelCreated, ModelPatch, ModelPublic, ResetRequest
 from app.engine import SpecError
 from app.service.errors import spec_error
@@ -16,12 +16,12 @@ def public(model_id: str, spec: dict, status: dict) -> dict:
 
 
 @router.post("", status_code=201, response_model=ModelCreated)
-def create_model(services: ServicesDep, models: Repo, body: ModelCreate = Body(default_factory=ModelCreate)) -> dict:
+def create_model(services: ServicesDep, models: Repo, client: ClientKey, body: ModelCreate = Body(default_factory=ModelCreate)) -> dict:
     """Create a model from a spec (every field optional) and initialise it from its seed.
 
     The answer carries the model's token, once: send it as ``Authorization: Bearer <token>`` to change the model.
     """
-    model_id, token = models.create(model=services.build(body.engine_spec()), nickname=body.nickname)
+    model_id, token = models.create(model=services.build(body.engine_spec()), nickname=body.nickname, owner=client)
     return {**public(model_id, *models.status(model_id)), "token": token}
 
 

@@ -185,7 +185,7 @@ async def stream(ws: WebSocket, model_id: str):
         # shielded: a cancelled connection task (server or test client closing it) still saves its steps
         with anyio.CancelScope(shield=True):
             try:
-                await run_in_threadpool(services.models.flush, model_id)
+                await run_in_threadpool(services.models.release, model_id)  # save, give up the lease
             except DomainError:
                 pass  # deleted meanwhile: nothing to save
 

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import DatasetsDep, LimitsDep, ModelId, Repo
+from app.api.deps import ClientKey, DatasetsDep, LimitsDep, ModelId, Repo
 from app.api.routes.models import public
 from app.api.schemas import ModelCreated, Strict
 from app.engine import Model
@@ -82,15 +82,15 @@ def export_model(model_id: ModelId, models: Repo,
 @router.post("/models/import", status_code=201, response_model=ModelCreated, tags=["transfer"],
              openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}},
                                                         "application/octet-stream": {}}, "required": True}})
-async def import_model(request: Request, models: Repo, limits: LimitsDep,
+async def import_model(request: Request, models: Repo, limits: LimitsDep, client: ClientKey,
                        nickname: str | None = Query(None, max_length=40, description="shown to the instructor")) -> dict:
     """Recreate an exported model (JSON body, or the .npz bytes as application/octet-stream) under a new id."""
     body = await request.body()
     binary = request.headers.get("content-type", "").startswith("application/octet-stream")
-    return await run_in_threadpool(_import, body, binary, models, limits, nickname)
+    return await run_in_threadpool(_import, body, binary, models, limits, nickname, client)
 
 
-def _import(body: bytes, binary: bool, models, limits, nickname: str | None) -> dict:
+def _import(body: bytes, binary: bool, models, limits, nickname: str | None, client: str = "") -> dict:
     try:
         if binary:
             model = import_npz(body)
@@ -103,7 +103,7 @@ def _import(body: bytes, binary: bool, models, limits, nickname: str | None) -> 
         raise Unprocessable(("body",), f"cannot import: {e}") from None
     limits.check_spec(model.spec)
     limits.check_data_size(model)
-    model_id, token = models.create(model=model, nickname=nickname)
+    model_id, token = models.create(model=model, nickname=nickname, owner=client)
     return {**public(model_id, *models.status(model_id)), "token": token}
 
 
@@ -116,7 +116,7 @@ def checkpoints(model_id: ModelId, models: Repo) -> list[dict]:
 
 
 @router.post("/models/{model_id}/fork", status_code=201, response_model=ModelCreated, tags=["transfer"])
-def fork(model_id: ModelId, models: Repo, body: ForkRequest | None = None) -> dict:
+def fork(model_id: ModelId, models: Repo, client: ClientKey, body: ForkRequest | None = None) -> dict:
     """A new model from the latest checkpoint at or before ``step`` (default: the model as it is now)."""
     step = body.step if body else None
     if step is None:
@@ -128,7 +128,8 @@ def fork(model_id: ModelId, models: Repo, body: ForkRequest | None = None) -> di
         with models.use(model_id) as parent:
             child.history = parent.history.truncated(child.step)
     parent = {"id": model_id, "step": child.step}
-    child_id, token = models.create(model=child, nickname=models.status(model_id)[1].get("nickname"), parent=parent)
+    child_id, token = models.create(model=child, nickname=models.status(model_id)[1].get("nickname"), parent=parent,
+                                    owner=client)
     return {**public(child_id, *models.status(child_id)), "token": token}
 
 

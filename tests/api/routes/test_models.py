@@ -243,8 +243,8 @@ def test_just_inside_the_limits_is_accepted(small_limits):
                                                   "X_test": [[0.5, 0.5]] * 100, "y_test": [[0]] * 100}})
 
 
-def test_at_the_model_limit_the_oldest_idle_model_is_evicted(limited):
-    client = limited(max_models=3)
+def test_at_the_model_limit_the_least_recently_used_model_is_evicted(limited):
+    client = limited(max_models=3, protect_recent_seconds=0, touch_interval=0)
     ids = []
     for _ in range(3):
         ids.append(create(client, XOR)["id"])
@@ -252,11 +252,35 @@ def test_at_the_model_limit_the_oldest_idle_model_is_evicted(limited):
     a, b, c = ids
     assert client.post(f"/api/models/{a}/train", json={"steps": 1}).status_code == 200  # a is now the newest
     time.sleep(0.01)
+    assert client.get(f"/api/models/{c}").status_code == 200  # a read is a use too
+    time.sleep(0.01)
     d = create(client, XOR)["id"]
     not_found(client.get(f"/api/models/{b}"), b)
     for kept in (a, c, d):
         assert client.get(f"/api/models/{kept}").status_code == 200
     assert client.app.state.services.store.count() == 3
+
+
+def test_at_the_model_limit_models_used_recently_are_kept_and_the_create_is_507(limited):
+    client = limited(max_models=2)  # the default protect_recent_seconds covers both models
+    a, b = create(client, XOR)["id"], create(client, XOR)["id"]
+    r = client.post("/api/models", json=XOR)
+    assert r.status_code == 507
+    assert r.json() == {"detail": "the server holds its limit of 2 models and each was used in the last 600 "
+                                  "seconds; try again later or ask the operator to raise PLAYGROUND_MAX_MODELS"}
+    assert client.get(f"/api/models/{a}").status_code == 200 and client.get(f"/api/models/{b}").status_code == 200
+
+
+def test_each_address_has_a_model_quota(limited):
+    client = limited(max_models_per_client=2)
+    a = create(client, XOR)["id"]
+    create(client, XOR)
+    r = client.post("/api/models", json=XOR)
+    assert r.status_code == 429
+    assert r.json() == {"detail": "this address holds its limit of 2 models; delete one first "
+                                  "(PLAYGROUND_MAX_MODELS_PER_CLIENT)"}
+    assert client.delete(f"/api/models/{a}").status_code == 204
+    create(client, XOR)
 
 
 def test_at_the_model_limit_refuse_answers_507(limited):
