@@ -11,6 +11,7 @@ RUN pip install --no-cache-dir -r requirements.txt
 
 COPY app ./app
 COPY static ./static
+COPY docs/question.md ./docs/question.md
 
 RUN useradd --create-home --uid 10001 playground && mkdir -p /data && chown playground /data
 USER playground

@@ -3,11 +3,17 @@
     playground serve [--host 127.0.0.1] [--port 8000] [--store sqlite:///data/playground.sqlite3]
     playground train SPEC.json --steps N [--server URL] [--chunk 100]   # in-process without --server
     playground export ID --format numpy|json|npz [--server URL] [-o FILE]
-    playground check ID MY_GRADS.npz [--server URL] [--X-key X] [--y-key y]
+    playground check ID MY_GRADS.npz|MY_GRADS.json [--server URL] [--X-key X] [--y-key y]
+    playground derive ID EQUATIONS.txt|EQUATIONS.json|- [--convention columns|rows] [--server URL]
 
-MY_GRADS.npz holds the batch (X, y) and your gradients dW1, db1, dW2, ... (layers numbered from 1,
-W_i of shape (out, in)), e.g. ``np.savez("my_grads.npz", X=X, y=y, dW1=dW1, db1=db1, dW2=dW2, db2=db2)``.
-``check`` prints the verdict for each and exits 0 when every one passes, 1 otherwise.
+MY_GRADS.npz holds your gradients dW1, db1, dW2, ... (layers numbered from 1, W_i of shape (out, in)), in
+any shape (a matrix, flat, a column, one per sample), and optionally the batch (X, y); without it the
+server uses the batch GET /gradients uses. E.g. ``np.savez("my_grads.npz", X=X, y=y, dW1=dW1, db1=db1)``.
+MY_GRADS.json is what the page takes: {"X"?, "y"?, "layers": [{"dW", "db"}, ...]}.
+EQUATIONS.txt has one ``target = expression`` per line (# starts a comment), e.g.
+``delta[i] = (W[i+1].T @ delta[i+1]) * fprime(a[i])``; EQUATIONS.json is [{"target", "expr"}, ...].
+``check`` and ``derive`` print a verdict per gradient and the diagnosis; they exit 0 when every one
+passes, 1 otherwise.
 Errors go to stderr with exit code 2. ``--server`` defaults to $PLAYGROUND_SERVER or http://localhost:8000.
 """
 from __future__ import annotations
@@ -152,7 +158,10 @@ GRAD_KEY = re.compile(r"^d([Wb])(\d+)$")
 
 
 def load_gradients(path: str, x_key: str = "X", y_key: str = "y") -> tuple:
-    """(X, y, layers) from an .npz with X, y and dW1, db1, dW2, ...; layers[i] holds layer i+1's entries."""
+    """(X or None, y or None, layers) from an .npz with dW1, db1, dW2, ... (X, y optional) or a JSON file
+    {"X"?, "y"?, "layers": [...]}; layers[i] holds layer i+1's entries."""
+    if path.endswith(".json"):
+        return _load_json_gradients(path)
     import numpy as np
 
     try:
@@ -160,9 +169,10 @@ def load_gradients(path: str, x_key: str = "X", y_key: str = "y") -> tuple:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError) as e:
         raise CliError(f"cannot read {path}: {e}") from None
-    missing = [k for k in (x_key, y_key) if k not in arrays]
-    if missing:
-        raise CliError(f"{path} has no {' or '.join(missing)} (it has {', '.join(sorted(arrays)) or 'nothing'})")
+    if (x_key in arrays) != (y_key in arrays):
+        missing = y_key if x_key in arrays else x_key
+        raise CliError(f"{path} has no {missing} (it has {', '.join(sorted(arrays)) or 'nothing'}); "
+                       f"give both {x_key} and {y_key}, or neither for the server's default batch")
     grads: dict[int, dict] = {}
     for key, value in arrays.items():
         m = GRAD_KEY.match(key)
@@ -176,16 +186,26 @@ def load_gradients(path: str, x_key: str = "X", y_key: str = "y") -> tuple:
     if not grads:
         raise CliError(f"{path} has no gradients: name them dW1, db1, dW2, db2, ... (layers from 1)")
     layers = [grads.get(i, {}) for i in range(1, max(grads) + 1)]
-    return arrays[x_key], arrays[y_key], layers
+    return arrays.get(x_key), arrays.get(y_key), layers
 
 
-def check(args) -> int:
-    from app.client import PlaygroundClient
+def _load_json_gradients(path: str) -> tuple:
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise CliError(f"cannot read {path}: {e}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("layers"), list):
+        raise CliError(f'{path}: expected {{"layers": [{{"dW": ..., "db": ...}}, ...]}} (X and y optional)')
+    if ("X" in doc) != ("y" in doc):
+        raise CliError(f"{path}: give both X and y, or neither for the server's default batch")
+    return doc.get("X"), doc.get("y"), doc["layers"]
 
-    X, y, layers = load_gradients(args.grads, args.X_key, args.y_key)
-    with PlaygroundClient(args.server, timeout=args.timeout) as pg:
-        result = pg.check(args.id, X, y, layers)
+
+def _print_verdicts(result: dict) -> None:
     for layer in result["layers"]:
+        for step in layer.get("steps") or []:
+            if step.get("error"):
+                print(f"layer {layer['layer']}  {step['target']} = {step.get('expr')}\n    error: {step['error']}")
         for name in ("dW", "db"):
             v = layer.get(name)
             if v is None:
@@ -196,13 +216,68 @@ def check(args) -> int:
                   f"(expected {v['expected_shape']})  relative error {err}")
             if v.get("hint"):
                 print(f"    hint: {v['hint']}")
+    first = result.get("first_error")
+    if first:
+        where = " ".join(x for x in (f"layer {first['layer']}" if first.get("layer") else "", first.get("target") or "")
+                         if x)
+        print(f"first error: {where}: {first['message']}" if where else f"first error: {first['message']}")
+
+
+def check(args) -> int:
+    from app.client import PlaygroundClient
+
+    X, y, layers = load_gradients(args.grads, args.X_key, args.y_key)
+    with PlaygroundClient(args.server, timeout=args.timeout) as pg:
+        result = pg.check(args.id, X, y, layers)
+    _print_verdicts(result)
     print("PASSED: every gradient matches backprop" if result["passed"] else "FAILED")
+    return 0 if result["passed"] else 1
+
+
+# -- derive ----------------------------------------------------------------------------------
+def load_equations(path: str) -> list[dict]:
+    """[{"target", "expr"}] from a JSON file (a list, or {"equations": [...]}) or text lines ``target = expr``."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CliError(f"cannot read {path}: {e}") from None
+    if text.lstrip().startswith(("[", "{")):
+        try:
+            doc = json.loads(text)
+        except ValueError as e:
+            raise CliError(f"{path}: not valid JSON: {e}") from None
+        eqs = doc.get("equations") if isinstance(doc, dict) else doc
+        if not isinstance(eqs, list) or not all(isinstance(e, dict) for e in eqs):
+            raise CliError(f'{path}: expected [{{"target": "delta[L]", "expr": "..."}}, ...]')
+        return eqs
+    eqs = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        target, sep, expr = line.partition("=")
+        if not sep or not target.strip() or not expr.strip():
+            raise CliError(f"{path}, line {n}: expected 'target = expression', e.g. 'dW[i] = delta[i] @ z[i-1].T'")
+        eqs.append({"target": target.strip(), "expr": expr.strip()})
+    if not eqs:
+        raise CliError(f"{path} has no equations")
+    return eqs
+
+
+def derive(args) -> int:
+    from app.client import PlaygroundClient
+
+    equations = load_equations(args.equations)
+    with PlaygroundClient(args.server, timeout=args.timeout) as pg:
+        result = pg.derive(args.id, equations, convention=args.convention)
+    _print_verdicts(result)
+    print("PASSED: your equations give backprop's gradients" if result["passed"] else "FAILED")
     return 0 if result["passed"] else 1
 
 
 # -- main ------------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="playground", description="Backprop Playground: serve, train, export, check.")
+    p = argparse.ArgumentParser(prog="playground", description="Backprop Playground: serve, train, export, check, derive.")
     sub = p.add_subparsers(dest="command", required=True)
     server_default = os.environ.get("PLAYGROUND_SERVER", DEFAULT_SERVER)
 
@@ -231,14 +306,23 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--timeout", type=float, default=60)
     e.set_defaults(run=export)
 
-    c = sub.add_parser("check", help="check your own gradients (an .npz with X, y, dW1, db1, ...)")
+    c = sub.add_parser("check", help="check your own gradients (an .npz with dW1, db1, ... and X, y optional)")
     c.add_argument("id")
-    c.add_argument("grads", help="MY_GRADS.npz")
+    c.add_argument("grads", help="MY_GRADS.npz, or MY_GRADS.json as the page takes")
     c.add_argument("--server", default=server_default)
     c.add_argument("--X-key", dest="X_key", default="X", help="the batch's key in the .npz (default X)")
     c.add_argument("--y-key", dest="y_key", default="y", help="the targets' key in the .npz (default y)")
     c.add_argument("--timeout", type=float, default=60)
     c.set_defaults(run=check)
+
+    d = sub.add_parser("derive", help="run your backward pass written as equations and find the wrong step")
+    d.add_argument("id")
+    d.add_argument("equations", help="EQUATIONS.txt ('target = expr' per line), EQUATIONS.json, or - for stdin")
+    d.add_argument("--convention", choices=["columns", "rows"], default="columns",
+                   help="columns: the question's (one sample as a column, default); rows: the engine's batch rows")
+    d.add_argument("--server", default=server_default)
+    d.add_argument("--timeout", type=float, default=60)
+    d.set_defaults(run=derive)
     return p
 
 

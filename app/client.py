@@ -8,6 +8,8 @@
     g = pg.gradients(m["id"])                                           # a, z, delta, dz, dW, db per layer
     g["layers"][0]["dW"].shape                                          # (8, 2): W_1 is (out, in)
     for frame in pg.stream(m["id"], frames=20): ...                     # the WebSocket, as an iterator
+    pg.check(m["id"], layers=[{"dW": my_dW1}])["first_error"]          # your gradients, any shape
+    pg.derive(m["id"], {"dW[i]": "delta[i] @ z[i-1].T", ...})           # your equations (columns or rows)
 
 ``AsyncPlaygroundClient`` has the same methods as coroutines (``stream`` is an async iterator).
 Every error answer raises ``PlaygroundError`` with the status code and the server's message; a 429
@@ -75,10 +77,22 @@ def _lists(x):
     return None if x is None else np.asarray(x, dtype=np.float64).tolist()
 
 
+def _plain(x):
+    """Arrays (any shape) as nested lists; lists and numbers as they are, so the server judges their structure."""
+    return x.tolist() if isinstance(x, (np.ndarray, np.generic)) else x
+
+
 def _matrix(x) -> list:
     """A batch as rows: a 1-D array is one column (B,) -> (B, 1)."""
     a = np.asarray(x, dtype=np.float64)
     return (a[:, None] if a.ndim == 1 else a).tolist()
+
+
+def _batch(X, y) -> dict:
+    """{"X", "y"} as rows, or {} for the server's default batch."""
+    if (X is None) != (y is None):
+        raise ValueError("X and y go together")
+    return {} if X is None else {"X": _matrix(X), "y": _matrix(y)}
 
 
 def _arrays(d: dict, *keys: str) -> dict:
@@ -304,17 +318,37 @@ class _Api:
         return _Call("POST", f"/models/{model_id}/gradcheck", json=body)
 
     @_endpoint
-    def trace(self, model_id: str, batch_size: int | None = None):
-        """The forward and backward equations with the shape of every operand."""
-        return _Call("GET", f"/models/{model_id}/trace",
-                     params=None if batch_size is None else {"batch_size": batch_size})
+    def trace(self, model_id: str, batch_size: int | None = None, convention: str | None = None):
+        """The forward and backward equations with the shape of every operand as used; convention "rows" (the
+        engine's, default) or "columns" (the question's: one sample as a column)."""
+        params = {k: v for k, v in (("batch_size", batch_size), ("convention", convention)) if v is not None}
+        return _Call("GET", f"/models/{model_id}/trace", params=params or None)
 
     @_endpoint
-    def check(self, model_id: str, X, y, layers):
-        """Verdicts and hints for your own gradients: layers is [{"dW": array, "db": array}, ...] from layer 1
-        (leave a key out, or give None / {}, to skip it)."""
-        sent = [{k: _lists(v) for k, v in (layer or {}).items() if v is not None} for layer in layers]
-        return _Call("POST", f"/models/{model_id}/check", json={"X": _matrix(X), "y": _matrix(y), "layers": sent})
+    def check(self, model_id: str, X=None, y=None, layers=()):
+        """Verdicts and hints for your own gradients on X, y (default: the batch ``gradients(model_id)`` uses):
+        layers is [{"dW": array, "db": array}, ...] from layer 1, each in any shape (a matrix, flat, a column,
+        one per sample); leave a key out, or give None / {}, to skip it. The answer's "first_error" names the
+        layer where the mistake enters."""
+        body = _batch(X, y)
+        body["layers"] = [{k: _plain(v) for k, v in (layer or {}).items() if v is not None} for layer in layers]
+        return _Call("POST", f"/models/{model_id}/check", json=body)
+
+    @_endpoint
+    def derive(self, model_id: str, equations, convention: str = "columns", X=None, y=None):
+        """Your backward pass as equations, run and diagnosed: equations is [{"target", "expr"}] or a
+        {target: expr} dict, e.g. {"delta[L]": "2 * (y_hat - y) * fprime(a[L])", ...}; convention "columns" (the
+        question's) or "rows". Returns {"passed", "first_error", "layers": [{"layer", "dW", "db", "steps"}]}."""
+        if isinstance(equations, dict):
+            equations = [{"target": t, "expr": e} for t, e in equations.items()]
+        body = {"convention": convention, **_batch(X, y), "equations": list(equations)}
+        return _Call("POST", f"/models/{model_id}/derive", json=body)
+
+    @_endpoint
+    def derive_examples(self, model_id: str | None = None):
+        """{"question": {convention: equations}, "correct": {...}}: the question's recurrence and the correct
+        backward pass; for a model, adapted to its loss (delta_L) and bias."""
+        return _Call("GET", f"/models/{model_id}/derive/examples" if model_id else "/derive/examples")
 
     @_endpoint
     def boundary(self, model_id: str, resolution: int | None = None):

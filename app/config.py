@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STORE = "sqlite:///data/playground.sqlite3"  # relative to the working directory
@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field([], description="origins allowed cross-site; empty: same origin only")
     checkpoint_every: int = Field(100, description="steps between automatic checkpoints (0: off)")
     checkpoints_kept: int = Field(50, description="newest checkpoints kept per model")
+    # engine (issue #9): per-row quantities are the bulk of a gradients response, so they are bounded
+    max_gradient_values: int = Field(
+        1_000_000, description="numbers of per-row a, z, delta and dz one gradients call returns (rows x 4 x units)")
 
     # -- svc (issue 9): service layer, locks, leases, eviction, store health, storage budgets --
     lock_timeout: float = Field(25.0, gt=0, description="seconds a call waits for a model's lock before a 503 "
@@ -52,8 +55,45 @@ class Settings(BaseSettings):
     max_models_per_client: int = Field(1000, ge=0, description="stored models created from one client address "
                                                                "(0: no quota); 429 past it")
     cache_bytes: int = Field(512 * 1024 * 1024, gt=0, description="bytes of live models kept in memory per process")
+    max_datasets: int = Field(200, ge=1, description="uploaded datasets kept; the oldest is evicted past it")
+    max_dataset_bytes: int = Field(256 * 1024 * 1024, ge=1, description="bytes of uploaded datasets kept in all "
+                                                                         "(8 per value); the oldest evicted past it")
+    history_max_points: int = Field(2000, ge=2, description="points GET /history returns when the client names "
+                                                            "no max_points")
+    gradcheck_max_cost: int = Field(2_000_000_000, ge=1, description="rows x checked entries x parameters per "
+                                                                      "gradcheck: training rows and entries are "
+                                                                      "capped to fit, more sent rows are a 422")
     checkpoint_bytes_per_model: int = Field(64 * 1024 * 1024, ge=0, description="checkpoint bytes kept per model, "
                                                                                 "oldest pruned first (0: no budget)")
+
+    # -- your own gradients and equations (/check, /derive) ---------------------------------
+    check_max_entries: int = Field(1_000_000, description="numbers in one dW or db sent to /check")
+    derive_max_equations: int = Field(32, description="equations per /derive call")
+    derive_max_expr_length: int = Field(400, description="characters per /derive expression")
+    derive_max_rows: int = Field(256, description="rows of X per /derive call (columns: one sample at a time)")
+    # -- per-client fairness (fair, issue 9): concurrency caps, enforced by app/api/fairness.py; 0 turns one off
+    concurrent_per_client: int = Field(4, ge=0, description="expensive calls (train, gradcheck, boundary, predict, "
+                                       "gradients, check, derive, create, import, export, ...) at once per client address")
+    concurrent_per_token: int = Field(2, ge=0, description="expensive calls at once per model token")
+    streams_per_client: int = Field(4, ge=0, description="open streams per client address")
+    streams_per_token: int = Field(2, ge=0, description="open streams per model token")
+    concurrent_expensive: int = Field(16, ge=0, description="expensive calls at once in one process; below "
+                                      "worker_threads, so cheap reads always find a thread")
+    worker_threads: int = Field(40, ge=2, le=1000, description="threads that run the sync routes (anyio's default "
+                                "thread limiter, set at startup)")
+    busy_wait: float = Field(3.0, ge=0, le=60, description="seconds an expensive call waits for its slots (address, "
+                             "token, process) before 429 or 503")
+
+    @model_validator(mode="after")
+    def _reads_keep_a_thread(self) -> "Settings":
+        if self.concurrent_expensive and self.concurrent_expensive >= self.worker_threads:
+            raise ValueError(f"concurrent_expensive ({self.concurrent_expensive}) must be below worker_threads "
+                             f"({self.worker_threads}), so cheap reads always find a thread")
+        return self
+    # -- class room (issue 12): the instructor's gallery of decision boundaries --
+    gallery_max_models: int = Field(60, ge=1, description="models per GET /api/class/gallery (most recently updated first)")
+    gallery_max_resolution: int = Field(48, ge=2, description="boundary grid resolution per gallery tile")
+    gallery_max_points: int = Field(200, ge=0, description="training points per gallery tile")
 
 
 @lru_cache

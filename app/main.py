@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import math
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -15,14 +14,15 @@ from fastapi.staticfiles import StaticFiles
 
 from app.api import errors
 from app.api.limits import BodySizeLimit
-from app.api.routes import classroom, inspect, meta, models, stream, training, transfer
-from app.api.security import SecurityMiddleware
+from app.api.fairness import FairnessMiddleware
+from app.api.routes import classroom, derive, docs, inspect, meta, models, stream, training, transfer
+from app.api.security import SecurityMiddleware, install_log_redaction
+from app.assets import STATIC
 from app.config import Settings, get_settings
 from app.service import Services
 from app.service.scheduler import Scheduler
 from app.store import open_store
 
-STATIC = Path(__file__).resolve().parent.parent / "static"
 log = logging.getLogger("playground")
 
 
@@ -37,7 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services.models.flush_all()
         store.close()
 
-    app = FastAPI(title="Backprop Playground", version="0.1.0", lifespan=lifespan,
+    # docs_url/redoc_url off: FastAPI's pages load from CDNs; app/api/routes/docs.py serves vendored ones
+    app = FastAPI(title="Backprop Playground", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Define an MLP, step its training, and inspect every layer's weights and gradients. "
                               "Notation: W_i is (out, in), X is (B, p), a_i = z_{i-1} W_i^T + b_i, z_i = f(a_i), "
                               "delta_i = dL/da_i.")
@@ -50,8 +51,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["authorization", "content-type"])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(FairnessMiddleware, settings=settings)  # concurrency caps; worker threads at startup
     app.add_middleware(SecurityMiddleware, per_client=settings.rate_limit_per_client,
-                       per_token=settings.rate_limit_per_token)
+                       per_token=settings.rate_limit_per_token, store=settings.store)
+    install_log_redaction()  # tokens out of uvicorn's logs, however the app is served
 
     errors.register(app)
 
@@ -66,9 +69,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal server error"}, status_code=500)
 
-    for router in (meta.router, models.router, training.router, inspect.router, stream.router, classroom.router,
-                   transfer.router):
+    for router in (meta.router, models.router, training.router, inspect.router, derive.router, stream.router,
+                   classroom.router, transfer.router):
         app.include_router(router, prefix="/api")
+
+    app.include_router(docs.router)  # /docs, /redoc, /question
 
     @app.get("/class", include_in_schema=False)
     def class_page() -> FileResponse:

@@ -18,6 +18,18 @@ CrossEntropyLoss, i.e. the same fused losses) + backward + optimizer.step + loss
 engine's initial weights copied in and torch.set_num_threads set to numpy's BLAS thread count.
 Repetitions of the two are interleaved (alternating order, with a short pause before each timed
 block so that the other library's spinning worker threads are idle) and the medians compared.
+
+Model.train against the bare step (issue #10, target <= 1.3x): the playground model itself (the
+default spec: 2-8-8-1 tanh, sigmoid + bce, batch 10, circle with 100 training and 100 test points,
+so a full train + test evaluation every 10 steps), sgd and adam; the bare step is forward +
+backward + optimizer step of the same network on one preloaded batch of 10 rows. Blocks of 400
+steps alternate between the two; the ratio is taken per repetition and its median reported. These
+two comparisons use the process's CPU time by default (--clock wall for wall time), so other
+processes on a shared machine do not count.
+
+Batched steps: 40 playground models (seeds 0-39) trained 100 steps each by
+``batched.train_together`` (one stacked step for all) against 40 ``Model.train`` calls, per
+model-step, with a check that both end with identical parameters.
 """
 from __future__ import annotations
 
@@ -52,6 +64,9 @@ CASES = {
           "batch": 128, "dtype": "float32", "target": 0.8, "steps": 10},
 }
 LR = {"sgd": 0.05, "adam": 1e-3}
+# Model.train / bare step and stacked / single are timed in this process's CPU time (--clock wall for
+# wall time): on a shared machine the wall clock also counts the time other processes held the core
+CLOCK = time.process_time
 N_BATCHES = 8
 
 
@@ -231,6 +246,56 @@ def model_for(case: dict, opt_name: str, batches) -> Model:
                   "batch_size": case["batch"], "data": {"X": X.tolist(), "y": y.tolist()}})
 
 
+def train_vs_bare(opt_name: str, reps: int, steps: int = 400) -> dict:
+    """Model.train per step on the playground model against its bare step; ratios per repetition."""
+    m = Model({"optimizer": {"name": opt_name}})
+    bare_model = Model({"optimizer": {"name": opt_name}})
+    net, opt = bare_model.net, bare_model.optimizer
+    X, y = bare_model.X_train[:10].copy(), bare_model.y_train_t[:10].copy()
+
+    def bare():
+        for _ in range(steps):
+            net.forward(X)
+            net.backward(y)
+            opt.step(net.params, net.grads)
+
+    m.train(steps)
+    bare()
+    ratios, b_times, t_times = [], [], []
+    for r in range(reps):
+        pair = {}
+        for name in (("bare", "train") if r % 2 == 0 else ("train", "bare")):
+            t0 = CLOCK()
+            bare() if name == "bare" else m.train(steps)
+            pair[name] = (CLOCK() - t0) / steps
+        ratios.append(pair["train"] / pair["bare"])
+        b_times.append(pair["bare"])
+        t_times.append(pair["train"])
+    return {"bare": statistics.median(b_times), "train": statistics.median(t_times),
+            "ratio": statistics.median(ratios), "best": min(ratios)}
+
+
+def batched_vs_single(opt_name: str, reps: int, k: int = 40, steps: int = 100) -> dict:
+    """k playground models (seeds 0..k-1) trained together in stacked steps against one by one."""
+    from app.engine.batched import train_together
+
+    single = [Model({"seed": i, "optimizer": {"name": opt_name}}) for i in range(k)]
+    stacked = [Model({"seed": i, "optimizer": {"name": opt_name}}) for i in range(k)]
+    times = {"single": [], "stacked": []}
+    for r in range(reps):
+        for name in (("single", "stacked") if r % 2 == 0 else ("stacked", "single")):
+            t0 = CLOCK()
+            if name == "single":
+                for m in single:
+                    m.train(steps)
+            else:
+                train_together(stacked, steps)
+            times[name].append((CLOCK() - t0) / (k * steps))
+    same = all(np.array_equal(a.net.params, b.net.params) for a, b in zip(single, stacked))
+    return {"single": statistics.median(times["single"]), "stacked": statistics.median(times["stacked"]),
+            "identical": same}
+
+
 def profile_engine(case: dict, opt_name: str, reps: int) -> dict:
     """Median time of each phase of one engine step."""
     batches = make_data(case)
@@ -261,7 +326,11 @@ def main(argv=None) -> int:
                     help="seconds of pause before each timed block (spinning thread pools go idle)")
     ap.add_argument("--threads", type=int, default=None,
                     help="limit numpy's BLAS (needs threadpoolctl) and torch to this many threads")
+    ap.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
+                    help="clock for the Model.train and stacked comparisons (default: this process's CPU time)")
     args = ap.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
 
     if args.threads is not None:
         try:
@@ -302,6 +371,19 @@ def main(argv=None) -> int:
                   f"{other:10.2f} {ok}",
                   flush=True)
     print(f"load average at end {os.getloadavg()[0]:.2f}")
+    print("\nModel.train / bare step, playground model (default spec), 400-step blocks interleaved:")
+    for o in opts:
+        load = ForeignLoad().start()
+        r = train_vs_bare(o, max(21, args.reps))
+        other = load.stop()
+        print(f"  {o:5} bare {r['bare'] * 1e6:6.1f} us  Model.train {r['train'] * 1e6:6.1f} us  "
+              f"ratio {r['ratio']:.2f} (best {r['best']:.2f})  target <= 1.3  other load {other:.2f}  "
+              f"{'ok' if r['ratio'] <= 1.3 else 'MISSED'}", flush=True)
+    print("\n40 playground models in stacked steps (app/engine/batched.py) against 40 single Model.train calls:")
+    for o in opts:
+        r = batched_vs_single(o, max(5, args.reps // 4))
+        print(f"  {o:5} single {r['single'] * 1e6:6.1f} us/model-step  stacked {r['stacked'] * 1e6:6.1f} us/model-step  "
+              f"speed-up {r['single'] / r['stacked']:.2f}x  bit-identical {r['identical']}", flush=True)
     if args.profile:
         print("\nengine phases, us per call (median):")
         for c in cases:

@@ -6,10 +6,11 @@ on the output, bce needs a sigmoid) is checked by the engine and reported with t
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from app.engine.activations import ACTIVATIONS
 from app.engine.datasets import CLASSIFICATION, FEATURES, REGRESSION
@@ -260,23 +261,6 @@ class GradcheckRequest(Batch):
     eps: float = Field(1e-6, gt=0, le=1e-2, allow_inf_nan=False)
 
 
-class StudentLayer(Strict):
-    dW: Matrix | None = None
-    db: list[Number] | None = None
-
-
-class CheckRequest(Strict):
-    """Your own gradients for some or all layers (in order), on the batch X, y."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"X": [[1.0, -2.0]], "y": [[1.0]], "layers": [{"dW": [[0.01, -0.02], [0.0, 0.03], [0.02, 0.01]],
-                                                        "db": [0.01, 0.0, -0.01]}]}]})
-
-    X: Matrix = Field(min_length=1)
-    y: Matrix = Field(min_length=1)
-    layers: list[StudentLayer]
-
-
 class HistoryResponse(BaseModel):
     step: list[int]
     loss: list[float | None]
@@ -286,6 +270,266 @@ class HistoryResponse(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+
+# -- your own gradients and equations (/check, /derive, /trace, /gradcheck) ---------------
+MAX_ARRAY_DIMS = 4
+"""dW per sample is (B, n_i, n_{i-1}): three axes; one more is allowed so a stray wrapper still gets a verdict."""
+
+
+def _refuse(msg: str):
+    return PydanticCustomError("value_error", msg)
+
+
+def nested_array(value: Any) -> np.ndarray:
+    """A number or nested lists of numbers of any shape as a float64 array, or a 422 saying why not.
+
+    Refused: anything that is not a number (strings, booleans, null, objects), ragged lists, more than
+    ``MAX_ARRAY_DIMS`` axes, NaN and infinities. The walk is iterative, so no nesting can exhaust the stack.
+    """
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    shape, first = [], value
+    while isinstance(first, list):  # the shape the first entry at every level promises
+        if len(shape) == MAX_ARRAY_DIMS:
+            raise _refuse(f"has more than {MAX_ARRAY_DIMS} nested levels; give a matrix, a vector or one per sample")
+        shape.append(len(first))
+        first = first[0] if first else None
+    stack = [(value, ())]
+    while stack:
+        item, at = stack.pop()
+        if len(at) < len(shape):
+            if not isinstance(item, list):
+                raise _refuse(f"is ragged: {_index(at)} is {_json_type(item)} where a list of {shape[len(at)]} belongs")
+            if len(item) != shape[len(at)]:
+                raise _refuse(f"is ragged: {_index(at)} has {len(item)} entries where {shape[len(at)]} belong")
+            stack.extend((x, (*at, j)) for j, x in enumerate(item))
+        elif isinstance(item, list):
+            raise _refuse(f"is ragged: {_index(at)} is a list where a number belongs")
+        elif isinstance(item, bool) or not isinstance(item, (int, float)):
+            raise _refuse(f"must hold numbers only; {_index(at)} is {_json_type(item)}")
+        elif not _finite(item):
+            raise _refuse(f"must hold finite numbers; {_index(at)} is {item if isinstance(item, float) else 'too large'}")
+    return np.asarray(value, dtype=np.float64)
+
+
+def _finite(x: int | float) -> bool:
+    try:
+        return bool(np.isfinite(float(x)))
+    except OverflowError:  # an integer beyond float64
+        return False
+
+
+def _index(at: tuple) -> str:
+    return "the value" if not at else "entry " + "".join(f"[{j}]" for j in at)
+
+
+def _json_type(x) -> str:
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return "a number"
+    return {bool: "a boolean", str: "a string", dict: "an object", list: "a list", type(None): "null"}.get(
+        type(x), type(x).__name__)
+
+
+NestedArray = Annotated[np.ndarray, BeforeValidator(nested_array), WithJsonSchema(
+    {"description": "a number or nested lists of numbers, any shape: a matrix, a flat list, a column, one per sample",
+     "anyOf": [{"type": "number"}, {"type": "array", "items": {}}]})]
+
+
+class StudentLayer(Strict):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    dW: NestedArray | None = Field(None, description="your dW_i; the expected shape is W_i's (n_i, n_{i-1})")
+    db: NestedArray | None = Field(None, description="your db_i; the expected shape is b_i's (n_i,)")
+
+
+class CheckRequest(Strict):
+    """Your own gradients for some or all layers (in order), on the batch X, y (default: the one GET /gradients uses)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"X": [[1.0, -2.0]], "y": [[1.0]], "layers": [{"dW": [[0.01, -0.02], [0.0, 0.03], [0.02, 0.01]],
+                                                        "db": [0.01, 0.0, -0.01]}]},
+        {"layers": [{}, {}, {"dW": [0.01, -0.02, 0.03, 0.0, 0.01, 0.02, -0.01, 0.0], "db": [[0.01]]}]}]})
+
+    X: Matrix | None = Field(None, min_length=1, description="raw inputs (B, raw_dim); default: GET /gradients' batch")
+    y: Matrix | None = Field(None, min_length=1, description="(B, K) targets, with X")
+    layers: list[StudentLayer]
+
+
+class Verdict(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    expected_shape: list[int]
+    shape: list[int]
+    max_abs_error: float | None
+    relative_error: float | None
+    passed: bool
+    hint: str | None
+
+
+class FirstError(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    layer: int | None = Field(description="where the mistake enters: fix this layer first")
+    target: str | None = Field(None, description="the gradient or equation, e.g. dW[2] or delta[1]")
+    message: str
+
+
+class CheckLayer(BaseModel):
+    layer: int
+    dW: Verdict | None
+    db: Verdict | None
+
+
+class CheckResponse(BaseModel):
+    passed: bool
+    first_error: FirstError | None = Field(description="null when every gradient passes")
+    layers: list[CheckLayer]
+
+
+Convention = Literal["columns", "rows"]
+"""columns: the question's notation, one sample as a column, z_i = f(W_i z_{i-1}); rows: the engine's batch rows."""
+
+
+class Equation(Strict):
+    target: str = Field(max_length=32, examples=["delta[L]", "delta[i]", "dW[i]", "db[i]", "delta[L-1]", "dW[2]"],
+                        description="delta[...], dW[...] or db[...] of i (every layer) or one layer: L, L-1, 2, ...")
+    expr: str = Field(description="W[i], b[i], a[i], z[i], delta[i], y, y_hat, B, L, f(), fprime(), + - * / @, .T, "
+                                  "sum(..., axis=...), mean, outer")
+
+
+class DeriveRequest(Strict):
+    """Your backward pass as equations, evaluated on the batch X, y (default: the one GET /gradients uses)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"convention": "columns", "equations": [
+            {"target": "delta[L]", "expr": "2 * (y_hat - y) * fprime(a[L])"},
+            {"target": "delta[i]", "expr": "(W[i+1].T @ delta[i+1]) * fprime(a[i])"},
+            {"target": "dW[i]", "expr": "delta[i] @ z[i-1].T"},
+            {"target": "db[i]", "expr": "delta[i]"}]},
+        {"convention": "rows", "equations": [
+            {"target": "delta[L]", "expr": "2 * (y_hat - y) / B * fprime(a[L])"},
+            {"target": "delta[i]", "expr": "(delta[i+1] @ W[i+1]) * fprime(a[i])"},
+            {"target": "dW[i]", "expr": "delta[i].T @ z[i-1]"},
+            {"target": "db[i]", "expr": "sum(delta[i], axis=0)"}]}]})
+
+    convention: Convention = Field(description="columns (the question's) or rows (the engine's)")
+    X: Matrix | None = Field(None, min_length=1, description="raw inputs (B, raw_dim); default: GET /gradients' batch")
+    y: Matrix | None = Field(None, min_length=1, description="(B, K) targets, with X")
+    equations: list[Equation] = Field(min_length=1)
+
+
+class DeriveStep(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    target: str
+    expr: str | None = None
+    shape: list[int] | None = Field(None, description="the result's shape; null when it failed")
+    error: str | None = None
+
+
+class DeriveLayer(BaseModel):
+    layer: int
+    dW: Verdict | None
+    db: Verdict | None
+    steps: list[DeriveStep]
+
+
+class DeriveResponse(BaseModel):
+    passed: bool
+    first_error: FirstError | None
+    layers: list[DeriveLayer]
+
+
+class DeriveExamples(BaseModel):
+    question: dict[Convention, list[Equation]] = Field(description="the question's recurrence, its mistake included")
+    correct: dict[Convention, list[Equation]] = Field(description="the backward pass that passes")
+
+
+class Open(BaseModel):
+    """A response whose every field is passed through (engine dicts documented in docs/api.md)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class TraceResponse(Open):
+    batch_size: int | str
+    convention: Convention = "rows"
+    forward: list[dict]
+    backward: list[dict]
+    closed_form: str | None = None
+
+
+class GradcheckResponse(Open):
+    passed: bool
+    layers: list[dict]
+# -- class room (issue 12): assignment, leaderboard, gallery --------------------------------
+class Assignment(BaseModel):
+    """The class's task, defined by the pushed preset: models on another task are not ranked."""
+
+    dataset: str = Field(description='a dataset name, or "csv <dataset id>" for an uploaded file')
+    features: list[str] | None = Field(description="input features; null for uploaded or 1-D data")
+    loss: str | None = Field(description="the loss every model must use; null: any")
+    step_budget: int | None = Field(description="models trained more steps are not ranked; null: no budget")
+
+
+class ClassStatus(BaseModel):
+    enabled: bool
+    frozen: bool
+    preset: str | None
+    assignment: Assignment | None = None
+
+
+class RankedRow(BaseModel):
+    rank: int
+    id: str = Field(description="the student's best model")
+    nickname: str | None
+    dataset: str
+    architecture: str
+    step: int
+    hidden_loss: float | None = Field(description="the model's loss on the hidden test set (data term)")
+    hidden_accuracy: float | None = Field(description="classification: the share of hidden rows right")
+    models: int = Field(description="how many of this student's models are on the task")
+
+
+class ApartRow(BaseModel):
+    id: str
+    nickname: str | None
+    dataset: str
+    architecture: str
+    step: int
+    reason: str = Field(examples=["trained on spiral"])
+
+
+class LeaderboardResponse(BaseModel):
+    assignment: Assignment | None = Field(description="null: no preset pushed; every model that fits is ranked")
+    hidden_rows: int | None = Field(description="rows of the hidden test set; null: none uploaded, nothing ranked")
+    ranked: list[RankedRow] = Field(description="one row per student (their best model), best first")
+    apart: list[ApartRow] = Field(description="models not on the assignment, with the reason")
+
+
+class GalleryTile(BaseModel):
+    id: str
+    nickname: str | None
+    dataset: str
+    architecture: str
+    step: int
+    test_loss: float | None
+    diverged: bool
+    kind: Literal["classification", "regression"]
+    updated_at: float = Field(description="seconds since the epoch of the last save: the student's live model is their newest")
+    x_range: list[float] | None = Field(description="[lo, hi] of x1; null for data that is not 2-D")
+    y_range: list[float] | None
+    output: list[list[float | None]] | None = Field(description="(R, R) model output; row j is x2 = y_range value j")
+    points: list[list[float]] = Field(description="training points [x1, x2, label]")
+
+
+class GalleryResponse(BaseModel):
+    resolution: int
+    total: int = Field(description="models in the class")
+    limit: int = Field(description="PLAYGROUND_GALLERY_MAX_MODELS: at most this many tiles, most recently updated")
+    models: list[GalleryTile]
 
 
 # -- stream messages (sched, issue 10): WebSocket /api/models/{id}/stream; see docs/api.md ------------

@@ -1,19 +1,46 @@
-"""Elementwise activations z = f(a), each with its backward pass delta = dL/da beside it.
+"""Elementwise activations z = f(a): each class is the one home of its function, derivative,
+parameters, derivative text (the trace and the catalog) and NumPy snippets (the export script).
 
 Definitions and default parameters follow PyTorch (torch.nn.functional), so results can be
 compared with it one to one. Every backward takes the cached pre-activation a, the output z and
 dz = dL/dz, all of shape (B, n), and returns delta = dL/da of the same shape.
+
+Export snippets (codegen.py) are plain strings of Python for a script that imports NumPy alone:
+``helper`` defines f (empty when NumPy has a name for it), ``call(arg)`` applies it, and
+``delta_code(i)`` writes delta_i = dz_i * f'(a_i) with the script's names a{i}, z{i}, dz{i}.
 """
 from __future__ import annotations
 
 import numpy as np
 
 
+def _num(v: float) -> str:
+    """A float literal that reads back as the same float64."""
+    return repr(float(v))
+
+
 class Activation:
-    """Base class: a parameter-free elementwise map."""
+    """Base class: an elementwise map with optional parameters (``defaults``, PyTorch's values)."""
 
     name = "activation"
-    output_only = False  # softmax mixes a row, so it may only close the network
+    output_only = False    # softmax mixes a row, so it may only close the network
+    defaults: dict = {}    # parameter name -> PyTorch's default
+    kinks: tuple = ()      # values of a where f' jumps: any subgradient between the one-sided slopes is right
+    needs: tuple = ()      # helpers the export's helper calls (silu and softplus call sigmoid)
+    helper: tuple = ()     # export: lines defining f in the script; () when NumPy has a name for it
+
+    def __init__(self, **params):
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            raise ValueError(f"{self.name} has no parameter(s) {sorted(unknown)}; "
+                             f"its parameters are {sorted(self.defaults) or 'none'}")
+        for k, default in self.defaults.items():
+            setattr(self, k, float(params.get(k, default)))
+
+    @property
+    def params(self) -> dict:
+        """The parameters as floats, e.g. {"negative_slope": 0.01}; {} for a parameter-free f."""
+        return {k: getattr(self, k) for k in self.defaults}
 
     def forward(self, a: np.ndarray) -> np.ndarray:
         """z = f(a), shape (B, n)."""
@@ -27,12 +54,37 @@ class Activation:
         """f'(a) elementwise (the ones-vector backward)."""
         return self.backward(a, z, np.ones_like(a))
 
+    def slopes(self, kink: float) -> tuple[float, float]:
+        """(left, right) one-sided derivatives at a kink; the subgradients lie between them."""
+        raise NotImplementedError
+
+    # -- text for the trace and the catalog -------------------------------------------------
+    @property
+    def derivative_text(self) -> str:
+        """f'(a) written with a and z, e.g. "z(1 - z)"."""
+        raise NotImplementedError
+
+    # -- NumPy export snippets --------------------------------------------------------------
+    def call(self, arg: str) -> str:
+        """f(arg) as code; non-default parameters are written out (all of them by name when several)."""
+        changed = {k: v for k, v in self.params.items() if v != self.defaults[k]}
+        extra = ([f"{k}={v!r}" for k, v in self.params.items()] if changed and len(self.defaults) > 1
+                 else [repr(v) for v in changed.values()])
+        return f"{self.name}({', '.join([arg] + extra)})"
+
+    def delta_code(self, i: int) -> list[tuple[str, str]]:
+        """[(code, comment)]: delta{i} from dz{i}, a{i}, z{i}, the engine's formula."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        args = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
 
 
 class Identity(Activation):
     name = "identity"
+    derivative_text = "1"
+    note = "# identity: z = a; its derivative is 1."
 
     def forward(self, a):
         return a
@@ -40,9 +92,21 @@ class Identity(Activation):
     def backward(self, a, z, dz):
         return dz
 
+    def call(self, arg):
+        return arg
+
+    def delta_code(self, i):
+        return [(f"delta{i} = dz{i}", "f'(a) = 1")]
+
 
 class Sigmoid(Activation):
     name = "sigmoid"
+    derivative_text = "z(1 - z)"
+    helper = ('def sigmoid(a):',
+              '    """1 / (1 + e^-a), written with tanh so that it never overflows.',
+              '',
+              '    Derivative: sigmoid\'(a) = z * (1 - z) with z = sigmoid(a)."""',
+              '    return 0.5 * (1.0 + np.tanh(0.5 * a))')
 
     def forward(self, a):
         # tanh form never overflows: sigmoid(1000) is exactly 1.0, sigmoid(-1000) exactly 0.0
@@ -51,9 +115,14 @@ class Sigmoid(Activation):
     def backward(self, a, z, dz):
         return dz * z * (1.0 - z)
 
+    def delta_code(self, i):
+        return [(f"delta{i} = dz{i} * z{i} * (1 - z{i})", "f'(a) = z (1 - z)")]
+
 
 class Tanh(Activation):
     name = "tanh"
+    derivative_text = "1 - z^2"
+    note = "# tanh is np.tanh; tanh'(a) = 1 - z**2 with z = tanh(a)."
 
     def forward(self, a):
         return np.tanh(a)
@@ -64,9 +133,20 @@ class Tanh(Activation):
         d *= dz
         return d
 
+    def call(self, arg):
+        return f"np.tanh({arg})"
+
+    def delta_code(self, i):
+        return [(f"delta{i} = dz{i} * (1 - z{i}**2)", "f'(a) = 1 - z^2")]
+
 
 class ReLU(Activation):
     name = "relu"
+    derivative_text = "[a > 0]"
+    kinks = (0.0,)
+    helper = ('def relu(a):',
+              '    """max(a, 0). Derivative: 1 where a > 0, else 0 (PyTorch takes relu\'(0) = 0)."""',
+              '    return np.maximum(a, 0.0)')
 
     def forward(self, a):
         return np.maximum(a, 0.0)
@@ -74,12 +154,17 @@ class ReLU(Activation):
     def backward(self, a, z, dz):
         return dz * (a > 0)  # PyTorch's convention: f'(0) = 0
 
+    def slopes(self, kink):
+        return 0.0, 1.0
+
+    def delta_code(self, i):
+        return [(f"delta{i} = dz{i} * (a{i} > 0)", "f'(a) = 1 if a > 0 else 0")]
+
 
 class LeakyReLU(Activation):
     name = "leaky_relu"
-
-    def __init__(self, negative_slope: float = 0.01):
-        self.negative_slope = negative_slope
+    defaults = {"negative_slope": 0.01}
+    kinks = (0.0,)
 
     def forward(self, a):
         return np.where(a > 0, a, self.negative_slope * a)
@@ -87,15 +172,33 @@ class LeakyReLU(Activation):
     def backward(self, a, z, dz):
         return dz * np.where(a > 0, 1.0, self.negative_slope).astype(a.dtype, copy=False)
 
-    def __repr__(self):
-        return f"LeakyReLU(negative_slope={self.negative_slope})"
+    def slopes(self, kink):
+        return self.negative_slope, 1.0
+
+    @property
+    def derivative_text(self):
+        return f"[a > 0] + {self.negative_slope:g} [a <= 0]"
+
+    @property
+    def helper(self):
+        return (f'def leaky_relu(a, negative_slope={self.defaults["negative_slope"]!r}):',
+                '    """a where a > 0, else negative_slope * a (PyTorch\'s default slope 0.01).',
+                '',
+                '    Derivative: 1 where a > 0, else negative_slope."""',
+                '    return np.where(a > 0, a, negative_slope * a)')
+
+    def delta_code(self, i):
+        s = _num(self.negative_slope)
+        return [(f"delta{i} = dz{i} * np.where(a{i} > 0, 1.0, {s})", f"f'(a) = 1 if a > 0 else {s}")]
 
 
 class ELU(Activation):
     name = "elu"
+    defaults = {"alpha": 1.0}
 
-    def __init__(self, alpha: float = 1.0):
-        self.alpha = alpha
+    @property
+    def kinks(self):
+        return () if self.alpha == 1.0 else (0.0,)  # slopes 1 and alpha meet only when alpha = 1
 
     def forward(self, a):
         return np.where(a > 0, a, self.alpha * np.expm1(np.minimum(a, 0.0)))
@@ -103,15 +206,31 @@ class ELU(Activation):
     def backward(self, a, z, dz):
         return dz * np.where(a > 0, 1.0, z + self.alpha)  # alpha*e^a = z + alpha for a <= 0
 
-    def __repr__(self):
-        return f"ELU(alpha={self.alpha})"
+    def slopes(self, kink):
+        return min(self.alpha, 1.0), max(self.alpha, 1.0)
+
+    @property
+    def derivative_text(self):
+        return f"[a > 0] + (z + {self.alpha:g}) [a <= 0]"
+
+    @property
+    def helper(self):
+        return (f'def elu(a, alpha={self.defaults["alpha"]!r}):',
+                '    """a where a > 0, else alpha * (e^a - 1) (PyTorch\'s default alpha 1).',
+                '',
+                '    Derivative: 1 where a > 0, else alpha * e^a = z + alpha."""',
+                '    return np.where(a > 0, a, alpha * np.expm1(np.minimum(a, 0.0)))')
+
+    def delta_code(self, i):
+        al = _num(self.alpha)
+        return [(f"delta{i} = dz{i} * np.where(a{i} > 0, 1.0, z{i} + {al})",
+                 f"f'(a) = 1 if a > 0 else alpha e^a = z + {al}")]
 
 
 class Softplus(Activation):
     name = "softplus"
-
-    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
-        self.beta, self.threshold = beta, threshold
+    defaults = {"beta": 1.0, "threshold": 20.0}
+    needs = ("sigmoid",)
 
     def forward(self, a):
         ba = self.beta * a
@@ -122,12 +241,34 @@ class Softplus(Activation):
         ba = self.beta * a
         return dz * np.where(ba > self.threshold, 1.0, 0.5 * (1.0 + np.tanh(0.5 * ba)))
 
-    def __repr__(self):
-        return f"Softplus(beta={self.beta}, threshold={self.threshold})"
+    @property
+    def derivative_text(self):
+        return "sigmoid(a)" if self.beta == 1.0 else f"sigmoid({self.beta:g} a)"
+
+    @property
+    def helper(self):
+        d = self.defaults
+        return (f'def softplus(a, beta={d["beta"]!r}, threshold={d["threshold"]!r}):',
+                '    """log(1 + e^(beta a)) / beta; PyTorch returns a itself once beta * a > threshold.',
+                '',
+                '    Derivative: sigmoid(beta * a), and 1 above the threshold."""',
+                '    return np.where(beta * a > threshold, a, np.logaddexp(0.0, beta * a) / beta)')
+
+    def delta_code(self, i):
+        ba = f"a{i}" if self.beta == 1.0 else f"{_num(self.beta)} * a{i}"
+        return [(f"delta{i} = dz{i} * np.where({ba} > {_num(self.threshold)}, 1.0, sigmoid({ba}))",
+                 f"f'(a) = sigmoid({'' if self.beta == 1.0 else 'beta '}a)")]
 
 
 class SiLU(Activation):
     name = "silu"
+    derivative_text = "s(1 + a(1 - s)), s = sigmoid(a)"
+    needs = ("sigmoid",)
+    helper = ('def silu(a):',
+              '    """a * sigmoid(a), also called swish.',
+              '',
+              '    Derivative: s * (1 + a * (1 - s)) with s = sigmoid(a)."""',
+              '    return a * sigmoid(a)')
 
     def forward(self, a):
         return a * (0.5 * (1.0 + np.tanh(0.5 * a)))
@@ -136,12 +277,24 @@ class SiLU(Activation):
         s = 0.5 * (1.0 + np.tanh(0.5 * a))
         return dz * s * (1.0 + a * (1.0 - s))
 
+    def delta_code(self, i):
+        return [(f"s{i} = sigmoid(a{i})", ""),
+                (f"delta{i} = dz{i} * s{i} * (1 + a{i} * (1 - s{i}))", "f'(a) = s (1 + a (1 - s))")]
+
 
 class Softmax(Activation):
     """Row-wise softmax; allowed on the output layer only, paired with cross_entropy."""
 
     name = "softmax"
     output_only = True
+    derivative_text = "diag(z) - z z^T (per row)"
+    helper = ('def softmax(a):',
+              '    """Row-wise e^a / sum(e^a); subtracting the row maximum first avoids overflow.',
+              '',
+              '    Its derivative is a Jacobian per row, J = diag(z) - z z^T; backprop only needs',
+              '    J^T dz = z * (dz - sum(dz * z)), one row at a time."""',
+              '    e = np.exp(a - a.max(axis=1, keepdims=True))',
+              '    return e / e.sum(axis=1, keepdims=True)')
 
     def forward(self, a):
         e = np.exp(a - a.max(axis=1, keepdims=True))
@@ -155,28 +308,29 @@ class Softmax(Activation):
     def derivative(self, a, z):
         raise TypeError("softmax has a Jacobian, not an elementwise derivative")
 
+    def delta_code(self, i):
+        return [(f"delta{i} = z{i} * (dz{i} - (dz{i} * z{i}).sum(axis=1, keepdims=True))",
+                 "J^T dz per row, J = diag(z) - z z^T")]
+
 
 ACTIVATIONS: dict[str, type[Activation]] = {
     cls.name: cls
     for cls in (Identity, Sigmoid, Tanh, ReLU, LeakyReLU, ELU, Softplus, SiLU, Softmax)
 }
-
-DERIVATIVE_TEXT = {
-    "identity": "1",
-    "sigmoid": "z(1 - z)",
-    "tanh": "1 - z^2",
-    "relu": "[a > 0]",
-    "leaky_relu": "[a > 0] + 0.01 [a <= 0]",
-    "elu": "[a > 0] + (z + 1) [a <= 0]",
-    "softplus": "sigmoid(a)",
-    "silu": "s(1 + a(1 - s)), s = sigmoid(a)",
-    "softmax": "diag(z) - z z^T (per row)",
-}
+# derived from the classes (default parameters), for the catalog
+DERIVATIVE_TEXT = {name: cls().derivative_text for name, cls in ACTIVATIONS.items()}
 
 
-def get_activation(name: str) -> Activation:
-    """Instantiate an activation by name with PyTorch's default parameters."""
+def get_activation(name: str, **params) -> Activation:
+    """Instantiate an activation by name, with PyTorch's default parameters unless given."""
     try:
-        return ACTIVATIONS[name]()
+        cls = ACTIVATIONS[name]
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}") from None
+    return cls(**params)
+
+
+def catalog() -> list[dict]:
+    """Every activation with its default parameters, placement rule and derivative text."""
+    return [{"name": n, "params": dict(cls.defaults), "output_only": cls.output_only,
+             "derivative": DERIVATIVE_TEXT[n]} for n, cls in ACTIVATIONS.items()]

@@ -16,13 +16,19 @@ def boundary(model, resolution: int = 50, neuron_resolution: int = 16) -> dict:
     """One forward pass over a resolution x resolution grid; neurons are read from the same pass.
 
     Returns output (R, R) (row j is x2 = y_range value j), and for each hidden layer an array
-    (n_i, r, r) of that layer's z on a sub-grid of the same points.
+    (n_i, r, r) of that layer's z on a sub-grid of the same points. The pass runs in row chunks
+    (``Network.predict``), so memory stays within ``network.MEMORY_BUDGET`` plus the (R, R) output
+    and the sub-grid's neurons, and no layer cache is left behind.
     """
     points = np.concatenate([model.raw_train, model.raw_test])
     xr, yr = grid_range(points)
     xs, ys = np.linspace(*xr, resolution), np.linspace(*yr, resolution)
     gx, gy = np.meshgrid(xs, ys)
-    y_hat = model.predict(np.column_stack([gx.ravel(), gy.ravel()]))
+    r = min(neuron_resolution, resolution)
+    sub = np.linspace(0, resolution - 1, r).round().astype(int)
+    rows = (sub[:, None] * resolution + sub[None, :]).ravel()  # grid point (j, k) is row j * R + k
+    X = model.inputs(np.column_stack([gx.ravel(), gy.ravel()]))
+    y_hat, hidden = model.net.predict(X, hidden_rows=rows)
     K = y_hat.shape[1]
     if K == 1:
         out = y_hat[:, 0]
@@ -30,11 +36,6 @@ def boundary(model, resolution: int = 50, neuron_resolution: int = 16) -> dict:
         out = y_hat[:, 1]
     else:
         out = y_hat.argmax(axis=1) / (K - 1)
-    r = min(neuron_resolution, resolution)
-    sub = np.linspace(0, resolution - 1, r).round().astype(int)
-    neurons = []
-    for act in model.net.acts[:-1]:
-        z = act.z.reshape(resolution, resolution, -1)[np.ix_(sub, sub)]
-        neurons.append(np.moveaxis(z, -1, 0))
+    neurons = [np.ascontiguousarray(z.reshape(r, r, -1).transpose(2, 0, 1)) for z in hidden]
     return {"resolution": resolution, "x_range": xr, "y_range": yr, "output": out.reshape(resolution, resolution),
             "neuron_resolution": r, "neurons": neurons}

@@ -1,63 +1,280 @@
-"""Check a student's hand-computed dW_i / db_i against the engine, and name the mistake when one fits.
+"""Check a student's hand-computed dW_i / db_i against the engine, and find where the mistake enters.
 
-Every hint is computed, never guessed: the student's array is compared (relative error <= TOLERANCE)
-with the gradient that a specific mistake would produce on the same batch:
-transposed dW, f'(a_i) left out at layer i (dz_i in place of delta_i), the 2 of the square left out
-(mse), a sum over the batch instead of the mean (B times too large), a flipped sign, db not summed
-over the batch, or right values in the wrong shape. Mistakes act on the data term; a penalty
-gradient (l1/l2 on W) is added back, since a student who forgets the 2 still adds the penalty.
+Every hint is computed, never guessed: the student's numbers are compared (relative error <= TOLERANCE)
+with the gradients a specific mistake produces on the same batch, carried down the backward pass.
+
+1. The entry point is the highest layer whose gradient is wrong, the layers above being right (or
+   not given). A gradient counts as right when it matches the engine, or, where a relu-type
+   pre-activation sits exactly on its kink, the gradient of another subgradient choice.
+2. At the entry layer j the student's dW_j / db_j is compared with each mistake of ``MISTAKES``
+   made in the step delta_{j+1} -> delta_j (for j = L: the output error), and with a constant
+   multiple of the true gradient (sign, factor 2 of the square, powers of B), data term and total.
+3. Each layer below gets the hint that its error comes from layer j above, and, when its numbers
+   match it, which continuation they are: the mistake made once at layer j, or repeated by the
+   same recurrence at every layer below.
+
+Mistakes act on the data term; a penalty gradient (l1/l2 on W) is added back, since a student who
+forgets the 2 still adds the penalty. All arithmetic is float64.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from .gradcheck import relative_error
+from .losses import LOSSES
 from .network import Network
 
 TOLERANCE = 1e-4
+MAX_ENTRIES_FACTOR = 64  # a submitted array may hold at most this many times the entries of (B, n) or W
 
 
 def _shape(t: tuple) -> str:
     return "(" + ", ".join(map(str, t)) + (",)" if len(t) == 1 else ")")
 
 
-def _as_array(value, where: str) -> np.ndarray:
+def as_array(value, where: str, limit: int | None = None) -> np.ndarray:
+    """Any nested list or array of finite numbers as float64; ValueError when it is not one."""
+    if isinstance(value, (str, bytes, dict)):
+        raise ValueError(f"{where} must be a number array (nested lists of numbers)")
     try:
         arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as e:
+        if "inhomogeneous" in str(e):
+            raise ValueError(f"{where} is ragged: its rows have different lengths") from None
         raise ValueError(f"{where} must be a number array (nested lists of numbers)") from None
     if not np.isfinite(arr).all():
         raise ValueError(f"{where} contains a non-finite number")
+    if limit is not None and arr.size > limit:
+        raise ValueError(f"{where} has {arr.size} numbers; at most {limit} are accepted for this network")
     return arr
 
 
-def _mistakes(net: Network, i: int, key: str, data: np.ndarray, pen: np.ndarray, no_fprime: np.ndarray,
-              B: int) -> list[tuple[str, np.ndarray]]:
-    """(hint, gradient that mistake produces) for layer i (1-based), tensor key "W" or "b"."""
-    t = f"d{key}_{i}"
-    found = f"dz_{i}^T z_{i - 1}" if key == "W" else f"sum_b dz_{i}"
-    out = [(f"{t} matches {found}: the factor f'(a_{i}) is missing; use delta_{i} = dz_{i} * f'(a_{i}), "
-            f"not dz_{i}", no_fprime + pen)]
-    if net.loss.name == "mse":
-        out.append((f"{t} is half the true gradient: the factor 2 of d/dy_hat (y_hat - y)^2 = 2(y_hat - y) "
-                    f"is missing", data / 2 + pen))
-    if B > 1:
-        out.append((f"{t} is B = {B} times the true gradient: you summed over the batch, but the loss is "
-                    f"the mean, so delta_L carries a factor 1/B", data * B + pen))
-    out += [(f"{t} has the opposite sign: the output error is y_hat - y, not y - y_hat", -data + pen),
-            (f"{t} has the opposite sign of the whole gradient (descent steps along -{t})", -(data + pen))]
+# -- the backward pass, replayed with or without a mistake ---------------------------------------
+@dataclass
+class Batch:
+    """Everything of one forward/backward pass in float64, lists indexed by layer (0 = layer 1)."""
+
+    net: Network
+    X: np.ndarray
+    W: list
+    a: list
+    z: list          # z[0] = X, z[i] = output of layer i
+    delta: list      # true delta_i (B, n_i), the 1/B of the mean inside
+    dz: list         # true dz_i
+    pen: list        # penalty gradient of W_i (zeros without a penalty)
+    dW: list
+    db: list
+    B: int
+    y: np.ndarray
+
+    @classmethod
+    def of(cls, net: Network, X, y) -> Batch:
+        X = np.asarray(X, net.dtype)
+        y = np.asarray(y, net.dtype)
+        net.full_backward(X, y)
+        q = net.quantities()
+        f64 = lambda v: None if v is None else np.array(v, np.float64)
+        W = [f64(d.params["W"]) for d in net.dense]
+        delta = [f64(l.delta) for l in q]
+        z = [f64(X)] + [f64(l.z) for l in q]
+        dW = [f64(l.dW) for l in q]
+        pen = [dW[i] - delta[i].T @ z[i] for i in range(len(q))]
+        return cls(net, z[0], W, [f64(l.a) for l in q], z, delta, [f64(l.dz) for l in q], pen, dW,
+                   [f64(l.db) for l in q], X.shape[0], f64(y).reshape(X.shape[0], -1))
+
+    @property
+    def L(self) -> int:
+        return len(self.W)
+
+    def act(self, i: int):
+        return self.net.acts[i - 1].f
+
+    def fprime(self, i: int, at: np.ndarray | None = None) -> np.ndarray | None:
+        """f_i'(a_i) (or f_i' evaluated at ``at``); None for softmax."""
+        f = self.act(i)
+        if f.output_only:
+            return None
+        x = self.a[i - 1] if at is None else at
+        return f.derivative(x, f.forward(x))
+
+    def grads(self, i: int, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(dW_i, db_i) from a delta_i: delta^T z_{i-1} + penalty, and delta summed over the rows."""
+        return delta.T @ self.z[i - 1] + self.pen[i - 1], delta.sum(axis=0)
+
+    def down(self, i: int, delta_above: np.ndarray, mistake: str | None = None) -> np.ndarray | None:
+        """delta_i from delta_{i+1}, correctly or with a step mistake; None when its shapes do not fit."""
+        W_above, W_own = self.W[i], self.W[i - 1]
+        if mistake == "own_W":
+            if delta_above.shape[1] != W_own.shape[0] or W_own.shape[1] != W_own.shape[0]:
+                return None
+            dz = delta_above @ W_own
+        elif mistake == "no_T":
+            if W_above.shape[0] != W_above.shape[1]:
+                return None
+            dz = delta_above @ W_above.T
+        else:
+            dz = delta_above @ W_above
+        return self.through_f(i, dz, mistake)
+
+    def through_f(self, i: int, dz: np.ndarray, mistake: str | None = None) -> np.ndarray | None:
+        f = self.act(i)
+        if mistake == "no_fprime":
+            return dz
+        if mistake in ("fprime_z", "fprime_twice"):
+            if f.output_only or f.name == "identity":
+                return None
+            fp = self.fprime(i, at=self.z[i] if mistake == "fprime_z" else None)
+            return dz * fp * (self.fprime(i) if mistake == "fprime_twice" else 1.0)
+        return f.backward(self.a[i - 1], self.z[i], dz)
+
+    def output_delta(self, mistake: str) -> np.ndarray | None:
+        """delta_L with an output-layer mistake."""
+        L, f = self.L, self.act(self.L)
+        fused = self.net.loss.is_fused(f.name)
+        if mistake == "extra_fprime":
+            return None if not fused or f.output_only else self.delta[L - 1] * self.fprime(L)
+        if fused:
+            return None
+        return self.through_f(L, self.dz[L - 1], mistake)
+
+    def output_delta_of(self, loss) -> np.ndarray | None:
+        """delta_L that another loss would give on this output (its fused error when paired)."""
+        L, f = self.L, self.act(self.L)
+        y_hat, y = self.z[L], self.y
+        if loss.is_fused(f.name):
+            return (y_hat - y) / self.B
+        with np.errstate(all="ignore"):
+            d = f.backward(self.a[L - 1], y_hat, loss.grad(y_hat, y))
+        return d if np.isfinite(d).all() else None
+
+    def carry(self, j: int, delta_j: np.ndarray, repeat: str | None) -> dict[int, np.ndarray]:
+        """delta_i for i = j..1 from a (wrong) delta_j: correct steps below, or ``repeat`` at every step."""
+        out, d = {j: delta_j}, delta_j
+        for i in range(j - 1, 0, -1):
+            d = self.down(i, d, repeat)
+            if d is None:
+                break
+            out[i] = d
+        return out
+
+
+@dataclass
+class Mistake:
+    kind: str
+    hint: str               # the explanation, with {t} for the tensor's name
+    deltas: dict            # layer -> delta_i the mistake produces (once)
+    repeated: dict | None   # layer -> delta_i when the same wrong step is repeated below
+    scale: float = 1.0      # a constant-factor mistake multiplies every layer below by this
+
+
+SHORT = {"own_W": "W_{i} where W_{up}^T belongs", "no_T": "W_{up} where W_{up}^T belongs",
+         "no_fprime": "dz_{i} without the factor f'(a_{i})", "fprime_z": "f'(z_{i}) where f'(a_{i}) belongs",
+         "fprime_twice": "f'(a_{i}) applied twice"}
+
+
+def _step_mistakes(b: Batch, j: int) -> list[Mistake]:
+    """The mistakes made in the step that produces delta_j, each carried down from layer j."""
+    n = b.net.sizes
+    out = []
+
+    def add(kind, delta_j, hint, repeat):
+        if delta_j is not None:
+            out.append(Mistake(kind, hint, b.carry(j, delta_j, None), b.carry(j, delta_j, repeat) if repeat else None))
+
+    if j == b.L:
+        loss, f = b.net.loss, b.act(j).name
+        add("extra_fprime", b.output_delta("extra_fprime"),
+            f"{{t}} matches delta_{j} = (y_hat - y)/B * f'(a_{j}): with {loss.name} on a {f} output, "
+            f"(y_hat - y)/B already is dL/da_{j} (dL/dy_hat and f'(a_{j}) cancel), so f'(a_{j}) is applied twice", None)
+        add("no_fprime", b.output_delta("no_fprime"),
+            f"{{t}} matches dL/dy_hat alone: the factor f'(a_{j}) is missing; use delta_{j} = dz_{j} * f'(a_{j}) "
+            f"with dz_{j} = {loss.dz_text}, not dz_{j}", None)
+        add("fprime_z", b.output_delta("fprime_z"),
+            f"{{t}} matches f' evaluated at the output z_{j} = y_hat: f'(z_{j}) is there where f'(a_{j}) belongs "
+            f"(f' is taken at the pre-activation a_{j}, even when its formula is written with z)", None)
+        add("fprime_twice", b.output_delta("fprime_twice"),
+            f"{{t}} matches f'(a_{j}) applied twice: delta_{j} = dz_{j} * f'(a_{j}) uses it once", None)
+        for other in LOSSES.values():
+            if other.name != loss.name and other.fused_with in (None, f):
+                add("other_loss", b.output_delta_of(other()),
+                    f"{{t}} matches the output error of {other.name}, dL/dy_hat = {other.dz_text} through f'(a_{j}); "
+                    f"this network's loss is {loss.name}: "
+                    + (f"with its {f} output, delta_{j} = (y_hat - y)/B" if loss.is_fused(f)
+                       else f"dz_{j} = {loss.dz_text}, then delta_{j} = dz_{j} * f'(a_{j})"), None)
+        return out
+    above = b.delta[j]
+    add("own_W", b.down(j, above, "own_W"),
+        f"{{t}} matches the question's recurrence k_{j} = (k_{j + 1}^T W_{j}) o f'(a_{j}): it uses the layer's own "
+        f"W_{j} where W_{j + 1}^T belongs. The error reaches layer {j} through the weights of the layer above: "
+        f"k_{j} = (W_{j + 1}^T k_{j + 1}) o f'(a_{j}) in columns, delta_{j} = (delta_{j + 1} W_{j + 1}) * f'(a_{j}) "
+        f"in rows. W_{j + 1}^T is ({n[j]}, {n[j + 1]}): it takes the {n[j + 1]} errors of layer {j + 1} back to "
+        f"the {n[j]} units of layer {j}; W_{j} ({n[j]}, {n[j - 1]}) only fits because the layers have equal widths",
+        "own_W")
+    add("no_T", b.down(j, above, "no_T"),
+        f"{{t}} matches k_{j} = (W_{j + 1} k_{j + 1}) o f'(a_{j}): the transpose is missing in columns (in rows: "
+        f"delta_{j + 1} W_{j + 1}^T has one too many). W_{j + 1} maps layer {j} to layer {j + 1}; the error goes "
+        f"back through its transpose: k_{j} = (W_{j + 1}^T k_{j + 1}) o f'(a_{j}), "
+        f"delta_{j} = (delta_{j + 1} W_{j + 1}) * f'(a_{j}) in rows", "no_T")
+    add("no_fprime", b.down(j, above, "no_fprime"),
+        f"{{t}} matches dz_{j} in place of delta_{j}: the factor f'(a_{j}) is missing; use "
+        f"delta_{j} = dz_{j} * f'(a_{j}), not dz_{j}", "no_fprime")
+    add("fprime_z", b.down(j, above, "fprime_z"),
+        f"{{t}} matches f' evaluated at the output z_{j}: f'(z_{j}) is there where f'(a_{j}) belongs (f' is "
+        f"taken at the pre-activation a_{j}, even when its formula is written with z)", "fprime_z")
+    add("fprime_twice", b.down(j, above, "fprime_twice"),
+        f"{{t}} matches f'(a_{j}) applied twice: delta_{j} = dz_{j} * f'(a_{j}) uses it once", "fprime_twice")
     return out
 
 
-def _verdict(student: np.ndarray, true: np.ndarray, mistakes: list, name: str, shape_note: str,
-             delta: np.ndarray | None = None) -> dict:
-    """Compare one tensor; a wrong shape is compared after transposing/reshaping when that aligns values."""
+def explain_scale(c: float, B: int, loss: str) -> str | None:
+    """Why a gradient is c times the true one: sign, the factor 2 of the square, a power of B."""
+    if not np.isfinite(c) or abs(c) < 1e-12 or abs(c - 1.0) <= 1e-6:
+        return None
+    parts, m = [], abs(c)
+    if c < 0:
+        parts.append("has the opposite sign: the output error is y_hat - y, not y - y_hat "
+                     "(descent steps along minus the gradient, the gradient itself keeps its sign)")
+    fits = sorted((abs(k) + abs(e), -(e != 0 and loss == "mse"), k, e) for k in range(-3, 4) for e in (-1, 0, 1)
+                   if (B > 1 or k == 0) and abs(m / (2.0 ** e * float(B) ** k) - 1.0) <= 1e-6)
+    if fits:
+        _, _, k, e = fits[0]
+        if e == -1:
+            parts.append("is half the true gradient: the factor 2 of d/dy_hat (y_hat - y)^2 = 2(y_hat - y) is missing"
+                         if loss == "mse" else "is half the true gradient: a factor 1/2 that the loss does not have")
+        elif e == 1:
+            parts.append("is twice the true gradient: the factor 2 of the square is counted twice" if loss == "mse"
+                         else f"is twice the true gradient: {loss} has no factor 2")
+        if k == 1:
+            parts.append(f"is B = {B} times the true gradient: you summed over the batch, but the loss is the mean, "
+                         f"so delta_L carries a factor 1/B")
+        elif k == -1:
+            parts.append(f"is 1/B = 1/{B} of the true gradient: the mean's 1/B is counted twice (it is already in "
+                         f"delta_L; dW sums over the rows)")
+        elif k:
+            parts.append(f"is B^{k} = {float(B) ** k:.4g} times the true gradient: the mean over the batch puts "
+                         f"exactly one 1/B into the gradient")
+    elif m != 1.0:
+        parts.append(f"is {m:.4g} times the true gradient: a constant factor is wrong")
+    return "; ".join(parts) if parts else None
+
+
+# -- verdicts ----------------------------------------------------------------------------------------
+def _verdict(student: np.ndarray, true: np.ndarray, diagnose, name: str, shape_note: str,
+             per_sample: np.ndarray | None = None, accepted=()) -> dict:
+    """Compare one tensor; a wrong shape is compared after transposing/reshaping when that aligns values.
+
+    ``diagnose(arr)`` names the mistake for values aligned to ``true``'s shape (or None); ``accepted``
+    are (gradient, note) pairs that count as right too (another subgradient at a kink)."""
     v = {"expected_shape": list(true.shape), "shape": list(student.shape), "max_abs_error": None,
          "relative_error": None, "passed": False, "hint": None}
     wrong_shape = f"wrong shape {_shape(student.shape)}, expected {_shape(true.shape)}: {shape_note}"
 
-    def mistake(arr):
-        return next((h for h, g in mistakes if relative_error(arr, g) <= TOLERANCE), None)
+    def right(arr):
+        if relative_error(arr, true) <= TOLERANCE:
+            return ""
+        return next((note for g, note in accepted if relative_error(arr, g) <= TOLERANCE), None)
 
     def errors(arr):
         v.update(max_abs_error=float(np.max(np.abs(arr - true))) if true.size else 0.0,
@@ -65,47 +282,177 @@ def _verdict(student: np.ndarray, true: np.ndarray, mistakes: list, name: str, s
 
     if student.shape == true.shape:
         errors(student)
-        v["passed"] = v["relative_error"] <= TOLERANCE
-        if not v["passed"]:
-            if student.ndim == 2 and student.T.shape == true.shape and relative_error(student.T, true) <= TOLERANCE:
-                v["hint"] = f"transposed: you gave {name}^T; {shape_note}"
-            else:
-                v["hint"] = mistake(student)
+        note = right(student)
+        if note is not None:
+            v.update(passed=True, hint=note or None)
+        elif student.ndim == 2 and student.T.shape == true.shape and right(student.T) is not None:
+            v["hint"] = f"transposed: you gave {name}^T; {shape_note}"
+        else:
+            v["hint"] = diagnose(student)
         return v
-    if delta is not None and student.shape == delta.shape and relative_error(student, delta) <= TOLERANCE:
+    if per_sample is not None and student.shape == per_sample.shape and relative_error(student, per_sample) <= TOLERANCE:
         v["hint"] = (f"you gave delta per sample, shape {_shape(student.shape)}; {name} sums delta over "
                      f"the batch rows, shape {_shape(true.shape)}")
         return v
-    if student.ndim == 2 and student.T.shape == true.shape:
+    if student.ndim == 2 and student.T.shape == true.shape and true.ndim == 2:
         aligned, how = student.T, f"transposed: you gave {name}^T, shape {_shape(student.shape)}; {shape_note}"
     elif student.size == true.size:
         aligned, how = student.reshape(true.shape), wrong_shape
     else:
         v["hint"] = wrong_shape
         return v
-    right = relative_error(aligned, true) <= TOLERANCE
-    found = None if right else mistake(aligned)
-    if right or found:
+    ok = right(aligned) is not None
+    found = None if ok else diagnose(aligned)
+    if ok or found:
         errors(aligned)
-        v["hint"] = f"{how}. Aligned to {_shape(true.shape)}: " + ("the values are right" if right else found)
+        v["hint"] = f"{how}. Aligned to {_shape(true.shape)}: " + ("the values are right" if ok else found)
     else:
         v["hint"] = wrong_shape
     return v
 
 
+def _kink_passes(b: Batch) -> list[tuple[list, list, str]]:
+    """(dW per layer, db per layer, note) of the other subgradient choices where some a_i sits on a kink."""
+    at = {i: np.isin(b.a[i - 1], b.act(i).kinks) for i in range(1, b.L + 1) if b.act(i).kinks}
+    at = {i: m for i, m in at.items() if m.any()}
+    if not at:
+        return []
+    where = ", ".join(f"a_{i} has {int(m.sum())} entr{'y' if m.sum() == 1 else 'ies'} at "
+                      f"{b.act(i).name}'s kink {b.act(i).kinks[0]:g}" for i, m in sorted(at.items()))
+    out = []
+    for side in (0, 1, 0.5):
+        deltas = {}
+        for i in range(b.L, 0, -1):
+            if i == b.L:
+                d = b.delta[i - 1].copy() if b.net.loss.is_fused(b.act(i).name) else \
+                    b.act(i).backward(b.a[i - 1], b.z[i], b.dz[i - 1])
+                dz = b.dz[i - 1]
+            else:
+                dz = deltas[i + 1] @ b.W[i]
+                d = b.act(i).backward(b.a[i - 1], b.z[i], dz)
+            if i in at and not (i == b.L and b.net.loss.is_fused(b.act(i).name)):
+                lo, hi = b.act(i).slopes(b.act(i).kinks[0])
+                d = np.where(at[i], dz * (lo + side * (hi - lo)), d)
+            deltas[i] = d
+        g = [b.grads(i, deltas[i]) for i in range(1, b.L + 1)]
+        out.append(([x[0] for x in g], [x[1] for x in g],
+                     f"{where}: f' jumps there and any subgradient between its one-sided slopes is right; "
+                     f"this gradient takes f' = {'left slope' if side == 0 else 'right slope' if side == 1 else 'the midpoint'}"
+                     " there"))
+    return out
+
+
+def _scale_hint(b: Batch, arr: np.ndarray, data: np.ndarray, pen: np.ndarray) -> tuple[str, float] | None:
+    """(hint, c) when arr - pen = c * data or arr = c * (data + pen) for a c != 1."""
+    for base, extra in ((data, pen), (data + pen, 0.0)):
+        den = float(np.vdot(base, base))
+        if den == 0.0:
+            continue
+        c = float(np.vdot(arr - extra, base)) / den
+        if abs(c - 1.0) > 1e-6 and relative_error(arr - extra, c * base) <= TOLERANCE:
+            text = explain_scale(c, b.B, b.net.loss.name)
+            if text:
+                return text, c
+    return None
+
+
+class Diagnosis:
+    """The true gradients of a batch, the mistakes' gradients, and verdicts on a student's arrays."""
+
+    def __init__(self, net: Network, X, y):
+        self.b = Batch.of(net, X, y)
+        self.kinks = _kink_passes(self.b)
+        self.entry: int | None = None
+        self.entry_mistake: Mistake | None = None
+        self._mistakes: dict[int, list[Mistake]] = {}
+
+    def true(self, i: int, key: str) -> np.ndarray:
+        return (self.b.dW if key == "dW" else self.b.db)[i - 1]
+
+    def _diagnose_entry(self, i: int, key: str):
+        b = self.b
+        pen = b.pen[i - 1] if key == "dW" else np.zeros_like(b.db[i - 1])
+        data = (b.dW[i - 1] - b.pen[i - 1]) if key == "dW" else b.db[i - 1]
+        t = f"{key}_{i}"
+
+        def diagnose(arr):  # the mistakes are replayed only for a wrong gradient
+            if i not in self._mistakes:
+                self._mistakes[i] = _step_mistakes(b, i)
+            for m in self._mistakes[i]:
+                g = b.grads(i, m.deltas[i])[0 if key == "dW" else 1]
+                if relative_error(arr, g) <= TOLERANCE:
+                    self.entry_mistake = m
+                    return m.hint.format(t=t)
+            scaled = _scale_hint(b, arr, data, pen)
+            if scaled:
+                text, c = scaled
+                self.entry_mistake = Mistake("scale", text, {}, None, c)
+                return f"{t} {text}"
+            if key == "dW" and np.any(pen) and relative_error(arr, data) <= TOLERANCE:
+                self.entry_mistake = Mistake("penalty", "", {}, None)
+                return (f"{t} matches delta_{i}^T z_{i - 1} alone: the {b.net.regularization} penalty gradient "
+                        f"({'lambda W' if b.net.regularization == 'l2' else 'lambda sign(W)'}_{i}) is missing")
+            return None
+        return diagnose
+
+    def _diagnose_below(self, i: int, key: str):
+        j, m, b = self.entry, self.entry_mistake, self.b
+        t = f"{key}_{i}"
+        first = f"the error comes from above: layer {j} is wrong and every layer below it inherits its error, so fix layer {j} first"
+
+        def diagnose(arr):
+            if m is not None:
+                k = 0 if key == "dW" else 1
+                if m.kind == "scale" and relative_error(arr - (b.pen[i - 1] if k == 0 else 0), m.scale *
+                                                        (b.dW[i - 1] - b.pen[i - 1] if k == 0 else b.db[i - 1])) <= TOLERANCE:
+                    return f"{t} is what layer {j}'s constant factor gives when carried down: {first}"
+                if i in m.deltas and relative_error(arr, b.grads(i, m.deltas[i])[k]) <= TOLERANCE:
+                    return f"{t} is what layer {j}'s mistake gives when carried down correctly: {first}"
+                if m.repeated and i in m.repeated and relative_error(arr, b.grads(i, m.repeated[i])[k]) <= TOLERANCE:
+                    return (f"{t} is what the same wrong step gives when repeated at every layer from {j} down "
+                            f"(here too: {SHORT[m.kind].format(i=i, up=i + 1)}): {first}")
+            return f"{t} is wrong, and {first}, then check again"
+        return diagnose
+
+    def verdict(self, i: int, key: str, arr: np.ndarray, expected: np.ndarray | None = None) -> dict:
+        """The verdict on the student's dW_i or db_i; call top-down (layer L first) so layers below the
+        entry point learn where it is. ``expected`` reshapes the truth (derive's columns: db as (n, 1))."""
+        b, n = self.b, self.b.net.sizes
+        true = self.true(i, key)
+        k = 0 if key == "dW" else 1
+        accepted = [(p[k][i - 1], note) for *p, note in self.kinks]
+        if expected is not None:
+            true = true.reshape(expected)
+            accepted = [(g.reshape(expected), note) for g, note in accepted]
+        if key == "dW":
+            note = f"W_{i} is (out, in) = (n_{i}, n_{i - 1}) = ({n[i]}, {n[i - 1]}) and dW_{i} has the shape of W_{i}"
+        else:
+            note = f"b_{i} has n_{i} = {n[i]} entries and db_{i} has the shape of b_{i}"
+        base = self._diagnose_entry(i, key) if self.entry in (None, i) else self._diagnose_below(i, key)
+
+        def diagnose(aligned):
+            return base(aligned.reshape(self.true(i, key).shape))
+
+        v = _verdict(arr, true, diagnose, f"{key}_{i}", note, b.delta[i - 1] if key == "db" else None, accepted)
+        if not v["passed"] and self.entry is None:
+            self.entry = i
+        return v
+
+
 def check_student(net: Network, X, y, layers: list[dict]) -> dict:
-    """Verdicts for the student's dW_i / db_i (list index 0 is layer 1) against a backward pass on (X, y)."""
+    """Verdicts for the student's dW_i / db_i (list index 0 is layer 1) against a backward pass on (X, y).
+
+    dW/db may be any nested list or array: a wrong shape gets a hint, not an error. Returns
+    {"passed", "first_error": {"layer", "target", "message"} | None, "layers": [{"layer", "dW", "db"}]}
+    where first_error is the entry point (the highest wrong layer). Raises ValueError for structurally
+    invalid input (not numbers, ragged, non-finite, unknown keys, db without bias, too many layers)."""
     if not isinstance(layers, (list, tuple)):
         raise ValueError("layers must be a list with one {'dW'?, 'db'?} object per layer, starting at layer 1")
     if len(layers) > net.n_layers:
         raise ValueError(f"got gradients for {len(layers)} layers but the network has only {net.n_layers} "
                          f"(layers 1..{net.n_layers}, the output layer last)")
-    X = np.asarray(X, net.dtype)
-    y = np.asarray(y, net.dtype)
-    net.full_backward(X, y)
-    q = net.quantities()
-    B = X.shape[0]
-    out, verdicts = [], []
+    B = np.asarray(X).shape[0] if np.ndim(X) else 1
+    arrays = []
     for i, given in enumerate(layers, start=1):
         if not isinstance(given, dict):
             raise ValueError(f"layer {i}: expected an object with 'dW' and/or 'db'")
@@ -115,23 +462,26 @@ def check_student(net: Network, X, y, layers: list[dict]) -> dict:
         given = {k: v for k, v in given.items() if v is not None}
         if "db" in given and not net.bias:
             raise ValueError(f"layer {i}: this network has no bias, so there is no db_{i}")
-        L = q[i - 1]
-        z_prev = X.astype(np.float64) if i == 1 else q[i - 2].z.astype(np.float64)
-        delta, dz = L.delta.astype(np.float64), L.dz.astype(np.float64)
-        n_out, n_in = net.sizes[i], net.sizes[i - 1]
-        entry = {"layer": i, "dW": None, "db": None}
-        if "dW" in given:
-            true = L.dW.astype(np.float64)
-            data = delta.T @ z_prev
-            note = f"W_{i} is (out, in) = (n_{i}, n_{i - 1}) = ({n_out}, {n_in}) and dW_{i} has the shape of W_{i}"
-            mistakes = _mistakes(net, i, "W", data, true - data, dz.T @ z_prev, B)
-            entry["dW"] = _verdict(_as_array(given["dW"], f"layer {i} dW"), true, mistakes, f"dW_{i}", note)
-            verdicts.append(entry["dW"])
-        if "db" in given:
-            true = L.db.astype(np.float64)
-            mistakes = _mistakes(net, i, "b", true, np.zeros_like(true), dz.sum(axis=0), B)
-            note = f"b_{i} has n_{i} = {n_out} entries and db_{i} has the shape of b_{i}"
-            entry["db"] = _verdict(_as_array(given["db"], f"layer {i} db"), true, mistakes, f"db_{i}", note, delta)
-            verdicts.append(entry["db"])
-        out.append(entry)
-    return {"passed": bool(verdicts) and all(v["passed"] for v in verdicts), "layers": out}
+        limit = MAX_ENTRIES_FACTOR * max(B * net.sizes[i], net.sizes[i] * net.sizes[i - 1])
+        arrays.append({k: as_array(v, f"layer {i} {k}", limit) for k, v in given.items()})
+    return verdicts(Diagnosis(net, X, y), arrays)
+
+
+def verdicts(d: Diagnosis, arrays: list[dict], expected: dict | None = None, extra: dict | None = None) -> dict:
+    """Verdicts top-down on {layer index 0..: {"dW"?, "db"?: array}}; ``extra`` adds keys to each layer."""
+    out: dict[int, dict] = {}
+    first = None
+    for i in range(len(arrays), 0, -1):
+        entry = {"layer": i, "dW": None, "db": None, **((extra or {}).get(i, {}))}
+        for key in ("dW", "db"):
+            if key in arrays[i - 1]:
+                shape = (expected or {}).get((i, key))
+                v = entry[key] = d.verdict(i, key, arrays[i - 1][key], shape)
+                if not v["passed"] and first is None:
+                    first = {"layer": i, "target": f"{key}[{i}]",
+                             "message": v["hint"] or f"{key}_{i} differs from the true gradient "
+                                                     f"(relative error {v['relative_error']:.3g})"}
+        out[i] = entry
+    given = [v for e in out.values() for v in (e["dW"], e["db"]) if v is not None]
+    return {"passed": bool(given) and all(v["passed"] for v in given), "first_error": first,
+            "layers": [out[i] for i in range(1, len(arrays) + 1)]}

@@ -12,7 +12,8 @@ Every problem raises ``CsvError`` whose message says what is wrong and on which 
 
 ``.line`` is that line number (None when the problem has no line, e.g. an empty file), ``.field``
 says which part of the request is at fault: "file" (the content), "inputs" or "targets" (the
-column selection), ``.column`` the column name when one is involved.
+column selection), "standardize" (statistics that are not finite), "one_hot" (labels that are
+not integers), ``.column`` the column name when one is involved.
 """
 from __future__ import annotations
 
@@ -61,15 +62,59 @@ def apply_standardization(X: np.ndarray, stats: dict | None) -> np.ndarray:
     return (X - np.asarray(stats["mean"], np.float64)) / np.asarray(stats["std"], np.float64)
 
 
+def standardization(X: np.ndarray, columns: list[str]) -> dict:
+    """{"mean", "std"} of every input column (std 0 counts as 1), or CsvError naming the first column whose
+    statistics are not finite: values near the float64 limit (e.g. 1e308) overflow the mean or the std."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = X.mean(axis=0), X.std(axis=0)
+    for j, name in enumerate(columns):
+        if not (math.isfinite(mean[j]) and math.isfinite(std[j])):
+            raise CsvError(f'column "{name}" cannot be standardized: its mean or standard deviation is not a finite '
+                           f"number (values up to {np.abs(X[:, j]).max():.3g}); rescale the column or turn "
+                           "standardize off", field="standardize", column=name)
+    return {"mean": [float(v) for v in mean], "std": [float(v) if v > 0 else 1.0 for v in std]}
+
+
+def one_hot_labels(y: np.ndarray, columns: list[str], max_classes: int = 1_000) -> tuple[np.ndarray, list[str]]:
+    """Integer class labels y (N, 1) -> (one-hot (N, C), class names): one column per distinct label, in
+    numeric order, named by the label ("0", "1", "2"). CsvError (field "one_hot") for more than one
+    target column, a label that is not an integer, or more than ``max_classes`` classes."""
+    if y.shape[1] != 1:
+        raise CsvError(f"one_hot needs a single target column of class labels, but targets are {_names(columns)}",
+                       field="one_hot")
+    labels = y[:, 0]
+    bad = np.nonzero(labels != np.round(labels))[0]
+    if bad.size:
+        raise CsvError(f'one_hot: column "{columns[0]}" holds {labels[bad[0]]:g} in data row {bad[0] + 1}, '
+                       "which is not an integer class label", field="one_hot", column=columns[0])
+    values, index = np.unique(labels, return_inverse=True)
+    _check_classes(columns[0], len(values), max_classes)
+    out = np.zeros((len(labels), len(values)), np.float64)
+    out[np.arange(len(labels)), index] = 1.0
+    return out, [f"{v:g}" for v in values]
+
+
+def _check_classes(name: str, count: int, max_classes: int) -> None:
+    if count > max_classes:
+        raise CsvError(f'column "{name}" has {count} classes; at most {max_classes} are allowed (one target column '
+                       "each)", field="targets", column=name)
+
+
 def parse_csv(content: bytes | str, *, inputs: list[str] | None = None, targets: list[str] | None = None,
-              standardize: bool = False, max_rows: int = 100_000, max_columns: int = 1_000) -> CsvData:
+              standardize: bool = False, one_hot: bool = False, max_rows: int = 100_000, max_columns: int = 1_000,
+              max_classes: int | None = None) -> CsvData:
     """Parse a CSV file with a header row into inputs and targets.
 
     inputs: header names of the input columns; default every column that is not a target.
     targets: header names of the target columns; default the last column.
     standardize: replace X by (X - mean) / std per column (std 0 counts as 1); the statistics are
     returned in ``CsvData.standardize`` so predictions can apply the same map.
+    one_hot: a single numeric target column of integer class labels (0, 1, 2, ...) becomes one-hot
+    columns, one per class (see ``one_hot_labels``).
+    max_classes: most classes a categorical or one-hot target may have (default: max_columns), since
+    y gets one column per class.
     """
+    max_classes = max_columns if max_classes is None else max_classes
     text = _decode(content)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header, header_line, last_line = None, None, 0
@@ -123,7 +168,12 @@ def parse_csv(content: bytes | str, *, inputs: list[str] | None = None, targets:
             raise CsvError(f"{why}; a categorical target must be the only target column, "
                            f"but targets are {_names(target_columns)}", field="targets", column=name)
         labels = [row[k] for row in cells]
+        # an empty label is missing data (refused like an empty input cell), never a class ""
+        empty = next((r for r, label in enumerate(labels) if not label.strip()), None)
+        if empty is not None:
+            raise _cell_error(lines[empty], name, "", None)
         classes = sorted(set(labels))
+        _check_classes(name, len(classes), max_classes)
         index = {c: i for i, c in enumerate(classes)}
         y = np.zeros((len(cells), len(classes)), np.float64)
         y[np.arange(len(cells)), [index[c] for c in labels]] = 1.0
@@ -132,13 +182,12 @@ def parse_csv(content: bytes | str, *, inputs: list[str] | None = None, targets:
         for j, name in enumerate(target_columns):
             y[:, j] = _numeric_column(cells, lines, p + j, name)
 
+    if one_hot and classes is None:
+        y, classes = one_hot_labels(y, target_columns, max_classes)
     stats = None
     if standardize:
-        mean = X.mean(axis=0)
-        std = X.std(axis=0)
-        std[std == 0] = 1.0
-        X = (X - mean) / std
-        stats = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+        stats = standardization(X, input_columns)
+        X = apply_standardization(X, stats)
     return CsvData(X=X, y=y, input_columns=input_columns, target_columns=target_columns,
                    classes=classes, standardize=stats)
 

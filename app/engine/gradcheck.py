@@ -11,6 +11,15 @@ Threshold: a float64 central difference with eps = 1e-6 is accurate to about 1e-
 even a 1% scale error) gives 1e-3 or more. ``TOLERANCE = 1e-5`` sits between the two with a margin
 for ill-conditioned nets. float32 networks are checked on a float64 copy: float32 differences are
 too noisy (~1e-7 / eps) to tell a bug from rounding, and the formulas are the same.
+
+Kinks: where a relu-type pre-activation sits on its kink or crosses it between w - eps and w + eps,
+the central difference averages the two one-sided slopes while backprop takes one subgradient;
+both are right. Such entries are counted in "kinks" and left out of the relative error.
+
+Step size: the central difference has a round-off error of about u |J| / eps (u = 2^-52) and a
+truncation error growing like eps^2 times the third derivative. ``eps_note`` explains an eps outside
+[EPS_LOW, EPS_HIGH] with the round-off measured on this J; a failing check with such an eps is run
+again at DEFAULT_EPS, to tell the step size from a wrong backward pass.
 """
 from __future__ import annotations
 
@@ -19,6 +28,8 @@ import numpy as np
 from .network import Network
 
 TOLERANCE = 1e-5
+DEFAULT_EPS = 1e-6
+EPS_LOW, EPS_HIGH = 1e-8, 1e-4
 
 
 def relative_error(a: np.ndarray, n: np.ndarray) -> float:
@@ -37,8 +48,14 @@ def float64_copy(net: Network) -> Network:
     return copy
 
 
-def gradcheck(net: Network, X, y, *, eps: float = 1e-6, max_entries: int | None = None, seed: int = 0) -> dict:
-    """Compare analytic gradients with central differences of ``net.objective``; params restored exactly."""
+def gradcheck(net: Network, X, y, *, eps: float = DEFAULT_EPS, max_entries: int | None = None,
+              seed: int = 0) -> dict:
+    """Compare analytic gradients with central differences of ``net.objective``; params restored exactly.
+
+    Returns {"passed", "max_relative_error", "eps", "tolerance", "dtype_checked", "kinks", "eps_note",
+    "layers": [{"layer", "W", "b"}]} with each tensor {"max_abs_error", "relative_error", "checked",
+    "kinks", "analytic_norm", "numeric_norm"}; errors are over the entries that do not meet a kink.
+    Raises ValueError for eps <= 0 or max_entries < 1."""
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps}")
     if max_entries is not None and max_entries < 1:
@@ -46,6 +63,29 @@ def gradcheck(net: Network, X, y, *, eps: float = 1e-6, max_entries: int | None 
     work = net if net.dtype == np.float64 else float64_copy(net)
     X = np.asarray(X, np.float64)
     y = np.asarray(y, np.float64)
+    result = _run(work, X, y, eps, max_entries, seed)
+    result["eps_note"] = None
+    if not EPS_LOW <= eps <= EPS_HIGH:
+        J = abs(work.objective(X, y))
+        if eps < EPS_LOW:
+            roundoff = np.finfo(np.float64).eps * max(J, np.finfo(np.float64).tiny) / eps
+            note = (f"eps = {eps:g} is too small: J(w + eps) and J(w - eps) differ only in their last digits, so "
+                    f"the difference is mostly round-off (about u |J| / eps = {roundoff:.1e} on J = {J:.3g}, "
+                    f"u = 2^-52); use an eps between {EPS_LOW:g} and {EPS_HIGH:g}")
+        else:
+            note = (f"eps = {eps:g} is too large: the central difference has a truncation error growing like "
+                    f"eps^2 times the third derivative of J, so the curvature of J shows up as error; use an eps "
+                    f"between {EPS_LOW:g} and {EPS_HIGH:g}")
+        if not result["passed"]:
+            again = _run(work, X, y, DEFAULT_EPS, max_entries, seed)
+            note += (f". At eps = {DEFAULT_EPS:g} the same check {'passes' if again['passed'] else 'fails too'} "
+                     f"(max relative error {again['max_relative_error']:.2e})"
+                     + (", so the step size made it fail, not the backward pass" if again["passed"] else ""))
+        result["eps_note"] = note
+    return result
+
+
+def _run(work: Network, X, y, eps: float, max_entries: int | None, seed: int) -> dict:
     saved_params, saved_grads = work.params.copy(), work.grads.copy()
     rng = np.random.default_rng(seed)
     try:
@@ -63,9 +103,16 @@ def gradcheck(net: Network, X, y, *, eps: float = 1e-6, max_entries: int | None 
     finally:
         work.params[...] = saved_params
         work.grads[...] = saved_grads
-    worst = max((t["relative_error"] for e in layers for t in (e["W"], e["b"]) if t is not None), default=0.0)
+    tensors = [t for e in layers for t in (e["W"], e["b"]) if t is not None]
+    worst = max((t["relative_error"] for t in tensors), default=0.0)
     return {"passed": bool(worst <= TOLERANCE), "max_relative_error": worst, "eps": eps,
-            "tolerance": TOLERANCE, "dtype_checked": "float64", "layers": layers}
+            "tolerance": TOLERANCE, "dtype_checked": "float64", "kinks": sum(t["kinks"] for t in tensors),
+            "layers": layers}
+
+
+def _sides(net: Network) -> list[np.ndarray]:
+    """The side of its kink every pre-activation of a kinked layer is on: -1, 0 (on it) or +1."""
+    return [np.sign(layer.a - layer.f.kinks[0]) for layer in net.acts if layer.f.kinks]
 
 
 def _check_tensor(net: Network, X, y, analytic: np.ndarray, start: int, stop: int, eps: float,
@@ -77,16 +124,22 @@ def _check_tensor(net: Network, X, y, analytic: np.ndarray, start: int, stop: in
     else:
         idx = start + np.sort(rng.choice(size, size=max_entries, replace=False))
     numeric = np.empty(len(idx))
+    kink = np.zeros(len(idx), bool)
+    kinked = any(layer.f.kinks for layer in net.acts)
     p = net.params
     for k, flat in enumerate(idx):
         old = p[flat]
         p[flat] = old + eps
         plus = net.objective(X, y)
+        sides = _sides(net) if kinked else []
         p[flat] = old - eps
         minus = net.objective(X, y)
+        if kinked:  # on or across a kink between w - eps and w + eps: each one-sided slope is right
+            kink[k] = any(((s == 0) | (s != t)).any() for s, t in zip(sides, _sides(net)))
         p[flat] = old  # the exact original value, not old + eps - eps
         numeric[k] = (plus - minus) / (2.0 * eps)
-    a = analytic[idx]
-    return {"max_abs_error": float(np.max(np.abs(a - numeric))) if len(idx) else 0.0,
-            "relative_error": relative_error(a, numeric), "checked": int(len(idx)),
-            "analytic_norm": float(np.linalg.norm(a)), "numeric_norm": float(np.linalg.norm(numeric))}
+    keep = ~kink
+    a, n = analytic[idx][keep], numeric[keep]
+    return {"max_abs_error": float(np.max(np.abs(a - n))) if len(a) else 0.0,
+            "relative_error": relative_error(a, n), "checked": len(idx), "kinks": int(kink.sum()),
+            "analytic_norm": float(np.linalg.norm(analytic[idx])), "numeric_norm": float(np.linalg.norm(numeric))}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -15,12 +16,13 @@ import numpy as np
 from . import blob
 from .datasets import REGRESSION, DatasetError, apply_features, make_dataset
 from .history import History
-from .network import Network
+from .network import LayerQuantities, Network
 from .optimizers import make_optimizer
-from .spec import SpecError, normalize_optimizer, normalize_regularization, normalize_spec
+from .spec import CUSTOM_DATA_KEYS, SpecError, normalize_optimizer, normalize_regularization, normalize_spec
 
 
 YIELD_EVERY = 0.005  # seconds of training between voluntary GIL releases
+EVAL_JOINT_ROWS = 4096  # train + test rows evaluated in one forward pass (copies of at most this many rows)
 
 
 @dataclass
@@ -43,6 +45,12 @@ class Model:
     """Build with ``Model(spec)``; then ``train``, ``gradients``, ``predict``, ``gradcheck``, ``trace``, ``check``."""
 
     def __init__(self, spec: dict | None = None):
+        spec = dict(spec or {})
+        data = spec.get("data")
+        if isinstance(data, dict) and any(k in data for k in CUSTOM_DATA_KEYS):
+            # custom data becomes arrays first: normalize_spec deep-copies the spec, and a deep copy of
+            # a million nested lists costs seconds and hundreds of MB; an array's copy is one memcpy
+            spec["data"] = {**data, **{k: _matrix(data[k], k) for k in CUSTOM_DATA_KEYS if k in data}}
         self.spec = normalize_spec(spec)
         self._load_data()
         self._build()
@@ -52,12 +60,15 @@ class Model:
         data, units = self.spec["data"], self.spec["layers"][-1]["units"]
         if "X" in data:
             self.features = None
-            self.raw_train, self.y_train = _matrix(data["X"], "X"), _matrix(data["y"], "y")
+            # __init__ made these arrays (copies), so they are the model's own
+            self.raw_train, self.y_train = _matrix(data["X"], "X", False), _matrix(data["y"], "y", False)
             has_test = "X_test" in data
-            self.raw_test = _matrix(data["X_test"], "X_test") if has_test else np.zeros((0, self.raw_train.shape[1]))
-            self.y_test = _matrix(data["y_test"], "y_test") if has_test else np.zeros((0, self.y_train.shape[1]))
+            self.raw_test = (_matrix(data["X_test"], "X_test", False) if has_test
+                             else np.zeros((0, self.raw_train.shape[1])))
+            self.y_test = _matrix(data["y_test"], "y_test", False) if has_test else np.zeros((0, self.y_train.shape[1]))
             self.spec["data"] = {"source": "custom", "n_train": len(self.raw_train), "n_test": len(self.raw_test),
-                                 "standardize": _standardization(data.get("standardize"), self.raw_train),
+                                 "standardize": _standardization(data.get("standardize"), self.raw_train,
+                                                                 _columns(data.get("info"))),
                                  "info": data.get("info")}
         else:
             self.features = list(data["features"])
@@ -78,7 +89,8 @@ class Model:
                 raise SpecError(("data", name), f"has {len(X)} rows but its y has {len(y)}")
             if y.shape[1] != units:
                 raise SpecError(("data", "y" if name == "X" else "y_test"),
-                                f"has {y.shape[1]} columns but the output layer has {units} units")
+                                f"has {y.shape[1]} columns but the output layer has {units} units"
+                                + _labels_hint(y, units))  # this y only: train and test widths may differ
         if self.raw_test.shape[1] != self.raw_train.shape[1]:
             raise SpecError(("data", "X_test"), f"has {self.raw_test.shape[1]} columns but X has {self.raw_train.shape[1]}")
         width = len(self.features) if self.features else self.raw_train.shape[1]
@@ -114,8 +126,8 @@ class Model:
                            dtype=s["dtype"], regularization=s["regularization"]["kind"],
                            reg_rate=s["regularization"]["rate"])
         self.X_train, self.X_test = self.inputs(self.raw_train), self.inputs(self.raw_test)
-        self.y_train_t = self.y_train.astype(self.net.dtype)
-        self.y_test_t = self.y_test.astype(self.net.dtype)
+        self.y_train_t = self.y_train.astype(self.net.dtype, copy=False)  # no copy when the dtype matches
+        self.y_test_t = self.y_test.astype(self.net.dtype, copy=False)
         self._new_optimizer()
         self.history = History(self.net.n_layers)
         self.step = self.epoch = self.cursor = 0
@@ -174,64 +186,109 @@ class Model:
 
         With ``checkpoint_every`` = N, ``on_checkpoint(model)`` is called each time the step count reaches a
         multiple of N, so checkpoints land on exact steps however the steps are split into calls.
+
+        The per-step loop does only the step itself: minibatches are slices of a permuted copy of the
+        training set (drawn once an epoch), and gradient norms are computed for a block of steps at once
+        from a buffer of the flat gradients; the history receives whole blocks. Results are bit for bit
+        those of sampling rows one batch at a time. A batch larger than one pass under the memory budget
+        (``Network.chunk_rows``) runs in row chunks (``Network.accumulate``), equal within float rounding.
         """
         net, opt, bs, n = self.net, self.optimizer, self.batch_size, len(self.X_train)
         full = bs >= n
         deadline = None if time_budget is None else time.perf_counter() + time_budget
         yield_at = time.perf_counter() + YIELD_EVERY
         losses, stopped, every = [], "done", self.eval_every
+        checkpoints = bool(checkpoint_every) and on_checkpoint is not None
         self.diverged_at = None
+        rec = _NormBuffer(net, self.history, self.step + 1, losses)
+        buf, grads, rows, j = rec.buf, net.grads, len(rec.buf), 0
+        Xp, yp = (self.X_train, self.y_train_t) if full else self._epoch_batches()
+        chunked = min(bs, n) > net.chunk_rows(backward=True)
         for _ in range(steps):
             if full:
-                Xb, yb = self.X_train, self.y_train_t
+                Xb, yb = Xp, yp
             else:
-                idx = self.perm[self.cursor:self.cursor + bs]
-                Xb, yb = self.X_train[idx], self.y_train_t[idx]
-            net.forward(Xb)
-            loss = net.backward(yb)
+                c = self.cursor
+                Xb, yb = Xp[c:c + bs], yp[c:c + bs]
+            if chunked:  # a batch too large for one pass under the memory budget (full batch on big data)
+                loss = net.accumulate(Xb, yb)
+            else:
+                net.forward(Xb)
+                loss = net.backward(yb)
             # a non-finite step is refused: parameters, optimizer state and sampler stay as they were
             # (non-finite gradients make the proposed parameters non-finite, which the optimizer refuses)
             if not (math.isfinite(loss) and opt.step(net.params, net.grads)):
                 self.diverged_at, stopped = self.step + 1, "diverged"
                 break
             self.step += 1
-            self._advance(bs, n, full)
             losses.append(loss)
-            self.history.record_step(loss, net.weight_grad_norms())
-            checkpoint_due = bool(checkpoint_every) and on_checkpoint is not None and self.step % checkpoint_every == 0
+            buf[j] = grads  # the train loop fills rec's buffer; a flush computes the block's norms
+            j += 1
+            if j == rows:
+                rec.j, j = j, 0
+                rec.flush()
+            if full:
+                self.epoch += 1
+            else:
+                self.cursor += bs
+                if self.cursor >= n:  # a finished epoch draws a new permutation
+                    self.epoch, self.cursor = self.epoch + 1, 0
+                    self.perm = self.rng.permutation(n)
+                    Xp, yp = self._epoch_batches()
+            checkpoint_due = checkpoints and self.step % checkpoint_every == 0
             if checkpoint_due or self.step % every == 0:
                 self.evaluate()  # a checkpoint carries the losses at its own step
-            if checkpoint_due:
-                on_checkpoint(self)
+                if checkpoint_due:
+                    rec.j, j = j, 0
+                    rec.flush()  # the checkpoint sees the history up to its step
+                    on_checkpoint(self)
             now = time.perf_counter()
             if deadline is not None and now > deadline:
                 stopped = "time_budget"
                 break
             if now > yield_at:
                 # small steps hold the GIL almost all the time; yielding it now and then keeps a server's
-                # other threads (its event loop, requests for other models) responsive during long runs
-                time.sleep(0)
+                # other threads (its event loop, requests for other models) responsive during long runs.
+                # Alone in the process there is no one to yield to, and the system call only invites the
+                # OS to run other processes.
+                if threading.active_count() > 1:
+                    time.sleep(0)
                 yield_at = now + YIELD_EVERY
+        rec.j = j
+        rec.flush()
         self.evaluate()
         return TrainResult(step=self.step, epoch=self.epoch, steps_done=len(losses), losses=losses,
                            train_loss=self.train_loss, test_loss=self.test_loss,
                            diverged=self.diverged_at is not None, diverged_at=self.diverged_at, stopped=stopped)
 
-    def _advance(self, bs: int, n: int, full: bool) -> None:
-        """Move the sampler on by one batch; a finished epoch draws a new permutation."""
-        if full:
-            self.epoch += 1
-            return
-        self.cursor += bs
-        if self.cursor >= n:
-            self.epoch, self.cursor = self.epoch + 1, 0
-            self.perm = self.rng.permutation(n)
+    def _epoch_batches(self) -> tuple[np.ndarray, np.ndarray]:
+        """(X_train[perm], y_train[perm]) for the current permutation, made once per epoch."""
+        cache = getattr(self, "_epoch_cache", None)
+        if cache is None or cache[0] is not self.perm:
+            cache = self._epoch_cache = (self.perm, self.X_train[self.perm], self.y_train_t[self.perm])
+        return cache[1], cache[2]
 
     def evaluate(self) -> None:
-        """Record full train and test data losses at the current step."""
-        self.train_loss = _finite_or_none(self.net.loss_value(self.X_train, self.y_train_t))
-        self.test_loss = (_finite_or_none(self.net.loss_value(self.X_test, self.y_test_t))
-                          if len(self.X_test) else None)
+        """Record full train and test data losses at the current step.
+
+        Small sets (up to ``EVAL_JOINT_ROWS`` rows in all) go through one forward pass over train and test
+        together; larger ones through ``Network.loss_value``'s chunks.
+        """
+        net, n = self.net, len(self.X_train)
+        if n + len(self.X_test) <= min(EVAL_JOINT_ROWS, net.chunk_rows()):
+            cache = getattr(self, "_eval_cache", None)
+            if cache is None or cache[0] is not self.X_train:
+                cache = self._eval_cache = (self.X_train, np.concatenate([self.X_train, self.X_test]),
+                                            np.concatenate([self.y_train_t, self.y_test_t]))
+            a, y_hat = net._pass(cache[1])
+            y = cache[2]
+            train = net.loss_of(a[:n], y_hat[:n], y[:n])
+            test = net.loss_of(a[n:], y_hat[n:], y[n:]) if len(self.X_test) else None
+        else:
+            train = net.loss_value(self.X_train, self.y_train_t)
+            test = net.loss_value(self.X_test, self.y_test_t) if len(self.X_test) else None
+        self.train_loss = _finite_or_none(train)
+        self.test_loss = None if test is None else _finite_or_none(test)
         if self.train_loss is not None:
             self.history.record_eval(self.step, self.train_loss, self.test_loss)
 
@@ -251,15 +308,42 @@ class Model:
         return X, y
 
     def gradients(self, X_raw=None, y=None, cap: int | None = None) -> dict:
-        """Forward and backward on a batch; every layer's a, z, delta, dz, dW, db and norms."""
+        """Forward and backward on a batch; every layer's a, z, delta, dz (B, n_i), dW (n_i, n_{i-1}), db, norms.
+
+        The arrays belong to the caller: copies that later training or inspection never changes. A batch
+        larger than one chunk (``Network.chunk_rows``) runs in chunks, equal within float rounding.
+        """
         X, yb = self.batch(X_raw, y, cap)
-        loss = self.net.full_backward(X, yb)
-        return {"loss": loss, "data_loss": self.net.data_loss, "penalty": self.net.penalty,
-                "batch_size": len(X), "inputs": X, "layers": self.net.quantities()}
+        net = self.net
+        loss = net.accumulate(X, yb, keep=True)
+        kept, net.kept = net.kept, None
+        layers = []
+        for dense, k in zip(net.dense, kept):
+            dW = dense.grads["W"].copy()
+            db = dense.grads["b"].copy() if net.bias else None
+            layers.append(LayerQuantities(a=k["a"], z=k["z"], delta=k["delta"], dz=k["dz"], dW=dW, db=db,
+                                          norm_W=float(np.linalg.norm(dW)),
+                                          norm_b=None if db is None else float(np.linalg.norm(db))))
+        return {"loss": loss, "data_loss": net.data_loss, "penalty": net.penalty,
+                "batch_size": len(X), "inputs": X.copy(), "layers": layers}
 
     def predict(self, X_raw) -> np.ndarray:
-        """y_hat for raw points (B, raw_dim)."""
-        return self.net.forward(self.inputs(np.asarray(X_raw, np.float64)))
+        """y_hat (B, K) for raw points (B, raw_dim), in row chunks under ``network.MEMORY_BUDGET``."""
+        return self.net.predict(self.inputs(np.asarray(X_raw, np.float64)))
+
+    def nbytes(self) -> int:
+        """Bytes of the model's own arrays: parameters, gradients, optimizer state, data, sampler, history."""
+        arrays = [self.net.params, self.net.grads, self.net.weight_mask, self.perm, self.raw_train, self.y_train,
+                  self.raw_test, self.y_test, self.X_train, self.X_test, self.y_train_t, self.y_test_t,
+                  *self.optimizer.state_arrays().values(), *getattr(self, "_epoch_cache", (None,))[1:],
+                  *getattr(self, "_eval_cache", (None,))[1:]]
+        seen, total = set(), 0
+        for a in arrays:
+            base = a if a.base is None else a.base  # a view shares its base's bytes: count them once
+            if id(base) not in seen and isinstance(base, np.ndarray):
+                seen.add(id(base))
+                total += base.nbytes
+        return total + self.history.nbytes()
 
     def status(self) -> dict:
         """JSON summary for GET /api/models/{id}."""
@@ -316,6 +400,33 @@ class Model:
         return f"Model({self.net!r}, step={self.step})"
 
 
+class _NormBuffer:
+    """Per-layer ||dW_i|| of a block of steps at once, and the block handed to the history.
+
+    Each step copies the flat gradient into a row of a buffer (one call); a flush computes every row's
+    norms with the same two reductions as ``Network.weight_grad_norms`` and records the block. The
+    buffer holds at most about 2 MB of gradients, so a large net flushes every step.
+    """
+
+    def __init__(self, net: Network, history: History, first_step: int, losses: list):
+        self.net, self.history, self.losses = net, history, losses
+        rows = max(1, min(256, 2**18 // max(1, net.params.size)))
+        self.buf = np.empty((rows, net.params.size), net.dtype)
+        self.j, self.first, self.done = 0, first_step, 0
+
+    def flush(self) -> None:
+        """Norms of the ``j`` buffered steps, recorded in the history; the buffer starts again."""
+        if not self.j:
+            return
+        g = self.buf[:self.j]
+        sq = np.add.reduceat(g * g, self.net.offsets[:-1], axis=1)
+        norms = np.sqrt(sq)[:, :: 2 if self.net.bias else 1]
+        self.history.record_steps(self.first, self.losses[self.done:self.done + self.j], norms)
+        self.first += self.j
+        self.done += self.j
+        self.j = 0
+
+
 def _kind(spec: dict) -> str:
     """classification or regression, from the dataset or (custom data) from the loss."""
     d = spec["data"]
@@ -324,10 +435,11 @@ def _kind(spec: dict) -> str:
     return "classification" if spec["loss"] in ("bce", "cross_entropy") else "regression"
 
 
-def _matrix(value, name: str) -> np.ndarray:
+def _matrix(value, name: str, copy: bool = True) -> np.ndarray:
     """A finite, non-empty 2-D float64 array from nested lists, or SpecError naming the field."""
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        # a copy by default: the model never shares the caller's array
+        arr = np.array(value, dtype=np.float64) if copy else np.asarray(value, dtype=np.float64)
     except (ValueError, TypeError):
         raise SpecError(("data", name), "must be a rectangular list of rows of numbers") from None
     if arr.ndim == 1 and name.startswith("y"):
@@ -340,18 +452,49 @@ def _matrix(value, name: str) -> np.ndarray:
     return arr
 
 
-def _standardization(given, raw_train: np.ndarray) -> dict | None:
+def _labels_hint(y: np.ndarray, units: int) -> str:
+    """For one column of integer class labels against a K-unit output: say they need one-hot encoding."""
+    if y.shape[1] != 1 or units < 2 or not (y == np.round(y)).all() or y.min() < 0:
+        return ""
+    labels = np.unique(y)
+    shown = ", ".join(f"{v:g}" for v in labels[:5]) + (", ..." if len(labels) > 5 else "")
+    return (f"; its values look like integer class labels ({shown}): a {units}-unit output needs them one-hot "
+            f"encoded, one column per class (row [0, 1, 0] for label 1); upload the CSV with \"one_hot\": true "
+            "to have them encoded")
+
+
+def _columns(info) -> list | None:
+    """The input column names an uploaded dataset's info carries, if any."""
+    cols = info.get("input_columns") if isinstance(info, dict) else None
+    return cols if isinstance(cols, list) else None
+
+
+def standardization_stats(X: np.ndarray, names: list | None = None) -> dict:
+    """{"mean", "std"} per column of X (N, p), std 0 counting as 1; SpecError(("data", "X", j)) naming the
+    first column whose statistics are not finite (values near the float64 limit overflow the mean or std)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = X.mean(axis=0), X.std(axis=0)
+    bad = np.nonzero(~(np.isfinite(mean) & np.isfinite(std)))[0]
+    if bad.size:
+        j = int(bad[0])
+        name = f' ("{names[j]}")' if names is not None and j < len(names) else ""
+        raise SpecError(("data", "X", j), f"column {j}{name} cannot be standardized: its mean or standard deviation "
+                                          f"is not a finite number (values up to {np.abs(X[:, j]).max():.3g}); "
+                                          "rescale the column or turn standardize off")
+    return {"mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+
+
+def _standardization(given, raw_train: np.ndarray, names: list | None = None) -> dict | None:
     """None, the stored {"mean", "std"}, or (given True) statistics of the training inputs; std 0 counts as 1."""
     if not given:
         return None
     if given is True:
-        std = raw_train.std(axis=0)
-        return {"mean": raw_train.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+        return standardization_stats(raw_train, names)
     try:
         mean, std = np.asarray(given["mean"], np.float64), np.asarray(given["std"], np.float64)
     except (KeyError, TypeError, ValueError):
         raise SpecError(("data", "standardize"), "must be true, false or {\"mean\": [...], \"std\": [...]}") from None
-    if mean.shape != (raw_train.shape[1],) or std.shape != mean.shape or not (np.isfinite(mean).all() and (std > 0).all()):
+    if mean.shape != (raw_train.shape[1],) or std.shape != mean.shape or not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
         raise SpecError(("data", "standardize"), f"mean and std need {raw_train.shape[1]} finite values, std > 0")
     return {"mean": mean.tolist(), "std": std.tolist()}
 

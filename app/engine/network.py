@@ -6,6 +6,8 @@ checks and gradient norms then cost one vector operation each instead of one per
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +18,32 @@ from .layers import ActivationLayer, Dense
 from .losses import get_loss
 
 REGULARIZATIONS = ("none", "l1", "l2")
+
+# Bytes of per-row temporaries one pass over many rows may hold (activations of a chunk of rows).
+# Passes over more rows than fit (full-set losses, predictions, boundary grids, gradients of a large
+# batch) run in chunks of rows, so their memory stays near this figure whatever the row count.
+MEMORY_BUDGET = 32 * 2**20
+
+
+def _libc_trim():
+    """glibc's malloc_trim, or None elsewhere."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _libc_trim()
+
+
+def release_memory() -> None:
+    """Give freed heap memory back to the OS after a pass over many rows.
+
+    Chunk temporaries of a few MB end up on the heap once glibc's dynamic mmap threshold has grown,
+    and each server thread's arena would keep them resident after the call; malloc_trim returns them.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 @dataclass
@@ -90,6 +118,13 @@ class Network:
 
     def backward(self, y: np.ndarray) -> float:
         """After forward: fill ``grads`` (penalty included) and every layer's delta, dz; return L + penalty."""
+        loss = self._backward_data(y)
+        self.data_loss = loss
+        self.penalty = self._add_penalty()
+        return loss + self.penalty
+
+    def _backward_data(self, y: np.ndarray) -> float:
+        """After forward: ``grads`` of the data loss only (no penalty); return the data loss."""
         out = self.acts[-1]
         if self._fused:
             loss, delta = self.loss.fused(out.a, out.z, y)
@@ -102,9 +137,7 @@ class Network:
             dz = self.dense[i].backward(delta, need_input_grad=i > 0)
             if i > 0:
                 delta = self.acts[i - 1].backward(dz)
-        self.data_loss = loss
-        self.penalty = self._add_penalty()
-        return loss + self.penalty
+        return loss
 
     keep_dz = False  # the fused output dz is for display only; skip it on the training hot path
 
@@ -121,12 +154,123 @@ class Network:
             self.grads += self.reg_rate * np.sign(w)  # sign(0) = 0, and biases are masked to 0
         return self.reg_rate * float(np.abs(w).sum())
 
+    # -- passes over many rows: chunked under MEMORY_BUDGET, no cache left behind ---------------
+    def display_values(self, rows: int) -> int:
+        """Numbers in the per-row a, z, delta and dz of ``rows`` rows: what a gradients display returns."""
+        return 4 * rows * sum(self.sizes[1:])
+
+    def chunk_rows(self, backward: bool = False) -> int:
+        """Rows per chunk: a forward holds about 3 layer widths per row (input, a, z); a backward keeps
+        a, z, delta and dz of every layer plus the input."""
+        width = 4 * sum(self.sizes[1:]) + self.sizes[0] if backward else 3 * max(self.sizes)
+        return max(1, MEMORY_BUDGET // (self.dtype.itemsize * width))
+
+    def _pass(self, X: np.ndarray, hidden: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(a_L, z_L) for X (B, p) without caching anything; hidden z_i are appended to ``hidden`` if given."""
+        z = X
+        for i, (dense, act) in enumerate(zip(self.dense, self.acts)):
+            a = z @ dense.WT
+            if self.bias:
+                a += dense.b
+            z = act.f.forward(a)
+            if hidden is not None and i < self.n_layers - 1:
+                hidden.append(z)
+        return a, z
+
+    def predict(self, X: np.ndarray, hidden_rows: np.ndarray | None = None):
+        """y_hat (B, K) for X (B, p) in row chunks; layer caches are neither used nor kept.
+
+        With ``hidden_rows`` (row indices), also the hidden layers' z at those rows: a list of
+        (len(hidden_rows), n_i) arrays, returned as (y_hat, hidden).
+        """
+        B, rows = len(X), self.chunk_rows()
+        out = np.empty((B, self.sizes[-1]), self.dtype)
+        want = None if hidden_rows is None else np.asarray(hidden_rows, np.intp)
+        hidden = None if want is None else [np.empty((len(want), n), self.dtype) for n in self.sizes[1:-1]]
+        for s in range(0, max(B, 1), rows):
+            e = min(s + rows, B)
+            zs = None if want is None else []
+            out[s:e] = self._pass(X[s:e], zs)[1]
+            if want is not None:
+                sel = np.nonzero((want >= s) & (want < e))[0]
+                for h, z in zip(hidden, zs):
+                    h[sel] = z[want[sel] - s]
+            zs = None
+        if B > rows:
+            release_memory()
+        return out if want is None else (out, hidden)
+
     def loss_value(self, X: np.ndarray, y: np.ndarray) -> float:
-        """Data loss on (X, y) without touching gradients."""
-        y_hat = self.forward(X)
-        if self._fused:
-            return self.loss.fused(self.acts[-1].a, y_hat, y)[0]
-        return self.loss.value(y_hat, y)
+        """Data loss on (X, y) in row chunks, without touching gradients or layer caches.
+
+        One chunk gives exactly the unchunked value; more chunks give the row-weighted mean of the
+        chunk means, equal to it within float rounding.
+        """
+        B, rows = len(X), self.chunk_rows()
+        total = 0.0
+        for s in range(0, max(B, 1), rows):
+            e = min(s + rows, B)
+            a, y_hat = self._pass(X[s:e])
+            v = self.loss_of(a, y_hat, y[s:e])
+            if e - s == B:
+                return v
+            total += v * (e - s)
+        release_memory()
+        return total / B
+
+    def loss_of(self, a: np.ndarray, y_hat: np.ndarray, y: np.ndarray) -> float:
+        """The data loss from a forward pass's output logits a_L and y_hat (fused where the pairing allows)."""
+        return self.loss.fused(a, y_hat, y)[0] if self._fused else self.loss.value(y_hat, y)
+
+    def accumulate(self, X: np.ndarray, y: np.ndarray, *, keep: bool = False) -> float:
+        """The full-batch gradient of (X, y) into ``grads`` (penalty included), in row chunks; return L + penalty.
+
+        Without ``keep`` the layer caches are released afterwards. With ``keep`` (display), the return is
+        as ``full_backward`` and ``self.kept`` holds the per-row a, z, delta, dz of every layer, each (B, n_i),
+        with delta and dz scaled to the whole batch (dL/da of the batch mean). A batch that fits in one
+        chunk gives exactly ``forward`` + ``backward``.
+        """
+        B, rows = len(X), self.chunk_rows(backward=True)
+        if B <= rows:
+            if keep:
+                loss = self.full_backward(X, y)
+                self.kept = [{"a": act.a, "z": act.z, "delta": act.delta, "dz": act.dz} for act in self.acts]
+            else:
+                self.forward(X)
+                loss = self.backward(y)
+            self.release()
+            return loss
+        acc = np.zeros_like(self.grads)
+        kept = [{k: np.empty((B, n), self.dtype) for k in ("a", "z", "delta", "dz")} for n in self.sizes[1:]] if keep else None
+        total = 0.0
+        self.keep_dz = keep
+        try:
+            for s in range(0, B, rows):
+                e = min(s + rows, B)
+                self.forward(X[s:e])
+                total += self._backward_data(y[s:e]) * (e - s)
+                w = (e - s) / B  # the chunk's mean loss weighs by its share of rows
+                acc += self.grads * w
+                for store, act in zip(kept or (), self.acts):
+                    store["a"][s:e], store["z"][s:e] = act.a, act.z
+                    store["delta"][s:e] = act.delta * w
+                    store["dz"][s:e] = act.dz * w if act.dz is not None else np.nan
+        finally:
+            self.keep_dz = False
+            self.release()
+            release_memory()
+        self.grads[...] = acc
+        self.data_loss = total / B
+        self.penalty = self._add_penalty()
+        if keep:
+            self.kept = kept
+        return self.data_loss + self.penalty
+
+    def release(self) -> None:
+        """Drop every layer's cached input, a, z, delta and dz (a large batch's cache is large)."""
+        for dense, act in zip(self.dense, self.acts):
+            dense.x = None
+            act.a = act.z = act.dz = act.delta = None
 
     def objective(self, X: np.ndarray, y: np.ndarray) -> float:
         """Data loss plus penalty: the function whose gradient ``grads`` holds."""

@@ -12,7 +12,7 @@ import math
 from .activations import ACTIVATIONS
 from .datasets import CLASSIFICATION, FEATURES, REGRESSION
 from .init import INITS
-from .losses import LOSSES
+from .losses import LOSSES, pairing_error
 from .network import REGULARIZATIONS
 from .optimizers import OPTIMIZER_DEFAULTS
 
@@ -90,14 +90,12 @@ def normalize_spec(spec: dict | None = None) -> dict:
         if not isinstance(layer.get("units"), int) or layer["units"] < 1:
             raise SpecError(("layers", i, "units"), "must be an integer >= 1")
         if ACTIVATIONS[layer["activation"]].output_only and i != len(layers) - 1:
-            raise SpecError(("layers", i, "activation"), "softmax is allowed on the output layer only")
+            raise SpecError(("layers", i, "activation"), f"{layer['activation']} is allowed on the output layer only")
     _choice(("loss",), out["loss"], LOSSES)
-    out_act = layers[-1]["activation"]
-    if out_act == "softmax" and out["loss"] != "cross_entropy":
-        raise SpecError(("layers", len(layers) - 1, "activation"), "softmax output requires loss cross_entropy")
-    for loss, act in (("bce", "sigmoid"), ("cross_entropy", "softmax")):
-        if out["loss"] == loss and out_act != act:
-            raise SpecError(("loss",), f"{loss} requires a {act} output layer, got {out_act}")
+    pairing = pairing_error(out["loss"], layers[-1]["activation"])
+    if pairing:
+        where, message = pairing
+        raise SpecError(("loss",) if where == "loss" else ("layers", len(layers) - 1, "activation"), message)
     _choice(("init",), out["init"], INITS)
     _choice(("dtype",), out["dtype"], ("float64", "float32"))
     out["optimizer"] = normalize_optimizer(out["optimizer"])

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import zipfile
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,6 +26,45 @@ class TransferError(ValueError):
     """The upload is not an export this version can read; the message says why."""
 
 
+@dataclass(frozen=True)
+class ImportLimits:
+    """Element counts an import may declare, checked before any array is read (the caller passes its settings).
+
+    max_params bounds the parameters and each optimizer state array; max_data_cells each data array
+    (rows x columns) and the train + test inputs together; max_history each history column (norms:
+    max_history x max_layers). An imported history longer than the retention policy keeps (see
+    history.py) is thinned as it is read.
+    """
+
+    max_params: int = 2_000_000
+    max_data_cells: int = 2_000_000
+    max_layers: int = 12
+    max_history: int = 1_000_000
+    max_header_bytes: int = 4 * 2**20
+
+    def of(self, name: str) -> int | None:
+        """The element limit of a state_/history_ array name, or None for a name no export has."""
+        kind, _, key = name.partition("_")
+        if kind == "state":
+            if key == "params" or key in _OPT_STATE:
+                return self.max_params
+            if key in ("perm", "raw_train", "y_train", "raw_test", "y_test"):
+                return self.max_data_cells
+        elif kind == "history":
+            if key == "n_layers":
+                return 1
+            if key in _HISTORY_COLUMNS:
+                return self.max_history * (self.max_layers if key == "norms" else 1)  # norms: one per layer and step
+        elif name == "header":
+            return self.max_header_bytes
+        return None
+
+
+_OPT_STATE = ("opt_m", "opt_v")  # Adam's m and v, Momentum's v
+_HISTORY_COLUMNS = ("step", "loss", "norms", "eval_step", "eval_train", "eval_test")
+MAX_MEMBERS = 32
+
+
 def export_json(model: Model, status: dict | None = None) -> dict:
     """A JSON-able dict: {"format", "version", "spec", "status", "meta", "state": {name: array}, "history": {...}}."""
     meta, arrays = model.state_arrays()
@@ -32,13 +73,20 @@ def export_json(model: Model, status: dict | None = None) -> dict:
             "history": {k: _array_json(v) for k, v in model.history.arrays().items()}}
 
 
-def import_json(doc: dict) -> Model:
-    """Rebuild the model an export_json dict describes; TransferError with the reason otherwise."""
+def import_json(doc: dict, limits: ImportLimits | None = None) -> Model:
+    """Rebuild the model an export_json dict describes; TransferError with the reason otherwise.
+
+    Every array's name, dtype and declared shape are checked against ``limits`` before it is built.
+    """
+    limits = limits or ImportLimits()
     try:
         if doc.get("format") != FORMAT or doc.get("version") != VERSION:
             raise TransferError(f"format must be {FORMAT!r} version {VERSION}")
-        arrays = {k: _array_from(v, k) for k, v in doc["state"].items()}
-        history = History.from_arrays({k: _array_from(v, k) for k, v in doc["history"].items()})
+        if not isinstance(doc["state"], dict) or not isinstance(doc["history"], dict):
+            raise TransferError("state and history must be objects of arrays")
+        arrays = {k: _array_from(v, f"state_{k}", limits) for k, v in doc["state"].items()}
+        history = History.from_arrays({k: _array_from(v, f"history_{k}", limits) for k, v in doc["history"].items()})
+        _check_totals(arrays, limits)
         _check_spec(doc["spec"])
         _check_arrays(doc["spec"], doc["meta"], arrays)
         model = Model.from_state_arrays(doc["spec"], doc["meta"], arrays, history)
@@ -63,18 +111,77 @@ def export_npz(model: Model, status: dict | None = None) -> bytes:
     return buf.getvalue()
 
 
-def import_npz(blob: bytes) -> Model:
-    """Rebuild a model from export_npz bytes."""
+def import_npz(blob: bytes, limits: ImportLimits | None = None) -> Model:
+    """Rebuild a model from export_npz bytes.
+
+    Nothing is unpacked before it is checked: first every member's name, then its .npy header (dtype and
+    shape, read with numpy.lib.format from the first bytes of the member) against ``limits`` and against
+    the member's declared size; only then is any array's data read.
+    """
+    limits = limits or ImportLimits()
     try:
-        with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-            files = {k: z[k] for k in z.files}
+        with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_MEMBERS:
+                raise TransferError(f"has {len(infos)} members; an export has at most {MAX_MEMBERS}")
+            plan = [(info, _npy_header(zf, info, limits)) for info in infos]
+            names = [info.filename[:-4] for info, _ in plan]
+            if "header" not in names:
+                raise TransferError("has no header member")
+            _check_totals({n[6:]: h[1] for n, (_, h) in zip(names, plan) if n.startswith("state_")}, limits)
+            files = {}
+            for name, (info, _) in zip(names, plan):
+                with zf.open(info) as f:
+                    files[name] = np.lib.format.read_array(f, allow_pickle=False)
         header = json.loads(files.pop("header").tobytes())
-        doc = {**header, "state": {k[6:]: v for k, v in files.items() if k.startswith("state_")},
-               "history": {k[8:]: v for k, v in files.items() if k.startswith("history_")}}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError):
+        if not isinstance(header, dict):
+            raise TransferError("the header member is not a JSON object")
+    except TransferError as e:
+        raise TransferError(f"not an .npz model export from GET /export?format=npz: {e}") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+            UnicodeDecodeError):
         raise TransferError("not an .npz model export from GET /export?format=npz") from None
-    return import_json({**doc, "state": {k: _array_json(v) for k, v in doc["state"].items()},
-                        "history": {k: _array_json(v) for k, v in doc["history"].items()}})
+    doc = {**header, "state": {k[6:]: v for k, v in files.items() if k.startswith("state_")},
+           "history": {k[8:]: v for k, v in files.items() if k.startswith("history_")}}
+    return import_json(doc, limits)
+
+
+def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ImportLimits) -> tuple:
+    """(dtype, shape) of one member from its .npy header, refused when the name, dtype or size is not allowed."""
+    name = info.filename[:-4] if info.filename.endswith(".npy") else None
+    limit = None if name is None else limits.of(name)
+    if limit is None:
+        raise TransferError(f"member {info.filename!r} is not part of a model export")
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _fortran, dtype = read(f)
+        offset = f.tell()
+    _check_declared(name, dtype.str, shape, limit)
+    size = math.prod(shape) * dtype.itemsize
+    if offset + size != info.file_size:
+        raise TransferError(f"member {name}: declares {size} bytes of data, the member holds {info.file_size - offset}")
+    return dtype, shape
+
+
+def _check_declared(name: str, dtype: str, shape, limit: int) -> None:
+    """A dtype from the allowed set and a shape of at most ``limit`` elements (before anything is allocated)."""
+    if dtype not in _DTYPES:
+        raise TransferError(f"{name}: dtype {dtype!r} is not allowed")
+    if not isinstance(shape, (list, tuple)) or len(shape) > 2 or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise TransferError(f"{name}: shape must be a list of at most 2 sizes >= 0")
+    count = math.prod(shape)
+    if count > limit:
+        raise TransferError(f"{name}: declares {count} elements; the limit is {limit}")
+
+
+def _check_totals(arrays: dict, limits: ImportLimits) -> None:
+    """The train and test inputs together within max_data_cells (arrays: arrays or shapes)."""
+    cells = sum(math.prod(getattr(arrays.get(k), "shape", arrays.get(k)) or ()) for k in ("raw_train", "raw_test")
+                if k in arrays)
+    if cells > limits.max_data_cells:
+        raise TransferError(f"state.raw_train, raw_test: {cells} cells of data; the limit is {limits.max_data_cells}")
 
 
 # -- checks: an import is client input, so nothing in it may fail later, at train or read time ------------
@@ -162,8 +269,21 @@ def _array_json(a: np.ndarray) -> dict:
 _DTYPES = {"<f8", "<f4", "<i8", "<i4", "<u1", "|u1"}
 
 
-def _array_from(d: dict, name: str) -> np.ndarray:
-    if d["dtype"] not in _DTYPES:
-        raise TransferError(f"{name}: dtype {d['dtype']!r} is not allowed")
+def _array_from(d, member: str, limits: ImportLimits) -> np.ndarray:
+    """An array from {"dtype", "shape", "data"} (or an array read from an .npz), checked before it is built."""
+    limit, name = limits.of(member), member.partition("_")[2]
+    if limit is None:
+        raise TransferError(f"{member.replace('_', '.', 1)}: is not part of a model export")
+    if isinstance(d, np.ndarray):
+        _check_declared(name, d.dtype.str, list(d.shape), limit)
+        return d
+    if not isinstance(d, dict) or not isinstance(d.get("data"), list) or not isinstance(d.get("dtype"), str):
+        raise TransferError(f"{name}: must be {{\"dtype\", \"shape\", \"data\"}}")
+    shape = d.get("shape")
+    _check_declared(name, d["dtype"], shape, limit)
+    if len(d["data"]) != math.prod(shape):
+        raise TransferError(f"{name}: shape {shape} needs {math.prod(shape)} values, data has {len(d['data'])}")
+    if not all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in d["data"]):
+        raise TransferError(f"{name}: data must be a flat list of numbers")
     a = np.asarray(d["data"], dtype=np.dtype(d["dtype"]))
-    return a.reshape([int(n) for n in d["shape"]])
+    return a.reshape(shape)

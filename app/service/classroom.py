@@ -26,8 +26,13 @@ class Classroom:
     def preset(self) -> str | None:
         return (self.store.get_setting("class.preset") or {}).get("link")
 
-    def set_preset(self, link: str | None) -> None:
-        self.store.put_setting("class.preset", {"link": link} if link else {})
+    def set_preset(self, link: str | None, assignment: dict | None = None) -> None:
+        """The shared link, and the task it defines (room, issue 12: app/service/assignment.py)."""
+        self.store.put_setting("class.preset", {"link": link, "assignment": assignment} if link else {})
+
+    def assignment(self) -> dict | None:
+        """{dataset, features, loss, step_budget} of the pushed preset, or None."""
+        return (self.store.get_setting("class.preset") or {}).get("assignment")
 
     def hidden_test(self) -> dict | None:
         """{"X": rows, "y": rows} or None; never sent to a client."""
@@ -35,3 +40,6 @@ class Classroom:
 
     def set_hidden_test(self, X: list, y: list) -> None:
         self.store.put_setting("class.hidden_test", {"X": X, "y": y})
+
+    def clear_hidden_test(self) -> None:
+        self.store.put_setting("class.hidden_test", {})

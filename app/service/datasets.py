@@ -9,7 +9,21 @@ from app.config import Settings
 from app.engine.csvdata import CsvData, CsvError, parse_csv
 from app.store import Store
 
-from .errors import Unprocessable
+from .errors import OverLimit, Unprocessable
+
+
+def encode(X: np.ndarray, y: np.ndarray) -> bytes:
+    """X then y as row-major little-endian float64: 8 bytes a value (JSON lists took about 20)."""
+    return np.ascontiguousarray(X, "<f8").tobytes() + np.ascontiguousarray(y, "<f8").tobytes()
+
+
+def decode(meta: dict, data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(X (rows, x_columns), y (rows, y_columns)) from encode()'s bytes (copies: the blob can be dropped)."""
+    n, p, k = meta["rows"], meta["x_columns"], meta["y_columns"]
+    flat = np.frombuffer(data, "<f8")
+    if flat.size != n * (p + k):
+        raise ValueError(f"dataset blob holds {flat.size} values, expected {n * (p + k)}")
+    return flat[:n * p].reshape(n, p).astype(np.float64), flat[n * p:].reshape(n, k).astype(np.float64)
 
 
 def valid_dataset_id(dataset_id) -> bool:
@@ -29,19 +43,44 @@ class Datasets:
             raise Unprocessable(loc if e.field == "file" else (*loc[:-1], e.field), e.message) from None
 
     def save(self, parsed: CsvData) -> str:
-        """Keep a parsed upload in the store; return its id."""
+        """Keep a parsed upload in the store, compactly; return its id.
+
+        Within max_datasets and max_dataset_bytes (all datasets together): the oldest datasets are
+        evicted to make room (models built from them keep their own copy of the rows). One dataset
+        larger than the whole budget is OverLimit 413, and nothing is stored.
+        """
+        s = self.settings
+        data = encode(parsed.X, parsed.y)
+        if len(data) > s.max_dataset_bytes:
+            raise OverLimit(413, f"the dataset needs {len(data)} bytes; the server keeps at most "
+                                 f"{s.max_dataset_bytes} bytes of datasets (PLAYGROUND_MAX_DATASET_BYTES)")
         dataset_id = secrets.token_hex(12)
-        self.store.put_setting(f"dataset.{dataset_id}", {
-            "X": parsed.X.tolist(), "y": parsed.y.tolist(), "input_columns": parsed.input_columns,
-            "target_columns": parsed.target_columns, "classes": parsed.classes})
+        meta = {"rows": int(parsed.X.shape[0]), "x_columns": int(parsed.X.shape[1]),
+                "y_columns": int(parsed.y.shape[1]), "input_columns": parsed.input_columns,
+                "target_columns": parsed.target_columns, "classes": parsed.classes, "encoding": "f8le-rows"}
+        self.store.put_dataset(dataset_id, meta, data)
+        self._evict(keep=dataset_id)
         return dataset_id
+
+    def _evict(self, keep: str) -> None:
+        """Oldest first, until the count and the bytes are within the quotas."""
+        s = self.settings
+        rows = self.store.list_datasets()
+        count, total = len(rows), sum(n for _, _, n in rows)
+        for dataset_id, _, n in rows:
+            if count <= s.max_datasets and total <= s.max_dataset_bytes:
+                break
+            if dataset_id != keep and self.store.delete_dataset(dataset_id):
+                count, total = count - 1, total - n
 
     def load(self, dataset_id) -> dict | None:
         """{"X", "y" (arrays), "input_columns", "target_columns", "classes"} or None."""
-        ds = self.store.get_setting(f"dataset.{dataset_id}") if valid_dataset_id(dataset_id) else None
-        if not ds:
+        found = self.store.get_dataset(dataset_id) if valid_dataset_id(dataset_id) else None
+        if not found:
             return None
-        return {**ds, "X": np.asarray(ds["X"], np.float64), "y": np.asarray(ds["y"], np.float64)}
+        meta, data = found
+        X, y = decode(meta, data)
+        return {**meta, "X": X, "y": y}
 
     def resolve(self, spec: dict) -> dict:
         """Turn {"dataset_id"} or {"csv"} data into the engine's custom X/y split (seeded)."""

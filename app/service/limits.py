@@ -41,3 +41,34 @@ class Limits:
     def check_steps(self, steps: int) -> None:
         if steps > self.settings.max_steps:
             raise Unprocessable(("body", "steps"), f"is {steps}; the limit is {self.settings.max_steps} per call")
+
+    def gradcheck_plan(self, rows: int, tensor_sizes: list[int], rows_sent: bool) -> tuple[int, int]:
+        """(rows, entries per tensor) for a gradcheck within ``gradcheck_max_cost``.
+
+        Cost = rows x checked entries x parameters: each checked entry is two forward passes over the rows,
+        each about one multiply-add per parameter and row. Rows the client sent are never cut: too many is
+        Unprocessable naming X; the training rows are capped. Then the entries per tensor are lowered; a
+        network too large for even one row and one entry per tensor is Unprocessable.
+        """
+        limit, k = self.settings.gradcheck_max_cost, self.settings.gradcheck_max_entries
+        n_params = sum(tensor_sizes)
+
+        def cost(r: int, k: int) -> int:
+            return r * sum(min(k, n) for n in tensor_sizes) * n_params
+
+        if cost(rows, k) > limit:
+            fit = limit // max(1, cost(1, k))
+            if rows_sent and fit >= 1:
+                raise Unprocessable(("body", "X"), f"{rows} rows x {sum(min(k, n) for n in tensor_sizes)} checked "
+                                                   f"entries x {n_params} parameters exceeds the gradcheck cost limit "
+                                                   f"{limit}; send at most {fit} rows")
+            rows = max(1, min(rows, fit)) if not rows_sent else rows
+        while k > 1 and cost(rows, k) > limit:
+            k = max(1, min(k - 1, int(k * limit / cost(rows, k))))
+        if cost(rows, k) > limit:
+            loc = ("body", "X") if rows_sent and rows > 1 else ("path", "model_id")
+            raise Unprocessable(loc, f"{rows} rows x {len(tensor_sizes)} checked entries x {n_params} parameters "
+                                     f"exceeds the gradcheck cost limit {limit}" +
+                                     ("; send fewer rows" if loc[0] == "body" else ": the network is too large to "
+                                      "check under PLAYGROUND_GRADCHECK_MAX_COST"))
+        return rows, k

@@ -201,12 +201,8 @@ class ModelRepository:
         self._leased[model_id] = time.monotonic()
 
     def release(self, model_id: str) -> None:
-        """Save unsaved steps and give up the lease (pause, disconnect)."""
-        try:
-            self.flush(model_id)
-        finally:
-            if self._leased.pop(model_id, None) is not None:
-                self.store.release_lease(model_id, self.lease_owner)
+        """Save unsaved steps and give up the lease (pause, disconnect): the same as flush()."""
+        self.flush(model_id)
 
     def _held_elsewhere(self, model_id: str) -> bool:
         holder = self.store.lease_holder(model_id)
@@ -274,12 +270,16 @@ class ModelRepository:
                 pass
 
     def flush(self, model_id: str) -> None:
-        """Save unsaved stream steps now (pause, disconnect)."""
-        live = self._live.get(model_id)
-        if live is not None and live.dirty:
-            with self._locked(model_id, timeout=None):
-                if live.dirty:
-                    self._save(model_id, live)
+        """Save unsaved stream steps now and give up this process's lease (pause, disconnect, shutdown)."""
+        try:
+            live = self._live.get(model_id)
+            if live is not None and live.dirty:
+                with self._locked(model_id, timeout=None):
+                    if live.dirty:
+                        self._save(model_id, live)
+        finally:
+            if self._leased.pop(model_id, None) is not None:
+                self.store.release_lease(model_id, self.lease_owner)
 
     def _load(self, model_id: str) -> _Live:
         live = self._live.get(model_id)

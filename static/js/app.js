@@ -1,5 +1,6 @@
-// App controller: holds the configuration, turns view edits into model re-creation
-// (debounced) or PATCHes, keeps the URL / share link in sync, and shows errors.
+// The configuration and the model's life cycle: holds the configuration, turns edits into model
+// re-creation (debounced) or PATCHes, keeps the URL / share link in sync, shows errors, and tells
+// the views through events (events.js). The views get this object as `config`.
 // The page URL also names the open model (?...&model=<id>) so a reload reopens it; the
 // share link does not (it describes the setup, and a model can only be changed with its token).
 import { clone, toSpec, fromSpec, shareURL, toQuery } from './state.js';
@@ -8,40 +9,52 @@ import { tokens, nickname } from './tokens.js';
 
 const $ = (id) => document.getElementById(id);
 
-export class App {
-  constructor({ cfg, catalog, session, errors }) {
-    Object.assign(this, { cfg, catalog, session, errors });
-    this.views = []; this.createTimer = null; this.renderer = null;
+/**
+ * The divergence banner. The refused step is never taken, so the network stays at `step` (what the
+ * step counter shows) and `divergedAt` is step + 1: both numbers are named for what they are.
+ */
+export function divergenceText(step, divergedAt) {
+  const refused = divergedAt ?? step + 1;
+  return `Training stopped at step ${step}: step ${refused} made the loss or the weights non-finite, so it was ` +
+    'refused and the network keeps its weights. Try a smaller learning rate, then press Reset.';
+}
+
+export class Config {
+  /** cfg: the starting configuration; session: Session; events: createEvents(); errors: ErrorView. */
+  constructor({ cfg, catalog, session, events, errors }) {
+    Object.assign(this, { cfg, catalog, session, events, errors });
+    this.createTimer = null; this.frozen = false; this.inlineData = null;
+    events.on('model', (m, d, why) => this._onModel(m, d, why));
+    events.on('frame', (f) => { if (f.diverged) this._showDivergence(f); });
+    events.on('error', (err, context) => this.fail(err, context));
+    events.on('class-status', (status) => this.setFrozen(!!status.frozen));
   }
 
-  setViews(views) { this.views = views; }
-
-  forEach(method, ...args) {
-    for (const v of this.views) if (typeof v[method] === 'function') v[method](...args);
-  }
-
-  invalidate() { if (this.renderer) this.renderer.invalidate(); }
+  /** The current configuration (a copy is made on every change, so this one is never edited). */
+  get value() { return this.cfg; }
 
   /** Edit the configuration in a way that needs a new model. */
-  changeModel(mutate) {
+  change(mutate) {
     const next = clone(this.cfg);
     mutate(next);
     if (JSON.stringify(next) === JSON.stringify(this.cfg)) return;
     this.cfg = next;
-    this.forEach('setConfig', next);
+    this.events.emit('config', next);
     this.syncURL();
     clearTimeout(this.createTimer);
     document.body.dataset.ready = 'false';
-    this.createTimer = setTimeout(() => this.createModel(), 150);
+    this.createTimer = setTimeout(() => this.recreate(), 150);
   }
 
-  async createModel() {
+  /** Make the model again from the configuration (a new id). */
+  async recreate() {
     this.errors.clear();
     document.body.dataset.ready = 'false';
     try {
-      const inline = this.cfg.custom && this.cfg.custom.inline ? this.inlineData : null;
-      if (this.cfg.custom && this.cfg.custom.inline && !inline) throw new Error('the imported data is no longer available; pick a dataset');
-      const done = await this.session.create(toSpec(this.cfg, inline), { nickname: nickname.get() });
+      const custom = this.cfg.custom && this.cfg.custom.inline;
+      if (custom && !this.inlineData) throw new Error('the imported data is no longer available; pick a dataset');
+      const done = await this.session.create(toSpec(this.cfg, this.catalog, custom ? this.inlineData : null),
+        { nickname: nickname.get() });
       if (done) document.body.dataset.ready = 'true';
     } catch (err) {
       this.errors.show(err, 'Could not create the model: ');
@@ -66,7 +79,7 @@ export class App {
         if (err.status === 404) tokens.remove(id);
       }
     }
-    await this.createModel();
+    await this.recreate();
   }
 
   /** Switch to a model created by an upload or a fork (already made; `fn` resolves when shown). */
@@ -85,19 +98,21 @@ export class App {
     }
   }
 
-  /** Change hyper-parameters of the running model (no reset). */
+  /** Change hyper-parameters of the running model (no reset); `mutate` records them in the configuration. */
   async patch(body, mutate) {
     this.errors.clear();
     try {
       await this.session.patch(body);
-      mutate(this.cfg);
+      const next = clone(this.cfg);
+      mutate(next);
+      this.cfg = next;
       if (this.session.model && this.session.model.diverged) {
         // the refused step left the parameters intact: new settings may train on from here
         this.session.model.diverged = false;
-        this.showDivergence(null);
+        this._showDivergence(null);
       }
       this.syncURL();
-      if ('batch_size' in body && this.session.id) this.trace?.load(this.session.id, this.traceBatch());
+      if ('batch_size' in body && this.session.id) this.events.emit('trace-batch', this.session.id, this.traceBatch());
     } catch (err) {
       this.fail(err);
     }
@@ -107,6 +122,8 @@ export class App {
     try { return await fn(); } catch (err) { this.fail(err, context); return null; }
   }
 
+  reset() { this.errors.clear(); return this.run(() => this.session.reset(), 'Reset: '); }
+
   /** Show an error; a model the server no longer has (e.g. after a restart) is re-created. */
   fail(err, context = '') {
     if (err && err.status === 423) { this.setFrozen(true, true); return; }
@@ -114,7 +131,7 @@ export class App {
     const refused = err && (err.status === 401 || err.status === 403);
     if ((lost || refused) && this.session.id) {
       if (refused) tokens.remove(this.session.id);
-      this.createModel();   // clears the errors synchronously, so the note below stays
+      this.recreate();   // clears the errors synchronously, so the note below stays
       this.errors.message(lost ? 'The server no longer has this model (was it restarted?); it has been re-created.'
         : 'This browser does not hold the token of that model, so it cannot change it; a new model has been created.');
       return;
@@ -130,63 +147,50 @@ export class App {
     const box = $('frozen-banner');
     box.hidden = !on;
     if (on) box.textContent = 'Training is frozen by your teacher. You can look around; Play works again when they unfreeze.';
-    this.forEach('setFrozen', on);
-    if (refused) this.classStatus?.poll();
-  }
-
-  reset() {
-    this.errors.clear();
-    return this.run(() => this.session.reset(), 'Reset: ');
+    this.events.emit('frozen', on);
+    if (refused) this.events.emit('class-poll');
   }
 
   /** B for the trace: the batch size, or the number of training rows for full batch. */
   traceBatch() { return this.cfg.batch_size || this.session.nTrain || undefined; }
 
-  onLayerHover(layer) { this.trace?.highlight(layer); }
-
   syncURL() {
     const url = shareURL(this.cfg);
-    const id = this.session && this.session.id;
+    const id = this.session.id;
     history.replaceState(null, '', `?${toQuery(this.cfg)}${id ? `&model=${encodeURIComponent(id)}` : ''}`);
     $('share-link').href = url;
     $('share-url').value = url;
   }
 
-  // ---- session hooks ----
-  onModel(model, data, why) {
+  _onModel(model, data, why) {
     if (why !== 'create' && why !== 'reset') {
       // an existing model (reload, import, fork): the controls show its configuration
       this.cfg = fromSpec(model.spec, this.cfg);
-      this.forEach('setConfig', this.cfg);
+      this.events.emit('config', this.cfg);
     }
     if (this.cfg.custom && this.cfg.custom.inline && data) {
       this.inlineData = { X: data.train.X, y: data.train.y, ...(data.test.X.length ? { X_test: data.test.X, y_test: data.test.y } : {}) };
       if (this.cfg.custom.standardize) this.inlineData.standardize = true;
     } else if (!this.cfg.custom || !this.cfg.custom.inline) this.inlineData = null;
     this.syncURL();
-    this.showDivergence(null);
-    this.forEach('setModel', model, data, why);
-    this.trace?.load(model.id, this.traceBatch());
-    this.invalidate();
+    this._showDivergence(null);
+    this.events.emit('trace-batch', model.id, this.traceBatch());
+    this.events.emit('redraw');
   }
 
-  onFrame(frame) {
-    this.forEach('ingest', frame);
-    if (frame.diverged) this.showDivergence(frame.diverged_at ?? frame.step);
-  }
-
-  showDivergence(step) {
+  /** frame: the diverged frame, or null to hide. */
+  _showDivergence(frame) {
     const box = $('divergence-message');
-    const on = step !== null && step !== undefined;
+    const on = !!frame;
     if (on) {
-      const text = `Training diverged at step ${step}. The loss or the weights became non-finite or exploded — ` +
-        'try a smaller learning rate, then press Reset.';
+      const text = divergenceText(frame.step, frame.diverged_at);
       if (box.textContent !== text) box.textContent = text;
     }
     box.hidden = !on;
-    this.forEach('setDiverged', on);
+    this.events.emit('diverged', on);
   }
 
+  /** What the browser tests read (window.__playground.state). */
   state() {
     const s = this.session;
     return {

@@ -1,75 +1,78 @@
-// Normalizes GET /api/catalog into the option lists the forms are built from, with
-// the documented values (docs/api.md) as fallbacks.
-import { DATASETS } from './state.js';
+// GET /api/catalog as the page uses it: option lists, dataset kinds and the feature table. It reads
+// the shape the server sends (docs/api.md) and nothing else; FALLBACK is that same shape, used when
+// the catalog cannot be fetched. Nothing here is mutated after it is built.
 
-export const FALLBACK = {
-  activations: ['identity', 'sigmoid', 'tanh', 'relu', 'leaky_relu', 'elu', 'softplus', 'silu', 'softmax'],
-  losses: ['mse', 'bce', 'cross_entropy'],
-  optimizers: ['sgd', 'momentum', 'adam'],
-  inits: ['xavier', 'he', 'normal'],
-  regularization: ['none', 'l1', 'l2'],
+/** The server's catalog for the documented defaults (offline fallback), in the server's own shape. */
+export const FALLBACK = Object.freeze({
+  activations: ['identity', 'sigmoid', 'tanh', 'relu', 'leaky_relu', 'elu', 'softplus', 'silu', 'softmax']
+    .map((name) => ({ name, output_only: name === 'softmax' })),
+  losses: ['mse', 'bce', 'cross_entropy'].map((name) => ({ name })),
+  optimizers: ['sgd', 'momentum', 'adam'].map((name) => ({ name })),
+  inits: ['xavier', 'he', 'normal'].map((name) => ({ name })),
+  regularizations: ['none', 'l1', 'l2'],
   dtypes: ['float64', 'float32'],
-  features: ['x1', 'x2', 'x1sq', 'x2sq', 'x1x2', 'sinx1', 'sinx2'],
-  datasets: [
-    { name: 'circle', kind: 'classification', dim: 2 }, { name: 'xor', kind: 'classification', dim: 2 },
-    { name: 'gauss', kind: 'classification', dim: 2 }, { name: 'spiral', kind: 'classification', dim: 2 },
-    { name: 'moons', kind: 'classification', dim: 2 }, { name: 'plane', kind: 'regression', dim: 2 },
-    { name: 'multi_gauss', kind: 'regression', dim: 2 }, { name: 'sine', kind: 'regression', dim: 1 },
-  ],
-};
+  features: [['x1', 'x1'], ['x2', 'x2'], ['x1sq', 'x1^2'], ['x2sq', 'x2^2'], ['x1x2', 'x1*x2'], ['sinx1', 'sin x1'],
+    ['sinx2', 'sin x2']].map(([name, label]) => ({ name, label })),
+  datasets: [['xor', 'classification', 2], ['circle', 'classification', 2], ['gauss', 'classification', 2],
+    ['spiral', 'classification', 2], ['moons', 'classification', 2], ['plane', 'regression', 2],
+    ['multi_gauss', 'regression', 2], ['sine', 'regression', 1]].map(([name, kind, raw_dim]) => ({ name, kind, raw_dim })),
+  limits: {},
+});
 
-export const FEATURE_LABELS = {
-  x1: 'x₁', x2: 'x₂', x1sq: 'x₁²', x2sq: 'x₂²', x1x2: 'x₁x₂', sinx1: 'sin x₁', sinx2: 'sin x₂',
-};
+const SUB = { 1: '₁', 2: '₂' };
 
-const names = (v) => {
-  if (!v) return null;
-  if (Array.isArray(v)) return v.map((x) => (typeof x === 'string' ? x : x.name || x.id)).filter(Boolean);
-  if (typeof v === 'object') return Object.keys(v);
-  return null;
-};
-
-function datasets(raw) {
-  const fb = Object.fromEntries(FALLBACK.datasets.map((d) => [d.name, d]));
-  const norm = (d, kind) => {
-    const o = typeof d === 'string' ? { name: d } : { ...d, name: d.name || d.id };
-    const base = fb[o.name] || {};
-    const dim = o.raw_dim ?? o.dim ?? o.input_dim ?? o.dims ?? o.n_features ?? base.dim ?? 2;
-    return { name: o.name, kind: o.kind || o.task || kind || base.kind || 'classification', dim };
-  };
-  if (!raw) return FALLBACK.datasets;
-  if (Array.isArray(raw)) return raw.map((d) => norm(d));
-  if (typeof raw === 'object') {
-    const keys = Object.keys(raw);
-    if (keys.some((k) => ['classification', 'regression'].includes(k))) {
-      return keys.flatMap((k) => (names(raw[k]) || []).map((n) => norm(
-        Array.isArray(raw[k]) && typeof raw[k][0] === 'object' ? raw[k].find((d) => (d.name || d.id) === n) : { name: n }, k)));
-    }
-    return keys.map((k) => norm({ name: k, ...(typeof raw[k] === 'object' ? raw[k] : {}) }));
-  }
-  return FALLBACK.datasets;
+/** "x1^2" -> "x₁²", "x1*x2" -> "x₁x₂", "sin x1" -> "sin x₁": the engine's feature label for reading. */
+export function prettyFeature(label) {
+  return label.replace(/x(\d)/g, (_, d) => `x${SUB[d] || d}`).replace(/\^2/g, '²').replace(/\*/g, '');
 }
 
-export function normalizeCatalog(raw = {}) {
-  raw = raw || {};
-  const pick = (...keys) => { for (const k of keys) { const v = names(raw[k]); if (v && v.length) return v; } return null; };
-  const optBlock = raw.optimizer && typeof raw.optimizer === 'object' && !Array.isArray(raw.optimizer) ? raw.optimizer : {};
-  const cat = {
-    activations: pick('activations', 'activation') || FALLBACK.activations,
-    losses: pick('losses', 'loss') || FALLBACK.losses,
-    optimizers: pick('optimizers') || names(optBlock.names) || FALLBACK.optimizers,
-    inits: pick('inits', 'init', 'initializations', 'initializers') || FALLBACK.inits,
-    regularization: pick('regularization', 'regularizations', 'regularization_kinds') || FALLBACK.regularization,
-    dtypes: pick('dtypes', 'dtype') || FALLBACK.dtypes,
-    features: pick('features') || FALLBACK.features,
-    datasets: datasets(raw.datasets || raw.dataset),
-    outputOnly: Array.isArray(raw.activations) && typeof raw.activations[0] === 'object'
-      ? raw.activations.filter((a) => a.output_only).map((a) => a.name) : ['softmax'],
-    limits: raw.limits || {},
-  };
-  DATASETS.regression = new Set(cat.datasets.filter((d) => d.kind === 'regression').map((d) => d.name));
-  DATASETS.oneD = new Set(cat.datasets.filter((d) => Number(d.dim) === 1).map((d) => d.name));
-  return cat;
+/**
+ * A feature's value at a raw point (x1, x2) from the engine's label: a product of factors, each
+ * x1 / x2, optionally squared (^2), or sin of one. null for a label of another form.
+ */
+export function featureFunction(label) {
+  const factors = label.split('*').map((f) => f.trim());
+  const parsed = factors.map((f) => /^(sin )?x([12])(\^2)?$/.exec(f));
+  if (parsed.some((m) => !m)) return null;
+  return (x1, x2) => parsed.reduce((acc, [, sin, k, sq]) => {
+    let v = k === '1' ? x1 : x2;
+    if (sq) v *= v;
+    return acc * (sin ? Math.sin(v) : v);
+  }, 1);
+}
+
+function names(list, key) {
+  if (!Array.isArray(list) || !list.length) throw new Error(`catalog: "${key}" must be a non-empty list`);
+  return list.map((x) => (typeof x === 'string' ? x : x.name));
+}
+
+/**
+ * The page's catalog from GET /api/catalog's body (null: the fallback). Throws for a body of another
+ * shape, so a server change is seen at once instead of being guessed around.
+ */
+export function normalizeCatalog(raw) {
+  const src = raw || FALLBACK;
+  const datasets = src.datasets.map((d) => Object.freeze({ name: d.name, kind: d.kind, dim: d.raw_dim }));
+  const byName = new Map(datasets.map((d) => [d.name, d]));
+  const features = src.features.map((f) => Object.freeze({
+    name: f.name, label: prettyFeature(f.label), value: featureFunction(f.label),
+  }));
+  return Object.freeze({
+    activations: names(src.activations, 'activations'),
+    outputOnly: src.activations.filter((a) => a.output_only).map((a) => a.name),
+    losses: names(src.losses, 'losses'),
+    optimizers: names(src.optimizers, 'optimizers'),
+    inits: names(src.inits, 'inits'),
+    regularization: names(src.regularizations, 'regularizations'),
+    dtypes: names(src.dtypes, 'dtypes'),
+    features: features.map((f) => f.name),
+    feature: (name) => features.find((f) => f.name === name) || null,
+    datasets,
+    dataset: (name) => byName.get(name) || null,
+    isRegression: (name) => (byName.get(name) || {}).kind === 'regression',
+    isTwoD: (name) => (byName.get(name) || { dim: 2 }).dim !== 1,
+    limits: Object.freeze({ ...(src.limits || {}) }),
+  });
 }
 
 /** Fill a <select> with option values (and keep the current value if present). */

@@ -1,10 +1,12 @@
-// Entry point: load the catalog, read the configuration from the URL, build the
-// views, create the model and start the render loop.
+// Entry point. The session is built first; every view then gets what it needs ({session, config,
+// events}, and the catalog or the error banner where it needs them) and subscribes to the events
+// it shows. Nothing holds the whole page. Then the render loop starts and the first model is made.
 import { api } from './api.js';
 import { normalizeCatalog } from './catalog.js';
+import { createEvents } from './events.js';
 import { fromQuery } from './state.js';
 import { Session } from './session.js';
-import { App } from './app.js';
+import { Config } from './app.js';
 import { startRenderLoop } from './render.js';
 import { ErrorView } from './views/errors.js';
 import { ControlsView } from './views/controls.js';
@@ -16,6 +18,7 @@ import { NetworkView } from './views/network.js';
 import { LayersView } from './views/layers.js';
 import { TraceView } from './views/trace.js';
 import { GradcheckView } from './views/gradcheck.js';
+import { CheckerView } from './views/checker.js';
 import { copyShareLink } from './views/share.js';
 import { ClassStatusView } from './views/classroom.js';
 import { UploadView } from './views/upload.js';
@@ -26,30 +29,45 @@ async function main() {
   const errors = new ErrorView(document.getElementById('error-banner'));
   let raw = null;
   try { raw = await api.catalog(); } catch (err) { errors.message(`Catalog unavailable (${err.message}); using defaults.`); }
-  const catalog = normalizeCatalog(raw);
-  const search = location.search;   // syncURL rewrites it; start() needs the original (model=...)
-  const cfg = fromQuery(search);
-  const app = new App({ cfg, catalog, errors, session: null });
-  app.session = new Session({
-    onModel: (m, d, why) => app.onModel(m, d, why),
-    onFrame: (f) => app.onFrame(f),
-    onPlaying: (on) => app.controls.setPlaying(on),
-    onError: (err) => app.fail(err),
+  let catalog;
+  try { catalog = normalizeCatalog(raw); } catch (err) {
+    errors.message(`Catalog not understood (${err.message}); using defaults.`);
+    catalog = normalizeCatalog(null);
+  }
+  const events = createEvents();
+  const session = new Session({
+    onModel: (model, data, why) => events.emit('model', model, data, why),
+    onFrame: (frame) => events.emit('frame', frame),
+    onPlaying: (on) => events.emit('playing', on),
+    onError: (err) => events.emit('error', err),
   });
-  app.controls = new ControlsView(app);
-  app.trace = new TraceView(app);
-  app.gradcheck = new GradcheckView(app);
-  app.output = new OutputView(app);
-  app.classStatus = new ClassStatusView(app);
-  app.setViews([app.controls, new DataView(app), new UploadView(app), new BuilderView(app), new OptionsView(app),
-    new NetworkView(app), app.output, new ForksView(app), new TransferView(app), new LayersView(app), app.trace,
-    { setModel: () => app.gradcheck.clear() }]);
+  const search = location.search;   // syncURL rewrites it; start() needs the original (model=...)
+  const config = new Config({ cfg: fromQuery(search, catalog), catalog, session, events, errors });
+  const ctx = { session, config, events, catalog, errors };
+
+  const controls = new ControlsView(ctx);
+  const output = new OutputView(ctx);
+  const network = new NetworkView(ctx);
+  const layers = new LayersView(ctx);
+  const transfer = new TransferView(ctx);
+  new DataView(ctx); new UploadView(ctx); new BuilderView(ctx); new OptionsView(ctx); new ForksView(ctx);
+  const classStatus = new ClassStatusView(ctx);
+
+  // derive's panels take {session, catalog}; the checker also drives the trace
+  const trace = new TraceView(ctx);
+  const gradcheck = new GradcheckView(ctx);
+  const checker = new CheckerView({ ...ctx, trace });
+  events.on('trace-batch', (id, batch) => trace.load(id, batch));
+  events.on('layer-hover', (layer) => trace.highlight(layer));
+  events.on('model', (model, data) => { gradcheck.clear(); checker.setModel(model, data); });
+
   copyShareLink(document.getElementById('copy-link'), document.getElementById('share-url'));
-  app.renderer = startRenderLoop(app.session, app.views, () => app.state());
-  window.__playground.app = app;
-  app.syncURL();
-  await app.classStatus.start();
-  await app.start(search);
+  const renderer = startRenderLoop(session, [controls, output, network, layers, transfer], () => config.state());
+  events.on('redraw', () => renderer.invalidate());
+  if (window.__testHooks) Object.assign(window.__playground, { config, events, views: { controls, output, network, layers, trace } });
+  config.syncURL();
+  await classStatus.start();
+  await config.start(search);
 }
 
 main().catch((err) => {

@@ -1,13 +1,13 @@
 // Render loop: one redraw per animation frame at most, always from the latest frame
-// (messages are never queued for drawing). Exposes window.__playground for tests.
+// (messages are never queued for drawing). Exposes window.__playground when the tests set window.__testHooks.
 const MAX_TIMESTAMPS = 5000;
 
 export function startRenderLoop(session, views, getState) {
   const pg = {
-    frames: [], lastFrame: null, modelId: null, redraws: 0,
+    frames: [], lastFrame: null, modelId: null, redraws: 0, session,
     get state() { return getState(); },
   };
-  window.__playground = pg;
+  if (window.__testHooks) window.__playground = pg;   // browser tests only
   let forced = false;
   const tick = () => {
     if (session.dirty || forced) {

@@ -1,5 +1,7 @@
-// Playground configuration <-> API spec <-> URL query string (so a shared link
-// opens the same setup).
+// Playground configuration <-> API spec <-> URL query string (so a shared link opens the same
+// setup). One table, PARAMS, says how every field is written to and read from the URL.
+// What a dataset is (regression, 1-D) comes from the catalog (catalog.js), passed in: this
+// module keeps no table of its own.
 export const DEFAULTS = Object.freeze({
   dataset: 'circle', samples: 200, noise: 0, test_fraction: 0.5, data_seed: 0,
   features: ['x1', 'x2'],
@@ -14,21 +16,69 @@ export const DEFAULTS = Object.freeze({
   custom: null,
 });
 
-/** Dataset metadata; main.js may refine these from GET /api/catalog. */
-export const DATASETS = {
-  regression: new Set(['plane', 'multi_gauss', 'sine']),
-  oneD: new Set(['sine']),
-};
-
-export const isRegression = (name) => DATASETS.regression.has(name);
-export const isTwoD = (name) => !DATASETS.oneD.has(name);
-
 export function clone(cfg) { return JSON.parse(JSON.stringify(cfg)); }
 
 export function defaultConfig() { return clone(DEFAULTS); }
 
-/** Body of POST /api/models for a config (inline: the X / y of imported data, see App). */
-export function toSpec(cfg, inline = null) {
+function num(s, fallback, { int = false } = {}) {
+  if (s === null || s === undefined || s === '') return fallback;
+  const v = Number(s);
+  if (!Number.isFinite(v)) return fallback;
+  return int ? Math.trunc(v) : v;
+}
+
+function parseLayer(s) {
+  const [u, act] = s.split('.');
+  const units = num(u, NaN, { int: true });
+  return Number.isFinite(units) && act ? { units, activation: act } : null;
+}
+
+const layer = (l) => `${l.units}.${l.activation}`;
+const str = { write: (v) => v, read: (s, cur) => (s === '' ? cur : s) };
+const float = { write: (v) => v, read: (s, cur) => num(s, cur) };
+const int = { write: (v) => v, read: (s, cur) => num(s, cur, { int: true }) };
+
+/**
+ * The URL state, both ways: [query key, config field, {write(value) -> string, read(text, current) -> value}].
+ * A key missing from the URL keeps the field's default.
+ */
+export const PARAMS = [
+  ['dataset', 'dataset', str], ['n', 'samples', int], ['noise', 'noise', float], ['test', 'test_fraction', float],
+  ['dseed', 'data_seed', int],
+  ['f', 'features', { write: (v) => v.join(','), read: (s) => s.split(',').filter(Boolean) }],
+  ['h', 'hidden', { write: (v) => v.map(layer).join(','), read: (s) => s.split(',').filter(Boolean).map(parseLayer).filter(Boolean) }],
+  ['out', 'output', { write: layer, read: (s, cur) => parseLayer(s) || cur }],
+  ['loss', 'loss', str], ['bias', 'bias', { write: (v) => (v ? 1 : 0), read: (s) => !['0', 'false', 'no'].includes(s) }],
+  ['init', 'init', str], ['istd', 'init_std', float], ['seed', 'seed', int], ['dtype', 'dtype', str],
+  ['opt', 'optimizer', str], ['lr', 'learning_rate', float], ['mom', 'momentum', float],
+  ['bs', 'batch_size', { write: (v) => (v === null ? 'full' : v), read: (s, cur) => (s === 'full' ? null : num(s, cur, { int: true })) }],
+  ['reg', 'reg_kind', str], ['rr', 'reg_rate', float],
+];
+
+const enc = (v) => encodeURIComponent(String(v)).replace(/%2C/g, ',');
+
+/** Query string (without '?') describing the full configuration. */
+export function toQuery(cfg) {
+  const parts = PARAMS.map(([key, field, t]) => `${key}=${enc(t.write(cfg[field]))}`);
+  if (cfg.custom && cfg.custom.dataset_id) {
+    parts.push(`did=${enc(cfg.custom.dataset_id)}`);
+    if (cfg.custom.standardize) parts.push('std=1');
+  }
+  return parts.join('&');
+}
+
+/** Configuration from a query string; unknown or missing keys keep their defaults. */
+export function fromQuery(search, catalog) {
+  const p = new URLSearchParams(search);
+  const cfg = defaultConfig();
+  for (const [key, field, t] of PARAMS) if (p.has(key)) cfg[field] = t.read(p.get(key), cfg[field]);
+  if (!p.has('out') && !p.has('loss') && catalog.isRegression(cfg.dataset)) adaptToDataset(cfg, catalog);
+  if (p.get('did')) cfg.custom = { dataset_id: p.get('did'), standardize: ['1', 'true'].includes(p.get('std')) };
+  return cfg;
+}
+
+/** Body of POST /api/models for a config (inline: the X / y of imported data, see app.js). */
+export function toSpec(cfg, catalog, inline = null) {
   let data;
   if (cfg.custom && cfg.custom.dataset_id) {
     data = { dataset_id: cfg.custom.dataset_id, test_fraction: cfg.test_fraction, seed: cfg.data_seed };
@@ -40,7 +90,7 @@ export function toSpec(cfg, inline = null) {
       dataset: cfg.dataset, samples: cfg.samples, noise: cfg.noise,
       test_fraction: cfg.test_fraction, seed: cfg.data_seed,
     };
-    if (isTwoD(cfg.dataset)) data.features = [...cfg.features];
+    if (catalog.isTwoD(cfg.dataset)) data.features = [...cfg.features];
   }
   return {
     layers: [...cfg.hidden, cfg.output].map((l) => ({ units: l.units, activation: l.activation })),
@@ -51,63 +101,6 @@ export function toSpec(cfg, inline = null) {
     batch_size: cfg.batch_size,
     data,
   };
-}
-
-const enc = (v) => encodeURIComponent(String(v)).replace(/%2C/g, ',');
-
-/** Query string (without '?') describing the full configuration. */
-export function toQuery(cfg) {
-  const q = {
-    dataset: cfg.dataset, n: cfg.samples, noise: cfg.noise, test: cfg.test_fraction, dseed: cfg.data_seed,
-    f: cfg.features.join(','),
-    h: cfg.hidden.map((l) => `${l.units}.${l.activation}`).join(','),
-    out: `${cfg.output.units}.${cfg.output.activation}`,
-    loss: cfg.loss, bias: cfg.bias ? 1 : 0, init: cfg.init, istd: cfg.init_std, seed: cfg.seed,
-    dtype: cfg.dtype, opt: cfg.optimizer, lr: cfg.learning_rate, mom: cfg.momentum,
-    bs: cfg.batch_size === null ? 'full' : cfg.batch_size, reg: cfg.reg_kind, rr: cfg.reg_rate,
-  };
-  if (cfg.custom && cfg.custom.dataset_id) { q.did = cfg.custom.dataset_id; if (cfg.custom.standardize) q.std = 1; }
-  return Object.entries(q).map(([k, v]) => `${k}=${enc(v)}`).join('&');
-}
-
-function num(s, fallback, { int = false } = {}) {
-  if (s === null || s === undefined || s === '') return fallback;
-  const v = Number(s);
-  if (!Number.isFinite(v)) return fallback;
-  return int ? Math.trunc(v) : v;
-}
-
-function parseLayer(s, fallback) {
-  const [u, act] = s.split('.');
-  const units = num(u, NaN, { int: true });
-  if (!Number.isFinite(units) || !act) return fallback;
-  return { units, activation: act };
-}
-
-/** Configuration from a query string; unknown or missing keys keep their defaults. */
-export function fromQuery(search) {
-  const p = new URLSearchParams(search);
-  const cfg = defaultConfig();
-  const str = (k, key) => { if (p.has(k) && p.get(k) !== '') cfg[key] = p.get(k); };
-  str('dataset', 'dataset'); str('loss', 'loss'); str('init', 'init'); str('dtype', 'dtype');
-  str('opt', 'optimizer'); str('reg', 'reg_kind');
-  cfg.samples = num(p.get('n'), cfg.samples, { int: true });
-  cfg.noise = num(p.get('noise'), cfg.noise);
-  cfg.test_fraction = num(p.get('test'), cfg.test_fraction);
-  cfg.data_seed = num(p.get('dseed'), cfg.data_seed, { int: true });
-  cfg.init_std = num(p.get('istd'), cfg.init_std);
-  cfg.seed = num(p.get('seed'), cfg.seed, { int: true });
-  cfg.learning_rate = num(p.get('lr'), cfg.learning_rate);
-  cfg.momentum = num(p.get('mom'), cfg.momentum);
-  cfg.reg_rate = num(p.get('rr'), cfg.reg_rate);
-  if (p.has('bias')) cfg.bias = !['0', 'false', 'no'].includes(p.get('bias'));
-  if (p.has('bs')) cfg.batch_size = p.get('bs') === 'full' ? null : num(p.get('bs'), cfg.batch_size, { int: true });
-  if (p.has('f')) cfg.features = p.get('f').split(',').filter(Boolean);
-  if (p.has('h')) cfg.hidden = p.get('h').split(',').filter(Boolean).map((s) => parseLayer(s, null)).filter(Boolean);
-  if (p.has('out')) cfg.output = parseLayer(p.get('out'), cfg.output);
-  if (!p.has('out') && !p.has('loss') && isRegression(cfg.dataset)) adaptToDataset(cfg);
-  if (p.get('did')) cfg.custom = { dataset_id: p.get('did'), standardize: ['1', 'true'].includes(p.get('std')) };
-  return cfg;
 }
 
 /** Configuration of an existing model (GET /models/{id} spec); `base` fills what a spec lacks. */
@@ -149,8 +142,8 @@ export function fromSpec(spec, base = defaultConfig()) {
 }
 
 /** Output activation and loss that fit the dataset's kind. */
-export function adaptToDataset(cfg) {
-  if (isRegression(cfg.dataset)) {
+export function adaptToDataset(cfg, catalog) {
+  if (catalog.isRegression(cfg.dataset)) {
     cfg.output = { units: 1, activation: 'identity' }; cfg.loss = 'mse';
   } else if (cfg.loss === 'mse' || cfg.output.activation === 'identity') {
     cfg.output = { units: 1, activation: 'sigmoid' }; cfg.loss = 'bce';

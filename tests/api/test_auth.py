@@ -43,6 +43,9 @@ READS = [
     ("POST", "/predict", {"X": [[0.1, -0.2], [0.3, 0.4]]}),
     ("POST", "/gradcheck", None),
     ("POST", "/check", {"X": [[0.1, -0.2]], "y": [[1]], "layers": [{"dW": [[0.0, 0.0]] * 4}]}),
+    ("GET", "/trace?convention=columns", None),
+    ("GET", "/derive/examples", None),
+    ("POST", "/derive", {"convention": "rows", "equations": [{"target": "dW[i]", "expr": "delta[i].T @ z[i-1]"}]}),
 ]
 
 # routes on one model that make a new model from it and leave it as it is (need only the id)

@@ -44,7 +44,7 @@ def test_the_console_script_is_declared():
     assert callable(main)
     r = cli("--help")
     assert r.returncode == 0 and r.stdout.startswith("usage: playground")
-    for command in ("serve", "train", "export", "check"):
+    for command in ("serve", "train", "export", "check", "derive"):
         assert command in r.stdout
 
 
@@ -140,8 +140,11 @@ def test_check_passes_with_correct_gradients(server, trained, tmp_path):
     _gradients_npz(server, trained, renamed, X="inputs", y="targets")
     r = cli("check", trained, str(renamed), "--server", server.url, "--X-key", "inputs", "--y-key", "targets")
     assert r.returncode == 0, r.stdout + r.stderr
-    r = cli("check", trained, str(renamed), "--server", server.url)
-    assert (r.returncode, r.stderr) == (2, f"error: {renamed} has no X or y (it has dW1, dW2, db1, db2, inputs, targets)\n")
+    only_x = tmp_path / "only_x.npz"
+    np.savez(only_x, X=np.zeros((1, 2)), dW1=np.zeros((5, 2)))
+    r = cli("check", trained, str(only_x), "--server", server.url)
+    assert (r.returncode, r.stderr) == (2, f"error: {only_x} has no y (it has X, dW1); give both X and y, or neither "
+                                           "for the server's default batch\n")
 
 
 def test_check_fails_with_transposed_gradients_and_prints_the_hint(server, trained, tmp_path):
@@ -158,6 +161,56 @@ def test_check_fails_with_transposed_gradients_and_prints_the_hint(server, train
     np.savez(zero_based, X=np.zeros((1, 2)), y=np.zeros((1, 1)), dW0=np.zeros((5, 2)))
     r = cli("check", trained, str(zero_based), "--server", server.url)
     assert (r.returncode, r.stderr) == (2, "error: dW0: layers are numbered from 1 (dW1 is the first layer's gradient)\n")
+
+
+def test_check_takes_any_shape_without_a_batch(server, trained, tmp_path):
+    """dW2 flat, db1 per sample, no X and y (the server's default batch): verdicts with shape hints, exit 1."""
+    with PlaygroundClient(server.url, trust_env=False) as pg:
+        g = pg.gradients(trained)
+    path = tmp_path / "shapes.npz"
+    np.savez(path, dW1=g["layers"][0]["dW"], db1=g["layers"][0]["delta"], dW2=g["layers"][1]["dW"].ravel())
+    r = cli("check", trained, str(path), "--server", server.url)
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:4] == ["layer", "1", "dW1", "ok"]
+    assert lines[1].split()[:4] == ["layer", "1", "db1", "WRONG"] and "shape [20, 5] (expected [5])" in lines[1]
+    assert lines[2].startswith("    hint: ") and "per sample" in lines[2]
+    assert lines[3].split()[:4] == ["layer", "2", "dW2", "WRONG"] and "shape [5] (expected [1, 5])" in lines[3]
+    assert lines[4].startswith("    hint: ") and "(1, 5)" in lines[4]
+    assert lines[-2].startswith("first error: layer 2 dW[2]: wrong shape (5,)") and lines[-1] == "FAILED"
+
+    as_json = tmp_path / "mine.json"
+    as_json.write_text(json.dumps({"layers": [{"dW": g["layers"][0]["dW"].tolist()}, {"dW": g["layers"][1]["dW"].tolist()}]}))
+    r = cli("check", trained, str(as_json), "--server", server.url)
+    assert r.returncode == 0 and r.stdout.splitlines()[-1] == "PASSED: every gradient matches backprop", r.stdout
+
+
+def test_derive_from_a_text_file(server, trained, tmp_path):
+    with PlaygroundClient(server.url, trust_env=False) as pg:
+        examples = pg.derive_examples(trained)  # for its loss: bce + sigmoid, delta_L = y_hat - y
+        deep = pg.create_model({**SPEC, "layers": [{"units": 5, "activation": "tanh"}] * 2 + SPEC["layers"][-1:]})["id"]
+    right = tmp_path / "right.txt"
+    right.write_text("# the backward pass, one sample as a column\n" +
+                     "".join(f"{e['target']} = {e['expr']}\n" for e in examples["correct"]["columns"]))
+    r = cli("derive", trained, str(right), "--server", server.url)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines()[-1] == "PASSED: your equations give backprop's gradients"
+
+    question = tmp_path / "question.json"
+    question.write_text(json.dumps(examples["question"]["columns"]))
+    r = cli("derive", deep, str(question), "--server", server.url)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stdout.splitlines()[-1] == "FAILED" and "first error: layer 1" in r.stdout
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text("dW[i] = delta[i] @ z[i-1].T\ndelta[i] (W[i+1].T @ delta[i+1])\n")
+    r = cli("derive", trained, str(bad), "--server", server.url)
+    assert (r.returncode, r.stderr) == (2, f"error: {bad}, line 2: expected 'target = expression', "
+                                           "e.g. 'dW[i] = delta[i] @ z[i-1].T'\n")
+    unsafe = tmp_path / "unsafe.txt"
+    unsafe.write_text("dW[i] = __import__('os')\n")
+    r = cli("derive", trained, str(unsafe), "--server", server.url, "--convention", "rows")
+    assert r.returncode == 2 and r.stderr.startswith("error: the server answered 422: equations.0.expr: position ")
 
 
 def test_serve_starts_answers_and_stops(tmp_path):

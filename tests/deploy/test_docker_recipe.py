@@ -166,18 +166,30 @@ def test_healthcheck_polls_api_health(recipe):
     assert re.search(r"--timeout=\d+s", args) and re.search(r"--interval=\d+s", args)
 
 
-def test_compose_has_an_app_and_a_redis_service():
+def test_compose_scales_behind_one_port_and_needs_an_admin_token():
     import yaml  # a test dependency (pyproject [test]): missing, this fails rather than skips
 
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = compose["services"]
-    assert {"app", "redis"} <= set(services)
-    app, redis = services["app"], services["redis"]
+    assert {"app", "redis", "proxy"} <= set(services)
+    app, redis, proxy = services["app"], services["redis"], services["proxy"]
     assert app["build"] in (".", {"context": "."})
     assert re.fullmatch(r"redis://redis:6379/\d+", app["environment"]["PLAYGROUND_STORE"])
     assert "redis" in app["depends_on"]
-    assert any(str(p).endswith(":8000") for p in app["ports"])
+    # `--scale app=N` needs the replicas unpublished; the one published port is the proxy's
+    assert "ports" not in app and [str(p) for p in app["expose"]] == ["8000"]
+    assert [str(p) for p in proxy["ports"]] == ["8000:8000"] and "app" in proxy["depends_on"]
+    # no fallback token: compose refuses to start without one (${VAR:?message})
+    assert re.fullmatch(r"\$\{PLAYGROUND_ADMIN_TOKEN:\?[^}]+\}", app["environment"]["PLAYGROUND_ADMIN_TOKEN"])
+    assert "change-me" not in (ROOT / "compose.yaml").read_text()
     assert redis["image"].startswith("redis:")
+    # the proxy's configuration is in the repository, reaches the app service and passes WebSockets on
+    (mount,) = proxy["volumes"]
+    source, target = mount.split(":")[:2]
+    conf = (ROOT / source).read_text()
+    assert target == "/etc/nginx/conf.d/default.conf"
+    assert re.search(r"server app:8000;", conf) and re.search(r"listen 8000;", conf)
+    assert "proxy_set_header Upgrade $http_upgrade;" in conf and "X-Forwarded-For" in conf
 
 
 # -- the recipe, replayed ----------------------------------------------------------------------------
@@ -263,8 +275,6 @@ def built(tmp_path_factory) -> Built:
     return Built(root, workdir, data, venv, env)
 
 
-
-
 def with_port(argv: list[str], port: int) -> list[str]:
     """The same command with port 8000 replaced by port, and nothing else changed."""
     return [str(port) if a == "8000" else a.replace(":8000/", f":{port}/") for a in argv]
@@ -276,6 +286,7 @@ def resolve(argv: list[str], env: dict[str, str]) -> list[str]:
     return [exe, *argv[1:]]
 
 
+@pytest.mark.slow
 def test_the_venv_is_isolated_and_imports_the_copied_code(built):
     py = built.venv / "bin" / "python"
     where = subprocess.run([py, "-c", "import app, sys; print(app.__file__); print(sys.prefix)"], cwd=built.workdir,
@@ -289,6 +300,7 @@ def test_the_venv_is_isolated_and_imports_the_copied_code(built):
     assert not list(built.workdir.rglob("__pycache__"))  # .dockerignore, and PYTHONDONTWRITEBYTECODE
 
 
+@pytest.mark.slow
 def test_the_recipe_serves_passes_its_healthcheck_and_stores_in_the_volume(recipe, built):
     port = free_port()
     argv = resolve(with_port(exec_form(recipe.one("CMD")), port), built.env)

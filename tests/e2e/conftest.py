@@ -28,9 +28,19 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @pytest.fixture(scope="session")
 def server():
+    yield from _serve("e2e-server.log")
+
+
+@pytest.fixture
+def fresh_server():
+    """A server of its own with an empty class (for pictures of a known class)."""
+    yield from _serve("e2e-fresh-server.log")
+
+
+def _serve(log_name: str):
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
-    log = open(ARTIFACTS / "e2e-server.log", "w")
+    log = open(ARTIFACTS / log_name, "w")
     # the instructor view is on (tests/e2e/test_class.py); the limiter would only slow the suite down
     env = {**os.environ, "PLAYGROUND_STORE": "memory://", "PLAYGROUND_ADMIN_TOKEN": ADMIN_TOKEN,
            "PLAYGROUND_RATE_LIMIT_PER_CLIENT": "0", "PLAYGROUND_RATE_LIMIT_PER_TOKEN": "0"}
@@ -84,6 +94,7 @@ class Console:
 @pytest.fixture
 def context(browser, request):
     ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    ctx.add_init_script("window.__testHooks = true;")  # the pages expose their test hooks only then
     request.node._e2e_pages = []
     yield ctx
     ctx.close()

@@ -10,6 +10,8 @@ import pytest
 
 from .helpers import api, model_id, number, open_app, pause, play, state, step_value, wait_new_model
 
+pytestmark = pytest.mark.browser
+
 XOR = "dataset=xor&h=8.tanh,8.tanh&out=1.sigmoid&loss=bce"
 
 
@@ -43,7 +45,7 @@ def test_tokens_are_kept_and_a_reload_reopens_the_model(page, server):
     assert api(server, f"/api/models/{mid}")["step"] == before
     assert state(page)["config"]["dataset"] == "xor"
     # the loss chart shows the model's past, and training continues from it
-    assert page.evaluate("window.__playground.app.output.chart.length") > 0
+    assert page.evaluate("window.__playground.views.output.chart.length") > 0
     page.click("#step")
     page.wait_for_function("s => document.querySelector('#step-value').textContent === String(s + 1)", arg=before)
 
@@ -135,7 +137,7 @@ def test_download_and_upload_round_trip(page, server, tmp_path):
 
 def test_fork_overlays_the_original_curve(page, server):
     mid = open_app(page, server, XOR)
-    assert page.evaluate("window.__playground.app.output.chart.seriesCount") == 3
+    assert page.evaluate("window.__playground.views.output.chart.seriesCount") == 3
     play(page)
     page.wait_for_function("() => parseInt(document.querySelector('#step-value').textContent) > 100")
     page.click("#fork")                     # while playing: the page pauses, then forks
@@ -143,7 +145,7 @@ def test_fork_overlays_the_original_curve(page, server):
     assert page.get_attribute("#play", "aria-pressed") == "false"
     parent = api(server, f"/api/models/{fork}")["parent"]
     assert parent["id"] == mid and parent["step"] == api(server, f"/api/models/{mid}")["step"]
-    page.wait_for_function("() => window.__playground.app.output.chart.seriesCount === 4")
+    page.wait_for_function("() => window.__playground.views.output.chart.seriesCount === 4")
     assert "original train" in page.inner_text("#loss-chart .u-legend")
     chips = page.locator("#fork-list .chip")
     assert chips.count() == 2
@@ -157,7 +159,7 @@ def test_fork_overlays_the_original_curve(page, server):
     page.click(f"#fork-list .chip[data-model='{mid}']")
     wait_new_model(page, fork)
     assert model_id(page) == mid
-    page.wait_for_function("() => window.__playground.app.output.chart.seriesCount === 4")
+    page.wait_for_function("() => window.__playground.views.output.chart.seriesCount === 4")
     assert "fork 1 train" in page.inner_text("#loss-chart .u-legend")
     assert page.console_log.errors == []
 
@@ -170,6 +172,6 @@ def test_a_new_model_does_not_inherit_the_previous_boundary(page, server):
     wait_new_model(page, mid)
     page.wait_for_function("() => window.__playground.lastFrame && window.__playground.lastFrame.step === 0")
     assert page.evaluate("window.__playground.lastFrame.boundary") is None
-    x_range = page.evaluate("window.__playground.app.output.boundary.xRange")
+    x_range = page.evaluate("window.__playground.views.output.boundary.xRange")
     xs = [p[0] for p in api(server, f"/api/models/{model_id(page)}/data")["train"]["X"]]
     assert x_range[0] <= min(xs) and x_range[1] >= max(xs) and x_range[1] - x_range[0] < 2 * (max(xs) - min(xs))

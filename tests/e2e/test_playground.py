@@ -5,8 +5,12 @@ import math
 import re
 import time
 
-from .helpers import (ROOT, api, change_and_wait, heatmap_pixels, number, open_app, pause, play, redraw_rate,
-                      set_input, state, step_value)
+import pytest
+
+from .helpers import (ROOT, api, change_and_wait, heatmap_pixels, number, open_app, pause, play, set_input, state,
+                      step_value)
+
+pytestmark = pytest.mark.browser
 
 XOR_2_HIDDEN = "dataset=xor&h=8.tanh,8.tanh&out=1.sigmoid&loss=bce"
 
@@ -135,8 +139,14 @@ def test_divergence_message_and_reset(page, server):
     page.click("#play")
     msg = page.locator("#divergence-message")
     msg.wait_for(state="visible", timeout=15_000)
-    assert re.search(r"Training diverged at step \d+", msg.inner_text())
     page.wait_for_selector("#play[aria-pressed=false]", timeout=5_000)
+    # the banner names the step the counter shows (where training stopped) and the refused one after it
+    shown = re.search(r"Training stopped at step (\d+): step (\d+) made", msg.inner_text())
+    assert shown, msg.inner_text()
+    mid = state(page)["modelId"]
+    model = api(server, f"/api/models/{mid}")
+    assert (int(shown[1]), int(shown[2])) == (step_value(page), step_value(page) + 1) == (
+        model["step"], model["diverged_at"])
     assert page.is_disabled("#play")
     page.click("#reset")
     msg.wait_for(state="hidden", timeout=10_000)
@@ -170,13 +180,22 @@ def test_share_link_restores_configuration(page, server, new_page):
     assert other.input_value("#dataset") == "spiral"
 
 
-def test_smoothness_while_playing_default_net(page, server):
+def test_playing_redraws_from_the_latest_frame(page, server):
+    """While playing, the page keeps redrawing, at most once per animation frame and always from the newest
+    frame (frames are never queued for drawing). No rate is asserted here (the machine is shared); the
+    redraw rate is measured by bench/bench_page.py."""
     open_app(page, server)
     play(page)
-    time.sleep(0.5)
-    rate = redraw_rate(page, 3.0)
+    start = page.evaluate("window.__playground.redraws")
+    page.wait_for_function("n => window.__playground.redraws > n + 30", arg=start, timeout=30_000)
+    drawn = page.evaluate("""() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => {
+        const pg = window.__playground;
+        done({latest: pg.lastFrame === pg.session.frame || pg.session.dirty, steps: pg.lastFrame.step});
+    })))""")
     pause(page)
-    assert rate >= 20, f"only {rate:.1f} redraws/s"
+    assert drawn["latest"] and drawn["steps"] > 0
+    stamps = page.evaluate("window.__playground.frames")
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)   # one redraw per animation frame at most
 
 
 def test_field_errors_appear_next_to_their_control(page, server):
@@ -222,3 +241,31 @@ def test_screenshot_mid_training(page, server):
     page.screenshot(path=str(out), full_page=True)
     pause(page)
     assert out.stat().st_size > 50_000
+
+
+def test_phone_layout_fits_and_play_is_on_screen(browser, server):
+    """At 390 x 844 the page is no wider than the screen and Play is fully visible; writes docs/phone.png."""
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                              has_touch=True)
+    ctx.add_init_script("window.__testHooks = true;")
+    try:
+        page = ctx.new_page()
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        open_app(page, server, "dataset=spiral&h=6.tanh,6.tanh&lr=0.03")
+        for width in (390, 360):
+            page.set_viewport_size({"width": width, "height": 844})
+            page.wait_for_function("() => document.scrollingElement.scrollWidth <= window.innerWidth")
+            box = page.locator("#play").bounding_box()
+            assert box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= width and box["y"] + box["height"] <= 844
+        page.set_viewport_size({"width": 390, "height": 844})
+        # the panels stack: output (under Play), data and network one above the other
+        tops = [page.locator(f"#{p}-panel").bounding_box() for p in ("output", "data", "network")]
+        assert tops[0]["y"] + tops[0]["height"] <= tops[1]["y"] + 1 and tops[1]["y"] + tops[1]["height"] <= tops[2]["y"] + 1
+        play(page)
+        page.wait_for_function("() => parseInt(document.querySelector('#step-value').textContent) > 200", timeout=30_000)
+        pause(page)
+        page.screenshot(path=str(ROOT / "docs" / "phone.png"))
+        assert errors == []
+    finally:
+        ctx.close()

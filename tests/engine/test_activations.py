@@ -196,3 +196,16 @@ def test_float32_stays_float32(name):
     z = f.forward(a)
     assert z.dtype == np.float32
     assert f.backward(a, z, np.ones_like(a)).dtype == np.float32
+
+
+def test_one_home_parameters_text_and_snippets():
+    """Parameters, derivative text and export snippets all come from the instance."""
+    from app.engine.activations import catalog
+    leaky = get_activation("leaky_relu", negative_slope=0.2)
+    assert leaky.params == {"negative_slope": 0.2} and "0.2 [a <= 0]" in leaky.derivative_text
+    assert leaky.call("a1") == "leaky_relu(a1, 0.2)" and "0.2" in leaky.delta_code(1)[0][0]
+    assert get_activation("softplus", beta=2.0).call("a2") == "softplus(a2, beta=2.0, threshold=20.0)"
+    assert {c["name"]: c["params"] for c in catalog()}["softplus"] == {"beta": 1.0, "threshold": 20.0}
+    with pytest.raises(ValueError, match="no parameter"):
+        get_activation("relu", alpha=1.0)
+    assert get_activation("elu").kinks == () and get_activation("elu", alpha=0.5).kinks == (0.0,)

@@ -78,10 +78,10 @@ def test_missing_factor_two_with_mse():
     net, X, y, q = setup()
     entry = check_student(net, X, y, [{"dW": q[0]["dW"] / 2, "db": q[0]["db"] / 2}])["layers"][0]
     assert "factor 2" in entry["dW"]["hint"] and "factor 2" in entry["db"]["hint"]
-    # with bce the factor-2 mistake does not exist, so a halved gradient gets no such hint
+    # with bce the factor-2 mistake does not exist: a halved gradient is said to be half, not blamed on a square
     net, X, y, q = setup(loss="bce")
     v = check_student(net, X, y, [{"dW": q[0]["dW"] / 2}])["layers"][0]["dW"]
-    assert not v["passed"] and v["hint"] is None
+    assert not v["passed"] and "half the true gradient" in v["hint"] and "square" not in v["hint"]
 
 
 def test_batch_sum_instead_of_mean():
@@ -103,7 +103,9 @@ def test_mistakes_act_on_data_term_with_penalty_added_back():
     data = q[1]["dW"] - 0.3 * W
     v = check_student(net, X, y, [{}, {"dW": data / 2 + 0.3 * W}])["layers"][1]["dW"]
     assert "factor 2" in v["hint"]
-    v = check_student(net, X, y, [{}, {"dW": data}])["layers"][1]["dW"]  # penalty forgotten: no false hint
+    v = check_student(net, X, y, [{}, {"dW": data}])["layers"][1]["dW"]  # penalty forgotten
+    assert not v["passed"] and "l2 penalty gradient (lambda W_2) is missing" in v["hint"]
+    v = check_student(net, X, y, [{}, {"dW": data + 0.1 * W}])["layers"][1]["dW"]  # another penalty: no false hint
     assert not v["passed"] and v["hint"] is None
 
 
@@ -155,3 +157,169 @@ def test_errors():
     nb, Xb, yb, _ = setup(bias=False)
     with pytest.raises(ValueError, match="no bias"):
         check_student(nb, Xb, yb, [{"db": [0.0] * 5}])
+
+
+# -- where the mistake enters: the student's own backward pass, written here independently ----------
+F = {"sigmoid": (lambda a: 1 / (1 + np.exp(-a)), lambda a: np.exp(-a) / (1 + np.exp(-a)) ** 2),
+     "tanh": (np.tanh, lambda a: 1 - np.tanh(a) ** 2)}
+
+
+def question_student(Ws, f_name, x, y, transpose_missing=False):
+    """The question's formulas with 1-D vectors, as its student coded them: dW_i = k_i (x) z_{i-1}."""
+    f, fp = F[f_name]
+    z = [x]
+    for W in Ws:
+        z.append(f(W @ z[-1]))
+    L = len(Ws)
+    k = {L: 2 * (z[L] - y) * fp(Ws[L - 1] @ z[L - 1])}                      # k_n = 2(y_hat - y) f'(W_{n+1} z_n)
+    k[L - 1] = k[L] * (Ws[L - 1][0] * fp(Ws[L - 2] @ z[L - 2]))            # the special layer: right
+    for i in range(L - 2, 0, -1):
+        W = Ws[i] if transpose_missing else Ws[i - 1]
+        k[i] = (W @ k[i + 1] if transpose_missing else k[i + 1] @ W) * fp(Ws[i - 1] @ z[i - 1])
+    return [np.outer(k[i], z[i - 1]) for i in range(1, L + 1)]
+
+
+@pytest.mark.parametrize("f_name", ["sigmoid", "tanh"])
+@pytest.mark.parametrize("hidden", [1, 2, 3, 4])
+@pytest.mark.parametrize("transpose_missing", [False, True])
+def test_the_questions_recurrence_is_diagnosed_where_it_enters(f_name, hidden, transpose_missing):
+    n = 3
+    net = Network([n] * (hidden + 1) + [1], [f_name] * (hidden + 1), loss="mse", bias=False)
+    net.initialize(hidden, "normal", 1.0)
+    x, y = np.random.default_rng(hidden).normal(size=n), 0.4
+    dWs = question_student([d.params["W"] for d in net.dense], f_name, x, y, transpose_missing)
+    r = check_student(net, x[None, :], [[y]], [{"dW": g} for g in dWs])
+    L = hidden + 1
+    top = L - 2  # the recurrence starts below the special layer L - 1
+    for i, entry in enumerate(r["layers"], start=1):
+        assert entry["dW"]["passed"] == (i > top), (i, entry)
+    if top < 1:
+        assert r["passed"] and r["first_error"] is None
+        return
+    hint = r["layers"][top - 1]["dW"]["hint"]
+    assert r["first_error"] == {"layer": top, "target": f"dW[{top}]", "message": hint}
+    assert f"W_{top + 1}^T" in hint  # names the next layer's weights, transposed
+    assert ("transpose is missing" if transpose_missing else f"own W_{top} where W_{top + 1}^T belongs") in hint
+    for i in range(1, top):
+        below = r["layers"][i - 1]["dW"]["hint"]
+        assert "comes from above" in below and f"fix layer {top} first" in below
+        assert "repeated at every layer" in below  # the student repeated the recurrence: computed, not assumed
+
+
+def row_student(net, X, y, kind, j):
+    """A row-convention backward pass with one mistake made at layer j (and carried down correctly)."""
+    Ws = [d.params["W"] for d in net.dense]
+    bs = [d.params["b"] if net.bias else 0.0 for d in net.dense]
+    acts = [layer.f for layer in net.acts]
+    a, z = [], [X]
+    for W, b, f in zip(Ws, bs, acts):
+        a.append(z[-1] @ W.T + b)
+        z.append(f.forward(a[-1]))
+    B, L = len(X), len(Ws)
+    fp = lambda i, at=None: acts[i - 1].derivative(a[i - 1] if at is None else at,
+                                                   acts[i - 1].forward(a[i - 1] if at is None else at))
+    c = {"half": 0.5, "sum": B, "sign": -1.0, "B2": 1 / B}.get(kind, 1.0) if j == L else 1.0
+    delta = {L: c * 2 * (z[L] - y) / B * fp(L)}
+    if j == L and kind == "no_fprime":
+        delta[L] = 2 * (z[L] - y) / B
+    for i in range(L - 1, 0, -1):
+        dz = delta[i + 1] @ Ws[i]
+        if i == j and kind == "own_W":
+            dz = delta[i + 1] @ Ws[i - 1]
+        if i == j and kind == "no_T":
+            dz = delta[i + 1] @ Ws[i].T
+        d = dz * fp(i)
+        if i == j and kind == "no_fprime":
+            d = dz
+        if i == j and kind == "fprime_z":
+            d = dz * fp(i, z[i])
+        delta[i] = d
+    out = [{"dW": delta[i].T @ z[i - 1]} for i in range(1, L + 1)]
+    if net.bias:
+        for i in range(1, L + 1):
+            out[i - 1]["db"] = delta[i].sum(axis=0)
+    if kind == "transposed":
+        out[j - 1]["dW"] = out[j - 1]["dW"].T
+    if kind == "db_per_sample":
+        out[j - 1]["db"] = delta[j]
+    if kind == "db_column":
+        out[j - 1]["db"] = delta[j].sum(axis=0)[:, None]
+    return out
+
+
+MISTAKES = {  # kind: (layer j, words the hint must contain)
+    "own_W": (2, "own W_2 where W_3^T belongs"), "no_T": (2, "transpose is missing"),
+    "no_fprime": (3, "f'(a_3) is missing"), "fprime_z": (2, "f'(z_2) is there where f'(a_2) belongs"),
+    "half": (4, "factor 2"), "sum": (4, "B = 5 times"), "B2": (4, "1/B = 1/5"), "sign": (4, "opposite sign"),
+    "transposed": (1, "transposed"), "db_per_sample": (3, "delta per sample"),
+    "db_column": (2, "values are right"),
+}
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("kind", sorted(MISTAKES))
+def test_each_mistake_gets_its_hint_at_its_layer_and_layers_below_point_up(kind, bias):
+    if kind.startswith("db") and not bias:
+        pytest.skip("no db without a bias")  # the bias=True case covers it
+    j, words = MISTAKES[kind]
+    net = Network([3, 4, 4, 4, 2], ["tanh", "sigmoid", "tanh", "identity"], loss="mse", bias=bias)
+    net.initialize(11, "normal", 0.9)
+    if bias:
+        net.params[net.weight_mask == 0] = np.random.default_rng(2).normal(0, 0.3, int((net.weight_mask == 0).sum()))
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+    r = check_student(net, X, y, row_student(net, X, y, kind, j))
+    assert not r["passed"]
+    assert r["first_error"]["layer"] == j and words in r["first_error"]["message"], r["first_error"]
+    for i, entry in enumerate(r["layers"], start=1):
+        tensors = [entry[k] for k in ("dW", "db") if entry[k] is not None]
+        if i > j:
+            assert all(v["passed"] for v in tensors)
+        elif i < j and kind not in ("transposed", "db_per_sample", "db_column"):
+            for v in tensors:
+                assert not v["passed"] and f"fix layer {j} first" in v["hint"] and "from above" in v["hint"]
+
+
+def test_relu_kink_accepts_any_subgradient():
+    net = Network([2, 3, 3, 1], ["relu", "relu", "identity"], loss="mse", bias=True)
+    net.initialize(0, "normal", 1.0)
+    X = np.array([[0.5, 0.25], [1.0, -0.5], [0.3, 0.8]])
+    y = np.array([[1.0], [0.0], [0.5]])
+    net.dense[0].params["W"][0] = [1.0, 1.0]
+    net.dense[0].params["b"][0] = -0.75  # a_1 of unit 1 on row 0 is exactly 0.5 + 0.25 - 0.75 = 0: the kink
+    Ws, bs = [d.params["W"] for d in net.dense], [d.params["b"] for d in net.dense]
+    a, z = [], [X]
+    for W, b in zip(Ws[:-1], bs[:-1]):
+        a.append(z[-1] @ W.T + b)
+        z.append(np.maximum(a[-1], 0))
+    assert a[0][0, 0] == 0.0
+    z.append(z[-1] @ Ws[-1].T + bs[-1])
+    delta = {3: 2 * (z[3] - y) / 3}
+    for i in (2, 1):
+        delta[i] = (delta[i + 1] @ Ws[i]) * (a[i - 1] >= 0)  # the student's relu' is [a >= 0]: f'(0) = 1
+    given = [{"dW": delta[i].T @ z[i - 1], "db": delta[i].sum(axis=0)} for i in (1, 2, 3)]
+    r = check_student(net, X, y, given)
+    assert r["passed"], r
+    v = r["layers"][0]["dW"]
+    assert v["relative_error"] > 1e-3  # not the engine's choice f'(0) = 0 ...
+    assert "kink" in v["hint"] and "any subgradient" in v["hint"] and "right slope" in v["hint"]  # ... but right
+
+
+def test_any_shape_in_and_only_structure_refused():
+    net, X, y, q = setup()
+    flat = check_student(net, X, y, [{"dW": q[0]["dW"].ravel().tolist()}])["layers"][0]["dW"]
+    assert not flat["passed"] and "values are right" in flat["hint"] and flat["shape"] == [15]
+    col = check_student(net, X, y, [{}, {}, {"db": q[2]["db"][:, None].tolist()}])["layers"][2]["db"]
+    assert "values are right" in col["hint"]
+    for bad, words in (([[1.0, 2.0], [3.0]], "is ragged: its rows have different lengths"), ([float("nan")], "non-finite"), ({"a": 1}, "number array"),
+                       ([[None]], "non-finite|number array"), ([["x"]], "number array"), (np.zeros(10_000), "at most")):
+        with pytest.raises(ValueError, match=words):
+            check_student(net, X, y, [{"dW": bad}])
+
+
+def test_gradients_given_are_not_changed_by_later_calls():
+    net, X, y, q = setup()
+    r1 = check_student(net, X, y, [{"dW": q[0]["dW"]}])
+    net.params += 0.1
+    r2 = check_student(net, X, y, [{"dW": q[0]["dW"]}])
+    assert r1["passed"] and not r2["passed"]

@@ -123,6 +123,13 @@ def test_empty_cells():
     assert e.line == 3 and e.column == "y" and "empty" in str(e)
 
 
+@pytest.mark.parametrize("cell", ["", " ", '""'])
+def test_an_empty_label_after_a_text_label_is_refused_not_a_class(cell):
+    # the target is categorical from line 2 ("cat"); line 3's empty label must not become class ""
+    e = _err(f"x1,x2,y\n1,2,cat\n3,4,{cell}\n5,6,dog\n".encode())
+    assert (e.line, e.column, e.field, str(e)) == (3, "y", "file", 'line 3 column "y": the cell is empty')
+
+
 def test_underscored_numbers_are_rejected():
     e = _err(b"a,y\n1_000,1\n")
     assert e.line == 2 and '"1_000" is not a number' in str(e)
@@ -300,3 +307,41 @@ def test_standardization_returns_its_statistics():
     assert d.standardize == {"mean": [3.0, 10.0], "std": [pytest.approx(np.std([1, 3, 5])), 1.0]}  # std 0 -> 1
     np.testing.assert_allclose(d.X[:, 0], (np.array([1, 3, 5]) - 3) / np.std([1, 3, 5]))
     np.testing.assert_array_equal(d.X[:, 1], 0.0)
+
+
+# -- integer class labels --------------------------------------------------------------------------
+LABELS_CSV = "x1,x2,label\n0.1,0.2,2\n0.5,-1,0\n0.3,0.3,1\n1.0,2.0,2\n"
+
+
+def test_one_hot_turns_integer_labels_into_one_column_per_class():
+    d = parse_csv(LABELS_CSV, one_hot=True)
+    assert d.classes == ["0", "1", "2"]
+    np.testing.assert_array_equal(d.y, [[0, 0, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    plain = parse_csv(LABELS_CSV)
+    assert plain.classes is None and plain.y.shape == (4, 1)
+
+
+def test_one_hot_refuses_labels_that_are_not_integers():
+    with pytest.raises(CsvError) as e:
+        parse_csv(LABELS_CSV.replace("0.3,0.3,1", "0.3,0.3,1.5"), one_hot=True)
+    assert e.value.message == 'one_hot: column "label" holds 1.5 in data row 3, which is not an integer class label'
+    assert (e.value.field, e.value.column) == ("one_hot", "label")
+    with pytest.raises(CsvError, match='one_hot needs a single target column of class labels, but targets are "x2", "label"'):
+        parse_csv(LABELS_CSV, targets=["x2", "label"], one_hot=True)
+
+
+@pytest.mark.parametrize("labels,one_hot", [([f"c{i}" for i in range(6)], False), (list(range(6)), True)])
+def test_classes_are_bounded(labels, one_hot):
+    text = "x,label\n" + "".join(f"{i},{v}\n" for i, v in enumerate(labels))
+    with pytest.raises(CsvError) as e:
+        parse_csv(text, one_hot=one_hot, max_classes=5)
+    assert e.value.message == 'column "label" has 6 classes; at most 5 are allowed (one target column each)'
+    assert parse_csv(text, one_hot=one_hot, max_classes=6).y.shape == (6, 6)
+
+
+def test_standardize_refuses_statistics_that_are_not_finite():
+    with pytest.raises(CsvError) as e:
+        parse_csv("a,b,t\n1,1e308,0\n2,-1e308,1\n3,1e308,0\n", standardize=True)
+    assert e.value.message == ('column "b" cannot be standardized: its mean or standard deviation is not a finite '
+                               "number (values up to 1e+308); rescale the column or turn standardize off")
+    assert (e.value.field, e.value.column) == ("standardize", "b")

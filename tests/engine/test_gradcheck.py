@@ -149,3 +149,32 @@ def test_question_network_matches_the_answers_closed_form(f_name, sizes):
         np.testing.assert_allclose(e, c, rtol=0, atol=1e-12)
         assert np.linalg.norm(c) > 1e-6  # a non-trivial comparison
     assert gradcheck(net, x[None, :], np.array([[y]]))["passed"]
+
+
+def test_kinks_are_reported_not_failed():
+    """A relu pre-activation exactly on 0: backprop takes f'(0) = 0, the central difference 1/2."""
+    net = Network([2, 3, 1], ["relu", "identity"], loss="mse", bias=True)
+    net.initialize(0, "normal", 1.0)
+    net.dense[0].params["W"][0] = [1.0, 1.0]
+    net.dense[0].params["b"][0] = -0.75
+    X = np.array([[0.5, 0.25], [1.0, -0.3], [-0.4, 0.9]])  # row 0: a_1 of unit 1 is exactly 0
+    y = np.array([[1.0], [0.2], [-0.5]])
+    r = gradcheck(net, X, y)
+    assert r["passed"] and r["kinks"] > 0, r
+    assert r["layers"][0]["W"]["kinks"] >= 1 and r["layers"][0]["W"]["relative_error"] <= TOLERANCE
+    # without leaving kinks out the same entries would fail: the numeric slope there is the average 1/2
+    net2 = Network([2, 3, 1], ["tanh", "identity"], loss="mse")
+    net2.params[...] = net.params
+    assert gradcheck(net2, X, y)["kinks"] == 0  # smooth activations have no kinks
+
+
+def test_eps_too_small_or_too_large_is_explained():
+    net = make_net(2, "tanh", "sigmoid", "bce")
+    X, y = make_data(net, 4)
+    small = gradcheck(net, X, y, eps=1e-12)
+    assert not small["passed"]
+    assert "too small" in small["eps_note"] and "round-off" in small["eps_note"]
+    assert "the same check passes" in small["eps_note"] and "step size" in small["eps_note"]
+    large = gradcheck(net, X, y, eps=0.5)
+    assert "too large" in large["eps_note"] and "truncation" in large["eps_note"]
+    assert gradcheck(net, X, y)["eps_note"] is None

@@ -483,3 +483,145 @@ def test_inspection_batch_rejects_targets_of_the_wrong_shape():
         m.gradients(X, [[1.0]])
     with pytest.raises(ValueError):
         m.gradients(X, [[1.0, 0.0], [0.0, 1.0]])
+
+
+# -- gradients are the caller's; passes over many rows are chunked ---------------------------------
+def test_gradients_are_snapshots_that_later_calls_cannot_change():
+    m = Model(_small_spec())
+    g0 = m.gradients()
+    saved = [{k: np.array(getattr(q, k), copy=True) for k in ("a", "z", "delta", "dz", "dW", "db")} for q in g0["layers"]]
+    inputs = g0["inputs"].copy()
+    m.train(500)
+    g1 = m.gradients()
+    m.gradients(m.raw_test[:5], m.y_test[:5])
+    for q0, q1, s in zip(g0["layers"], g1["layers"], saved):
+        for k, v in s.items():
+            np.testing.assert_array_equal(getattr(q0, k), v)
+            assert getattr(q0, k) is not getattr(q1, k)
+            assert not np.shares_memory(getattr(q0, k), m.net.grads)
+            assert not np.shares_memory(getattr(q0, k), m.net.params)
+        assert not np.array_equal(q0.dW, q1.dW)  # training moved on; the snapshot did not
+    np.testing.assert_array_equal(g0["inputs"], inputs)
+    assert not np.shares_memory(g0["inputs"], m.X_train)
+
+
+def _wide_model(**over):
+    spec = {"layers": [{"units": 12, "activation": "tanh"}, {"units": 9, "activation": "relu"},
+                       {"units": 2, "activation": "softmax"}], "loss": "cross_entropy",
+            "regularization": {"kind": "l2", "rate": 0.01},
+            "data": {"dataset": "spiral", "samples": 900, "features": ["x1", "x2", "x1x2"]}}
+    return Model({**spec, **over})
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_chunked_passes_equal_the_unchunked_pass(monkeypatch, loss):
+    from app.engine import network
+    m = _wide_model(**({} if loss == "cross_entropy" else {"loss": "mse", "layers": [
+        {"units": 12, "activation": "tanh"}, {"units": 2, "activation": "sigmoid"}]}))
+    m.train(50)
+    X, y = m.X_train, m.y_train_t
+    net = m.net
+    # references: one forward over every row, as before chunking
+    ref_out = net.forward(X)
+    ref_hidden = [act.z.copy() for act in net.acts[:-1]]
+    ref_loss = net.loss_of(net.acts[-1].a, ref_out, y)
+    ref_total = net.full_backward(X, y)
+    ref_q = [{k: np.array(getattr(q, k)) for k in ("a", "z", "delta", "dz", "dW", "db")} for q in net.quantities()]
+    one_chunk = m.gradients(m.raw_train, m.y_train)
+    assert net.chunk_rows(backward=True) >= len(X)  # the default budget: one chunk, the exact path
+    for q, r in zip(one_chunk["layers"], ref_q):
+        for k, v in r.items():
+            np.testing.assert_array_equal(getattr(q, k), v)
+
+    monkeypatch.setattr(network, "MEMORY_BUDGET", 8 * 15 * 4 * 30)  # a few dozen rows per chunk
+    assert 1 < net.chunk_rows(backward=True) < net.chunk_rows() < len(X) // 4
+    np.testing.assert_allclose(net.predict(X), ref_out, rtol=1e-13, atol=1e-15)
+    rows = np.array([0, 5, 77, len(X) - 1])
+    out, hidden = net.predict(X, hidden_rows=rows)
+    for h, r in zip(hidden, ref_hidden):
+        np.testing.assert_allclose(h, r[rows], rtol=1e-13, atol=1e-15)
+    assert net.loss_value(X, y) == pytest.approx(ref_loss, rel=1e-12)
+    g = m.gradients(m.raw_train, m.y_train)
+    assert g["loss"] == pytest.approx(ref_total, rel=1e-12)
+    for q, r in zip(g["layers"], ref_q):
+        for k, v in r.items():
+            np.testing.assert_allclose(getattr(q, k), v, rtol=1e-10, atol=1e-15, err_msg=k)
+    assert all(d.x is None for d in net.dense) and all(a.a is None and a.delta is None for a in net.acts)
+
+
+def test_inspection_keeps_no_cache_of_its_rows():
+    m = _wide_model()
+    m.train(3)
+    m.gradients(m.raw_train, m.y_train)
+    assert all(d.x is None for d in m.net.dense)
+    assert all(act.a is None and act.z is None and act.delta is None and act.dz is None for act in m.net.acts)
+    m.predict(m.raw_train)
+    m.evaluate()
+    assert all(d.x is None for d in m.net.dense)
+
+
+def test_nbytes_counts_the_models_own_arrays():
+    small, big = _wide_model(), _wide_model(data={"dataset": "spiral", "samples": 9000, "features": ["x1", "x2", "x1x2"]})
+    for m in (small, big):
+        m.train(30)
+        own = m.net.params.nbytes * 2 + m.raw_train.nbytes + m.raw_test.nbytes + m.X_train.nbytes
+        assert m.nbytes() >= own + sum(v.nbytes for v in m.optimizer.state_arrays().values())
+        assert m.nbytes() < 4 * own + m.history.nbytes() + 100_000
+    assert big.nbytes() - small.nbytes() > (9000 - 900) * 3 * 8
+
+
+# -- Model.train against the plain step it is made of ------------------------------------------------
+@pytest.mark.parametrize("bs", [7, None])
+def test_train_is_bit_identical_to_the_plain_step_loop(bs):
+    m = _wide_model(batch_size=bs)
+    ref = _wide_model(batch_size=bs)
+    net, opt, n = ref.net, ref.optimizer, len(ref.X_train)
+    rng = np.random.default_rng([ref.spec["seed"], 1])
+    perm, cursor, losses, norms = rng.permutation(n), 0, [], []
+    size = ref.batch_size
+    for _ in range(333):
+        idx = perm[cursor:cursor + size] if size < n else slice(None)  # a full batch keeps the set's order
+        net.forward(ref.X_train[idx])
+        losses.append(net.backward(ref.y_train_t[idx]))
+        norms.append(net.weight_grad_norms())
+        assert opt.step(net.params, net.grads)
+        cursor += size
+        if cursor >= n:
+            cursor, perm = 0, rng.permutation(n)
+    r = m.train(200)
+    r2 = m.train(133)
+    assert r.losses + r2.losses == losses
+    np.testing.assert_array_equal(m.net.params, net.params)
+    c = m.history.columns()
+    np.testing.assert_array_equal(c["step"], np.arange(1, 334))
+    np.testing.assert_array_equal(c["loss"], np.float32(losses))
+    np.testing.assert_array_equal(c["norms"], np.float32(norms).T)
+
+
+def test_integer_class_labels_against_a_softmax_output_get_a_one_hot_hint():
+    spec = {"layers": [{"units": 4, "activation": "tanh"}, {"units": 3, "activation": "softmax"}],
+            "loss": "cross_entropy", "data": {"X": X4, "y": [[0], [2], [1], [2]]}}
+    with pytest.raises(SpecError) as e:
+        Model(spec)
+    assert e.value.loc == ("data", "y")
+    assert e.value.message == (
+        "has 1 columns but the output layer has 3 units; its values look like integer class labels (0, 1, 2): a "
+        "3-unit output needs them one-hot encoded, one column per class (row [0, 1, 0] for label 1); upload the "
+        "CSV with \"one_hot\": true to have them encoded")
+    with pytest.raises(SpecError) as e:  # real-valued targets get no such hint
+        Model({**spec, "data": {"X": X4, "y": [[0.5], [2], [1], [2]]}})
+    assert e.value.message == "has 1 columns but the output layer has 3 units"
+
+
+def test_a_full_batch_larger_than_the_budget_trains_in_chunks(monkeypatch):
+    from app.engine import network
+    spec = {"batch_size": None, "optimizer": {"name": "sgd", "learning_rate": 0.1},
+            "data": {"dataset": "circle", "samples": 600}}
+    whole, chunked = Model(spec), Model(spec)
+    r1 = whole.train(20)
+    monkeypatch.setattr(network, "MEMORY_BUDGET", 8 * (4 * 17 + 2) * 40)  # 40 rows per chunk of 300
+    assert chunked.net.chunk_rows(backward=True) == 40
+    r2 = chunked.train(20)
+    np.testing.assert_allclose(r2.losses, r1.losses, rtol=1e-12)
+    np.testing.assert_allclose(chunked.net.params, whole.net.params, rtol=1e-10, atol=1e-13)
+    assert all(d.x is None for d in chunked.net.dense)  # nothing of the 300-row batch is kept

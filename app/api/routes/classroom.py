@@ -10,12 +10,12 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from app.api.deps import ClassroomDep, Credentials, Repo, SettingsDep
-from app.api.schemas import Matrix, Strict, finite, jsonable
-from app.engine import Model
-from app.service.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
+from app.api.schemas import ClassStatus, GalleryResponse, LeaderboardResponse, Matrix, Strict, finite, jsonable
+from app.service import assignment as tasks
+from app.service.errors import Forbidden, NotFound, Unauthorized, Unprocessable
 
 router = APIRouter(prefix="/class", tags=["class"])
 
@@ -38,19 +38,17 @@ class HiddenTest(Strict):
 
 
 class Preset(Strict):
+    """A playground link every student page offers; it defines the class's task (the assignment)."""
+
     # page-relative only: "//host" and "/\\host" are protocol-relative links to another site
     link: str = Field(min_length=1, max_length=4000, pattern=r"^/([^/\\].*)?$",
-                      examples=["/?dataset=spiral&hidden=8,8"])
+                      examples=["/?dataset=circle&f=x1,x2&h=8.tanh,8.tanh"])
+    match_loss: bool = Field(False, description="rank only models that use the link's loss")
+    step_budget: int | None = Field(None, ge=1, le=10_000_000, description="rank only models trained at most this many steps")
 
 
 class Freeze(Strict):
     frozen: bool
-
-
-class ClassStatus(BaseModel):
-    enabled: bool
-    frozen: bool
-    preset: str | None
 
 
 def architecture(spec: dict) -> str:
@@ -62,7 +60,8 @@ def architecture(spec: dict) -> str:
 @router.get("/status", response_model=ClassStatus)
 def class_status(classroom: ClassroomDep, settings: SettingsDep) -> dict:
     """Public: whether training is frozen, and the setup the instructor shared."""
-    return {"enabled": bool(settings.admin_token), "frozen": classroom.frozen(), "preset": classroom.preset()}
+    return {"enabled": bool(settings.admin_token), "frozen": classroom.frozen(), "preset": classroom.preset(),
+            "assignment": classroom.assignment()}
 
 
 @router.get("/models")
@@ -70,7 +69,8 @@ def class_models(_: Admin, models: Repo) -> list[dict]:
     """Every model in the store with its nickname, architecture and status."""
     out = []
     for model_id, spec, status, updated_at in models.list_status():
-        out.append({"id": model_id, "nickname": status.get("nickname"), "architecture": architecture(spec),
+        out.append({"id": model_id, "nickname": status.get("nickname"), "dataset": tasks.dataset_of(spec),
+                    "architecture": architecture(spec),
                     "step": status.get("step", 0), "train_loss": finite(status.get("train_loss")),
                     "test_loss": finite(status.get("test_loss")), "diverged": bool(status.get("diverged")),
                     "diverged_at": status.get("diverged_at"), "updated_at": updated_at})
@@ -107,42 +107,90 @@ def put_hidden_test(_: Admin, body: HiddenTest, classroom: ClassroomDep) -> dict
     return {"rows": len(X), "columns": X.shape[1]}
 
 
-@router.get("/leaderboard")
-def leaderboard(_: Admin, models: Repo, classroom: ClassroomDep) -> list[dict]:
-    """Models ranked by their loss on the hidden test set (models whose shapes fit it)."""
+@router.delete("/hidden-test", status_code=204, response_class=Response)
+def delete_hidden_test(_: Admin, classroom: ClassroomDep) -> Response:
+    """Forget the hidden test set: the leaderboard ranks nothing until another is uploaded."""
+    classroom.clear_hidden_test()
+    return Response(status_code=204)
+
+
+@router.get("/leaderboard", response_model=LeaderboardResponse)
+def leaderboard(_: Admin, models: Repo, classroom: ClassroomDep) -> dict:
+    """The assignment's students ranked on the hidden test set, one row each (their best model).
+
+    Models on another task, or whose inputs and outputs do not fit the hidden set, are listed apart
+    with the reason. Without a hidden set nothing is ranked (200, ``hidden_rows`` null): the page asks
+    before one exists, and that is not an error.
+    """
+    task = classroom.assignment()
     hidden = classroom.hidden_test()
-    if not hidden:
-        raise Conflict("upload a hidden test set first (PUT /api/class/hidden-test)")
-    X, y = np.asarray(hidden["X"], np.float64), np.asarray(hidden["y"], np.float64)
-    rows = []
+    X = y = None
+    if hidden:
+        X, y = np.asarray(hidden["X"], np.float64), np.asarray(hidden["y"], np.float64)
+    scored, apart = [], []
     for model_id, spec, status, _ in models.list_status():
+        row = {"id": model_id, "nickname": status.get("nickname"), "dataset": tasks.dataset_of(spec),
+               "architecture": architecture(spec), "step": int(status.get("step", 0))}
+        reason = tasks.mismatch(task, spec, row["step"]) if task else None
+        if reason is None and X is not None:
+            try:
+                with models.use(model_id) as model:
+                    if model.raw_dim != X.shape[1] or model.net.sizes[-1] != y.shape[1]:
+                        reason = (f"has {model.raw_dim} inputs and {model.net.sizes[-1]} outputs; the hidden "
+                                  f"test set has {X.shape[1]} and {y.shape[1]}")
+                    else:
+                        row.update(step=model.step, **tasks.score(model, X, y))
+            except NotFound:  # deleted meanwhile
+                continue
+        if reason is not None:
+            apart.append({**row, "reason": reason})
+        elif X is not None:
+            scored.append(row)
+    return {"assignment": task, "hidden_rows": None if X is None else len(X),
+            "ranked": tasks.best_per_student(scored), "apart": apart}
+
+
+@router.get("/gallery", response_model=GalleryResponse)
+def gallery(_: Admin, models: Repo, settings: SettingsDep,
+            resolution: int = Query(24, ge=2, description="grid points per side (<= PLAYGROUND_GALLERY_MAX_RESOLUTION)")
+            ) -> dict:
+    """Every model's decision boundary for the projector: one forward pass over an R x R grid per model.
+
+    At most PLAYGROUND_GALLERY_MAX_MODELS tiles (the most recently updated models), each with at most
+    PLAYGROUND_GALLERY_MAX_POINTS training points; ordered by student.
+    """
+    if resolution > settings.gallery_max_resolution:
+        raise Unprocessable(("query", "resolution"), f"must be at most {settings.gallery_max_resolution}")
+    listed = models.list_status()
+    newest = sorted(listed, key=lambda r: r[3], reverse=True)[:settings.gallery_max_models]
+    tiles = []
+    for model_id, spec, status, updated_at in newest:
         try:
             with models.use(model_id) as model:
-                if model.raw_dim != X.shape[1] or model.net.sizes[-1] != y.shape[1]:
-                    continue
-                rows.append({"id": model_id, "nickname": status.get("nickname"), "architecture": architecture(spec),
-                             "step": model.step, **_score(model, X, y)})
-        except NotFound:
+                grid = tasks.gallery_grid(model, resolution)
+                pts = tasks.training_points(model, settings.gallery_max_points) if grid else None
+                tile = {"id": model_id, "nickname": status.get("nickname"), "dataset": tasks.dataset_of(spec),
+                        "architecture": architecture(spec), "step": model.step, "test_loss": finite(model.test_loss),
+                        "diverged": model.diverged_at is not None, "kind": model.kind, "updated_at": updated_at,
+                        "x_range": grid and grid["x_range"], "y_range": grid and grid["y_range"],
+                        # 3 decimals: a tile shows 256 colours, and 50 tiles stay a small response
+                        "output": grid and jsonable(np.round(grid["output"], 3)),
+                        "points": [] if pts is None else np.round(np.column_stack([pts["X"], pts["label"]]), 3).tolist()}
+        except NotFound:  # deleted meanwhile
             continue
-    rows.sort(key=lambda r: (r["hidden_loss"] is None, r["hidden_loss"] or 0.0))
-    return [{"rank": i + 1, **r} for i, r in enumerate(rows)]
-
-
-def _score(model: Model, X: np.ndarray, y: np.ndarray) -> dict:
-    y_hat = model.predict(X)
-    loss = model.net.loss_value(model.inputs(X), y.astype(model.net.dtype))
-    acc = None
-    if model.kind == "classification":
-        pred = (y_hat[:, 0] > 0.5) if y.shape[1] == 1 else y_hat.argmax(axis=1)
-        true = (y[:, 0] > 0.5) if y.shape[1] == 1 else y.argmax(axis=1)
-        acc = float((pred == true).mean())
-    return {"hidden_loss": finite(loss), "hidden_accuracy": acc}
+        tiles.append(tile)
+    tiles.sort(key=lambda t: (tasks.student_key(t["id"], t["nickname"]), t["id"]))
+    return {"resolution": resolution, "total": len(listed), "limit": settings.gallery_max_models, "models": tiles}
 
 
 @router.put("/preset", response_model=ClassStatus)
 def put_preset(_: Admin, body: Preset, classroom: ClassroomDep, settings: SettingsDep) -> dict:
-    """Share a setup (a playground link) with every student page."""
-    classroom.set_preset(body.link)
+    """Share a setup (a playground link) with every student page; it becomes the class's assignment."""
+    try:
+        task = tasks.task_from_link(body.link, match_loss=body.match_loss, step_budget=body.step_budget)
+    except tasks.TaskError as e:
+        raise Unprocessable(("body", "link"), f"{e.field}: {e.message}") from None
+    classroom.set_preset(body.link, task)
     return class_status(classroom, settings)
 
 

@@ -1,15 +1,24 @@
-"""Look inside a model: gradients, predictions, history, gradient checks, trace, checker, boundary, data."""
+"""Look inside a model: gradients, predictions, history, gradient checks, trace, checker, boundary, data.
+
+/derive (your backward pass as equations) is in derive.py and shares ``student_batch``.
+"""
 from __future__ import annotations
 
-import numpy as np
-from fastapi import APIRouter, Query
+import threading
 
-from app.api.deps import ModelId, Repo, SettingsDep
-from app.api.schemas import (Batch, CheckRequest, GradcheckRequest, GradientsResponse, HistoryResponse,
-                             PredictRequest, PredictResponse, finite, jsonable, to_json)
+import anyio
+import numpy as np
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import LimitsDep, ModelId, Repo, SettingsDep
+from app.api.schemas import (Batch, CheckRequest, CheckResponse, Convention, GradcheckRequest, GradcheckResponse,
+                             GradientsResponse, HistoryResponse, PredictRequest, PredictResponse, TraceResponse,
+                             finite, jsonable, to_json)
 from app.service.errors import Unprocessable as unprocessable
 from app.engine.boundary import boundary as boundary_grid
 from app.engine.checker import check_student
+from app.engine.gradcheck import float64_copy
 from app.engine.gradcheck import gradcheck as run_gradcheck
 from app.engine.trace import backprop_trace
 
@@ -48,6 +57,13 @@ def xy(model, settings, X, y) -> tuple[np.ndarray | None, np.ndarray | None]:
 def _gradients(model_id, models, settings, body: Batch | None) -> dict:
     with models.use(model_id) as model:
         X, y = xy(model, settings, body.X if body else None, body.y if body else None)
+        if X is not None:  # engine: the per-row a, z, delta, dz are bounded before anything is computed
+            per_row = model.net.display_values(1)
+            if len(X) * per_row > settings.max_gradient_values:
+                raise unprocessable(("body", "X"), f"has {len(X)} rows; this network's a, z, delta and dz take "
+                                                   f"{per_row} numbers a row, so at most "
+                                                   f"{max(1, settings.max_gradient_values // per_row)} rows fit the "
+                                                   f"limit of {settings.max_gradient_values} numbers")
         g = model.gradients(X, y, cap=settings.gradients_default_rows)
         return {"loss": finite(g["loss"]), "data_loss": finite(g["data_loss"]), "penalty": finite(g["penalty"]),
                 "batch_size": g["batch_size"], "inputs": jsonable(g["inputs"]),
@@ -77,48 +93,120 @@ def predict(model_id: ModelId, body: PredictRequest, models: Repo, settings: Set
 
 
 @router.get("/{model_id}/history", response_model=HistoryResponse)
-def history(model_id: ModelId, models: Repo,
+def history(model_id: ModelId, models: Repo, settings: SettingsDep,
             since: int = Query(0, ge=0, description="return steps after this one"),
-            max_points: int | None = Query(None, ge=2, le=1_000_000, description="downsample to about this many")) -> dict:
+            max_points: int | None = Query(None, ge=2, le=1_000_000,
+                                           description="at most this many steps and as many evaluations, evenly "
+                                                       "spread, first and last kept (default "
+                                                       "PLAYGROUND_HISTORY_MAX_POINTS)")) -> dict:
     """Per step: loss and per-layer ||dW_i||; at evaluation steps: full train and test loss."""
     with models.use(model_id) as model:
         c = model.history.columns(since)
-    stride = 1 if max_points is None else max(1, -(-len(c["step"]) // max_points))
-    return {"step": c["step"][::stride].tolist(), "loss": jsonable(c["loss"][::stride]),
-            "grad_norms": jsonable(c["norms"][:, ::stride]),
-            "eval": {"step": c["eval_step"].tolist(), "train_loss": jsonable(c["eval_train"]),
-                     "test_loss": jsonable(c["eval_test"])}}
+    n = max_points or settings.history_max_points
+    s, e = _spread(len(c["step"]), n), _spread(len(c["eval_step"]), n)
+    return {"step": c["step"][s].tolist(), "loss": jsonable(c["loss"][s]),
+            "grad_norms": jsonable(c["norms"][:, s]),
+            "eval": {"step": c["eval_step"][e].tolist(), "train_loss": jsonable(c["eval_train"][e]),
+                     "test_loss": jsonable(c["eval_test"][e])}}
 
 
-@router.post("/{model_id}/gradcheck")
-def gradcheck(model_id: ModelId, models: Repo, settings: SettingsDep,
-              body: GradcheckRequest | None = None) -> dict:
-    """Analytic against central-difference gradients, per layer (float64)."""
+def _spread(length: int, n: int) -> np.ndarray | slice:
+    """Indices of at most n of length entries, evenly spread, the first and the last among them."""
+    if length <= n:
+        return slice(None)
+    return np.unique(np.linspace(0, length - 1, n).round().astype(np.int64))
+
+
+@router.post("/{model_id}/gradcheck", response_model=GradcheckResponse)
+async def gradcheck(model_id: ModelId, models: Repo, limits: LimitsDep, settings: SettingsDep, request: Request,
+                    body: GradcheckRequest | None = None) -> dict:
+    """Analytic against central-difference gradients, per layer (float64).
+
+    Bounded by PLAYGROUND_GRADCHECK_MAX_COST (rows x checked entries x parameters): the training rows and
+    the entries per tensor are capped to fit, more rows sent in X are a 422. It runs on a copy of the
+    parameters taken under the model's lock, so the owner's training goes on meanwhile, and it stops when
+    the client leaves.
+    """
     body = body or GradcheckRequest()
+    net, Xb, yb, k = await run_in_threadpool(_gradcheck_input, model_id, models, limits, settings, body)
+    leaving = threading.Event()
+
+    def objective(X, y, _objective=net.objective):  # the copy's own objective, with a way out
+        if leaving.is_set():
+            raise _ClientLeft
+        return _objective(X, y)
+
+    net.objective = objective
+    result: dict = {}
+
+    async def compute() -> None:
+        try:
+            result["out"] = await anyio.to_thread.run_sync(
+                lambda: to_json(run_gradcheck(net, Xb, yb, eps=body.eps, max_entries=k)))
+        except _ClientLeft:
+            pass
+        tg.cancel_scope.cancel()
+
+    async def watch() -> None:
+        while not await request.is_disconnected():
+            await anyio.sleep(0.25)
+        leaving.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(compute)
+        tg.start_soon(watch)
+    if "out" not in result:  # the client left and the work stopped: nobody reads this answer
+        return Response(status_code=499)
+    return result["out"]
+
+
+class _ClientLeft(Exception):
+    """The gradcheck's client disconnected; the computation stopped."""
+
+
+def _gradcheck_input(model_id, models, limits, settings, body):
+    """Under the model's lock: a float64 copy of the network and the batch; the lock is released on return."""
     with models.use(model_id) as model:
         X, y = xy(model, settings, body.X, body.y)
-        Xb, yb = model.batch(X, y, cap=settings.gradients_default_rows)
-        return to_json(run_gradcheck(model.net, Xb, yb, eps=body.eps, max_entries=settings.gradcheck_max_entries))
+        sizes = [int(p.size) for d in model.net.dense for p in d.params.values()]
+        n_rows = len(X) if X is not None else min(settings.gradients_default_rows, len(model.X_train))
+        rows, k = limits.gradcheck_plan(n_rows, sizes, rows_sent=X is not None)
+        Xb, yb = model.batch(X, y, cap=rows)
+        return float64_copy(model.net), np.array(Xb, np.float64), np.array(yb, np.float64), k
 
 
-@router.get("/{model_id}/trace")
+@router.get("/{model_id}/trace", response_model=TraceResponse)
 def trace(model_id: ModelId, models: Repo,
-          batch_size: int | None = Query(None, ge=1, le=1_000_000, description="B; symbolic when omitted")) -> dict:
-    """The backward pass step by step: equations with the shape of every operand and result."""
+          batch_size: int | None = Query(None, ge=1, le=1_000_000, description="B; symbolic when omitted"),
+          convention: Convention = Query("rows", description="rows: the engine's batch rows; columns: the "
+                                                             "question's notation, one sample as a column")) -> dict:
+    """The backward pass step by step: equations with the shape of every operand as it is used, and the result."""
     with models.use(model_id) as model:
-        return backprop_trace(model.net, batch_size if batch_size is not None else "B")
+        return to_json(backprop_trace(model.net, batch_size if batch_size is not None else "B", convention=convention))
 
 
-@router.post("/{model_id}/check")
+def student_batch(model, settings, X, y) -> tuple[np.ndarray, np.ndarray]:
+    """The network's inputs and targets for /check and /derive: the client's (X, y), or GET /gradients' batch."""
+    X, y = xy(model, settings, X, y)
+    return model.batch(X, y, cap=settings.gradients_default_rows)
+
+
+@router.post("/{model_id}/check", response_model=CheckResponse)
 def check(model_id: ModelId, body: CheckRequest, models: Repo, settings: SettingsDep) -> dict:
-    """Verdicts on your own dW and db for X, y: shapes, errors, pass or fail, and a hint for common mistakes."""
+    """Verdicts on your own dW and db, in any shape, for X, y: shapes, errors, pass or fail, a hint naming the
+    mistake, and ``first_error``, the layer where the mistake enters."""
+    for i, layer in enumerate(body.layers):
+        for key in ("dW", "db"):
+            a = getattr(layer, key)
+            if a is not None and a.size > settings.check_max_entries:
+                raise unprocessable(("body", "layers", i, key), f"has {a.size} numbers; the limit is "
+                                                                f"{settings.check_max_entries}")
     with models.use(model_id) as model:
-        X, y = xy(model, settings, body.X, body.y)
+        Xb, yb = student_batch(model, settings, body.X, body.y)
         if len(body.layers) > model.net.n_layers:
             raise unprocessable(("body", "layers"), f"has {len(body.layers)} entries; the network has "
                                                     f"{model.net.n_layers} layers")
-        Xb, yb = model.batch(X, y)
-        layers = [layer.model_dump(exclude_none=True) for layer in body.layers]
+        layers = [{k: v for k, v in (("dW", layer.dW), ("db", layer.db)) if v is not None} for layer in body.layers]
         try:
             return to_json(check_student(model.net, Xb, yb, layers))
         except ValueError as e:  # e.g. db for a network without bias

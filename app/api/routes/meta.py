@@ -5,19 +5,14 @@ from fastapi import APIRouter
 
 from app.api.deps import ServicesDep, SettingsDep
 from app.api.schemas import Health
-from app.engine.activations import ACTIVATIONS, DERIVATIVE_TEXT
+from app.engine import activations, losses
 from app.engine.datasets import FEATURE_LABELS, dataset_catalog
 from app.engine.init import INITS
-from app.engine.losses import LOSSES
 from app.engine.network import REGULARIZATIONS
 from app.engine.optimizers import OPTIMIZER_DEFAULTS
 from app.engine.spec import DEFAULT_SPEC
 
 router = APIRouter(tags=["meta"])
-
-_ACTIVATION_PARAMS = {"leaky_relu": {"negative_slope": 0.01}, "elu": {"alpha": 1.0},
-                      "softplus": {"beta": 1.0, "threshold": 20.0}}
-_LOSS_OUTPUT = {"mse": None, "bce": "sigmoid", "cross_entropy": "softmax"}
 
 
 @router.get("/health", response_model=Health,
@@ -33,9 +28,8 @@ def catalog(settings: SettingsDep) -> dict:
     """Activations, losses, optimizers, inits, datasets and features with their parameters, and the limits."""
     limits = settings.model_dump(exclude={"store", "admin_token", "cors_origins"})
     return {
-        "activations": [{"name": n, "params": _ACTIVATION_PARAMS.get(n, {}), "output_only": cls.output_only,
-                         "derivative": DERIVATIVE_TEXT[n]} for n, cls in ACTIVATIONS.items()],
-        "losses": [{"name": n, "requires_output": _LOSS_OUTPUT[n]} for n in LOSSES],
+        "activations": activations.catalog(),
+        "losses": losses.catalog(),
         "optimizers": [{"name": n, "params": p} for n, p in OPTIMIZER_DEFAULTS.items()],
         "inits": [{"name": n, "params": {"std": DEFAULT_SPEC["init_std"]} if n == "normal" else {}} for n in INITS],
         "regularizations": list(REGULARIZATIONS),

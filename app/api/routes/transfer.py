@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
@@ -14,7 +13,8 @@ from app.api.routes.models import public
 from app.api.schemas import ModelCreated, Strict
 from app.engine import Model
 from app.engine.codegen import numpy_script
-from app.engine.transfer import TransferError, export_json, export_npz, import_json, import_npz
+from app.engine.csvdata import CsvError, one_hot_labels, standardization
+from app.engine.transfer import ImportLimits, TransferError, export_json, export_npz, import_json, import_npz
 from app.service.errors import Unprocessable
 
 router = APIRouter(tags=["transfer"])
@@ -27,6 +27,8 @@ class CsvUpload(Strict):
     targets: list[str] | None = Field(None, description="target columns by header name; default the last column")
     standardize: bool = Field(False, description="report the inputs' mean and std; a model standardizes its inputs "
                                                  "when its spec's data says \"standardize\": true")
+    one_hot: bool = Field(False, description="one target column of integer class labels (0, 1, 2, ...) becomes "
+                                             "one-hot columns, one per class, for a softmax output")
 
 
 class Standardization(BaseModel):
@@ -51,11 +53,18 @@ class ForkRequest(Strict):
 def upload_dataset(body: CsvUpload, datasets: DatasetsDep) -> dict:
     """Upload a CSV; use the returned id in a spec as {"data": {"dataset_id": ...}}."""
     parsed = datasets.parse(text=body.csv, inputs=body.inputs, targets=body.targets)
-    dataset_id = datasets.save(parsed)  # the raw inputs: a model standardizes with its own training rows
+    if body.one_hot and parsed.classes is None:
+        try:
+            parsed.y, parsed.classes = one_hot_labels(parsed.y, parsed.target_columns, datasets.settings.max_units)
+        except CsvError as e:
+            raise Unprocessable(("body", "one_hot"), e.message) from None
     stats = None
-    if body.standardize:
-        std = parsed.X.std(axis=0)
-        stats = {"mean": parsed.X.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+    if body.standardize:  # checked before saving: statistics that are not finite are refused, naming the column
+        try:
+            stats = standardization(parsed.X, parsed.input_columns)
+        except CsvError as e:
+            raise Unprocessable(("body", "standardize"), e.message) from None
+    dataset_id = datasets.save(parsed)  # the raw inputs: a model standardizes with its own training rows
     return {"id": dataset_id, "rows": parsed.n_rows, "input_columns": parsed.input_columns,
             "target_columns": parsed.target_columns, "classes": parsed.classes, "standardize": stats}
 
@@ -91,14 +100,17 @@ async def import_model(request: Request, models: Repo, limits: LimitsDep, client
 
 
 def _import(body: bytes, binary: bool, models, limits, nickname: str | None, client: str = "") -> dict:
+    s = limits.settings
+    # every array's declared size is checked against these before its data is read
+    sizes = ImportLimits(max_params=s.max_params, max_data_cells=s.max_samples_x_features, max_layers=s.max_layers)
     try:
         if binary:
-            model = import_npz(body)
+            model = import_npz(body, sizes)
         else:
             doc = json.loads(body)
             if not isinstance(doc, dict):
                 raise TransferError("the body must be a JSON object from GET /export?format=json")
-            model = import_json(doc)
+            model = import_json(doc, sizes)
     except (TransferError, ValueError) as e:
         raise Unprocessable(("body",), f"cannot import: {e}") from None
     limits.check_spec(model.spec)

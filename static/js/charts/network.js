@@ -89,6 +89,7 @@ export class NetworkDiagram {
     d.style.width = `${NODE}px`; d.style.height = `${NODE}px`;
     d.tabIndex = 0;
     const name = i === 0 ? inputs[j] : `layer ${i} unit ${j + 1} (${layers[i - 1].activation})`;
+    d.setAttribute('role', 'img');   // aria-label needs a role; focus shows the unit's values in the hover card
     d.setAttribute('aria-label', name);
     d.dataset.layer = String(i);
     let canvas = null;

@@ -16,8 +16,9 @@ export const classApi = {
   models: () => admin('GET', '/models'),
   curves: (maxPoints = 200) => admin('GET', `/curves?max_points=${maxPoints}`),
   leaderboard: () => admin('GET', '/leaderboard'),
+  gallery: (resolution = 32) => admin('GET', `/gallery?resolution=${resolution}`),
   hiddenTest: (body) => admin('PUT', '/hidden-test', body),
-  setPreset: (link) => admin('PUT', '/preset', { link }),
+  setPreset: (body) => admin('PUT', '/preset', body),
   clearPreset: () => admin('DELETE', '/preset'),
   freeze: (frozen) => admin('PUT', '/freeze', { frozen }),
 };

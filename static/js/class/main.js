@@ -1,5 +1,6 @@
 // Instructor page: sign in with the admin token, then refresh the models table every few
 // seconds, the loss curves and the leaderboard a little less often, and the class status.
+// The Gallery view (the projector) refreshes every tile on every tick instead of the tables.
 import { formatDetail } from '../api.js';
 import { adminToken, classApi } from './api.js';
 import { ModelsTable } from './models.js';
@@ -7,40 +8,66 @@ import { CurvesChart } from './curves.js';
 import { HiddenTest } from './hidden.js';
 import { Leaderboard } from './leaderboard.js';
 import { ClassControls } from './controls.js';
+import { Gallery } from './gallery.js';
 
 const $ = (id) => document.getElementById(id);
-const TICK_MS = window.__classPollMs || 3000;   // models + status; curves and leaderboard every other tick
+const TEST = !!window.__testHooks;   // set by the browser tests only
+const TICK_MS = (TEST && window.__classPollMs) || 3000;   // models + status; curves and leaderboard every other tick
+const GALLERY_RESOLUTION = 32;
+
+/** What the sign-in box says for a refused call: our sentence, plus the server's detail only when it adds something. */
+export function deniedMessage(err) {
+  if (err.noToken) return 'Not signed in: enter the instructor token above.';
+  if (err.status === 404) return 'The instructor view is off on this server: start it with PLAYGROUND_ADMIN_TOKEN set.';
+  if (err.status === 403) return 'Wrong instructor token: check it and sign in again.';
+  if (err.status === 401) return 'Not signed in: enter the instructor token above.';
+  return `Cannot load the class: ${formatDetail(err.detail) || err.message}`;
+}
 
 class ClassPage {
   constructor() {
     this.models = new ModelsTable();
     this.curves = null;   // built once the panel is visible (uPlot needs a width)
     this.leaderboard = new Leaderboard();
+    this.gallery = new Gallery();
+    this.view = 'tables';
     this.controls = new ClassControls({ onChange: () => this.refreshStatus() });
-    this.hidden = new HiddenTest({ onUploaded: () => { this.hasHidden = true; this.refreshLeaderboard(); } });
-    this.hasHidden = null;   // unknown until the first leaderboard answer (409: none uploaded yet)
+    this.hidden = new HiddenTest({ onUploaded: () => this.refreshLeaderboard() });
     this.tick = 0; this.timer = null; this.authed = false;
     $('admin-token').value = adminToken.get();
     $('auth-form').addEventListener('submit', (e) => { e.preventDefault(); this.signIn($('admin-token').value.trim()); });
     $('sign-out').addEventListener('click', () => { adminToken.set(''); $('admin-token').value = ''; this.refresh(); });
     $('leaderboard-refresh').addEventListener('click', () => this.refreshLeaderboard());
-    window.__class = this;
+    $('view-tables').addEventListener('click', () => this.showView('tables'));
+    $('view-gallery').addEventListener('click', () => this.showView('gallery'));
+    if (TEST) window.__class = this;
   }
 
   signIn(token) { adminToken.set(token); return this.refresh(); }
+
+  showView(view) {
+    this.view = view;
+    $('view-tables').setAttribute('aria-pressed', String(view === 'tables'));
+    $('view-gallery').setAttribute('aria-pressed', String(view === 'gallery'));
+    this._layout();
+    if (view === 'gallery') { this.refreshLeaderboard().then(() => this.refreshGallery()); return; }
+    if (this.authed && !this.curves) { this.curves = new CurvesChart(); this.refreshCurves(); } else this.curves?.chart.render();
+  }
+
+  _layout() {
+    $('class-main').hidden = !this.authed || this.view !== 'tables';
+    $('gallery-panel').hidden = !this.authed || this.view !== 'gallery';
+    $('view-switch').hidden = !this.authed;
+  }
 
   /** Not signed in, wrong token, or the view is off: say so and hide the class. */
   _denied(err) {
     this.authed = false;
     document.body.dataset.auth = 'error';
-    $('class-main').hidden = true;
+    this._layout();
     $('sign-out').hidden = !adminToken.get();
     const box = $('auth-error');
-    const detail = formatDetail(err.detail) || err.message;
-    box.textContent = err.noToken ? 'Not signed in: enter the instructor token above.' : err.status === 404 ? 'The instructor view is off on this server: start it with PLAYGROUND_ADMIN_TOKEN set.'
-      : err.status === 403 ? `Wrong instructor token (${detail}).`
-        : err.status === 401 ? `Not signed in: enter the instructor token above (${detail}).`
-          : `Cannot load the class: ${detail}`;
+    box.textContent = deniedMessage(err);
     box.hidden = false;
   }
 
@@ -56,19 +83,21 @@ class ClassPage {
       list = await classApi.models();
     } catch (err) {
       if ([401, 403, 404].includes(err.status)) { this._denied(err); return; }
-      $('auth-error').textContent = `Cannot load the class: ${err.message}`; $('auth-error').hidden = false;
+      $('auth-error').textContent = deniedMessage(err); $('auth-error').hidden = false;
       return;
     }
     const first = !this.authed;
     this.authed = true;
     document.body.dataset.auth = 'ok';
     $('auth-error').hidden = true;
-    $('class-main').hidden = false;
+    this._layout();
     $('sign-out').hidden = false;
-    if (!this.curves) this.curves = new CurvesChart();
+    if (!this.curves && this.view === 'tables') this.curves = new CurvesChart();
     this.models.show(list);
-    await Promise.all([this.refreshStatus(), first || this.tick % 2 === 0 ? this.refreshCurves() : null,
-      (first || this.tick % 2 === 0) && this.hasHidden !== false ? this.refreshLeaderboard() : null]);
+    const slow = first || this.tick % 2 === 0;
+    await Promise.all([this.refreshStatus(), slow && this.curves ? this.refreshCurves() : null,
+      slow || this.view === 'gallery' ? this.refreshLeaderboard() : null,
+      this.view === 'gallery' ? this.refreshGallery() : null]);
     document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
   }
 
@@ -88,10 +117,17 @@ class ClassPage {
   async refreshLeaderboard() {
     try {
       this.leaderboard.show(await classApi.leaderboard());
-      this.hasHidden = true;
     } catch (err) {
-      if (err.status === 409) this.hasHidden = false;   // asked again after an upload or on Refresh
-      this.leaderboard.note(err.status === 409 ? 'Upload a hidden test set to rank the models.' : `Leaderboard unavailable: ${formatDetail(err.detail) || err.message}`);
+      this.leaderboard.note(`Leaderboard unavailable: ${formatDetail(err.detail) || err.message}`);
+    }
+  }
+
+  async refreshGallery() {
+    try {
+      this.gallery.show(await classApi.gallery(GALLERY_RESOLUTION), this.leaderboard.ranked);
+      document.body.dataset.gallery = String(Number(document.body.dataset.gallery || 0) + 1);
+    } catch (err) {
+      $('gallery-note').textContent = `Gallery unavailable: ${formatDetail(err.detail) || err.message}`;
     }
   }
 

@@ -1,7 +1,6 @@
 // Architecture builder: input features (2-D datasets), hidden layers (add/remove,
 // units +/-, activation) and the output layer. Every change re-creates the model.
-import { fillSelect, FEATURE_LABELS } from '../catalog.js';
-import { isTwoD } from '../state.js';
+import { fillSelect } from '../catalog.js';
 
 const $ = (id) => document.getElementById(id);
 const MAX_UNITS = 32;
@@ -16,19 +15,19 @@ function el(tag, attrs = {}, ...children) {
 }
 
 export class BuilderView {
-  /** app: {cfg, catalog, changeModel(mutate)} */
-  constructor(app) {
-    this.app = app;
+  constructor({ config, events, catalog }) {
+    this.config = config; this.catalog = catalog;
     this.root = $('builder');
-    this.maxLayers = Math.min(10, (app.catalog.limits.max_layers || 9) - 1);
+    this.maxLayers = Math.min(10, (catalog.limits.max_layers || 9) - 1);
     const MAX_LAYERS = this.maxLayers;
-    $('add-layer').addEventListener('click', () => app.changeModel((c) => {
+    $('add-layer').addEventListener('click', () => config.change((c) => {
       if (c.hidden.length >= MAX_LAYERS) return;
       const prev = c.hidden[c.hidden.length - 1];
       c.hidden.push({ units: prev ? prev.units : 4, activation: prev ? prev.activation : 'tanh' });
     }));
-    $('remove-layer').addEventListener('click', () => app.changeModel((c) => { c.hidden.pop(); }));
-    this.setConfig(app.cfg);
+    $('remove-layer').addEventListener('click', () => config.change((c) => { c.hidden.pop(); }));
+    this.setConfig(config.value);
+    events.on('config', (cfg) => this.setConfig(cfg));
   }
 
   setConfig(cfg) {
@@ -49,20 +48,20 @@ export class BuilderView {
       box.append(el('p', { class: 'hint', text: cols ? cols.join(', ') : 'your columns' }));
       return box;
     }
-    if (!isTwoD(cfg.dataset)) {
+    if (!this.catalog.isTwoD(cfg.dataset)) {
       box.append(el('p', { class: 'hint', text: '1-D input x' }));
       return box;
     }
-    for (const f of this.app.catalog.features) {
+    for (const f of this.catalog.features) {
       const id = `feature-${f}`;
       const cb = el('input', { type: 'checkbox', id, value: f });
       cb.checked = cfg.features.includes(f);
-      cb.addEventListener('change', () => this.app.changeModel((c) => {
+      cb.addEventListener('change', () => this.config.change((c) => {
         const set = new Set(c.features);
         if (cb.checked) set.add(f); else set.delete(f);
-        c.features = this.app.catalog.features.filter((x) => set.has(x));
+        c.features = this.catalog.features.filter((x) => set.has(x));
       }));
-      box.append(el('div', { class: 'feature' }, cb, el('label', { for: id, text: FEATURE_LABELS[f] || f })));
+      box.append(el('div', { class: 'feature' }, cb, el('label', { for: id, text: this.catalog.feature(f).label })));
     }
     return box;
   }
@@ -76,15 +75,15 @@ export class BuilderView {
     const minus = el('button', { type: 'button', id: `units-minus-${k}`, class: 'round tiny', 'aria-label': `Remove a unit from ${name}`, text: '−' });
     const plus = el('button', { type: 'button', id: `units-plus-${k}`, class: 'round tiny', 'aria-label': `Add a unit to ${name}`, text: '+' });
     minus.disabled = layer.units <= 1; plus.disabled = layer.units >= MAX_UNITS;
-    minus.addEventListener('click', () => this.app.changeModel((c) => { get(c).units = Math.max(1, get(c).units - 1); }));
-    plus.addEventListener('click', () => this.app.changeModel((c) => { get(c).units = Math.min(MAX_UNITS, get(c).units + 1); }));
+    minus.addEventListener('click', () => this.config.change((c) => { get(c).units = Math.max(1, get(c).units - 1); }));
+    plus.addEventListener('click', () => this.config.change((c) => { get(c).units = Math.min(MAX_UNITS, get(c).units + 1); }));
     const count = el('output', { id: `units-${k}`, class: 'units', 'aria-label': `units in ${name}`, 'aria-live': 'polite', text: String(layer.units) });
     col.append(el('div', { class: 'field units-row' }, minus, count, plus));
     col.append(el('div', { class: 'units-label', text: layer.units === 1 ? 'unit' : 'units' }));
     const sel = el('select', { id: `act-${k}`, 'aria-label': `Activation of ${name}` });
-    const acts = this.app.catalog.activations.filter((a) => isOutput || !this.app.catalog.outputOnly.includes(a));
+    const acts = this.catalog.activations.filter((a) => isOutput || !this.catalog.outputOnly.includes(a));
     fillSelect(sel, acts, layer.activation);
-    sel.addEventListener('change', () => this.app.changeModel((c) => {
+    sel.addEventListener('change', () => this.config.change((c) => {
       get(c).activation = sel.value;
       if (isOutput && sel.value === 'softmax') { c.loss = 'cross_entropy'; if (c.output.units < 2) c.output.units = 2; }
       if (isOutput && sel.value === 'sigmoid' && c.loss === 'cross_entropy') c.loss = 'bce';

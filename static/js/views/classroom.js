@@ -7,14 +7,22 @@ import { nickname } from '../tokens.js';
 const $ = (id) => document.getElementById(id);
 const DISMISSED = 'bp.preset-dismissed';
 
+/** "circle · features x1, x2 · at most 500 steps": the task a student is ranked on. */
+export function describeTask(t) {
+  if (!t) return '';
+  return [t.dataset, t.features ? `features ${t.features.join(', ')}` : null, t.loss ? `loss ${t.loss}` : null,
+    t.step_budget ? `at most ${t.step_budget} steps` : null].filter(Boolean).join(' · ');
+}
+
 /** Only page-relative links ("/?..."), never another site ("//host", "/\host"). */
 export function safeLink(link) {
   return typeof link === 'string' && /^\/(?![/\\])/.test(link) ? link : null;
 }
 
 export class ClassStatusView {
-  constructor(app, { interval = window.__playgroundPollMs || 10_000 } = {}) {
-    this.app = app; this.interval = interval; this.timer = null; this.status = null;
+  constructor({ session, config, events }, { interval = (window.__testHooks && window.__playgroundPollMs) || 10_000 } = {}) {
+    this.events = events; this.interval = interval; this.timer = null; this.status = null;
+    events.on('class-poll', () => this.poll());
     $('preset-dismiss').addEventListener('click', () => this._dismiss());
     $('preset-link').addEventListener('click', () => this._dismiss());
     document.addEventListener('visibilitychange', () => { if (!document.hidden) this.poll(); });
@@ -25,8 +33,7 @@ export class ClassStatusView {
       input.value = v;
       nickname.set(v);
       // an untrained network is simply made again, so the instructor sees the name at once
-      const s = app.session;
-      if (s.model && s.model.step === 0 && !s.busy) app.createModel();
+      if (session.model && session.model.step === 0 && !session.busy) config.recreate();
       else $('nickname-hint').textContent = 'Used for the next network you make (Reset keeps this one).';
     });
   }
@@ -41,7 +48,7 @@ export class ClassStatusView {
     try {
       this.apply(await api.classStatus());
     } catch (err) {
-      if (err.status === 404) this.apply({ enabled: false, frozen: false, preset: null });
+      if (err.status === 404) this.apply({ enabled: false, frozen: false, preset: null, assignment: null });
       // a network hiccup: keep the last known status
     }
   }
@@ -49,12 +56,14 @@ export class ClassStatusView {
   apply(status) {
     this.status = status;
     $('nickname-field').hidden = !status.enabled;
-    this.app.setFrozen(!!status.frozen);
+    this.events.emit('class-status', status);
     const link = safeLink(status.preset);
     const banner = $('preset-banner');
     const dismissed = sessionStorage.getItem(DISMISSED);
     banner.hidden = !link || dismissed === link;
     if (link) $('preset-link').href = link;
+    const task = link ? describeTask(status.assignment) : '';
+    $('preset-task').textContent = task ? `(${task})` : '';
   }
 
   _dismiss() {

@@ -6,34 +6,36 @@ import { fillSelect } from '../catalog.js';
 const $ = (id) => document.getElementById(id);
 
 export class ControlsView {
-  /** app: {cfg, catalog, session, patch(body, mutate, controlId), run(fn, context), reset()} */
-  constructor(app) {
-    this.app = app;
-    const { catalog } = app;
-    fillSelect($('optimizer'), catalog.optimizers, app.cfg.optimizer);
-    fillSelect($('reg-kind'), catalog.regularization, app.cfg.reg_kind);
-    this.setConfig(app.cfg);
-    const s = () => app.session;
+  constructor({ session, config, events, catalog, errors }) {
+    this.config = config; this.errors = errors;
+    fillSelect($('optimizer'), catalog.optimizers, config.value.optimizer);
+    fillSelect($('reg-kind'), catalog.regularization, config.value.reg_kind);
+    this.setConfig(config.value);
+    events.on('config', (cfg) => this.setConfig(cfg));
+    events.on('playing', (on) => this.setPlaying(on));
+    events.on('diverged', (on) => this.setDiverged(on));
+    events.on('frozen', (on) => this.setFrozen(on));
+    const s = () => session;
     $('play').addEventListener('click', () => s().toggle());
     $('step').addEventListener('click', () => s().step());
-    $('step-epoch').addEventListener('click', () => app.run(() => s().stepEpoch(), 'Step epoch: '));
-    $('reset').addEventListener('click', () => app.reset());
+    $('step-epoch').addEventListener('click', () => config.run(() => s().stepEpoch(), 'Step epoch: '));
+    $('reset').addEventListener('click', () => config.reset());
     $('learning-rate').addEventListener('change', (e) => {
       const v = this._number(e.target);
-      if (v !== undefined) app.patch(this._optimizer({ learning_rate: v }), (c) => { c.learning_rate = v; });
+      if (v !== undefined) config.patch(this._optimizer({ learning_rate: v }), (c) => { c.learning_rate = v; });
     });
     $('batch-size').addEventListener('change', (e) => {
       const raw = e.target.value.trim();
       const v = raw === '' ? null : this._number(e.target);
-      if (v !== undefined) app.patch({ batch_size: v === null ? null : Math.trunc(v) }, (c) => { c.batch_size = v === null ? null : Math.trunc(v); });
+      if (v !== undefined) config.patch({ batch_size: v === null ? null : Math.trunc(v) }, (c) => { c.batch_size = v === null ? null : Math.trunc(v); });
     });
     $('optimizer').addEventListener('change', (e) => {
       const name = e.target.value;
-      app.patch(this._optimizer({ name }), (c) => { c.optimizer = name; });
+      config.patch(this._optimizer({ name }), (c) => { c.optimizer = name; });
     });
     const reg = () => {
       const kind = $('reg-kind').value; const rate = this._number($('reg-rate'));
-      if (rate !== undefined) app.patch({ regularization: { kind, rate } }, (c) => { c.reg_kind = kind; c.reg_rate = rate; });
+      if (rate !== undefined) config.patch({ regularization: { kind, rate } }, (c) => { c.reg_kind = kind; c.reg_rate = rate; });
     };
     $('reg-kind').addEventListener('change', reg);
     $('reg-rate').addEventListener('change', reg);
@@ -53,7 +55,7 @@ export class ControlsView {
    * the learning rate are always sent together.
    */
   _optimizer(change) {
-    const c = this.app.cfg;
+    const c = this.config.value;
     return { optimizer: { name: c.optimizer, learning_rate: c.learning_rate, ...change } };
   }
 
@@ -61,7 +63,7 @@ export class ControlsView {
   _number(input) {
     const v = Number(input.value.trim());
     if (input.value.trim() === '' || !Number.isFinite(v)) {
-      this.app.errors.show({ detail: [{ loc: [input.id], msg: 'enter a number' }] });
+      this.errors.show({ detail: [{ loc: [input.id], msg: 'enter a number' }] });
       return undefined;
     }
     return v;

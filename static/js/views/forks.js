@@ -9,7 +9,11 @@ const COLORS = ['#1b7837', '#2166ac', '#c51b7d', '#8c510a', '#01665e', '#b2182b'
 const OWN = '#542788';   // the loss chart's own train curve
 
 export class ForksView {
-  constructor(app) { this.app = app; this.req = 0; this.curves = new Map(); }
+  constructor({ session, config, events }) {
+    Object.assign(this, { session, config, events });
+    this.req = 0; this.curves = new Map();
+    events.on('model', (model, data, why) => this.setModel(model, data, why));
+  }
 
   /** Names in family order: the root is "original", the rest "fork 1", "fork 2", ... */
   static names(family) {
@@ -20,7 +24,7 @@ export class ForksView {
     const req = ++this.req;
     const family = forks.family(model.id);
     const box = $('forks');
-    if (family.length < 2) { box.hidden = true; this.app.output.setOverlays([]); return; }
+    if (family.length < 2) { box.hidden = true; this.events.emit('overlays', []); return; }
     const names = ForksView.names(family);
     // a fork's own curve starts with its original's; refetch the others (they may have trained since)
     const others = family.filter((id) => id !== model.id);
@@ -34,7 +38,7 @@ export class ForksView {
       label: `${names.get(id)} train`, stroke: COLORS[family.indexOf(id) % COLORS.length], width: 1.4, dash: [3, 3],
       x: h.eval.step, y: h.eval.train_loss,
     }));
-    this.app.output.setOverlays(overlays);
+    this.events.emit('overlays', overlays);
     box.hidden = false;
     const list = $('fork-list');
     list.replaceChildren(...family.filter((id) => alive.has(id)).map((id) => {
@@ -47,8 +51,8 @@ export class ForksView {
       if (id === model.id) { b.setAttribute('aria-current', 'true'); b.title = 'the model on this page'; }
       else {
         b.title = `Open ${names.get(id)}`;
-        b.addEventListener('click', () => this.app.switchTo(async () => {
-          try { await this.app.session.open(id, 'switch'); } catch (err) {
+        b.addEventListener('click', () => this.config.switchTo(async () => {
+          try { await this.session.open(id, 'switch'); } catch (err) {
             if (err.status !== 404) throw err;
             forks.remove(id);   // gone from the server (evicted): not this page's model, so nothing is re-created
             throw new Error(`${names.get(id)} is no longer on the server`);

@@ -1,6 +1,9 @@
-// Gradient check: POST /gradcheck and show analytic-vs-numeric error per layer.
+// Gradient check: POST /gradcheck and show analytic-vs-numeric error per layer, the entries left out at a
+// relu-type kink (both one-sided slopes are right there) and why a step size eps is too small or too large.
 import { api } from '../api.js';
 import { formatNum } from '../charts/palette.js';
+
+const esc = (s) => String(s ?? '').replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }[c]));
 
 export class GradcheckView {
   constructor(app) {
@@ -17,7 +20,8 @@ export class GradcheckView {
     if (!id) return;
     this.btn.disabled = true; this.out.textContent = 'Checking…';
     try {
-      const r = await api.gradcheck(id, {});
+      const epsBox = document.getElementById('gradcheck-eps');
+      const r = await api.gradcheck(id, epsBox ? { eps: Number(epsBox.value) } : {});
       if (id !== this.app.session.id) return;
       const row = (l) => {
         const cell = (p) => (p ? `<td>${formatNum(p.relative_error, 3)}</td><td>${formatNum(p.max_abs_error, 3)}</td>` : '<td>–</td><td>–</td>');
@@ -27,7 +31,11 @@ export class GradcheckView {
         `— max relative error ${formatNum(r.max_relative_error, 3)}</p>` +
         '<table class="gc"><thead><tr><th scope="col">Layer</th><th scope="col">W rel. err</th><th scope="col">W max abs</th>' +
         '<th scope="col">b rel. err</th><th scope="col">b max abs</th></tr></thead>' +
-        `<tbody>${r.layers.map(row).join('')}</tbody></table>`;
+        `<tbody>${r.layers.map(row).join('')}</tbody></table>` +
+        (r.kinks ? `<p class="hint kinks">${r.kinks} entr${r.kinks === 1 ? 'y sits' : 'ies sit'} at a kink of the activation ` +
+          '(relu-type): there the central difference averages the two one-sided slopes and backprop takes one of ' +
+          'them; both are right, so they are left out of the error.</p>' : '') +
+        (r.eps_note ? `<p class="hint eps-note">${esc(r.eps_note)}</p>` : '');
       this.out.dataset.passed = String(!!r.passed);
     } catch (err) {
       this.out.innerHTML = '';

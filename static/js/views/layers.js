@@ -10,8 +10,10 @@ export const LAYER_COLORS = ['#0072B2', '#E69F00', '#009E73', '#CC79A7', '#56B4E
 const shape = (m) => (m && m.length ? `${m.length}×${Array.isArray(m[0]) ? m[0].length : 1}` : '–');
 
 export class LayersView {
-  constructor(app) {
-    this.app = app; this.root = $('layer-maps'); this.cards = []; this.chart = null; this.lastStep = -1;
+  constructor({ events }) {
+    this.root = $('layer-maps'); this.cards = []; this.chart = null; this.lastStep = -1;
+    events.on('model', (model) => this.setModel(model));
+    events.on('frame', (frame) => this.ingest(frame));
   }
 
   setModel(model) {

@@ -1,20 +1,13 @@
 // Network view: the diagram (edges by weight) with a thumbnail per neuron showing
 // its activation over the input plane (2-D datasets), fed from the frame's boundary.
 import { NetworkDiagram } from '../charts/network.js';
-import { FEATURE_LABELS } from '../catalog.js';
-import { isRegression } from '../state.js';
-
-const FEATURE_FN = {
-  x1: (x) => x, x2: (x, y) => y, x1sq: (x) => x * x, x2sq: (x, y) => y * y,
-  x1x2: (x, y) => x * y, sinx1: (x) => Math.sin(x), sinx2: (x, y) => Math.sin(y),
-};
 
 export class NetworkView {
-  /** app: {cfg, onLayerHover(i|null)} */
-  constructor(app) {
-    this.app = app;
-    this.diagram = new NetworkDiagram(document.getElementById('network'), { onLayerHover: (i) => app.onLayerHover(i) });
+  constructor({ config, events, catalog }) {
+    this.config = config; this.catalog = catalog;
+    this.diagram = new NetworkDiagram(document.getElementById('network'), { onLayerHover: (i) => events.emit('layer-hover', i) });
     this.lastBoundary = null;
+    events.on('model', (model, data) => this.setModel(model, data));
   }
 
   setModel(model, data) {
@@ -22,13 +15,13 @@ export class NetworkView {
     const dims = data && data.train.X.length ? data.train.X[0].length : 2;
     const twoD = dims === 2;
     const custom = spec.data && spec.data.source === 'custom';
-    const features = (spec.data && spec.data.features) || (data && data.features) || (custom ? ['x1', 'x2'] : this.app.cfg.features);
+    const features = (spec.data && spec.data.features) || (data && data.features) || (custom ? ['x1', 'x2'] : this.config.value.features);
     this.features = custom ? Array.from({ length: dims }, (_, i) => `x${i + 1}`) : twoD ? features : ['x'];
     const info = custom && spec.data.info;
     const labels = info && info.input_columns && info.input_columns.length === dims ? info.input_columns : null;
-    this.classification = data ? data.kind !== 'regression' : !isRegression(this.app.cfg.dataset);
+    this.classification = data ? data.kind !== 'regression' : !this.catalog.isRegression(this.config.value.dataset);
     this.diagram.setStructure({
-      inputs: labels || this.features.map((f) => FEATURE_LABELS[f] || f),
+      inputs: labels || this.features.map((f) => (this.catalog.feature(f) || { label: f }).label),
       layers: spec.layers, thumbs: twoD,
     });
     this.twoD = twoD; this.lastBoundary = null; this.inputKey = null;
@@ -41,7 +34,7 @@ export class NetworkView {
     if (key === this.inputKey) return this.inputs;
     const [x0, x1] = b.x_range; const [y0, y1] = b.y_range;
     this.inputs = this.features.map((f) => {
-      const fn = FEATURE_FN[f] || (() => 0);
+      const fn = (this.catalog.feature(f) || {}).value || (() => 0);   // the catalog's feature table
       return Array.from({ length: n }, (_, j) => Array.from({ length: n }, (__, i) =>
         fn(x0 + ((x1 - x0) * i) / (n - 1), y0 + ((y1 - y0) * j) / (n - 1))));
     });

@@ -10,18 +10,22 @@ const CURVE_POINTS = 120;
 const BATCH_POINTS = 20;
 
 export class OutputView {
-  /** app: {session, invalidate()} */
-  constructor(app) {
-    this.app = app;
+  constructor({ session, events }) {
+    this.session = session;
+    const redraw = () => events.emit('redraw');
+    events.on('model', (model, data) => this.setModel(model, data));
+    events.on('frame', (frame) => this.ingest(frame));
+    events.on('overlays', (list) => this.setOverlays(list));
     this.chart = new LineChart($('loss-chart'), {
       series: [{ label: 'train', stroke: '#542788', width: 2 }, { label: 'test', stroke: '#e08214', dash: [6, 3], width: 2 },
         { label: 'batch', stroke: 'rgba(84, 39, 136, 0.25)', width: 1 }],
       height: 150, yLabel: 'loss', maxPoints: 800,
     });
-    $('loss-log').addEventListener('change', (e) => { this.chart.setLog(e.target.checked); app.invalidate(); });
+    $('loss-log').addEventListener('change', (e) => { this.chart.setLog(e.target.checked); redraw(); });
     this.boundary = new BoundaryPlot($('boundary'), { size: 300 });
-    $('show-test').addEventListener('change', (e) => { this.boundary.showTest = e.target.checked; app.invalidate(); });
+    $('show-test').addEventListener('change', (e) => { this.boundary.showTest = e.target.checked; redraw(); });
     this.lastStep = -1; this.curveStep = -1; this.curveAt = 0; this.curveBusy = false;
+    this.redraw = redraw;
   }
 
   setModel(model, data) {
@@ -31,7 +35,7 @@ export class OutputView {
     const dims = data && data.train.X.length ? data.train.X[0].length : 2;
     $('boundary').hidden = dims > 2;
     $('boundary-none').hidden = dims <= 2;
-    const h = this.app.session.history;
+    const h = this.session.history;
     if (h && h.modelId === model.id) this._prefill(h);
   }
 
@@ -51,7 +55,7 @@ export class OutputView {
   }
 
   /** Other models' curves on the loss chart (see ForksView). */
-  setOverlays(list) { this.chart.setOverlays(list); this.app.invalidate(); }
+  setOverlays(list) { this.chart.setOverlays(list); this.redraw(); }
 
   ingest(frame) {
     if (frame.step < this.lastStep) this.chart.clear();
@@ -80,7 +84,7 @@ export class OutputView {
 
   /** 1-D datasets: refresh the prediction curve at most ~4 times a second. */
   _maybePredict(frame) {
-    const { session } = this.app;
+    const { session } = this;
     if (this.curveBusy || frame.step === this.curveStep || performance.now() - this.curveAt < 250 || !session.id) return;
     const [lo, hi] = this.boundary.xRange;
     const xs = Array.from({ length: CURVE_POINTS }, (_, i) => lo + ((hi - lo) * i) / (CURVE_POINTS - 1));
@@ -89,7 +93,7 @@ export class OutputView {
     api.predict(id, xs.map((x) => [x])).then((res) => {
       if (id !== session.id) return;
       this.boundary.setCurve(xs, res.y_hat.map((r) => (Array.isArray(r) ? r[0] : r)));
-      this.app.invalidate();
+      this.redraw();
     }).catch(() => {}).finally(() => { this.curveBusy = false; });
   }
 }

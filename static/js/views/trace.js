@@ -1,7 +1,8 @@
-// Backprop trace panel (GET /trace): forward and backward equations with live
-// shapes, transposed operands highlighted, per-layer shapes of a, z, delta on hover,
-// and the closed-form gradient when the server has one.
-import { api } from '../api.js';
+// Backprop trace panel (GET /trace?convention=rows|columns): forward and backward equations with
+// live shapes, every operand's shape as it is used (W₁ᵀ is (2×8) on 2-8-8-1), transposed operands
+// highlighted, per-layer shapes of a, z, delta on hover, the closed-form gradient when the server
+// has one, and the step "Check your gradients" diagnosed as wrong marked.
+import { request } from '../api.js';
 
 const fmtShape = (s) => (Array.isArray(s) ? `(${s.join('×')})` : s === null || s === undefined ? '' : String(s));
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }[c]));
@@ -14,28 +15,64 @@ export function prettyEquation(eq) {
     .replace(/\^T\b/g, '<sup class="tr" title="transposed">T</sup>')
     .replace(/([A-Za-zδ')]+)_(\d+|[A-Za-z])\b/g, '$1<sub>$2</sub>');
 }
+/** An operand's shape as it enters the product (the server's "shape"; "stored_shape" is the array's own). */
+export const usedShape = (o) => o.shape;
 const baseName = (t) => String(t || '').replace(/[_^]?\{?\d+\}?$/, '').replace(/^δ$/, 'delta').toLowerCase();
 
 export class TraceView {
   constructor(app) {
     this.app = app; this.root = document.getElementById('trace'); this.trace = null; this.req = 0;
+    this.convention = 'rows'; this.args = null; this.mark = null;
+    for (const r of document.querySelectorAll('input[name=trace-convention]')) {
+      r.addEventListener('change', () => { if (r.checked) this.setConvention(r.value); });
+    }
   }
 
   async load(modelId, batchSize) {
+    this.args = [modelId, batchSize];
     const req = ++this.req;
+    const q = new URLSearchParams({ convention: this.convention });
+    if (batchSize) q.set('batch_size', batchSize);
     try {
-      const t = await api.trace(modelId, batchSize || undefined);
-      if (req === this.req) this._show(t);
+      const t = await request('GET', `/models/${encodeURIComponent(modelId)}/trace?${q}`);
+      if (req === this.req) { this._show(t); this._applyMark(); }
     } catch (err) {
       if (req === this.req) this.root.innerHTML = `<p class="field-error">Trace unavailable: ${esc(err.message)}</p>`;
     }
   }
 
+  /** Rows (the engine's batch) or columns (the question's: one sample as a column); `mark` a first_error. */
+  async setConvention(convention, mark) {
+    if (mark !== undefined) this.mark = mark;
+    for (const r of document.querySelectorAll('input[name=trace-convention]')) r.checked = r.value === convention;
+    if (convention === this.convention && this.trace) { this._applyMark(); return; }
+    this.convention = convention;
+    if (this.args) await this.load(...this.args);
+  }
+
+  /** Mark the step a diagnosis names ({layer, target}: delta[i], dW[2], ...); null clears. */
+  markError(firstError) { this.mark = firstError || null; this._applyMark(); }
+
+  _applyMark() {
+    for (const el of this.root.querySelectorAll('.trace-step.wrong')) { el.classList.remove('wrong'); el.removeAttribute('aria-description'); }
+    const fe = this.mark;
+    if (!fe || fe.layer === null || fe.layer === undefined) return;
+    const base = (/^[A-Za-z]+/.exec(fe.target || '') || ['delta'])[0].toLowerCase();
+    const steps = [...this.root.querySelectorAll(`.trace-cols .trace-step[data-layer="${fe.layer}"]`)];
+    const names = base === 'dw' ? ['dw'] : base === 'db' ? ['db'] : ['delta', 'k', 'dz'];
+    let hits = steps.filter((el) => names.slice(0, 2).includes(baseName(el.dataset.target)));
+    if (!hits.length) hits = steps.filter((el) => names.includes(baseName(el.dataset.target)));
+    if (!hits.length) hits = steps.filter((el) => el.closest('.backward'));
+    for (const el of hits) { el.classList.add('wrong'); el.setAttribute('aria-description', `diagnosed: ${fe.message || 'wrong step'}`); }
+    if (hits[0]) hits[0].scrollIntoView({ block: 'nearest' });
+  }
+
   _step(s) {
     const ops = (s.operands || []).map((o) => `<span class="operand${o.transposed ? ' transposed' : ''}"` +
-      `${o.transposed ? ' title="transposed operand"' : ''}>${prettyEquation(o.name)}${o.transposed ? '<sup>T</sup>' : ''}` +
-      ` <span class="shape">${esc(fmtShape(o.shape))}</span></span>`).join('<span class="op-sep">·</span>');
-    return `<li class="trace-step" data-layer="${esc(s.layer)}">` +
+      `${o.transposed ? ` title="transposed operand: stored ${esc(fmtShape(o.stored_shape || o.shape))}, used ${esc(fmtShape(usedShape(o)))}"` : ''}>` +
+      `${prettyEquation(o.name)}${o.transposed ? '<sup>T</sup>' : ''}` +
+      ` <span class="shape">${esc(fmtShape(usedShape(o)))}</span></span>`).join('<span class="op-sep">·</span>');
+    return `<li class="trace-step" data-layer="${esc(s.layer)}" data-target="${esc(s.target)}">` +
       `<code class="eq">${prettyEquation(s.equation)}</code>` +
       `<div class="ops">${ops}<span class="arrow">→</span><span class="result">${prettyEquation(s.target)} ` +
       `<span class="shape">${esc(fmtShape(s.result_shape))}</span></span></div>` +
@@ -52,13 +89,16 @@ export class TraceView {
       if (!(key in this.shapes)) this.shapes[key] = s.result_shape;
     }
     this.root.innerHTML =
+      (t.convention === 'columns' ? '<p class="hint">Columns: one sample x = z<sub>0</sub> as a column, ' +
+        'z<sub>i</sub> = f(W<sub>i</sub> z<sub>i-1</sub>), δ<sub>i</sub> (the question\'s k<sub>i</sub>) a column; ' +
+        'the batch gradient is the mean over the samples.</p>' : '') +
       `<p class="hint">Batch size B = ${esc(t.batch_size)}. Hover (or focus) a layer to see the shapes of a, z and δ; ` +
       `operands marked <span class="operand transposed">ᵀ</span> are transposed.</p>` +
       `<div class="trace-layers" role="group" aria-label="Layers">${layers.map((l) =>
         `<button type="button" class="chip" data-layer="${esc(l)}">Layer ${esc(l)}</button>`).join('')}</div>` +
       '<div class="trace-shapes" aria-live="polite">&nbsp;</div>' +
       `<div class="trace-cols"><div><h3>Forward</h3><ol class="steps">${t.forward.map((s) => this._step(s)).join('')}</ol></div>` +
-      `<div><h3>Backward</h3><ol class="steps">${t.backward.map((s) => this._step(s)).join('')}</ol></div></div>` +
+      `<div class="backward"><h3>Backward</h3><ol class="steps">${t.backward.map((s) => this._step(s)).join('')}</ol></div></div>` +
       (t.closed_form ? `<div class="closed-form"><h3>Closed form</h3><code>${prettyEquation(t.closed_form)}</code></div>` : '');
     for (const b of this.root.querySelectorAll('.chip')) {
       const l = Number(b.dataset.layer);

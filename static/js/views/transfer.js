@@ -15,8 +15,9 @@ export function saveBlob(blob, name) {
 }
 
 export class TransferView {
-  constructor(app) {
-    this.app = app;
+  constructor({ session, config, events }) {
+    this.session = session; this.config = config;
+    events.on('model', (model, data, why) => this.setModel(model, data, why));
     $('fork').addEventListener('click', () => this.fork());
     $('download-model').addEventListener('click', () => this.download());
     $('upload-model-button').addEventListener('click', () => $('upload-model').click());
@@ -44,15 +45,15 @@ export class TransferView {
 
   async fork() {
     this._status('');
-    const { app } = this;
-    const from = app.session.frame ? app.session.frame.step : 0;
-    const ok = await app.switchTo(() => app.session.fork(), 'Fork: ');
+    const { session, config } = this;
+    const from = session.frame ? session.frame.step : 0;
+    const ok = await config.switchTo(() => session.fork(), 'Fork: ');
     if (ok) this._status(`Forked at step ${from}. This is the fork; the original's curve stays on the loss chart.`);
   }
 
   async download() {
     this._status('');
-    const { session } = this.app;
+    const { session } = this;
     if (!session.id) return;
     if (session.playing) session.pause();
     const button = $('download-model');
@@ -73,9 +74,9 @@ export class TransferView {
     this._status('');
     const binary = /\.npz$/i.test(file.name);
     const body = binary ? await file.arrayBuffer() : await file.text();
-    const { app } = this;
+    const { session, config } = this;
     let done = false;
-    await app.switchTo(async () => {
+    await config.switchTo(async () => {
       let model;
       try {
         model = await api.importModel(body);
@@ -84,9 +85,9 @@ export class TransferView {
           ? err.detail.map((d) => ({ ...d, loc: [] })) : err.detail) : err.message}`, true);
         return;
       }
-      await app.session.adopt(model, 'import');
+      await session.adopt(model, 'import');
       done = true;
     }, 'Upload: ');
-    if (done) this._status(`Loaded ${file.name} at step ${app.session.model.step}.`);
+    if (done) this._status(`Loaded ${file.name} at step ${session.model.step}.`);
   }
 }

@@ -29,7 +29,9 @@ ADMIN_ENDPOINTS = [
     ("GET", "/api/class/models", None),
     ("GET", "/api/class/curves", None),
     ("PUT", "/api/class/hidden-test", {"X": [[0.5, 0.5]], "y": [[1]]}),
+    ("DELETE", "/api/class/hidden-test", None),
     ("GET", "/api/class/leaderboard", None),
+    ("GET", "/api/class/gallery", None),
     ("PUT", "/api/class/preset", {"link": "/?dataset=xor"}),
     ("DELETE", "/api/class/preset", None),
     ("PUT", "/api/class/freeze", {"frozen": True}),
@@ -67,7 +69,7 @@ def test_disabled_without_an_admin_token_configured(client, method, path, body):
     for headers in ({}, {"Authorization": "Bearer anything"}, {"Authorization": "Bearer "}):
         r = client.request(method, path, json=body, headers=headers)
         assert (r.status_code, r.json()) == (404, {"detail": DISABLED}), r.text
-    assert status(client) == {"enabled": False, "frozen": False, "preset": None}
+    assert status(client) == {"enabled": False, "frozen": False, "preset": None, "assignment": None}
 
 
 @pytest.mark.parametrize("method,path,body", ADMIN_ENDPOINTS, ids=ENDPOINT_IDS)
@@ -81,9 +83,9 @@ def test_refused_without_or_with_a_wrong_token_and_nothing_changes(klass, method
         r = klass.request(method, path, json=body, headers={"Authorization": f"Bearer {wrong}"})
         assert (r.status_code, r.json()) == (403, {"detail": WRONG}), r.text
         assert student["id"] not in r.text
-    assert status(klass) == {"enabled": True, "frozen": False, "preset": None}
-    assert admin(klass, "GET", "/api/class/leaderboard").status_code == 409  # no hidden set was stored
-    assert admin(klass, method, path, body).status_code in (200, 204, 409)  # the right token goes through
+    assert status(klass) == {"enabled": True, "frozen": False, "preset": None, "assignment": None}
+    assert admin(klass, "GET", "/api/class/leaderboard").json()["hidden_rows"] is None  # no hidden set was stored
+    assert admin(klass, method, path, body).status_code in (200, 204)  # the right token goes through
 
 
 # -- the class list and curves -----------------------------------------------------------------
@@ -101,8 +103,9 @@ def test_models_list_shows_nickname_architecture_step_losses_and_divergence(klas
                                 (anon, None, "2-3-1 tanh,identity")):
         m = klass.get(f"/api/models/{mid}").json()
         row = rows[mid]
-        assert set(row) == {"id", "nickname", "architecture", "step", "train_loss", "test_loss", "diverged",
+        assert set(row) == {"id", "nickname", "dataset", "architecture", "step", "train_loss", "test_loss", "diverged",
                             "diverged_at", "updated_at"}
+        assert row["dataset"] == m["spec"]["data"]["dataset"]
         assert (row["nickname"], row["architecture"]) == (nickname, arch)
         assert {k: row[k] for k in ("step", "train_loss", "test_loss", "diverged", "diverged_at")} == \
                {k: m[k] for k in ("step", "train_loss", "test_loss", "diverged", "diverged_at")}
@@ -145,37 +148,187 @@ def bce(p: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p)).sum(axis=1)))
 
 
-def test_leaderboard_ranks_fitting_models_by_their_hidden_loss(klass):
-    rng = np.random.default_rng(3)
-    X = rng.uniform(-5, 5, size=(25, 2))
-    y = (np.hypot(X[:, 0], X[:, 1]) < 3).astype(float)[:, None]
-    assert admin(klass, "GET", "/api/class/leaderboard").json() == {
-        "detail": "upload a hidden test set first (PUT /api/class/hidden-test)"}
+RANKED_FIELDS = {"rank", "id", "nickname", "dataset", "architecture", "step", "hidden_loss", "hidden_accuracy",
+                 "models"}
+APART_FIELDS = {"id", "nickname", "dataset", "architecture", "step", "reason"}
+
+
+def circle_hidden(n: int = 25, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-5, 5, size=(n, 2))
+    return X, (np.hypot(X[:, 0], X[:, 1]) < 3).astype(float)[:, None]
+
+
+def test_without_a_preset_every_fitting_model_is_ranked_classification_by_accuracy(klass):
+    X, y = circle_hidden()
+    empty = admin(klass, "GET", "/api/class/leaderboard")
+    assert (empty.status_code, empty.json()) == (200, {"assignment": None, "hidden_rows": None, "ranked": [], "apart": []})
     r = admin(klass, "PUT", "/api/class/hidden-test", {"X": X.tolist(), "y": y.tolist()})
     assert (r.status_code, r.json()) == (200, {"rows": 25, "columns": 2})
     specs = {"long": (SMALL, 300), "short": (SMALL, 5), "plane": (PLANE, 20)}
     ids = {name: create(klass, spec, nickname=name)["id"] for name, (spec, _) in specs.items()}
     for name, (_, steps) in specs.items():
         klass.post(f"/api/models/{ids[name]}/train", json={"steps": steps})
-    create(klass, SINE, nickname="sine")  # one raw input: does not fit the hidden set, left out
+    sine = create(klass, SINE, nickname="sine")["id"]  # one raw input: does not fit the hidden set
     board = admin(klass, "GET", "/api/class/leaderboard").json()
-    assert [row["rank"] for row in board] == [1, 2, 3]
-    assert {row["nickname"] for row in board} == {"long", "short", "plane"}
-    losses = [row["hidden_loss"] for row in board]
-    assert losses == sorted(losses)
-    for row in board:
-        assert set(row) == {"rank", "id", "nickname", "architecture", "hidden_loss", "hidden_accuracy", "step"}
-        spec, steps = specs[row["nickname"]]
+    assert (board["assignment"], board["hidden_rows"]) == (None, 25)
+    assert [row["rank"] for row in board["ranked"]] == [1, 2, 3]
+    # deleting the hidden set: nothing ranked until another is uploaded
+    r = admin(klass, "DELETE", "/api/class/hidden-test")
+    assert (r.status_code, r.content) == (204, b"")
+    assert admin(klass, "GET", "/api/class/leaderboard").json()["ranked"] == []
+    admin(klass, "PUT", "/api/class/hidden-test", {"X": X.tolist(), "y": y.tolist()})
+    assert board == admin(klass, "GET", "/api/class/leaderboard").json()
+    assert board["apart"] == [{"id": sine, "nickname": "sine", "dataset": "sine", "architecture": "1-3-1 tanh,identity",
+                               "step": 0, "reason": "has 1 inputs and 1 outputs; the hidden test set has 2 and 1"}]
+    by_name = {row["nickname"]: row for row in board["ranked"]}
+    for name, row in by_name.items():
+        assert set(row) == RANKED_FIELDS
+        spec, steps = specs[name]
         m = Model(spec)
         m.train(steps)
         p = m.predict(X)
-        assert row["step"] == steps and row["id"] == ids[row["nickname"]]
+        assert (row["step"], row["id"], row["models"]) == (steps, ids[name], 1)
         if spec is SMALL:
+            assert row["dataset"] == "circle"
             assert row["hidden_loss"] == pytest.approx(bce(p, y), rel=1e-9)
             assert row["hidden_accuracy"] == float(((p[:, 0] > 0.5) == (y[:, 0] > 0.5)).mean())
         else:
+            assert row["dataset"] == "plane"
             assert row["hidden_loss"] == pytest.approx(float(np.mean(((p - y) ** 2).sum(axis=1))), rel=1e-9)
             assert row["hidden_accuracy"] is None
+    # classification first, by accuracy (then loss); the regression model, which has no accuracy, last
+    cls = [by_name["long"], by_name["short"]]
+    cls.sort(key=lambda r: (-r["hidden_accuracy"], r["hidden_loss"]))
+    assert [row["nickname"] for row in board["ranked"]] == [cls[0]["nickname"], cls[1]["nickname"], "plane"]
+
+
+CIRCLE = {**SMALL, "data": {"dataset": "circle", "samples": 60, "noise": 0.05}}
+SPIRAL = {**SMALL, "data": {"dataset": "spiral", "samples": 60}}
+XOR_GEN = {**SMALL, "data": {"dataset": "xor", "samples": 60}}
+
+
+def test_leaderboard_ranks_the_assignment_one_row_per_student_and_lists_the_others_apart(klass):
+    """The issue's case: a preset on circle; circle, spiral and XOR models under three nicknames, two
+    models for one of them; a hidden circle set -> each circle student once with their best model."""
+    r = admin(klass, "PUT", "/api/class/preset", {"link": "/?dataset=circle&f=x1,x2&h=4.tanh&loss=bce"})
+    assignment = {"dataset": "circle", "features": ["x1", "x2"], "loss": None, "step_budget": None}
+    assert (r.status_code, r.json()) == (200, {"enabled": True, "frozen": False,
+                                               "preset": "/?dataset=circle&f=x1,x2&h=4.tanh&loss=bce",
+                                               "assignment": assignment})
+    dana_1 = create(klass, CIRCLE, nickname="Dana")["id"]          # the first try, hardly trained
+    dana_2 = create(klass, CIRCLE, nickname=" dana ")["id"]        # the same student reopening the preset
+    eli = create(klass, CIRCLE, nickname="Eli")["id"]
+    sam = create(klass, SPIRAL, nickname="Sam")["id"]
+    xi = create(klass, XOR_GEN, nickname="Xi")["id"]
+    for mid, steps in ((dana_1, 1), (dana_2, 400), (eli, 40), (sam, 50), (xi, 50)):
+        assert klass.post(f"/api/models/{mid}/train", json={"steps": steps}).status_code == 200
+    X, y = circle_hidden(60, seed=5)
+    admin(klass, "PUT", "/api/class/hidden-test", {"X": X.tolist(), "y": y.tolist()})
+
+    board = admin(klass, "GET", "/api/class/leaderboard")
+    assert board.status_code == 200
+    board = board.json()
+    assert (board["assignment"], board["hidden_rows"]) == (assignment, 60)
+    ranked = board["ranked"]
+    assert all(set(row) == RANKED_FIELDS for row in ranked)
+    assert sorted(row["id"] for row in ranked) == sorted([dana_2, eli])   # each circle student once
+    assert [row["rank"] for row in ranked] == [1, 2]
+    assert {row["id"]: (row["dataset"], row["models"]) for row in ranked} == {dana_2: ("circle", 2), eli: ("circle", 1)}
+    scores = {}
+    for mid, steps in ((dana_1, 1), (dana_2, 400), (eli, 40)):
+        m = Model(CIRCLE)
+        m.train(steps)
+        p = m.predict(X)
+        scores[mid] = (float(((p[:, 0] > 0.5) == (y[:, 0] > 0.5)).mean()), bce(p, y))
+    assert scores[dana_2] > scores[dana_1]   # so Dana's best model is the trained one (the test's premise)
+    for row in ranked:
+        assert (row["hidden_accuracy"], row["hidden_loss"]) == pytest.approx(scores[row["id"]], rel=1e-9)
+    assert [row["id"] for row in ranked] == sorted([dana_2, eli], key=lambda i: (-scores[i][0], scores[i][1]))
+    assert sorted(board["apart"], key=lambda r: r["nickname"]) == [
+        {"id": sam, "nickname": "Sam", "dataset": "spiral", "architecture": "2-4-1 tanh,sigmoid", "step": 50,
+         "reason": "trained on spiral"},
+        {"id": xi, "nickname": "Xi", "dataset": "xor", "architecture": "2-4-1 tanh,sigmoid", "step": 50,
+         "reason": "trained on xor"}]
+
+
+def test_assignment_features_loss_and_step_budget(klass):
+    link = "/?dataset=circle&f=x1,x2&loss=bce"
+    r = admin(klass, "PUT", "/api/class/preset", {"link": link, "match_loss": True, "step_budget": 30})
+    assert r.json()["assignment"] == {"dataset": "circle", "features": ["x1", "x2"], "loss": "bce", "step_budget": 30}
+    assert status(klass)["assignment"] == r.json()["assignment"]   # the student page can show the task
+    ok = create(klass, SMALL, nickname="ok")["id"]
+    feats = create(klass, {**SMALL, "data": {"dataset": "circle", "samples": 40, "features": ["x1", "x2", "x1sq"]}},
+                   nickname="feats")["id"]
+    mse = create(klass, {**SMALL, "loss": "mse"}, nickname="mse")["id"]
+    over = create(klass, SMALL, nickname="over")["id"]
+    klass.post(f"/api/models/{over}/train", json={"steps": 31})
+    klass.post(f"/api/models/{ok}/train", json={"steps": 30})
+    X, y = circle_hidden()
+    admin(klass, "PUT", "/api/class/hidden-test", {"X": X.tolist(), "y": y.tolist()})
+    board = admin(klass, "GET", "/api/class/leaderboard").json()
+    assert [row["id"] for row in board["ranked"]] == [ok]
+    assert {row["id"]: row["reason"] for row in board["apart"]} == {
+        feats: "uses features x1, x2, x1sq (the assignment: x1, x2)",
+        mse: "uses loss mse (the assignment: bce)",
+        over: "trained 31 steps, over the budget of 30"}
+
+
+@pytest.mark.parametrize("body,loc,msg", [
+    ({"link": "/?dataset=moon"}, ["body", "link"], "dataset: unknown dataset 'moon'"),
+    ({"link": "/?dataset=circle&f=x1,x9"}, ["body", "link"], "f: unknown feature 'x9'"),
+])
+def test_a_preset_naming_an_unknown_task_is_refused(klass, body, loc, msg):
+    r = admin(klass, "PUT", "/api/class/preset", body)
+    assert (r.status_code, r.json()) == (422, {"detail": [{"loc": loc, "msg": msg, "type": "value_error"}]})
+    assert status(klass)["preset"] is None
+
+
+# -- gallery ---------------------------------------------------------------------------------------
+def test_gallery_returns_every_model_with_its_boundary_grid(klass):
+    a = create(klass, SMALL, nickname="ada")["id"]
+    b = create(klass, SPIRAL, nickname="bob")["id"]
+    s = create(klass, SINE, nickname="sue")["id"]
+    klass.post(f"/api/models/{a}/train", json={"steps": 20})
+    r = admin(klass, "GET", "/api/class/gallery?resolution=12")
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["resolution"], body["total"], body["limit"]) == (12, 3, 60)
+    tiles = {t["id"]: t for t in body["models"]}
+    assert [t["nickname"] for t in body["models"]] == ["ada", "bob", "sue"]
+    for mid in (a, b):
+        t = tiles[mid]
+        m = klass.get(f"/api/models/{mid}").json()
+        assert (t["step"], t["test_loss"], t["dataset"], t["kind"]) == (
+            m["step"], m["test_loss"], m["spec"]["data"]["dataset"], "classification")
+        grid = np.asarray(t["output"])
+        assert grid.shape == (12, 12) and np.all((grid > 0) & (grid < 1))
+        # the same grid as the model's own boundary at that resolution
+        own = klass.get(f"/api/models/{mid}/boundary?resolution=12").json()
+        assert (t["x_range"], t["y_range"]) == (own["x_range"], own["y_range"])
+        np.testing.assert_array_equal(grid, np.round(np.asarray(own["output"]), 3))   # 3 decimals are sent
+        data = klass.get(f"/api/models/{mid}/data").json()["train"]
+        assert len(t["points"]) == len(data["X"])
+        assert t["points"][0] == [round(data["X"][0][0], 3), round(data["X"][0][1], 3), data["y"][0][0]]
+    assert (tiles[s]["output"], tiles[s]["x_range"], tiles[s]["points"]) == (None, None, [])   # 1-D: no plane
+
+
+def test_gallery_is_capped_and_refuses_a_resolution_over_the_limit():
+    with client_for(make_app(admin_token=ADMIN, gallery_max_models=2, gallery_max_resolution=16,
+                             gallery_max_points=5)) as c:
+        ids = [create(c, SMALL, nickname=f"s{i}")["id"] for i in range(3)]
+        c.post(f"/api/models/{ids[0]}/train", json={"steps": 1})   # the most recently updated
+        body = admin(c, "GET", "/api/class/gallery?resolution=16").json()
+        assert (body["total"], body["limit"]) == (3, 2)
+        assert len(body["models"]) == 2 and ids[0] in {t["id"] for t in body["models"]}
+        assert all(len(t["points"]) == 5 for t in body["models"])
+        r = admin(c, "GET", "/api/class/gallery?resolution=17")
+        assert (r.status_code, r.json()) == (422, {"detail": [{"loc": ["query", "resolution"],
+                                                               "msg": "must be at most 16", "type": "value_error"}]})
+        r = c.get("/api/class/gallery?resolution=16")
+        assert (r.status_code, r.json()) == (401, {"detail": MISSING})
+        r = c.get("/api/class/gallery", headers={"Authorization": "Bearer nope"})
+        assert (r.status_code, r.json()) == (403, {"detail": WRONG})
 
 
 def test_hidden_test_set_must_be_consistent(klass):
@@ -186,7 +339,7 @@ def test_hidden_test_set_must_be_consistent(klass):
         assert r.status_code == 422, r.text
         if loc:
             assert r.json()["detail"][0]["loc"] == loc
-    assert admin(klass, "GET", "/api/class/leaderboard").status_code == 409
+    assert admin(klass, "GET", "/api/class/leaderboard").json()["hidden_rows"] is None
 
 
 # hidden values no model, page or random float could print by chance: a decimal point anchors each
@@ -230,13 +383,12 @@ def test_the_hidden_test_set_never_reaches_a_student(klass):
     assert_no_hidden_values("PUT /api/class/hidden-test", r.content)
     # the server has run the hidden rows through both models (leaderboard) before any student call
     board = admin(klass, "GET", "/api/class/leaderboard")
-    assert len(board.json()) == 2
-    for where in ("/api/class/leaderboard", "/api/class/models", "/api/class/curves"):
+    assert len(board.json()["ranked"]) == 2
+    for where in ("/api/class/leaderboard", "/api/class/models", "/api/class/curves", "/api/class/gallery"):
         r = admin(klass, "GET", where)
         assert r.status_code == 200
         assert_no_hidden_values(where, r.content)  # only aggregate scores
-    assert all(set(row) == {"rank", "id", "nickname", "architecture", "hidden_loss", "hidden_accuracy", "step"}
-               for row in board.json())
+    assert all(set(row) == RANKED_FIELDS for row in board.json()["ranked"])
 
     calls = 0
     for mid in (a, b):
@@ -283,8 +435,9 @@ def test_the_hidden_test_set_never_reaches_a_student(klass):
 def test_preset_put_shows_in_the_public_status_and_delete_clears_it(klass):
     link = "/?dataset=spiral&hidden=8,8&lr=0.03"
     r = admin(klass, "PUT", "/api/class/preset", {"link": link})
-    assert r.json() == {"enabled": True, "frozen": False, "preset": link}
-    assert status(klass) == {"enabled": True, "frozen": False, "preset": link}  # no token needed
+    task = {"dataset": "spiral", "features": ["x1", "x2"], "loss": None, "step_budget": None}
+    assert r.json() == {"enabled": True, "frozen": False, "preset": link, "assignment": task}
+    assert status(klass) == {"enabled": True, "frozen": False, "preset": link, "assignment": task}  # no token needed
     r = admin(klass, "DELETE", "/api/class/preset")
     assert (r.status_code, r.content) == (204, b"")
     assert status(klass)["preset"] is None
@@ -303,7 +456,7 @@ def test_freeze_stops_training_everywhere_and_unfreeze_restores_it(klass):
     mid = create(klass, SMALL)["id"]
     klass.post(f"/api/models/{mid}/train", json={"steps": 4})
     r = admin(klass, "PUT", "/api/class/freeze", {"frozen": True})
-    assert r.json() == {"enabled": True, "frozen": True, "preset": None}
+    assert r.json() == {"enabled": True, "frozen": True, "preset": None, "assignment": None}
     assert status(klass)["frozen"] is True
     r = klass.post(f"/api/models/{mid}/train", json={"steps": 5})
     assert (r.status_code, r.json()) == (423, {"detail": FROZEN})

@@ -128,8 +128,8 @@ BATCH_ERRORS = [
 
 @pytest.mark.parametrize("path,body,loc,msg", [
     (path, body, loc, msg) for path in ("gradients", "gradcheck", "check") for body, loc, msg in BATCH_ERRORS
-    # check's schema itself requires a non-empty X and y (see test_check_schema_errors)
-    if path != "check" or ("X" in body and "y" in body and body["X"])])
+    # check's schema itself requires a non-empty X and y when they are given (see test_check_schema_errors)
+    if path != "check" or body.get("X") != []])
 def test_batch_errors(limited, path, body, loc, msg):
     if path == "check":
         body = {**body, "layers": []}
@@ -225,11 +225,11 @@ def test_history_since_and_max_points(client, model):
     assert [len(n) for n in h["grad_norms"]] == [10, 10]
     assert h["eval"]["step"] == [30]
     h = client.get(f"/api/models/{mid}/history", params={"max_points": 4}).json()
-    assert h["step"] == [1, 9, 17, 25]
-    assert h["loss"] == full["loss"][::8]
+    assert h["step"] == [1, 11, 20, 30]  # evenly spread, the first and the last kept
+    assert h["loss"] == [full["loss"][i - 1] for i in h["step"]]
     assert [len(n) for n in h["grad_norms"]] == [4, 4]
     h = client.get(f"/api/models/{mid}/history", params={"since": 10, "max_points": 5}).json()
-    assert h["step"] == [11, 15, 19, 23, 27]
+    assert h["step"] == [11, 16, 21, 25, 30]
     assert client.get(f"/api/models/{mid}/history", params={"since": 100}).json()["step"] == []
 
 
@@ -281,14 +281,35 @@ def test_trace_shapes_for_a_batch_size(client, deep):
     steps = t["forward"] + t["backward"]
     shapes = {s["target"]: s["result_shape"] for s in steps if s["target"] != "L"}
     assert shapes == expected
+    # every operand's shape as it is used: W_1^T is (3, 5); stored_shape is the array's own
     operands = {(s["target"], o["name"]): (o["shape"], o["transposed"]) for s in steps for o in s["operands"]}
     assert operands[("a_1", "z_0")] == ([B, 3], False)
-    assert operands[("a_1", "W_1")] == ([5, 3], True)
-    assert operands[("dW_2", "delta_2")] == ([B, 4], True)
+    assert operands[("a_1", "W_1")] == ([3, 5], True)
+    assert operands[("dW_2", "delta_2")] == ([4, B], True)
     assert operands[("dW_2", "z_1")] == ([B, 5], False)
     assert operands[("dz_2", "W_3")] == ([1, 4], False)
     assert [s["target"] for s in t["forward"]] == ["a_1", "z_1", "a_2", "z_2", "a_3", "z_3", "L"]
     assert [s["target"] for s in t["backward"]][:3] == ["delta_3", "dW_3", "db_3"]
+
+
+def test_trace_in_columns_on_the_default_net(client):
+    """2-8-8-1: rows use W_1^T (2, 8); columns (the question's) use W_1 (8, 2) forward and W_2^T (8, 8) down."""
+    mid = create(client)["id"]
+    rows = client.get(f"/api/models/{mid}/trace").json()
+    assert rows["convention"] == "rows"
+    w1 = next(o for o in rows["forward"][0]["operands"] if o["name"] == "W_1")
+    assert (w1["shape"], w1["stored_shape"], w1["transposed"]) == ([2, 8], [8, 2], True)
+    r = client.get(f"/api/models/{mid}/trace", params={"convention": "columns", "batch_size": 1})
+    assert r.status_code == 200
+    cols = r.json()
+    assert (cols["convention"], cols["batch_size"]) == ("columns", 1)
+    a1 = cols["forward"][0]
+    assert a1["equation"].startswith("a_1 = W_1 z_0") and a1["result_shape"] == [8, 1]
+    down = next(s for s in cols["backward"] if s["target"] == "dz_1")
+    assert [(o["name"], o["shape"], o["transposed"]) for o in down["operands"]] == [
+        ("W_2", [8, 8], True), ("delta_2", [8, 1], False)]
+    invalid(client.get(f"/api/models/{mid}/trace", params={"convention": "diagonal"}), ["query", "convention"],
+            "Input should be 'columns' or 'rows'")
 
 
 def test_trace_is_symbolic_without_a_batch_size(client, deep):
@@ -309,7 +330,7 @@ def test_check_passes_the_right_gradients_and_flags_a_transpose(client, deep):
     r = client.post(f"/api/models/{deep}/check", json={"X": X4, "y": Y4, "layers": right})
     assert r.status_code == 200
     c = r.json()
-    assert c["passed"] is True
+    assert (c["passed"], c["first_error"]) == (True, None)
     assert [layer["layer"] for layer in c["layers"]] == [1, 2, 3]
     for i, layer in enumerate(c["layers"], start=1):
         assert layer["dW"]["passed"] and layer["db"]["passed"] and layer["dW"]["hint"] is None
@@ -324,14 +345,50 @@ def test_check_passes_the_right_gradients_and_flags_a_transpose(client, deep):
     assert (v["passed"], v["shape"], v["expected_shape"]) == (False, [5, 4], [4, 5])
     assert v["hint"].startswith("transposed: you gave dW_2^T, shape (5, 4); W_2 is (out, in) = (n_2, n_1) = (4, 5)")
     assert c["layers"][0]["dW"]["passed"] and c["layers"][2]["dW"]["passed"]
+    assert c["first_error"]["layer"] == 2 and "transposed" in c["first_error"]["message"]
 
 
-def test_check_some_layers_only(client, deep):
-    g = client.post(f"/api/models/{deep}/gradients", json={"X": X4, "y": Y4}).json()
-    c = client.post(f"/api/models/{deep}/check",
-                    json={"X": X4, "y": Y4, "layers": [{"db": g["layers"][0]["db"]}]}).json()
+def test_check_defaults_to_the_batch_gradients_uses(limited):
+    client = limited(gradients_default_rows=8)
+    mid = create(client, DEEP)["id"]
+    g = client.get(f"/api/models/{mid}/gradients").json()
+    assert g["batch_size"] == 8
+    c = client.post(f"/api/models/{mid}/check", json={"layers": [{"dW": layer["dW"], "db": layer["db"]}
+                                                                 for layer in g["layers"]]}).json()
     assert c["passed"] is True
-    assert c["layers"] == [{"layer": 1, "dW": None, "db": c["layers"][0]["db"]}]
+    # the same numbers for other rows fail: the default really is GET /gradients' batch
+    other = client.post(f"/api/models/{mid}/gradients", json={"X": X4, "y": Y4}).json()
+    c = client.post(f"/api/models/{mid}/check", json={"layers": [{"dW": other["layers"][0]["dW"]}]}).json()
+    assert c["passed"] is False and c["first_error"]["layer"] == 1
+
+
+@pytest.fixture
+def grads(client, deep) -> dict:
+    return client.post(f"/api/models/{deep}/gradients", json={"X": X4, "y": Y4}).json()
+
+
+@pytest.mark.parametrize("how", ["flat", "column", "row-flat-list-of-lists"])
+def test_check_any_dw_shape_gets_a_verdict_with_a_shape_hint(client, deep, grads, how):
+    """The output layer's dW (1, 4) sent flat (4,), as a column (4, 1) or as [[a], [b], ...]: 200, not 422."""
+    dW = arr(grads["layers"][2]["dW"])
+    sent = {"flat": dW.ravel().tolist(), "column": dW.reshape(-1, 1).tolist(),
+            "row-flat-list-of-lists": [[x] for x in dW.ravel()]}[how]
+    r = client.post(f"/api/models/{deep}/check", json={"X": X4, "y": Y4, "layers": [{}, {}, {"dW": sent}]})
+    assert r.status_code == 200, r.text
+    v = r.json()["layers"][2]["dW"]
+    assert v["expected_shape"] == [1, 4] and v["shape"] == list(arr(sent).shape)
+    assert v["hint"] is not None and "(1, 4)" in v["hint"]
+
+
+@pytest.mark.parametrize("how", ["per-sample", "column"])
+def test_check_any_db_shape_gets_a_verdict_with_a_shape_hint(client, deep, grads, how):
+    """db_1 sent per sample (B, n) = delta_1 or as a column (n, 1): 200 with a hint, not 422."""
+    sent = grads["layers"][0]["delta"] if how == "per-sample" else arr(grads["layers"][0]["db"])[:, None].tolist()
+    r = client.post(f"/api/models/{deep}/check", json={"X": X4, "y": Y4, "layers": [{"db": sent}]})
+    assert r.status_code == 200, r.text
+    v = r.json()["layers"][0]["db"]
+    assert (v["passed"], v["expected_shape"], v["shape"]) == (False, [5], list(arr(sent).shape))
+    assert "per sample" in v["hint"] if how == "per-sample" else "(5,)" in v["hint"]
 
 
 @pytest.mark.parametrize("body,loc,msg", [
@@ -340,11 +397,46 @@ def test_check_some_layers_only(client, deep):
     ({"X": [[1, 2, 3]], "y": [[1]], "layers": []}, ["body", "X"],
      "has 3 columns; the model expects 2 raw input columns"),
     ({"X": X4, "y": [[1, 0]] * 4, "layers": []}, ["body", "y"], "has 2 columns; the model expects 1 columns"),
-    ({"X": X4, "y": Y4, "layers": [{"dW": [[1.0, 2.0], [3.0]]}]}, ["body", "layers"],
-     "layer 1 dW must be a number array (nested lists of numbers)"),
+    ({"X": X4, "layers": []}, ["body", "y"], "X and y go together"),
 ])
 def test_check_errors(client, deep, body, loc, msg):
     unprocessable(client.post(f"/api/models/{deep}/check", json=body), loc, msg)
+
+
+@pytest.mark.parametrize("sent,msg", [
+    ([[1.0, 2.0], [3.0]], "is ragged: entry [1] has 1 entries where 2 belong"),
+    ([[1.0, 2.0], 3.0], "is ragged: entry [1] is a number where a list of 2 belongs"),
+    ([1.0, [2.0]], "is ragged: entry [1] is a list where a number belongs"),
+    ([[1.0, "2"]], "must hold numbers only; entry [0][1] is a string"),
+    ([[1.0, True]], "must hold numbers only; entry [0][1] is a boolean"),
+    ([[1.0, None]], "must hold numbers only; entry [0][1] is null"),
+    ({"a": 1}, "must hold numbers only; the value is an object"),
+    ("0.5", "must hold numbers only; the value is a string"),
+    ([[[[[0.0]]]]], "has more than 4 nested levels; give a matrix, a vector or one per sample"),
+    ([10 ** 400], "must hold finite numbers; entry [0] is too large"),
+])
+def test_check_structurally_invalid_arrays(client, deep, sent, msg):
+    for key in ("dW", "db"):
+        r = client.post(f"/api/models/{deep}/check", json={"X": X4, "y": Y4, "layers": [{key: sent}]})
+        invalid(r, ["body", "layers", 0, key], msg)
+
+
+def test_check_non_finite_student_gradient(client, model):
+    r = client.post(f"/api/models/{model['id']}/check", headers=RAW,
+                    content=b'{"X": [[0, 0]], "y": [[1]], "layers": [{"dW": [[0, 0]], "db": [0, NaN, 0, 0]}]}')
+    invalid(r, ["body", "layers", 0, "db"], "must hold finite numbers; entry [1] is nan")
+    r = client.post(f"/api/models/{model['id']}/check", headers=RAW,
+                    content=b'{"layers": [{"dW": [[[0, -Infinity]]]}]}')
+    invalid(r, ["body", "layers", 0, "dW"], "must hold finite numbers; entry [0][0][1] is -inf")
+
+
+def test_check_size_is_bounded_by_settings(limited):
+    client = limited(check_max_entries=12)
+    mid = create(client, DEEP)["id"]
+    assert client.post(f"/api/models/{mid}/check", json={"layers": [{"dW": [[0.0] * 3] * 4}]}).status_code == 200
+    unprocessable(client.post(f"/api/models/{mid}/check", json={"layers": [{}, {"dW": [[0.0] * 5] * 4}]}),
+                  ["body", "layers", 1, "dW"], "has 20 numbers; the limit is 12")
+    assert client.get("/api/catalog").json()["limits"]["check_max_entries"] == 12
 
 
 def test_check_db_without_bias(client):
@@ -361,12 +453,6 @@ def test_check_db_without_bias(client):
 ])
 def test_check_schema_errors(client, model, body, loc, msg):
     invalid(client.post(f"/api/models/{model['id']}/check", json=body), loc, msg)
-
-
-def test_check_non_finite_student_gradient(client, model):
-    r = client.post(f"/api/models/{model['id']}/check", headers=RAW,
-                    content=b'{"X": [[0, 0]], "y": [[1]], "layers": [{"dW": [[0, 0]], "db": [0, NaN, 0, 0]}]}')
-    invalid(r, ["body", "layers", 0, "db", 1], "Input should be a finite number")
 
 
 # -- boundary ------------------------------------------------------------------------------------
@@ -438,3 +524,117 @@ def test_data_of_custom_regression(client):
     d = client.get(f"/api/models/{create(client, spec)['id']}/data").json()
     assert d == {"kind": "regression", "features": None, "train": {"X": [[1.0, 2.0], [3.0, 4.0]], "y": [[5.0], [6.0]]},
                  "test": {"X": [[7.0, 8.0]], "y": [[9.0]]}}
+
+
+# -- check: every mistake kind gets its hint over REST ------------------------------------------------
+def square_net(bias: bool, act: str = "tanh", seed: int = 3) -> dict:
+    """3 inputs, hidden 3-3-3 (square, so the question's W_i fits), sigmoid output, mse, full batch of 5."""
+    rng = np.random.default_rng(seed)
+    return {"input_size": 3, "layers": [{"units": 3, "activation": act}] * 3 + [{"units": 1, "activation": "sigmoid"}],
+            "loss": "mse", "bias": bias, "seed": seed, "batch_size": None,
+            "data": {"X": rng.normal(size=(5, 3)).round(3).tolist(), "y": rng.uniform(size=(5, 1)).round(3).tolist()}}
+
+
+def student_mistake(g: dict, params: list, kind: str) -> tuple[int, dict]:
+    """(layer, {"dW", "db"}) of a student who makes `kind` at that layer and everything above right (rows)."""
+    z = [arr(g["inputs"])] + [arr(layer["z"]) for layer in g["layers"]]
+    delta = [arr(layer["delta"]) for layer in g["layers"]]
+    dz = [arr(layer["dz"]) for layer in g["layers"]]
+    W = [arr(p["W"]) for p in params]
+    tanh_prime = lambda v: 1 - np.tanh(v) ** 2  # noqa: E731
+    a = [arr(layer["a"]) for layer in g["layers"]]
+    B = len(z[0])
+    if kind in ("question", "no_T"):  # at layer 1: delta_1 from delta_2 through the wrong matrix
+        M = W[0] if kind == "question" else W[1].T
+        d1 = (delta[1] @ M) * tanh_prime(a[0])
+        return 1, {"dW": d1.T @ z[0], "db": d1.sum(0)}
+    if kind in ("no_fprime", "fprime_z"):  # at layer 2
+        d2 = dz[1] if kind == "no_fprime" else dz[1] * tanh_prime(z[2])
+        return 2, {"dW": d2.T @ z[1], "db": d2.sum(0)}
+    dW4, db4 = arr(g["layers"][3]["dW"]), arr(g["layers"][3]["db"]) if g["layers"][3]["db"] is not None else None
+    factor = {"factor_2": 0.5, "batch_sum": B, "sign": -1.0}.get(kind)
+    if factor is not None:
+        return 4, {"dW": factor * dW4, "db": None if db4 is None else factor * db4}
+    if kind == "db_per_sample":
+        return 1, {"db": delta[0]}
+    raise AssertionError(kind)
+
+
+CHECK_MISTAKES = {"question": "it uses the layer's own W_1 where W_2^T belongs",
+                  "no_T": "the transpose is missing",
+                  "no_fprime": "the factor f'(a_2) is missing",
+                  "fprime_z": "f'(z_2) is there where f'(a_2) belongs",
+                  "factor_2": "the factor 2 of d/dy_hat (y_hat - y)^2 = 2(y_hat - y) is missing",
+                  "batch_sum": "is B = 5 times the true gradient",
+                  "sign": "has the opposite sign",
+                  "db_per_sample": "you gave delta per sample, shape (5, 3)"}
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("kind", list(CHECK_MISTAKES))
+def test_check_names_each_mistake(client, kind, bias):
+    if kind == "db_per_sample" and not bias:
+        pytest.skip("no db without bias")
+    mid = create(client, square_net(bias))["id"]
+    g = client.get(f"/api/models/{mid}/gradients").json()
+    params = client.get(f"/api/models/{mid}/parameters").json()["layers"]
+    layer, wrong = student_mistake(g, params, kind)
+    # the student's own layers: right above `layer`, the mistake at it, carried down (correctly) below
+    layers = [{"dW": q["dW"], **({"db": q["db"]} if bias else {})} for q in g["layers"]]
+    layers[layer - 1] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in wrong.items()
+                         if v is not None and (bias or k == "dW")}
+    c = client.post(f"/api/models/{mid}/check", json={"layers": layers}).json()
+    assert c["passed"] is False
+    assert c["first_error"]["layer"] == layer, c["first_error"]
+    assert CHECK_MISTAKES[kind] in c["first_error"]["message"], c["first_error"]
+
+
+def test_check_points_layers_below_the_entry_up(client):
+    """The question's recurrence made at every hidden layer from 2 down: layer 1's hint points up to layer 2."""
+    mid = create(client, {**square_net(False), "layers": [{"units": 3, "activation": "sigmoid"}] * 3 +
+                          [{"units": 1, "activation": "sigmoid"}]})["id"]
+    g = client.get(f"/api/models/{mid}/gradients").json()
+    W = [arr(p["W"]) for p in client.get(f"/api/models/{mid}/parameters").json()["layers"]]
+    z = [arr(g["inputs"])] + [arr(q["z"]) for q in g["layers"]]
+    a = [arr(q["a"]) for q in g["layers"]]
+    sp = lambda v: (1 / (1 + np.exp(-v))) * (1 - 1 / (1 + np.exp(-v)))  # noqa: E731
+    d2 = (arr(g["layers"][2]["delta"]) @ W[1]) * sp(a[1])  # own W_2 where W_3^T belongs
+    d1 = (d2 @ W[0]) * sp(a[0])                            # and again at layer 1
+    layers = [{"dW": (d1.T @ z[0]).tolist()}, {"dW": (d2.T @ z[1]).tolist()},
+              {"dW": g["layers"][2]["dW"]}, {"dW": g["layers"][3]["dW"]}]
+    c = client.post(f"/api/models/{mid}/check", json={"layers": layers}).json()
+    assert c["first_error"]["layer"] == 2 and "W_3^T" in c["first_error"]["message"]
+    hint = c["layers"][0]["dW"]["hint"]
+    assert "the error comes from above: layer 2 is wrong" in hint and "fix layer 2 first" in hint
+
+
+def test_check_accepts_any_subgradient_at_a_relu_kink(client):
+    """An all-zero input row and zero initial biases put every a_i's first row exactly on relu's kink: db_3 with
+    f'(0) = 0 and with f'(0) = 1 both pass, the one that differs from the engine's choice with a kink hint."""
+    spec = {**square_net(True, act="relu"), "data": {"X": [[0.0, 0.0, 0.0], [0.5, -1.0, 0.25]], "y": [[1.0], [0.0]]}}
+    mid = create(client, spec)["id"]
+    g = client.get(f"/api/models/{mid}/gradients").json()
+    W = [arr(p["W"]) for p in client.get(f"/api/models/{mid}/parameters").json()["layers"]]
+    a3 = arr(g["layers"][2]["a"])
+    assert (a3[0] == 0).all()
+    dz3 = arr(g["layers"][3]["delta"]) @ W[3]
+    assert (dz3[0] != 0).all()
+    hints = []
+    for slope_at_0 in (0.0, 1.0):
+        d3 = dz3 * np.where(a3 > 0, 1.0, np.where(a3 == 0, slope_at_0, 0.0))
+        c = client.post(f"/api/models/{mid}/check", json={"layers": [{}, {}, {"db": d3.sum(0).tolist()}]}).json()
+        v = c["layers"][2]["db"]
+        assert c["passed"] is True and v["passed"] is True, v
+        hints.append(v["hint"])
+    assert sorted(h is None for h in hints) == [False, True]
+    assert "kink" in next(h for h in hints if h)
+
+
+def test_gradcheck_reports_kinks_and_explains_eps(client):
+    """relu with zero biases and an all-zero input row: a_i sits on the kink; those entries are counted, not failed."""
+    spec = {**square_net(True, act="relu"), "data": {"X": [[0.0, 0.0, 0.0], [0.5, -1.0, 0.25]], "y": [[1.0], [0.0]]}}
+    mid = create(client, spec)["id"]
+    g = client.post(f"/api/models/{mid}/gradcheck").json()
+    assert g["passed"] is True and g["kinks"] > 0 and g["eps_note"] is None
+    g = client.post(f"/api/models/{mid}/gradcheck", json={"eps": 1e-12}).json()
+    assert g["eps_note"].startswith("eps = 1e-12 is too small")

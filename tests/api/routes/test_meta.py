@@ -54,10 +54,14 @@ def test_openapi_documents_every_endpoint(client):
         "/api/models/{model_id}/trace": {"get"}, "/api/models/{model_id}/check": {"post"},
         "/api/models/{model_id}/boundary": {"get"}, "/api/models/{model_id}/data": {"get"},
         "/api/class/status": {"get"}, "/api/class/models": {"get"}, "/api/class/curves": {"get"},
-        "/api/class/hidden-test": {"put"}, "/api/class/leaderboard": {"get"},
+        "/api/class/hidden-test": {"put", "delete"}, "/api/class/leaderboard": {"get"}, "/api/class/gallery": {"get"},
+        "/api/derive/examples": {"get"}, "/api/models/{model_id}/derive": {"post"},
+        "/api/models/{model_id}/derive/examples": {"get"},
         "/api/class/preset": {"put", "delete"}, "/api/class/freeze": {"put"},
         "/api/datasets": {"post"}, "/api/models/import": {"post"}, "/api/models/{model_id}/export": {"get"},
         "/api/models/{model_id}/checkpoints": {"get"}, "/api/models/{model_id}/fork": {"post"},
+        "/api/models/{model_id}/derive": {"post"}, "/api/models/{model_id}/derive/examples": {"get"},
+        "/api/derive/examples": {"get"},
     }
     assert {p: set(ops) for p, ops in paths.items()} == expected
 

@@ -265,7 +265,7 @@ def test_a_body_that_is_no_export_is_422(client, body, msg):
 
 
 @pytest.mark.parametrize("path,value,msg", [
-    (("state",), None, "not a complete model export: AttributeError 'NoneType' object has no attribute 'items'"),
+    (("state",), None, "state and history must be objects of arrays"),
     (("meta", "step"), "abc", "meta.step: must be an integer >= 0"),
     (("meta", "cursor"), 10**6, "meta.cursor: must be below the 20 training rows"),
     (("meta", "train_loss"), "low", "meta.train_loss: must be null or a finite number"),

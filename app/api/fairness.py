@@ -1,0 +1,189 @@
+"""Per-client fairness: concurrency caps on expensive calls and open streams, and threads kept for reads.
+
+FairnessMiddleware (ASGI, inside SecurityMiddleware, so a rate-limited request takes no slot) matches
+method + path against EXPENSIVE and STREAM; the routes know nothing of it. A call takes, in order:
+
+1. a slot of its client address (``PLAYGROUND_CONCURRENT_PER_CLIENT``) and of its bearer token
+   (``PLAYGROUND_CONCURRENT_PER_TOKEN``), else 429 + Retry-After: one student's 40 parallel train
+   calls get 36 refusals instead of 40 threads;
+2. a slot of the process (``PLAYGROUND_CONCURRENT_EXPENSIVE``), else 503 + Retry-After: the server,
+   not this client, is busy.
+
+A call waits up to ``PLAYGROUND_BUSY_WAIT`` seconds in all for its slots before it is refused, so a
+page that fires a few calls at once, or a class pressing Train together, queues briefly instead of
+failing. Waiting holds no thread.
+
+A stream holds a slot of its address (``PLAYGROUND_STREAMS_PER_CLIENT``) and of its token
+(``PLAYGROUND_STREAMS_PER_TOKEN``) while it is open; over either, it is accepted, sent an error frame and
+closed with 4429. A token that arrives in the stream's first message is counted when it arrives.
+
+Why a process-wide cap and not a second thread pool. Sync routes run in anyio's default thread limiter
+(40 threads unless set). An expensive call holds one of those threads for as long as it runs (a train call
+up to its 20 s budget), and the sync dependencies before it run in the same pool, one at a time. Capping
+the expensive calls in flight at ``concurrent_expensive`` (16) below the pool's size (``worker_threads``,
+40, set explicitly at startup, and validated to be larger) guarantees ``worker_threads -
+concurrent_expensive`` threads for everything else, so a read never waits for a thread behind training.
+A dedicated pool for expensive routes would give the same guarantee but needs every route (and the
+threads FastAPI starts for their dependencies) to use it; the cap lives in one middleware, and a refused
+call has not read its body or touched a model, so it changes nothing. The CPU itself is shared by the
+scheduler that trains (app/service/scheduler.py); this module bounds how many calls may ask for it.
+
+Slots are per process, like the threads and the CPU they protect; the rate limits (security.py) are the
+limit that holds across processes on Redis.
+"""
+from __future__ import annotations
+
+import re
+
+import anyio
+import anyio.to_thread
+
+from app.api.security import SocketGuard, bearer, install_log_redaction, message_token, refuse_handshake, refuse_http
+from app.config import Settings
+from app.service.errors import Busy, OverLimit
+from app.service.ratelimit import Slots, token_key
+
+_ID = r"[^/]+"
+EXPENSIVE: list[tuple[str, re.Pattern]] = [(method, re.compile(path)) for method, path in [
+    ("POST", r"/api/models"),                 # create: builds and evaluates the data
+    ("POST", r"/api/models/import"),
+    ("POST", r"/api/datasets"),               # parses a CSV of up to the body limit
+    ("POST", rf"/api/models/{_ID}/(train|gradcheck|predict|gradients|check|derive|fork|reset)"),
+    ("GET", rf"/api/models/{_ID}/(boundary|gradients|export)"),
+    ("GET", rf"/api/models/{_ID}/(data|parameters)"),  # every row, every weight: up to megabytes of JSON
+    ("PUT", rf"/api/models/{_ID}/parameters"),  # evaluates the full data
+    ("GET", r"/api/class/(leaderboard|curves)"),  # every model of the class
+]]
+STREAM = re.compile(rf"/api/models/{_ID}/stream")
+PROCESS = "process"
+WAITING = "waiting"  # calls waiting for a slot, counted for tests and diagnostics
+RETRY_AFTER = 1  # seconds: most expensive calls take well under that; the client retries
+
+
+def is_expensive(method: str, path: str) -> bool:
+    path = path.rstrip("/") or "/"
+    return any(method == m and p.fullmatch(path) for m, p in EXPENSIVE)
+
+
+class FairnessMiddleware:
+    def __init__(self, app, *, settings: Settings):
+        self.app = app
+        self.settings = settings
+        self.slots = Slots()
+
+    async def __call__(self, scope, receive, send):
+        kind = scope["type"]
+        if kind == "lifespan":
+            return await self.app(scope, self._with_startup(receive), send)
+        if kind == "http" and is_expensive(scope["method"], scope.get("path", "")):
+            return await self._expensive(scope, receive, send)
+        if kind == "websocket" and STREAM.fullmatch(scope.get("path", "")):
+            return await self._stream(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+    # -- startup -----------------------------------------------------------------------------------
+    def _with_startup(self, receive):
+        async def lifespan_receive():
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                # the pool every sync route and dependency runs in; expensive calls get at most
+                # concurrent_expensive of its threads
+                anyio.to_thread.current_default_thread_limiter().total_tokens = self.settings.worker_threads
+                install_log_redaction()
+            return message
+        return lifespan_receive
+
+    # -- expensive calls ---------------------------------------------------------------------------
+    async def _expensive(self, scope, receive, send):
+        s = self.settings
+        deadline = anyio.current_time() + s.busy_wait
+        held = []
+        try:
+            for key, cap, refusal in self._caps(scope, "call", s.concurrent_per_client, s.concurrent_per_token):
+                if not await self._slot(key, cap, deadline):
+                    return await refuse_http(scope, receive, send, OverLimit(429, refusal, RETRY_AFTER))
+                held.append(key)
+            if not await self._slot(PROCESS, s.concurrent_expensive, deadline):
+                busy = Busy(busy_detail(s.concurrent_expensive), RETRY_AFTER)
+                return await refuse_http(scope, receive, send, busy)
+            held.append(PROCESS)
+            await self.app(scope, receive, send)
+        finally:
+            for key in held:
+                self.slots.release(key)
+
+    async def _slot(self, key: str, cap: int, deadline: float) -> bool:
+        """A slot under cap, waiting until deadline for one to free (a page's burst of a few calls queues
+        instead of failing). Polling: slots are shared by every event loop of the process, so no
+        loop-bound primitive could wake the waiters; waiting holds no thread."""
+        if self.slots.acquire(key, cap):
+            return True
+        delay = 0.005
+        self.slots.acquire(WAITING, 0)
+        try:
+            while not self.slots.acquire(key, cap):
+                left = deadline - anyio.current_time()
+                if left <= 0:
+                    return False
+                await anyio.sleep(min(delay, left))
+                delay = min(delay * 2, 0.05)
+            return True
+        finally:
+            self.slots.release(WAITING)
+
+    def _caps(self, scope, what: str, per_client: int, per_token: int):
+        """(slot key, cap, refusal detail) for the client address and the token, when each is known."""
+        if scope.get("client"):
+            yield f"{what}:client:{scope['client'][0]}", per_client, cap_detail(what, "client", per_client)
+        token = bearer(scope)
+        if token:
+            yield f"{what}:token:{token_key(token)}", per_token, cap_detail(what, "token", per_token)
+
+    # -- streams -----------------------------------------------------------------------------------
+    async def _stream(self, scope, receive, send):
+        s = self.settings
+        held = []
+        try:
+            for key, cap, refusal in self._caps(scope, "stream", s.streams_per_client, s.streams_per_token):
+                if not self.slots.acquire(key, cap):
+                    return await refuse_handshake(receive, send, OverLimit(429, refusal, RETRY_AFTER))
+                held.append(key)
+            if bearer(scope) is None:  # the token may come in a message: count it when it does
+                guard = SocketGuard(receive, send)
+
+                async def counted_receive():
+                    message = await guard.receive()
+                    if not any(k.startswith("stream:token:") for k in held) and message["type"] == "websocket.receive":
+                        token = message_token(message)
+                        if token:
+                            key = f"stream:token:{token_key(token)}"
+                            if not self.slots.acquire(key, s.streams_per_token):
+                                detail = cap_detail("stream", "token", s.streams_per_token)
+                                return await guard.refuse(OverLimit(429, detail, RETRY_AFTER))
+                            held.append(key)
+                    return message
+
+                receive, send = counted_receive, guard.send
+            await self.app(scope, receive, send)
+        finally:
+            for key in held:
+                self.slots.release(key)
+
+
+_CAP_TEXT = {
+    ("call", "client"): ("too many expensive calls at once from your address", "PLAYGROUND_CONCURRENT_PER_CLIENT"),
+    ("call", "token"): ("too many expensive calls at once with this model token", "PLAYGROUND_CONCURRENT_PER_TOKEN"),
+    ("stream", "client"): ("too many open streams from your address", "PLAYGROUND_STREAMS_PER_CLIENT"),
+    ("stream", "token"): ("too many open streams with this model token", "PLAYGROUND_STREAMS_PER_TOKEN"),
+}
+
+
+def cap_detail(what: str, who: str, cap: int) -> str:
+    text, env = _CAP_TEXT[what, who]
+    then = "close one, then retry" if what == "stream" else f"retry after {RETRY_AFTER} s"
+    return f"{text}: the limit is {cap} ({env}); {then}"
+
+
+def busy_detail(cap: int) -> str:
+    return (f"the server is busy: {cap} expensive calls are running, the limit per process "
+            f"(PLAYGROUND_CONCURRENT_EXPENSIVE); retry after {RETRY_AFTER} s")

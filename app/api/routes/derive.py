@@ -1,0 +1,84 @@
+"""POST /api/models/{id}/derive: your backward pass written as equations, run on the model, diagnosed.
+
+The equations are parsed by the engine (app.engine.derive: Python's ``ast`` with a whitelist, never
+``eval``). A syntax error or a name outside the language is the request's fault: 422 naming the equation
+and the position. A shape error is the student's mathematics, not a bad request: 200 with ``first_error``.
+"""
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+
+from app.api.deps import ModelId, Repo, SettingsDep
+from app.api.routes.inspect import student_batch
+from app.api.schemas import DeriveExamples, DeriveRequest, DeriveResponse, to_json
+from app.service.errors import Unprocessable as unprocessable
+from app.engine import derive as engine
+from app.engine.derive import DeriveSyntaxError, derive as run_derive
+
+router = APIRouter(tags=["inspect"])
+log = logging.getLogger("playground")
+
+
+def check_bounds(body: DeriveRequest, settings) -> None:
+    """Every bound before any work: equation count, expression length, rows."""
+    if len(body.equations) > settings.derive_max_equations:
+        raise unprocessable(("body", "equations"), f"has {len(body.equations)} equations; the limit is "
+                                                   f"{settings.derive_max_equations}")
+    for i, eq in enumerate(body.equations):
+        if len(eq.expr) > settings.derive_max_expr_length:
+            raise unprocessable(("body", "equations", i, "expr"), f"has {len(eq.expr)} characters; the limit is "
+                                                                  f"{settings.derive_max_expr_length}")
+    if body.X is not None and len(body.X) > settings.derive_max_rows:
+        raise unprocessable(("body", "X"), f"has {len(body.X)} rows; the limit is {settings.derive_max_rows}")
+
+
+@router.post("/models/{model_id}/derive", response_model=DeriveResponse)
+def derive(model_id: ModelId, body: DeriveRequest, models: Repo, settings: SettingsDep) -> dict:
+    """Evaluate your equations for delta, dW and db layer by layer in the columns (the question's) or rows
+    (the engine's) convention, on X, y (default: the batch GET /gradients uses), and compare every dW and db
+    with backprop. ``first_error`` names the layer, the equation and what is wrong, shape errors included."""
+    check_bounds(body, settings)
+    equations = [eq.model_dump() for eq in body.equations]
+    with models.use(model_id) as model:
+        Xb, yb = student_batch(model, settings, body.X, body.y)
+        try:
+            return to_json(run_derive(model.net, Xb, yb, equations, body.convention))
+        except DeriveSyntaxError as e:
+            field = "target" if e.message.startswith("target ") else "expr"
+            raise unprocessable(("body", "equations", e.index, field), f"position {e.position}: {e.message}") from None
+        except ValueError as e:  # structurally invalid equations (a target the engine cannot place)
+            raise unprocessable(("body", "equations"), str(e)) from None
+        except (TypeError, ArithmeticError, IndexError) as e:
+            # an expression the engine does not handle (e.g. fprime of a number): the client's input, never a 500;
+            # logged so the gap is seen and closed in the engine
+            log.warning("derive could not evaluate %r: %s: %s", equations, type(e).__name__, e)
+            raise unprocessable(("body", "equations"), "these equations cannot be evaluated: an operation received "
+                                                       "a value it does not take (e.g. fprime of a number; write "
+                                                       "fprime(a[k]))") from None
+
+
+@router.get("/derive/examples", response_model=DeriveExamples)
+def examples() -> dict:
+    """Equation sets to start from, for the question's setting (MSE): the question's recurrence (its mistake
+    included) and the correct backward pass, in the columns (the question's) and rows (the engine's) conventions."""
+    return {"question": engine.QUESTION_EQUATIONS, "correct": engine.CORRECT_EQUATIONS}
+
+
+def examples_for(net) -> dict:
+    """The example sets for this network: the engine's correct equations for its loss, output and bias, and the
+    question's recurrence with the same output error (its mistake is in the hidden layers, not the loss)."""
+    correct = {c: engine.correct_equations(net, c) for c in engine.CONVENTIONS}
+    question = {c: [{**eq, "expr": correct[c][0]["expr"]} if eq["target"] == "delta[L]" else eq
+                    for eq in eqs if net.bias or not eq["target"].startswith("db")]
+                for c, eqs in engine.QUESTION_EQUATIONS.items()}
+    return {"question": question, "correct": correct}
+
+
+@router.get("/models/{model_id}/derive/examples", response_model=DeriveExamples)
+def model_examples(model_id: ModelId, models: Repo) -> dict:
+    """The example sets adapted to this model: delta_L for its loss (y_hat - y when the loss and the output
+    activation fuse, as bce with sigmoid), and no db equations without biases."""
+    with models.use(model_id) as model:
+        return examples_for(model.net)

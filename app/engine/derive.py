@@ -1,0 +1,549 @@
+"""Your backward pass as equations: evaluate a student's backprop written in a small NumPy-like
+language, layer by layer from the top, and say where it goes wrong and why.
+
+Note for the web side (derive): the interface is the one agreed, plus
+- ``derive(net, X, y, equations, convention)`` -> {"passed", "first_error": {"layer", "target",
+  "message"} | None, "layers": [{"layer", "dW", "db", "steps": [{"target", "expr", "shape": list |
+  None, "error": str | None}]}]}; target strings are concrete ("delta[2]", "dW[3]"); in columns db
+  is compared as a column (n, 1) and "shape" is one sample's.
+- DeriveSyntaxError(index, position, message) also for more than MAX_EQUATIONS equations, an expr
+  over MAX_EXPR_CHARS characters or MAX_NODES parts, a number over 1e15, and a target naming a
+  layer outside 1..L. ValueError for a convention other than "rows" / "columns".
+- QUESTION_EQUATIONS[convention] (the one-click example), CORRECT_EQUATIONS[convention] (MSE) and
+  ``correct_equations(net, convention)`` (this net's loss and output, db only with a bias).
+- checker.check_student's result now also has "first_error" (the entry point); trace operands have
+  "shape" as used plus "stored_shape"; gradcheck adds "kinks" and "eps_note".
+
+Language (parsed with ``ast`` against a whitelist of node types and names; never ``eval``):
+  names      W[k], b[k], a[k], z[k] (z[0] is the input), delta[k], y, y_hat, B, L
+  indices    i, L, integers, and i±k / L±k
+  operators  + - * / @, unary -, .T, numbers
+  functions  f(x) and fprime(x) (the activation of layer k when x is a[k] or z[k], else of the
+             layer being computed), sum(x, axis=k), mean(x, axis=k), outer(u, v)
+Targets: delta[i], dW[i], db[i] for every layer, or for one layer: delta[L], delta[L-1], dW[2]...;
+a named layer's equation overrides the general one there.
+
+Conventions:
+- "rows": the engine's batch notation, z[k] and delta[k] are (B, n_k), b[k] is (n_k,); dW and db
+  are compared as given (dW = delta[i].T @ z[i-1] sums over the rows; delta[L] carries the 1/B).
+- "columns": the question's notation, one sample as a column: z[k], a[k], delta[k], b[k] are
+  (n_k, 1), y and y_hat (K, 1). Equations are evaluated sample by sample and dW, db averaged over
+  the samples, as the loss is: delta[L] is the per-sample error, 2 (y_hat - y) * f'(a_L) for MSE.
+Elementwise operations need equal shapes, as in the mathematics: no broadcasting, apart from a
+scalar (a number, B, L or a 1x1 value) and, in rows, a bias (n,) added to every row of (B, n).
+
+Errors: a syntax error or a name outside the language raises DeriveSyntaxError(index, position,
+message). A shape error is the student's mathematics, not a bad request: it is reported in the
+result's first_error with the operands and their shapes, and a repair when one is found (an
+operand replaced by its neighbour layer's or its transpose that gives the right values).
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import re
+
+import numpy as np
+
+from .checker import TOLERANCE, Diagnosis, verdicts
+from .gradcheck import relative_error
+from .network import Network
+
+CONVENTIONS = ("rows", "columns")
+MAX_EQUATIONS = 32
+MAX_EXPR_CHARS = 400
+MAX_NODES = 120
+ARRAYS = ("W", "b", "a", "z", "delta")
+SCALARS = ("y", "y_hat", "B", "L")
+FUNCTIONS = ("f", "fprime", "sum", "mean", "outer")
+TARGETS = ("delta", "dW", "db")
+
+# The question's backward pass as its student wrote it (k_i is delta[i]); the one-click example.
+# In columns the row vector k_{i+1}^T W_i is transposed back to a column, as the student's 1-D code did.
+QUESTION_EQUATIONS = {
+    "columns": [
+        {"target": "delta[L]", "expr": "2 * (y_hat - y) * fprime(a[L])"},
+        {"target": "delta[L-1]", "expr": "delta[L] * (W[L].T * fprime(a[L-1]))"},
+        {"target": "delta[i]", "expr": "(delta[i+1].T @ W[i]).T * fprime(a[i])"},
+        {"target": "dW[i]", "expr": "outer(delta[i], z[i-1])"},
+        {"target": "db[i]", "expr": "delta[i]"},
+    ],
+    "rows": [
+        {"target": "delta[L]", "expr": "2 * (y_hat - y) / B * fprime(a[L])"},
+        {"target": "delta[L-1]", "expr": "(delta[L] @ W[L]) * fprime(a[L-1])"},
+        {"target": "delta[i]", "expr": "(delta[i+1] @ W[i]) * fprime(a[i])"},
+        {"target": "dW[i]", "expr": "delta[i].T @ z[i-1]"},
+        {"target": "db[i]", "expr": "sum(delta[i], axis=0)"},
+    ],
+}
+# The right backward pass for MSE (any activation but softmax), in both notations.
+CORRECT_EQUATIONS = {
+    "columns": [
+        {"target": "delta[L]", "expr": "2 * (y_hat - y) * fprime(a[L])"},
+        {"target": "delta[i]", "expr": "(W[i+1].T @ delta[i+1]) * fprime(a[i])"},
+        {"target": "dW[i]", "expr": "delta[i] @ z[i-1].T"},
+        {"target": "db[i]", "expr": "delta[i]"},
+    ],
+    "rows": [
+        {"target": "delta[L]", "expr": "2 * (y_hat - y) / B * fprime(a[L])"},
+        {"target": "delta[i]", "expr": "(delta[i+1] @ W[i+1]) * fprime(a[i])"},
+        {"target": "dW[i]", "expr": "delta[i].T @ z[i-1]"},
+        {"target": "db[i]", "expr": "sum(delta[i], axis=0)"},
+    ],
+}
+
+
+def correct_equations(net: Network, convention: str) -> list[dict]:
+    """CORRECT_EQUATIONS with delta[L] for this network's loss and output (fused: (y_hat - y)/B),
+    without db for a network without bias."""
+    eqs = [dict(e) for e in CORRECT_EQUATIONS[convention] if net.bias or not e["target"].startswith("db")]
+    loss, out = net.loss, net.activation_names[-1]
+    per_sample = convention == "columns"
+    if loss.is_fused(out):
+        eqs[0]["expr"] = "y_hat - y" if per_sample else "(y_hat - y) / B"
+    elif loss.name != "mse":  # dL/dy_hat from the loss's own export snippet (it is in the language)
+        eqs[0]["expr"] = f"{'B * ' if per_sample else ''}{loss.dz_code} * fprime(a[L])"
+    return eqs
+
+
+class DeriveSyntaxError(ValueError):
+    """Equation ``index`` (0-based) cannot be read at character ``position`` (0-based)."""
+
+    def __init__(self, index: int, position: int, message: str):
+        super().__init__(f"equation {index}, position {position}: {message}")
+        self.index, self.position, self.message = index, position, message
+
+
+class StepError(Exception):
+    """The student's mathematics does not evaluate (shapes, a delta not yet computed)."""
+
+
+def _fmt(shape) -> str:
+    return "(" + ", ".join(map(str, shape)) + (",)" if len(shape) == 1 else ")")
+
+
+# -- parsing ------------------------------------------------------------------------------------------
+_TARGET = re.compile(r"^\s*(delta|dW|db)\s*\[\s*(i|L|L\s*-\s*\d+|\d+)\s*\]\s*$")
+
+
+def _index_ok(node) -> bool:
+    """i, L, an integer, or i/L plus or minus an integer."""
+    if isinstance(node, ast.Name):
+        return node.id in ("i", "L")
+    if isinstance(node, ast.Constant):
+        return type(node.value) is int
+    return (isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)) and
+            isinstance(node.left, ast.Name) and node.left.id in ("i", "L") and
+            isinstance(node.right, ast.Constant) and type(node.right.value) is int)
+
+
+def _check(node, index: int, expr: str) -> None:
+    """Refuse every node type and name outside the language, with the position."""
+    def fail(n, message):
+        raise DeriveSyntaxError(index, getattr(n, "col_offset", 0), message)
+
+    if isinstance(node, ast.Expression):
+        return _check(node.body, index, expr)
+    if isinstance(node, ast.BinOp):
+        if not isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.MatMult)):
+            fail(node, f"operator {type(node.op).__name__} is not in the language (+ - * / @)")
+        _check(node.left, index, expr)
+        return _check(node.right, index, expr)
+    if isinstance(node, ast.UnaryOp):
+        if not isinstance(node.op, (ast.USub, ast.UAdd)):
+            fail(node, "only unary - and + are allowed")
+        return _check(node.operand, index, expr)
+    if isinstance(node, ast.Constant):
+        if type(node.value) not in (int, float):
+            fail(node, f"{node.value!r} is not a number")
+        if not abs(node.value) <= 1e15:
+            fail(node, f"{node.value!r} is too large a number (at most 1e15)")
+        return None
+    if isinstance(node, ast.Name):
+        if node.id not in SCALARS:
+            hint = f"; write {node.id}[k]" if node.id in ARRAYS else ""
+            fail(node, f"unknown name {node.id!r}: the language knows {', '.join(ARRAYS)} (indexed) and "
+                       f"{', '.join(SCALARS)}{hint}")
+        return None
+    if isinstance(node, ast.Subscript):
+        if not (isinstance(node.value, ast.Name) and node.value.id in ARRAYS):
+            fail(node, f"only {', '.join(ARRAYS)} can be indexed")
+        if not _index_ok(node.slice):
+            fail(node.slice, "an index is i, L, a number, or i/L plus or minus a number")
+        return None
+    if isinstance(node, ast.Attribute):
+        if node.attr != "T":
+            fail(node, f"attribute .{node.attr} is not allowed; only .T (transpose)")
+        return _check(node.value, index, expr)
+    if isinstance(node, ast.Call):
+        if not (isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS):
+            fail(node, f"unknown function; the language has {', '.join(FUNCTIONS)}")
+        name = node.func.id
+        want = 2 if name == "outer" else 1
+        if len(node.args) != want:
+            fail(node, f"{name} takes {want} argument{'s' if want > 1 else ''}")
+        for kw in node.keywords:
+            if name not in ("sum", "mean") or kw.arg != "axis":
+                fail(node, f"{name} takes no keyword {kw.arg!r}" if name not in ("sum", "mean")
+                     else "sum and mean take only axis=")
+            if not (isinstance(kw.value, ast.Constant) and (kw.value.value is None or type(kw.value.value) is int)):
+                fail(kw.value, "axis is 0, 1 or None")
+        for a in node.args:
+            _check(a, index, expr)
+        return None
+    fail(node, f"{type(node).__name__} is not in the language")
+
+
+def parse(equations: list[dict]) -> list[tuple[str, str, ast.Expression, str]]:
+    """[(kind, layer spec, tree, expr)] for each equation; DeriveSyntaxError naming the one that fails."""
+    if not isinstance(equations, (list, tuple)) or not equations:
+        raise DeriveSyntaxError(0, 0, "give at least one equation {target, expr}")
+    if len(equations) > MAX_EQUATIONS:
+        raise DeriveSyntaxError(MAX_EQUATIONS, 0, f"at most {MAX_EQUATIONS} equations")
+    out = []
+    for k, eq in enumerate(equations):
+        if not isinstance(eq, dict) or not isinstance(eq.get("target"), str) or not isinstance(eq.get("expr"), str):
+            raise DeriveSyntaxError(k, 0, "an equation is {\"target\": \"delta[i]\", \"expr\": \"...\"}")
+        m = _TARGET.match(eq["target"])
+        if not m:
+            raise DeriveSyntaxError(k, 0, f"target {eq['target']!r}: write delta[i], dW[i] or db[i], or name "
+                                          f"one layer: delta[L], delta[L-1], dW[2]")
+        expr = eq["expr"]
+        if len(expr) > MAX_EXPR_CHARS:
+            raise DeriveSyntaxError(k, MAX_EXPR_CHARS, f"an expression has at most {MAX_EXPR_CHARS} characters")
+        try:
+            tree = ast.parse(expr.strip(), mode="eval")
+        except SyntaxError as e:
+            raise DeriveSyntaxError(k, max(0, (e.offset or 1) - 1), f"syntax error: {e.msg}") from None
+        if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
+            raise DeriveSyntaxError(k, 0, f"an expression has at most {MAX_NODES} parts")
+        _check(tree, k, expr)
+        out.append((m.group(1), re.sub(r"\s", "", m.group(2)), tree, expr.strip(), k))
+    return out
+
+
+# -- evaluation -----------------------------------------------------------------------------------------
+class _Concrete(ast.NodeTransformer):
+    """The tree with every index resolved to a layer number (for evaluation and for messages)."""
+
+    def __init__(self, i: int, L: int):
+        self.i, self.L = i, L
+
+    def visit_Subscript(self, node):
+        s = node.slice
+        if isinstance(s, ast.Constant):
+            k = s.value
+        elif isinstance(s, ast.Name):
+            k = self.i if s.id == "i" else self.L
+        else:
+            base = self.i if s.left.id == "i" else self.L
+            k = base + s.right.value if isinstance(s.op, ast.Add) else base - s.right.value
+        return ast.copy_location(ast.Subscript(value=node.value, slice=ast.Constant(k), ctx=ast.Load()), node)
+
+
+class _Val:
+    """An array with the text it came from and, for a product, how it was formed.
+
+    In columns a value of one sample is (n, 1); ``batched`` values hold every sample at once,
+    stacked on a leading axis (B, n, 1), so the equations run once for the whole batch. Shapes in
+    checks and messages are always one sample's."""
+
+    def __init__(self, arr, text: str, how: str = "", batched: bool = False):
+        self.arr, self.text, self.how, self.batched = np.asarray(arr, np.float64), text, how, batched
+
+    @property
+    def shape(self) -> tuple:
+        return self.arr.shape[1:] if self.batched else self.arr.shape
+
+    @property
+    def scalar(self) -> bool:
+        return int(np.prod(self.shape)) == 1 and len(self.shape) <= 2
+
+    def describe(self) -> str:
+        return f"{self.text} of shape {_fmt(self.shape)}" + (f" (from {self.how})" if self.how else "")
+
+
+class _Env:
+    """The values one evaluation reads: every sample as a column stacked (columns) or the batch (rows)."""
+
+    def __init__(self, b, columns: bool, deltas: dict, layer: int, y: np.ndarray, rows: slice, limit: int):
+        self.b, self.columns, self.deltas, self.layer, self.y = b, columns, deltas, layer, y
+        self.rows, self.limit = rows, limit  # the samples of this chunk; the most entries one value may have
+
+    def vec(self, arr, text: str) -> _Val:
+        """A batch quantity (B, n): stacked columns (chunk, n, 1) in columns, as is in rows."""
+        return _Val(arr[self.rows][:, :, None], text, batched=True) if self.columns else _Val(arr, text)
+
+    def fits(self, shape: tuple, what: str) -> None:
+        """Refuse a value larger than any step of a backward pass needs (memory bound per call)."""
+        if int(np.prod(shape, dtype=np.float64)) > self.limit:
+            raise StepError(f"{what} would have {int(np.prod(shape, dtype=np.float64))} entries, more than any "
+                            f"step of this backward pass needs ({self.limit})")
+
+    def array(self, name: str, k: int, text: str) -> _Val:
+        b, L = self.b, self.b.L
+        lo = 0 if name == "z" else 1
+        if not lo <= k <= L:
+            raise StepError(f"{name}[{k}] does not exist: the layers are {lo}..{L}")
+        if name == "W":
+            return _Val(b.W[k - 1], text)
+        if name == "b":
+            if not b.net.bias:
+                raise StepError(f"b[{k}]: this network has no bias")
+            bias = b.net.dense[k - 1].params["b"].astype(np.float64)
+            return _Val(bias[:, None] if self.columns else bias, text)
+        if name == "a":
+            return self.vec(b.a[k - 1], text)
+        if name == "z":
+            return self.vec(b.z[k], text)
+        if k not in self.deltas:
+            raise StepError(f"delta[{k}] is not computed yet: layers are evaluated from the top (L = {L}) down, "
+                            f"so layer {self.layer} can use delta[{self.layer + 1}] and above")
+        return _Val(self.deltas[k][self.rows] if self.columns else self.deltas[k], text, batched=self.columns)
+
+
+def _elementwise(op: str, x: _Val, y: _Val, columns: bool) -> _Val:
+    if x.shape != y.shape:
+        bias = not columns and op in "+-" and len(x.shape) == 2 and len(y.shape) == 1 and x.shape[1] == y.shape[0]
+        if not (bias or (op in "*/" and (x.scalar or y.scalar)) or not x.shape or not y.shape):
+            word = {"+": "+", "-": "-", "*": "* (elementwise)", "/": "/ (elementwise)"}[op]
+            raise StepError(f"{x.describe()} against {y.describe()}: {word} needs equal shapes"
+                            + (" (a row against a column: one of them needs .T)"
+                               if sorted(x.shape) == sorted(y.shape) else ""))
+    xa, ya = x.arr, y.arr
+    if x.shape != y.shape and x.shape and y.shape:  # a 1x1 value scales every entry of the other
+        if x.scalar and not y.scalar:
+            xa = xa.reshape((-1,) + (1,) * len(y.shape)) if x.batched else xa.reshape(())
+        elif y.scalar and not x.scalar:
+            ya = ya.reshape((-1,) + (1,) * len(x.shape)) if y.batched else ya.reshape(())
+    with np.errstate(all="ignore"):
+        out = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}[op](xa, ya)
+    return _Val(out, "", batched=x.batched or y.batched)
+
+
+def _eval(node, env: _Env) -> _Val:
+    text = ast.unparse(node)
+    if isinstance(node, ast.Constant):
+        return _Val(node.value, text)
+    if isinstance(node, ast.Name):
+        b = env.b
+        if node.id in ("B", "L"):
+            return _Val(float(b.B if node.id == "B" else b.L), node.id)
+        return env.vec(b.z[b.L] if node.id == "y_hat" else env.y, node.id)  # y (B, K) as a batch quantity
+    if isinstance(node, ast.Subscript):
+        return env.array(node.value.id, node.slice.value, text)
+    if isinstance(node, ast.Attribute):
+        v = _eval(node.value, env)
+        arr = np.swapaxes(v.arr, -1, -2) if len(v.shape) == 2 else v.arr
+        return _Val(arr, text, v.how, v.batched)
+    if isinstance(node, ast.UnaryOp):
+        v = _eval(node.operand, env)
+        return _Val(-v.arr if isinstance(node.op, ast.USub) else v.arr, text, v.how, v.batched)
+    if isinstance(node, ast.BinOp):
+        x, y = _eval(node.left, env), _eval(node.right, env)
+        if isinstance(node.op, ast.MatMult):
+            if not x.shape or not y.shape or x.shape[-1] != y.shape[0] or len(x.shape) > 2 or len(y.shape) > 2 \
+                    or (x.batched or y.batched) and (len(x.shape) != 2 or len(y.shape) != 2):
+                raise StepError(f"{x.describe()} @ {y.describe()}: a matrix product needs the columns of the "
+                                f"left to equal the rows of the right")
+            lead = x.arr.shape[:1] if x.batched else y.arr.shape[:1] if y.batched else ()
+            env.fits(lead + x.shape[:-1] + y.shape[1:], f"{x.text} @ {y.text}")
+            return _Val(np.matmul(x.arr, y.arr), text, f"{_fmt(x.shape)} @ {_fmt(y.shape)}", x.batched or y.batched)
+        op = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}[type(node.op)]
+        v = _elementwise(op, x, y, env.columns)
+        v.text = text
+        return v
+    if isinstance(node, ast.Call):
+        name = node.func.id
+        args = [_eval(a, env) for a in node.args]
+        if name == "outer":
+            u, v = args
+            for w in (u, v):
+                if len(w.shape) == 2 and min(w.shape) != 1 or len(w.shape) > 2:
+                    raise StepError(f"outer({u.text}, {v.text}): {w.describe()} is not a vector")
+            env.fits((max(u.arr.shape[:1] if u.batched else (1,), v.arr.shape[:1] if v.batched else (1,))[0],
+                      int(np.prod(u.shape)), int(np.prod(v.shape))), text)
+            uu = u.arr.reshape((u.arr.shape[0], -1, 1) if u.batched else (-1, 1))
+            vv = v.arr.reshape((v.arr.shape[0], 1, -1) if v.batched else (1, -1))
+            return _Val(uu * vv, text, batched=u.batched or v.batched)
+        if name in ("sum", "mean"):
+            x = args[0]
+            axis = next((kw.value.value for kw in node.keywords), None)
+            if axis is not None and not -len(x.shape) <= axis < len(x.shape):
+                raise StepError(f"{text}: {x.describe()} has no axis {axis}")
+            if x.batched:
+                axis = tuple(range(1, x.arr.ndim)) if axis is None else (axis % len(x.shape)) + 1
+            return _Val(getattr(np, name)(x.arr, axis=axis), text, batched=x.batched)
+        arg = node.args[0]
+        k = arg.slice.value if isinstance(arg, ast.Subscript) and arg.value.id in ("a", "z") else env.layer
+        f = env.b.act(max(1, min(k, env.b.L)))
+        x = args[0]
+        if name == "f":
+            if f.output_only and env.columns:  # softmax runs over a column here, over a row in the engine
+                flat = np.swapaxes(x.arr, -1, -2)
+                out = f.forward(flat.reshape(-1, flat.shape[-1])).reshape(flat.shape)
+                return _Val(np.swapaxes(out, -1, -2), text, batched=x.batched)
+            return _Val(f.forward(x.arr if x.arr.ndim == 2 or not f.output_only else np.atleast_2d(x.arr)),
+                        text, batched=x.batched)
+        if f.output_only:
+            raise StepError(f"{text}: {f.name} has a Jacobian, not an elementwise derivative")
+        return _Val(f.derivative(x.arr, f.forward(x.arr)), text, batched=x.batched)
+    raise StepError(f"{text} cannot be evaluated")  # unreachable after _check
+
+
+# -- the derivation ---------------------------------------------------------------------------------------
+def _pick(parsed, L: int) -> dict:
+    """(kind, layer) -> (tree, expr): a named layer's equation overrides the general one.
+
+    Raises DeriveSyntaxError for a target naming a layer outside 1..L."""
+    out, named = {}, {}
+    for kind, spec, tree, expr, index in parsed:
+        if spec == "i":
+            for i in range(1, L + 1):
+                out.setdefault((kind, i), (tree, expr))
+            continue
+        k = L if spec == "L" else L - int(spec[2:]) if spec.startswith("L") else int(spec)
+        if not 1 <= k <= L:
+            raise DeriveSyntaxError(index, 0, f"target {kind}[{spec}] names layer {k}; this network has layers 1..{L}")
+        named[(kind, k)] = (tree, expr)
+    out.update(named)
+    return out
+
+
+BUDGET = 1 << 21  # entries of one value (16 MB in float64) that a chunk of samples may reach
+
+
+def _run(tree, b, columns: bool, deltas: dict, i: int, y, mean: bool = False) -> np.ndarray:
+    """Evaluate one equation at layer i for the whole batch.
+
+    rows: once, the result as is. columns: every sample at once as stacked columns (B, ...), in
+    chunks of samples that keep a per-sample (n, n) value within BUDGET; with ``mean`` the chunks are
+    summed and averaged instead of stacked (dW and db), so no (B, n, n) array is ever held."""
+    concrete = ast.fix_missing_locations(_Concrete(i, b.L).visit(copy.deepcopy(tree)))
+    widest = max(b.net.sizes)
+    if not columns:
+        limit = max(BUDGET, 2 * b.B * widest, 2 * widest * widest)
+        return _eval(concrete.body, _Env(b, False, deltas, i, y, slice(None), limit)).arr
+    chunk = max(1, BUDGET // (widest * widest))
+    limit = max(BUDGET, 2 * chunk * widest * widest)
+    parts, total = [], None
+    for lo in range(0, b.B, chunk):
+        rows = slice(lo, min(lo + chunk, b.B))
+        v = _eval(concrete.body, _Env(b, True, deltas, i, y, rows, limit))
+        arr = v.arr if v.batched else np.broadcast_to(v.arr, (rows.stop - lo,) + v.arr.shape)
+        if mean:
+            total = arr.sum(axis=0) if total is None else total + arr.sum(axis=0)
+        else:
+            parts.append(arr)
+    return total[None] / b.B if mean else np.concatenate(parts)
+
+
+def put(parent, field: str, val, old, new) -> None:
+    """Put ``new`` where ``old`` is in parent.field (a node or a list of nodes)."""
+    setattr(parent, field, [new if e is old else e for e in val] if isinstance(val, list) else new)
+
+
+def _repairs(tree, b, columns, deltas, i, y, true_delta) -> str | None:
+    """An operand replaced by a neighbour layer's or its transpose that makes delta[i] right, if any."""
+    concrete = _Concrete(i, b.L).visit(copy.deepcopy(tree))
+    nodes = [n for n in ast.walk(concrete) if isinstance(n, (ast.Subscript, ast.Attribute))]
+    for n in nodes:
+        options = []
+        if isinstance(n, ast.Subscript) and n.value.id == "W":
+            k = n.slice.value
+            options += [ast.Subscript(value=ast.Name("W", ast.Load()), slice=ast.Constant(k + d), ctx=ast.Load())
+                        for d in (1, -1) if 1 <= k + d <= b.L]
+        options.append(n.value if isinstance(n, ast.Attribute) else ast.Attribute(value=n, attr="T", ctx=ast.Load()))
+        for new in options:
+            for parent in ast.walk(concrete):
+                for field, val in ast.iter_fields(parent):
+                    seq = val if isinstance(val, list) else [val]
+                    if not any(v is n for v in seq):
+                        continue
+                    put(parent, field, val, n, new)
+                    try:
+                        got = _run(concrete, b, columns, deltas, i, y)
+                        ok = got.shape == true_delta.shape and relative_error(got, true_delta) <= TOLERANCE
+                    except StepError:
+                        ok = False
+                    setattr(parent, field, val)
+                    if ok:
+                        why = (f" (the error reaches layer {i} through the weights of the layer above, W_{i + 1}, "
+                               f"not through W_{i}: k_{i} = (W_{i + 1}^T k_{i + 1}) o f'(a_{i}))"
+                               if ast.unparse(n) == f"W[{i}]" and ast.unparse(new) == f"W[{i + 1}]" else "")
+                        return f"with {ast.unparse(new)} where you wrote {ast.unparse(n)}, delta[{i}] is right{why}"
+    return None
+
+
+def derive(net: Network, X, y, equations: list[dict], convention: str = "rows") -> dict:
+    """Evaluate the student's backward pass top-down on (X, y) and check each layer's dW and db.
+
+    Returns {"passed", "first_error": {"layer", "target", "message"} | None,
+    "layers": [{"layer", "dW": Verdict | None, "db": Verdict | None, "steps": [{"target", "expr", "shape",
+    "error"}]}]} (Verdict as in checker.check_student). Raises DeriveSyntaxError for an equation outside
+    the language and ValueError for another convention."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
+    parsed = parse(equations)
+    d = Diagnosis(net, X, y)
+    b, L, columns = d.b, d.b.L, convention == "columns"
+    y64 = np.asarray(y, np.float64).reshape(b.B, -1)
+    eqs = _pick(parsed, L)
+    # the true delta as the equations see it: per sample without the 1/B in columns
+    true_delta = {i: (b.delta[i - 1] * b.B)[:, :, None] if columns else b.delta[i - 1] for i in range(1, L + 1)}
+    deltas, steps, arrays, first = {}, {}, {}, None
+    for i in range(L, 0, -1):
+        steps[i], arrays[i] = [], {}
+        for kind in TARGETS:
+            if kind == "db" and not net.bias or (kind, i) not in eqs:
+                continue
+            tree, expr = eqs[(kind, i)]
+            step = {"target": f"{kind}[{i}]", "expr": expr, "shape": None, "error": None}
+            steps[i].append(step)
+            try:
+                val = _run(tree, b, columns, deltas, i, y64, mean=kind != "delta")
+            except StepError as e:
+                step["error"] = str(e)
+                if first is None:
+                    fix = _repairs(tree, b, columns, deltas, i, y64, true_delta[i]) if kind == "delta" else None
+                    first = {"layer": i, "target": f"{kind}[{i}]",
+                             "message": f"layer {i}, {kind}[{i}] = {expr}: {e}" + (f". Diagnosis: {fix}" if fix else "")}
+                break
+            step["shape"] = list(val.shape[1:] if columns else val.shape)
+            if not np.isfinite(val).all():
+                step["error"] = f"{kind}[{i}] has a value that is not finite (an overflow or a division by zero)"
+                if first is None:
+                    first = {"layer": i, "target": f"{kind}[{i}]", "message": f"layer {i}, {kind}[{i}] = {expr}: "
+                                                                              f"{step['error']}"}
+                break
+            if kind == "delta":
+                deltas[i] = val
+                if val.shape != true_delta[i].shape:
+                    step["error"] = (f"delta[{i}] has shape {_fmt(step['shape'])}; dL/da_{i} is "
+                                     f"{_fmt(true_delta[i].shape[1:] if columns else true_delta[i].shape)}")
+                elif relative_error(val, true_delta[i]) > TOLERANCE:
+                    step["error"] = f"delta[{i}] differs from dL/da_{i} (relative error {relative_error(val, true_delta[i]):.3g})"
+                    fix = _repairs(tree, b, columns, deltas, i, y64, true_delta[i])
+                    if fix:
+                        step["error"] += f"; {fix}"
+            else:
+                arrays[i][kind] = val[0] if columns else val
+        if i not in deltas and first is not None:
+            break
+    layers = [arrays.get(i, {}) for i in range(1, L + 1)]
+    expected = {(i, "db"): (net.sizes[i], 1) for i in range(1, L + 1)} if columns else None
+    result = verdicts(d, layers, expected, {i: {"steps": steps.get(i, [])} for i in range(1, L + 1)})
+    if first is not None:  # the mathematics stopped: what was checked above stands, the rest is not passed
+        result["passed"] = False
+        checked = result["first_error"]
+        result["first_error"] = checked if checked and checked["layer"] > first["layer"] else first
+    elif result["first_error"] is not None:
+        j = result["first_error"]["layer"]
+        wrong = next((s for s in steps.get(j, []) if s["target"].startswith("delta") and s["error"]), None)
+        if wrong:
+            result["first_error"] = {"layer": j, "target": wrong["target"],
+                                     "message": f"{wrong['error']}. {result['first_error']['message']}"}
+    elif not any(arrays.values()):
+        result["passed"] = False
+        result["first_error"] = {"layer": L, "target": f"dW[{L}]", "message": "no equation for dW: nothing to check"}
+    return result

@@ -1,0 +1,148 @@
+"""The class's assignment (the task a pushed preset defines), the fair leaderboard and the gallery grids.
+
+HTTP-free: the routes in app/api/routes/classroom.py turn these dicts into responses.
+
+A *task* is what makes two models comparable: the dataset (a generated one by name, or an uploaded
+CSV by its dataset id), the input features, and optionally the loss and a step budget. A *student*
+is a nickname (trimmed, case-folded); a model without one is its own student.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+from app.engine import Model
+from app.engine.boundary import grid_range
+from app.engine.datasets import CLASSIFICATION, FEATURES, REGRESSION
+from app.engine.spec import DEFAULT_SPEC
+
+ONE_D = {"sine": ["x1"]}  # datasets with one raw input, and the features they always use
+
+
+class TaskError(ValueError):
+    """A preset link that names no task this server knows; ``field`` is the query key."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+def task_from_link(link: str, *, match_loss: bool = False, step_budget: int | None = None) -> dict:
+    """The assignment a playground link defines: {dataset, features, loss, step_budget}.
+
+    ``dataset`` is a generated dataset's name or "csv <dataset id>" for an uploaded file (the link's
+    ``did``); ``features`` is None for uploaded data (its columns are fixed) and for 1-D data;
+    ``loss`` is None unless ``match_loss``. Raises TaskError for names the engine does not know.
+    """
+    q = {k: v[-1] for k, v in parse_qs(urlsplit(link).query).items()}
+    did = q.get("did")
+    if did:
+        dataset, features = f"csv {did}", None
+    else:
+        dataset = q.get("dataset") or DEFAULT_SPEC["data"]["dataset"]
+        if dataset not in CLASSIFICATION + REGRESSION:
+            raise TaskError("dataset", f"unknown dataset {dataset!r}")
+        features = None if dataset in ONE_D else (
+            [f for f in q["f"].split(",") if f] if "f" in q else list(DEFAULT_SPEC["data"]["features"]))
+        for f in features or ():
+            if f not in FEATURES:
+                raise TaskError("f", f"unknown feature {f!r}")
+    loss = (q.get("loss") or DEFAULT_SPEC["loss"]) if match_loss else None
+    return {"dataset": dataset, "features": features, "loss": loss, "step_budget": step_budget}
+
+
+def dataset_of(spec: dict) -> str:
+    """A model's dataset as a task names it: "circle", or "csv <id>" / "own data" for custom data."""
+    d = spec.get("data") or {}
+    if d.get("dataset"):
+        return d["dataset"]
+    did = (d.get("info") or {}).get("dataset_id") or d.get("dataset_id")
+    return f"csv {did}" if did else "own data"
+
+
+def mismatch(task: dict, spec: dict, step: int) -> str | None:
+    """Why a model is not on the task ("trained on spiral"), or None when it is."""
+    dataset = dataset_of(spec)
+    if dataset != task["dataset"]:
+        return f"trained on {dataset}"
+    if task["features"] is not None:
+        used = (spec.get("data") or {}).get("features") or []
+        if sorted(used) != sorted(task["features"]):
+            return f"uses features {', '.join(used)} (the assignment: {', '.join(task['features'])})"
+    if task["loss"] and spec.get("loss") != task["loss"]:
+        return f"uses loss {spec.get('loss')} (the assignment: {task['loss']})"
+    if task["step_budget"] is not None and step > task["step_budget"]:
+        return f"trained {step} steps, over the budget of {task['step_budget']}"
+    return None
+
+
+def student_key(model_id: str, nickname: str | None) -> str:
+    """Models under one nickname (any case or spacing) belong to one student."""
+    name = " ".join((nickname or "").split()).casefold()
+    return f"name:{name}" if name else f"id:{model_id}"
+
+
+def score(model: Model, X: np.ndarray, y: np.ndarray) -> dict:
+    """Hidden loss (the model's own loss, data term only) and, for classification, accuracy.
+
+    X (N, raw_dim) raw points, y (N, K) targets. A sigmoid output predicts class 1 above 0.5;
+    several outputs predict their argmax.
+    """
+    y_hat = model.predict(X)
+    loss = float(model.net.loss_value(model.inputs(X), y.astype(model.net.dtype)))
+    acc = None
+    if model.kind == "classification":
+        pred = (y_hat[:, 0] > 0.5) if y.shape[1] == 1 else y_hat.argmax(axis=1)
+        true = (y[:, 0] > 0.5) if y.shape[1] == 1 else y.argmax(axis=1)
+        acc = float((pred == true).mean())
+    return {"hidden_loss": loss if np.isfinite(loss) else None, "hidden_accuracy": acc}
+
+
+def rank_key(row: dict) -> tuple:
+    """Classification ranks by accuracy (higher first), then hidden loss; regression by hidden loss.
+
+    A missing (diverged) score sorts last.
+    """
+    acc, loss = row.get("hidden_accuracy"), row.get("hidden_loss")
+    return (acc is None, -(acc or 0.0), loss is None, loss if loss is not None else 0.0)
+
+
+def best_per_student(rows: Iterable[dict]) -> list[dict]:
+    """One row per student: their best-ranked model, with ``models`` = how many of theirs were scored."""
+    best: dict[str, dict] = {}
+    count: dict[str, int] = {}
+    for row in rows:
+        key = student_key(row["id"], row.get("nickname"))
+        count[key] = count.get(key, 0) + 1
+        if key not in best or rank_key(row) < rank_key(best[key]):
+            best[key] = row
+    out = sorted(best.values(), key=rank_key)
+    return [{"rank": i + 1, **r, "models": count[student_key(r["id"], r.get("nickname"))]}
+            for i, r in enumerate(out)]
+
+
+def gallery_grid(model: Model, resolution: int) -> dict | None:
+    """The output over a resolution x resolution grid covering the model's data, in one forward pass.
+
+    Returns {x_range, y_range, output (R, R) with row j at x2 = y_range value j}; the output is
+    P(class 1) for one sigmoid output, P(class 2) for two, argmax / (K - 1) for more, else the value.
+    None for data that is not 2-D.
+    """
+    if model.raw_dim != 2:
+        return None
+    xr, yr = grid_range(np.concatenate([model.raw_train, model.raw_test]))
+    gx, gy = np.meshgrid(np.linspace(*xr, resolution), np.linspace(*yr, resolution))
+    y_hat = model.predict(np.column_stack([gx.ravel(), gy.ravel()]))
+    K = y_hat.shape[1]
+    out = y_hat[:, 0] if K == 1 else y_hat[:, 1] if K == 2 else y_hat.argmax(axis=1) / (K - 1)
+    return {"x_range": xr, "y_range": yr, "output": out.reshape(resolution, resolution)}
+
+
+def training_points(model: Model, limit: int) -> dict:
+    """At most ``limit`` training points (evenly spaced rows): X (n, 2) raw, label (n,) one value per row."""
+    idx = np.linspace(0, len(model.raw_train) - 1, min(limit, len(model.raw_train))).round().astype(int)
+    y = model.y_train[idx]
+    label = y[:, 0] if y.shape[1] == 1 else y.argmax(axis=1) / max(1, y.shape[1] - 1)
+    return {"X": model.raw_train[idx, :2], "label": label}

@@ -1,0 +1,238 @@
+// "Check your gradients": your own dW_i, db_i (pasted JSON or .npy/.npz files) through POST /check, or
+// your backward pass as equations (columns or rows) through POST /derive, on the batch the panel shows
+// (by default the one GET /gradients uses). Verdicts per layer; the diagnosis (first_error) marks the
+// wrong step in the trace.
+import { request, ApiError } from '../api.js';
+import { formatNum } from '../charts/palette.js';
+import { parseNpy, parseNpz } from './npy.js';
+
+const $ = (id) => document.getElementById(id);
+const m = (id) => `/models/${encodeURIComponent(id)}`;
+const esc = (s) => String(s ?? '').replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }[c]));
+const shape = (s) => (Array.isArray(s) ? `(${s.join('×')})` : '');
+const GRAD = /^d([Wb])(\d+)$/;
+
+/** Equations text, one "target = expression" per line (# comments), -> [{target, expr, line}]. */
+export function parseEquations(text) {
+  const out = [];
+  text.split('\n').forEach((raw, n) => {
+    const line = raw.split('#')[0].trim();
+    if (!line) return;
+    const at = line.indexOf('=');
+    if (at < 1 || !line.slice(at + 1).trim()) throw new Error(`line ${n + 1}: expected "target = expression", e.g. dW[i] = delta[i] @ z[i-1].T`);
+    out.push({ target: line.slice(0, at).trim(), expr: line.slice(at + 1).trim(), line: n + 1 });
+  });
+  if (!out.length) throw new Error('write at least one equation, e.g. delta[L] = 2 * (y_hat - y) * fprime(a[L])');
+  return out;
+}
+
+const asText = (eqs) => eqs.map((e) => `${e.target} = ${e.expr}`).join('\n');
+
+export class CheckerView {
+  constructor(app) {
+    this.app = app; this.model = null; this.data = null; this.defaultText = ''; this.uploaded = null;
+    this.examples = null; this.req = 0;
+    this.out = $('checker-result');
+    for (const r of document.querySelectorAll('input[name=checker-mode]')) r.addEventListener('change', () => this.setMode(r.value));
+    $('checker-run').addEventListener('click', () => this.run());
+    for (const id of ['checker-json', 'checker-eqs', 'checker-batch']) {
+      $(id).addEventListener('keydown', (ev) => { if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); this.run(); } });
+    }
+    $('checker-files').addEventListener('change', () => this.readFiles());
+    $('checker-copy-batch').addEventListener('click', () => this.copy($('checker-batch').value, 'Batch copied'));
+    $('checker-copy-params').addEventListener('click', () => this.copyParameters());
+    $('checker-default-batch').addEventListener('click', () => { $('checker-batch').value = this.defaultText; this.summarize(); });
+    $('checker-batch').addEventListener('input', () => this.summarize());
+    $('checker-example-question').addEventListener('click', () => this.example('question'));
+    $('checker-example-correct').addEventListener('click', () => this.example('correct'));
+    $('checker-convention').addEventListener('change', () => this.app.trace?.setConvention?.($('checker-convention').value));
+  }
+
+  mode() { return document.querySelector('input[name=checker-mode]:checked').value; }
+
+  setMode(mode) {
+    $('checker-arrays').hidden = mode !== 'arrays';
+    $('checker-equations').hidden = mode !== 'equations';
+    $('checker-run').textContent = mode === 'arrays' ? 'Check my gradients' : 'Check my equations';
+  }
+
+  // ---- app hooks ----
+  setModel(model, data) {
+    this.model = model; this.data = data; this.uploaded = null;
+    const cap = Number(this.app.catalog?.limits?.gradients_default_rows) || 32;
+    const train = data && data.train ? data.train : { X: [], y: [] };
+    this.defaultText = JSON.stringify({ X: train.X.slice(0, cap), y: train.y.slice(0, cap) });
+    $('checker-batch').value = this.defaultText;
+    $('checker-files').value = '';
+    this.summarize();
+    this.clear();
+  }
+
+  clear() { this.out.replaceChildren(); this.app.trace?.markError?.(null); }
+
+  // ---- the batch ----
+  summarize() {
+    const text = $('checker-batch').value.trim();
+    let rows = '?';
+    try { rows = JSON.parse(text).X.length; } catch (e) { /* shown as ? until it parses */ }
+    const n = `${rows} row${rows === 1 ? '' : 's'}`;
+    $('checker-batch-summary').textContent = text === this.defaultText.trim()
+      ? `${n}, the batch GET /gradients uses` : `your batch, ${n}`;
+  }
+
+  /** {} for the default batch (the server picks the same rows), else {X, y} from the box. */
+  batch() {
+    const text = $('checker-batch').value.trim();
+    if (text === this.defaultText.trim()) return {};
+    let b;
+    try { b = JSON.parse(text); } catch (e) { throw new Error(`the batch is not valid JSON: ${e.message}`); }
+    if (!b || !Array.isArray(b.X) || !Array.isArray(b.y)) throw new Error('the batch must be {"X": [[...], ...], "y": [[...], ...]}');
+    return { X: b.X, y: b.y.map((r) => (Array.isArray(r) ? r : [r])) };
+  }
+
+  async copy(text, done) {
+    try { await navigator.clipboard.writeText(text); } catch (e) {
+      // no clipboard API (plain http on another host): copy through a hidden text box
+      const box = document.createElement('textarea');
+      box.value = text; box.setAttribute('aria-hidden', 'true'); box.style.position = 'fixed'; box.style.opacity = '0';
+      document.body.appendChild(box); box.select(); document.execCommand('copy'); box.remove();
+    }
+    this.note(done);
+  }
+
+  async copyParameters() {
+    if (!this.model) return;
+    try {
+      const p = await request('GET', `${m(this.model.id)}/parameters`);
+      await this.copy(JSON.stringify(p), 'Parameters W, b copied ({"layers": [{"W", "b"}]}, W_i is (out, in))');
+    } catch (err) { this.note(`Could not read the parameters: ${err.message}`, true); }
+  }
+
+  note(text, error = false) {
+    const p = document.createElement('p'); p.className = error ? 'field-error' : 'hint'; p.textContent = text;
+    this.out.replaceChildren(p);
+  }
+
+  // ---- uploads ----
+  async readFiles() {
+    const files = [...$('checker-files').files];
+    if (!files.length) { this.uploaded = null; return; }
+    try {
+      const arrays = {};
+      for (const f of files) {
+        const buf = await f.arrayBuffer();
+        if (/\.npz$/i.test(f.name)) Object.assign(arrays, await parseNpz(buf, f.name));
+        else arrays[f.name.replace(/\.npy$/i, '')] = parseNpy(buf, f.name);
+      }
+      const layers = [];
+      for (const [k, v] of Object.entries(arrays)) {
+        const g = GRAD.exec(k);
+        if (!g) continue;
+        const i = Number(g[2]);
+        if (i < 1) throw new Error(`${k}: layers are numbered from 1 (dW1 is the first layer's gradient)`);
+        while (layers.length < i) layers.push({});
+        layers[i - 1][`d${g[1]}`] = v.data;
+      }
+      if (!layers.length) throw new Error('no gradients found: name the arrays dW1, db1, dW2, … (files dW1.npy or members of one .npz)');
+      if (('X' in arrays) !== ('y' in arrays)) throw new Error('give both X and y, or neither for the default batch');
+      if (arrays.X) { $('checker-batch').value = JSON.stringify({ X: arrays.X.data, y: arrays.y.data }); this.summarize(); }
+      this.uploaded = { layers };
+      $('checker-json').value = JSON.stringify({ layers });
+      this.note(`Read ${Object.keys(arrays).sort().join(', ')}; press Check.`);
+    } catch (err) {
+      this.uploaded = null; this.note(`Could not read the files: ${err.message}`, true);
+    }
+  }
+
+  // ---- examples ----
+  async example(which) {
+    try {
+      const id = this.app.session?.id;
+      if (!this.examples || this.examplesFor !== id) {
+        this.examples = await request('GET', id ? `${m(id)}/derive/examples` : '/derive/examples');
+        this.examplesFor = id;
+      }
+      const conv = $('checker-convention').value;
+      const set = this.examples[which]?.[conv] || this.examples[which]?.columns;
+      if (which === 'question' && !this.examples.question[conv]) $('checker-convention').value = 'columns';
+      const note = which === 'question'
+        ? "# the question's recurrence: k_i = (k_{i+1}^T W_i) o f'(W_i z_{i-1}), dMSE/dW_i = k_i (x) z_{i-1}\n"
+        : '# the backward pass that passes\n';
+      $('checker-eqs').value = note + asText(set);
+      $('checker-eqs').focus();
+    } catch (err) { this.note(`Examples unavailable: ${err.message}`, true); }
+  }
+
+  // ---- run ----
+  async run() {
+    const id = this.app.session?.id;
+    if (!id) return;
+    const req = ++this.req; const mode = this.mode();
+    $('checker-run').disabled = true; this.out.textContent = 'Checking…';
+    let eqs = null;
+    try {
+      let r;
+      if (mode === 'arrays') {
+        let body;
+        try { body = JSON.parse($('checker-json').value); } catch (e) {
+          throw new Error(`paste JSON such as {"layers": [{"dW": [[…]], "db": […]}]} (${e.message})`);
+        }
+        if (!body || !Array.isArray(body.layers)) throw new Error('the JSON needs "layers": [{"dW": …, "db": …}, …], layer 1 first');
+        r = await request('POST', `${m(id)}/check`, { ...this.batch(), layers: body.layers });
+      } else {
+        eqs = parseEquations($('checker-eqs').value);
+        const convention = $('checker-convention').value;
+        r = await request('POST', `${m(id)}/derive`, { convention, ...this.batch(),
+          equations: eqs.map(({ target, expr }) => ({ target, expr })) });
+        r.convention = convention;
+      }
+      if (req !== this.req || id !== this.app.session.id) return;
+      this.show(r, mode);
+    } catch (err) {
+      if (req !== this.req) return;
+      this.app.trace?.markError?.(null);
+      this.note(err instanceof ApiError ? `Refused: ${this.explain(err, eqs)}` : err.message, true);
+    } finally {
+      if (req === this.req) $('checker-run').disabled = false;
+    }
+  }
+
+  /** A 422's items with equation indexes turned into the lines the student wrote. */
+  explain(err, eqs) {
+    if (!err.fieldErrors.length) return err.message;
+    return err.fieldErrors.map((d) => {
+      const loc = (d.loc || []).filter((p) => p !== 'body');
+      if (eqs && loc[0] === 'equations' && Number.isInteger(loc[1]) && eqs[loc[1]]) {
+        const e = eqs[loc[1]];
+        return `line ${e.line} (${e.target} = ${e.expr}), ${loc[2] || 'equation'}: ${d.msg}`;
+      }
+      return loc.length ? `${loc.join('.')}: ${d.msg}` : d.msg;
+    }).join('; ');
+  }
+
+  show(r, mode) {
+    const verdict = (v) => {
+      if (!v) return '<td>–</td>';
+      const err = v.relative_error === null || v.relative_error === undefined ? '' : ` <span class="err">rel. err ${formatNum(v.relative_error, 2)}</span>`;
+      const sh = v.shape && v.expected_shape && shape(v.shape) !== shape(v.expected_shape)
+        ? ` <span class="shape">${esc(shape(v.shape))}, expected ${esc(shape(v.expected_shape))}</span>` : '';
+      return `<td class="${v.passed ? 'pass' : 'fail'}">${v.passed ? '✔ right' : '✘ wrong'}${err}${sh}` +
+        `${v.hint ? `<div class="hint-text">${esc(v.hint)}</div>` : ''}</td>`;
+    };
+    const steps = (l) => (l.steps || []).filter((s) => s.error).map((s) =>
+      `<li class="step-error"><code>${esc(s.target)} = ${esc(s.expr)}</code>: ${esc(s.error)}</li>`).join('');
+    const fe = r.first_error;
+    const where = fe ? [fe.layer ? `layer ${fe.layer}` : '', fe.target || ''].filter(Boolean).join(', ') : '';
+    this.out.innerHTML =
+      `<p class="verdict ${r.passed ? 'pass' : 'fail'}">${r.passed ? '✔ passed: every gradient matches backprop'
+        : '✘ failed'}</p>` +
+      (fe ? `<div class="diagnosis" role="alert"><b>Diagnosis${where ? ` (${esc(where)})` : ''}:</b> ${esc(fe.message)}` +
+        `${fe.layer ? ' <span class="hint">The step is marked in the trace.</span>' : ''}</div>` : '') +
+      '<table class="gc checker-table"><thead><tr><th scope="col">Layer</th><th scope="col">dW</th><th scope="col">db</th></tr></thead>' +
+      `<tbody>${r.layers.map((l) => `<tr data-layer="${esc(l.layer)}"><th scope="row">${esc(l.layer)}</th>${verdict(l.dW)}${verdict(l.db)}</tr>` +
+        (steps(l) ? `<tr><td></td><td colspan="2"><ul class="steps-errors">${steps(l)}</ul></td></tr>` : '')).join('')}</tbody></table>`;
+    this.out.dataset.passed = String(!!r.passed);
+    if (mode === 'equations' && r.convention) this.app.trace?.setConvention?.(r.convention, fe);
+    else this.app.trace?.markError?.(fe || null);
+  }
+}

@@ -1,0 +1,115 @@
+"""The real image: built from the working tree, run with a volume and an admin token, as the README says.
+
+Checks what the venv replay (test_docker_recipe.py) cannot: every file the app needs is COPYed, the page
+and /api/health answer from the container, a model keeps its step across `docker restart` (the /data
+volume is writable by the image's user), the process does not run as root (uid 10001), and the
+Dockerfile's HEALTHCHECK turns the container healthy (its interval shortened with --health-interval,
+the command itself unchanged).
+
+Needs a running Docker daemon and the python:3.11-slim base image; `.ci/run` installs docker.io, starts
+dockerd and makes a local stand-in for the base image (../shared/tools/standin-python-image.sh). In CI
+(CI=true) a missing daemon fails the test; elsewhere it skips. Built with `docker build --network host`.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import free_port, unavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_TOKEN = "container-test-admin-token"
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert done.returncode == 0, f"docker {' '.join(args)}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def image():
+    if shutil.which("docker") is None:
+        unavailable("the docker command is not installed (apt-get install docker.io)")
+    info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60)
+    if info.returncode != 0:
+        unavailable(f"no Docker daemon answers (start dockerd): {info.stderr.strip()[-500:]}")
+    if docker("image", "inspect", "python:3.11-slim", check=False).returncode != 0:
+        unavailable("no python:3.11-slim image: run ../shared/tools/standin-python-image.sh (or docker pull it)")
+    tag = f"backprop-playground-test:{uuid.uuid4().hex[:12]}"
+    docker("build", "--network", "host", "-t", tag, str(ROOT), timeout=1200)
+    yield tag
+    docker("rmi", "-f", tag, check=False)
+
+
+@pytest.fixture
+def container(image):
+    """A running container of the image, as the README's `docker run` line, on a free loopback port."""
+    name = f"playground-test-{uuid.uuid4().hex[:12]}"
+    volume = f"{name}-data"
+    port = free_port()
+    docker("volume", "create", volume)
+    docker("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8000", "-v", f"{volume}:/data",
+           "-e", f"PLAYGROUND_ADMIN_TOKEN={ADMIN_TOKEN}", "--health-interval", "1s", "--health-start-period", "30s",
+           image)
+    try:
+        yield name, f"http://127.0.0.1:{port}"
+    finally:
+        logs = docker("logs", name, check=False)
+        print(logs.stdout[-3000:], logs.stderr[-3000:])
+        docker("rm", "-f", name, check=False)
+        docker("volume", "rm", "-f", volume, check=False)
+
+
+def wait_healthy(name: str, timeout: float = 90) -> None:
+    """Until the HEALTHCHECK reports healthy; fails on unhealthy, on an exit, or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = json.loads(docker("inspect", "-f", "{{json .State}}", name).stdout)
+        assert state["Running"], f"the container stopped: {state}"
+        health = state["Health"]["Status"]
+        assert health != "unhealthy", state["Health"]["Log"][-3:]
+        if health == "healthy":
+            return
+        assert time.monotonic() < deadline, f"not healthy after {timeout} s: {state['Health']}"
+        time.sleep(0.5)
+
+
+def test_the_image_serves_keeps_models_across_restarts_runs_as_10001_and_turns_healthy(container):
+    name, base = container
+    wait_healthy(name)
+    with httpx.Client(base_url=base, timeout=30, trust_env=False) as http:
+        assert http.get("/api/health").json() == {"status": "ok"}
+        page = http.get("/")
+        assert page.status_code == 200 and page.content == (ROOT / "static" / "index.html").read_bytes()
+        script = http.get("/js/main.js")
+        assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+        assert http.get("/docs").status_code == 200 and http.get("/question").status_code == 200
+        assert http.get("/api/class/status").json()["enabled"] is True  # the admin token reached the app
+
+        created = http.post("/api/models", json={"data": {"dataset": "xor", "samples": 60}})
+        assert created.status_code == 201, created.text
+        mid, token = created.json()["id"], created.json()["token"]
+        trained = http.post(f"/api/models/{mid}/train", json={"steps": 25},
+                            headers={"Authorization": f"Bearer {token}"})
+        assert trained.status_code == 200 and trained.json()["step"] == 25, trained.text
+
+    docker("restart", name, timeout=120)
+    wait_healthy(name)
+    with httpx.Client(base_url=base, timeout=30, trust_env=False) as http:
+        again = http.get(f"/api/models/{mid}")
+        assert again.status_code == 200 and again.json()["step"] == 25, again.text
+
+    uid = docker("exec", name, "id", "-u").stdout.strip()
+    assert uid == "10001"
+    assert docker("exec", name, "stat", "-c", "%u", "/data").stdout.strip() == "10001"
+    assert docker("inspect", "-f", "{{.Config.User}}", name).stdout.strip() not in ("", "root", "0")

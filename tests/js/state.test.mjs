@@ -1,0 +1,57 @@
+// node --test tests/js: the URL state round trip, the catalog's feature table and the palette.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+
+import { DEFAULTS, PARAMS, defaultConfig, fromQuery, fromSpec, toQuery, toSpec } from '../../static/js/state.js';
+import { FALLBACK, featureFunction, normalizeCatalog, prettyFeature } from '../../static/js/catalog.js';
+
+const catalog = normalizeCatalog(null);
+
+test('every configuration field but custom data is in the URL table, once', () => {
+  const fields = PARAMS.map(([, field]) => field);
+  assert.deepEqual([...fields].sort(), Object.keys(DEFAULTS).filter((k) => k !== 'custom').sort());
+  assert.equal(new Set(PARAMS.map(([key]) => key)).size, PARAMS.length);
+});
+
+test('a configuration survives the URL both ways', () => {
+  const cfgs = [defaultConfig(), {
+    ...defaultConfig(), dataset: 'spiral', samples: 300, noise: 0.15, test_fraction: 0.3, data_seed: 7,
+    features: ['x1', 'x2', 'sinx1'], hidden: [{ units: 6, activation: 'relu' }, { units: 3, activation: 'tanh' }],
+    output: { units: 2, activation: 'softmax' }, loss: 'cross_entropy', bias: false, init: 'he', init_std: 0.5,
+    seed: 12, dtype: 'float32', optimizer: 'momentum', learning_rate: 0.001, momentum: 0.8,
+    reg_kind: 'l2', reg_rate: 0.0001, batch_size: null,
+  }, { ...defaultConfig(), hidden: [], custom: { dataset_id: 'abc-123', standardize: true } }];
+  for (const cfg of cfgs) assert.deepEqual(fromQuery(`?${toQuery(cfg)}`, catalog), cfg);
+});
+
+test('missing or broken keys keep their defaults; a regression dataset gets its output and loss', () => {
+  assert.deepEqual(fromQuery('?n=abc&lr=&h=8.tanh,bad', catalog),
+    { ...defaultConfig(), hidden: [{ units: 8, activation: 'tanh' }] });
+  const plane = fromQuery('?dataset=plane', catalog);
+  assert.deepEqual([plane.output, plane.loss], [{ units: 1, activation: 'identity' }, 'mse']);
+});
+
+test('a spec made from a configuration reads back as the same configuration', () => {
+  const cfg = fromQuery('?dataset=xor&h=5.tanh&out=1.sigmoid&lr=0.1&bs=full&f=x1,x2,x1x2', catalog);
+  const spec = toSpec(cfg, catalog);
+  assert.deepEqual(spec.data.features, ['x1', 'x2', 'x1x2']);
+  assert.deepEqual(fromSpec({ ...spec, optimizer: { ...spec.optimizer } }), cfg);
+  assert.equal(toSpec(fromQuery('?dataset=sine', catalog), catalog).data.features, undefined);   // 1-D: no features
+});
+
+test('the catalog is read as the server sends it, and nothing in it can be changed', () => {
+  assert.throws(() => normalizeCatalog({ ...FALLBACK, activations: { tanh: {} } }), /activations/);
+  assert.ok(Object.isFrozen(catalog) && Object.isFrozen(catalog.datasets[0]));
+  assert.equal(catalog.isRegression('plane'), true);
+  assert.equal(catalog.isTwoD('sine'), false);
+  assert.deepEqual(catalog.outputOnly, ['softmax']);
+});
+
+test('the feature table comes from the engine labels', () => {
+  assert.deepEqual(FALLBACK.features.map((f) => prettyFeature(f.label)), ['x₁', 'x₂', 'x₁²', 'x₂²', 'x₁x₂', 'sin x₁', 'sin x₂']);
+  const at = (label) => featureFunction(label)(1.5, -2);
+  assert.deepEqual(['x1', 'x2', 'x1^2', 'x2^2', 'x1*x2', 'sin x1', 'sin x2'].map(at),
+    [1.5, -2, 2.25, 4, -3, Math.sin(1.5), Math.sin(-2)]);
+  assert.equal(featureFunction('exp x1'), null);
+  assert.equal(catalog.feature('x1sq').value(3, 0), 9);
+});
