@@ -304,8 +304,11 @@ class Scheduler:
         return None
 
     def _visit_call(self, job: CallJob, slice_s: float) -> None:
+        # a call's first slice saves at once (a short call, the usual case, is then done and saved with no
+        # lease traffic); later slices keep their steps unsaved under this process's lease until the end
+        save = True if job.result is None else "lazy"
         try:
-            with self.service.use(job.model_id, save="lazy") as model:
+            with self.service.use(job.model_id, save=save) as model:
                 if job.result is None and model.diverged_at is not None:
                     model.diverged_at = None
                 budget = max(0.0, min(slice_s, job.deadline - time.monotonic()))
