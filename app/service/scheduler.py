@@ -41,6 +41,8 @@ log = logging.getLogger("playground.scheduler")
 
 MIN_SLICE = 0.0004        # seconds of training per visit, at least (a few steps of the default net)
 TRAIN_SHARE = 0.6         # of each frame period a lone stream trains; the rest is left to requests
+SHORT_CALL_STEPS = 500     # a train call of at most this many steps saves in its first slice, without a lease
+LONE_CALL_SLICE = 0.1      # seconds per slice of a train call when nothing else trains in this process
 MAX_PENDING_LOSSES = 4096  # losses kept for a client that is not reading; halved (every other) past it
 MAX_COMMANDS = 32          # unprocessed play/pause/step messages per stream
 MAX_MESSAGES = 8           # error messages waiting to be sent per stream
@@ -277,7 +279,8 @@ class Scheduler:
             slice_s = max(MIN_SLICE, min(TRAIN_SHARE * self.period, TRAIN_SHARE * self.period / n))
             try:
                 if isinstance(job, CallJob):
-                    self._visit_call(job, slice_s)
+                    # alone, a call needs no turns: longer slices save the per-slice cost (a lock, an evaluation)
+                    self._visit_call(job, LONE_CALL_SLICE if n == 1 else slice_s)
                 else:
                     self._visit_stream(job, slice_s, now)
             except Exception:  # never let one model stop the class's trainer
@@ -304,9 +307,9 @@ class Scheduler:
         return None
 
     def _visit_call(self, job: CallJob, slice_s: float) -> None:
-        # a call's first slice saves at once (a short call, the usual case, is then done and saved with no
-        # lease traffic); later slices keep their steps unsaved under this process's lease until the end
-        save = True if job.result is None else "lazy"
+        # a short call (the usual case) is one slice that saves at once, with no lease traffic; a long one
+        # keeps its steps unsaved under this process's lease and saves once at the end
+        save = True if job.result is None and job.left <= SHORT_CALL_STEPS else "lazy"
         try:
             with self.service.use(job.model_id, save=save) as model:
                 if job.result is None and model.diverged_at is not None:
