@@ -11,8 +11,10 @@ Why one dedicated thread, round-robin, with a slice that shrinks as more jobs ar
   lone stream's ``train_share x period``, never under ``MIN_SLICE``), so a round over N jobs lasts
   about one frame period plus N frame renders: a lone stream keeps the old 60 % duty cycle and
   speed, and N streams split the training time instead of multiplying it.
-- A stream job is paced: it is visited once per frame period at most (``next_at``); a train call
-  (REST) is always runnable, so a lone call trains flat out, and beside streams it gets one slice
+- A stream job is paced: it is visited once per frame period at most (``next_at``). A train call
+  (REST) trains its first slice in the caller's own thread and saves there (short calls, the usual
+  case, are then done, and their saves' I/O overlaps as before); the rest of a longer call is a job
+  here that is always runnable, so a lone call trains flat out, and beside streams it gets one slice
   per round like any of them.
 - Frames are rendered and encoded here, off the event loop, into a single latest-frame slot per
   connection. A frame is only made when the slot is empty, i.e. when the client has read the last
@@ -41,7 +43,6 @@ log = logging.getLogger("playground.scheduler")
 
 MIN_SLICE = 0.0004        # seconds of training per visit, at least (a few steps of the default net)
 TRAIN_SHARE = 0.6         # of each frame period a lone stream trains; the rest is left to requests
-SHORT_CALL_STEPS = 500     # a train call of at most this many steps saves in its first slice, without a lease
 LONE_CALL_SLICE = 0.1      # seconds per slice of a train call when nothing else trains in this process
 MAX_PENDING_LOSSES = 4096  # losses kept for a client that is not reading; halved (every other) past it
 MAX_COMMANDS = 32          # unprocessed play/pause/step messages per stream
@@ -67,7 +68,7 @@ class _Job:
 
 
 class CallJob(_Job):
-    """A REST train call: ``steps`` steps within ``time_budget`` wall-clock seconds, in slices."""
+    """The rest of a REST train call: ``steps`` more steps within ``time_budget`` seconds, in slices."""
 
     def __init__(self, model_id: str, steps: int, time_budget: float):
         super().__init__(model_id)
@@ -244,7 +245,16 @@ class Scheduler:
         wait_for_lease = getattr(self.service, "_wait_for_lease", None)
         if wait_for_lease is not None:
             wait_for_lease(model_id)
-        job = CallJob(model_id, steps, time_budget)
+        # the first slice runs here, in the caller's thread, and saves like any short request, so the
+        # saves of many short calls overlap their I/O instead of queueing in the training thread; what is
+        # left of a longer call goes on in turns in the training thread
+        started = time.monotonic()
+        with self.service.use(model_id, save=True) as model:
+            r = self.service.train(model_id, model, steps, min(self._slice(self.active + 1), time_budget))
+        if r.diverged or r.steps_done >= steps or time.monotonic() - started >= time_budget:
+            return r
+        job = CallJob(model_id, steps - r.steps_done, time_budget - (time.monotonic() - started))
+        job.losses, job.result = list(r.losses), r
         with self._cv:
             self._jobs.append(job)
             self._cv.notify_all()
@@ -276,7 +286,7 @@ class Scheduler:
                     self._cv.wait(min(waits) if waits else 1.0)
                     continue
                 n = max(1, self.active)
-            slice_s = max(MIN_SLICE, min(TRAIN_SHARE * self.period, TRAIN_SHARE * self.period / n))
+            slice_s = self._slice(n)
             try:
                 if isinstance(job, CallJob):
                     # alone, a call needs no turns: longer slices save the per-slice cost (a lock, an evaluation)
@@ -286,6 +296,10 @@ class Scheduler:
             except Exception:  # never let one model stop the class's trainer
                 log.exception("scheduler visit failed for model %s", job.model_id)
             time.sleep(0)  # let the event loop and request threads take the GIL between visits
+
+    def _slice(self, n: int) -> float:
+        """Seconds of training per turn with n jobs training: a lone stream's share of a frame period, split."""
+        return max(MIN_SLICE, min(TRAIN_SHARE * self.period, TRAIN_SHARE * self.period / n))
 
     def _next(self, now: float) -> _Job | None:
         """The next runnable job after the last one visited (round-robin).
@@ -307,13 +321,9 @@ class Scheduler:
         return None
 
     def _visit_call(self, job: CallJob, slice_s: float) -> None:
-        # a short call (the usual case) is one slice that saves at once, with no lease traffic; a long one
-        # keeps its steps unsaved under this process's lease and saves once at the end
-        save = True if job.result is None and job.left <= SHORT_CALL_STEPS else "lazy"
         try:
-            with self.service.use(job.model_id, save=save) as model:
-                if job.result is None and model.diverged_at is not None:
-                    model.diverged_at = None
+            # the rest of a long call: its steps stay unsaved under this process's lease until the end
+            with self.service.use(job.model_id, save="lazy") as model:
                 budget = max(0.0, min(slice_s, job.deadline - time.monotonic()))
                 r = self.service.train(job.model_id, model, job.left, budget)
         except BaseException as e:
