@@ -600,8 +600,9 @@ class StreamFrame(BaseModel):
 
 
 class StreamError(BaseModel):
-    """An error message; ``status`` 423 (frozen) or 429 (too many messages waiting) when set. A
-    refused token or unknown model is followed by a close with code 4000 + status."""
+    """An error message; ``status`` 409 (playing in another process), 423 (frozen) or 429 (too many
+    messages waiting) when set. A refused token or unknown model is followed by a close with code
+    4000 + status."""
 
     model_config = ConfigDict(extra="forbid")
 

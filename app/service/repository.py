@@ -284,6 +284,13 @@ class ModelRepository:
                 self.store.release_lease(model_id, self.lease_owner)
 
     def _load(self, model_id: str) -> _Live:
+        live = self._live.get(model_id)
+        leased = self._leased.get(model_id)
+        if live is not None and live.dirty and leased is not None and \
+                time.monotonic() - leased < self.settings.lease_ttl / 2:
+            # sched: while this process holds the lease nobody else saves the model, so a playing stream's
+            # turns skip the store read (a fifth of the trainer's time with 40 streams)
+            return live
         found = self.store.get_status(model_id)
         if found is None:
             self._forget(model_id)

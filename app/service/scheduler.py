@@ -11,8 +11,10 @@ Why one dedicated thread, round-robin, with a slice that shrinks as more jobs ar
   lone stream's ``train_share x period``, never under ``MIN_SLICE``), so a round over N jobs lasts
   about one frame period plus N frame renders: a lone stream keeps the old 60 % duty cycle and
   speed, and N streams split the training time instead of multiplying it.
-- A stream job is paced: it is visited once per frame period at most (``next_at``); a train call
-  (REST) is always runnable, so a lone call trains flat out, and beside streams it gets one slice
+- A stream job is paced: it is visited once per frame period at most (``next_at``). A train call
+  (REST) trains its first slice in the caller's own thread and saves there (short calls, the usual
+  case, are then done, and their saves' I/O overlaps as before); the rest of a longer call is a job
+  here that is always runnable, so a lone call trains flat out, and beside streams it gets one slice
   per round like any of them.
 - Frames are rendered and encoded here, off the event loop, into a single latest-frame slot per
   connection. A frame is only made when the slot is empty, i.e. when the client has read the last
@@ -35,12 +37,13 @@ from typing import Callable
 
 from app.engine.model import TrainResult
 
-from .errors import Busy
+from .errors import Busy, Conflict, DomainError, NotFound
 
 log = logging.getLogger("playground.scheduler")
 
 MIN_SLICE = 0.0004        # seconds of training per visit, at least (a few steps of the default net)
 TRAIN_SHARE = 0.6         # of each frame period a lone stream trains; the rest is left to requests
+LONE_CALL_SLICE = 0.1      # seconds per slice of a train call when nothing else trains in this process
 MAX_PENDING_LOSSES = 4096  # losses kept for a client that is not reading; halved (every other) past it
 MAX_COMMANDS = 32          # unprocessed play/pause/step messages per stream
 MAX_MESSAGES = 8           # error messages waiting to be sent per stream
@@ -65,7 +68,7 @@ class _Job:
 
 
 class CallJob(_Job):
-    """A REST train call: ``steps`` steps within ``time_budget`` wall-clock seconds, in slices."""
+    """The rest of a REST train call: ``steps`` more steps within ``time_budget`` seconds, in slices."""
 
     def __init__(self, model_id: str, steps: int, time_budget: float):
         super().__init__(model_id)
@@ -92,7 +95,8 @@ class StreamJob(_Job):
         self.render, self.notify = render, notify
         self.lock = threading.Lock()
         self.commands: deque = deque()
-        self.playing = False
+        self.playing = False          # as frames show it; changed by the training thread only
+        self.halted = False           # a pause is on its way: train no more
         self.steps_per_frame: int | None = None
         self.chunk_left = 0           # steps still to train for the current steps_per_frame frame
         self.frame_wanted = False     # a frame must go out as soon as the slot is free (training waits)
@@ -102,6 +106,8 @@ class StreamJob(_Job):
         self.slot: str | None = None  # the latest encoded frame, not yet taken by the connection
         self.out: deque = deque()     # error messages and at most one _FRAME marker, in sending order
         self.frames_made = 0
+        self.retry_at = 0.0           # not before then: the model is playing or training in another process
+        self.blocked_since: float | None = None
 
     # -- called from the connection --------------------------------------------------------
     def command(self, action: str, steps_per_frame: int | None = None) -> bool:
@@ -110,7 +116,7 @@ class StreamJob(_Job):
             if len(self.commands) >= MAX_COMMANDS:
                 return False
             if action == "pause":
-                self.playing = False  # the next visit trains nothing more, even before the command runs
+                self.halted = True  # no visit trains any more, even before the command is processed
             self.commands.append((action, steps_per_frame))
         return True
 
@@ -144,27 +150,30 @@ class StreamJob(_Job):
 
     # -- scheduling ------------------------------------------------------------------------
     def runnable(self, now: float) -> bool:
-        if self.done:
+        if self.done or now < self.retry_at:
             return False
         if self.commands:
             return True
         if self.frame_wanted or (self.owed and self.slot is None):
             return self.slot is None
-        if not self.playing or now < self.next_at:
+        if not self.playing or self.halted or now < self.next_at:
             return False
         if self.steps_per_frame is not None and self.chunk_left == 0:
             return self.slot is None  # the next chunk starts when the client has read the last frame
         return True
 
     def trains(self) -> bool:
-        return self.playing and not self.done
+        return self.playing and not self.halted and not self.done
 
 
 class Scheduler:
     """One training thread per process; see the module docstring.
 
-    ``service`` provides ``use(model_id, save=...)`` (the model under its lock), ``train(model_id,
-    model, steps, time_budget)`` (a TrainResult, with checkpoints) and ``flush(model_id)``.
+    ``service`` provides ``use(model_id, save=...)`` (the model under its lock; save="lazy" also takes
+    or renews this process's lease on the model), ``train(model_id, model, steps, time_budget)`` (a
+    TrainResult, with checkpoints), ``flush(model_id)`` and ``release(model_id)`` (flush and give up
+    the lease). The training thread never waits for a lease: a visit uses save="lazy" (Conflict at
+    once if another process plays the model) and saves with flush/release after it.
     ``frozen()`` says whether the instructor froze training; it is read at most every 0.25 s.
     """
 
@@ -231,16 +240,37 @@ class Scheduler:
         Raises what ``service.use`` raises (the model was deleted). Unsaved steps are saved before
         this returns.
         """
-        job = CallJob(model_id, steps, time_budget)
+        # another process's playing stream: wait for it to pause (Conflict after lease_wait) here, in the
+        # caller's thread, never in the training thread
+        wait_for_lease = getattr(self.service, "_wait_for_lease", None)
+        if wait_for_lease is not None:
+            wait_for_lease(model_id)
+        # the first slice runs here, in the caller's thread, and saves like any short request, so the
+        # saves of many short calls overlap their I/O instead of queueing in the training thread; what is
+        # left of a longer call goes on in turns in the training thread
+        started = time.monotonic()
+        with self.service.use(model_id, save=True) as model:
+            r = self.service.train(model_id, model, steps, min(self._slice(self.active + 1), time_budget))
+        if r.diverged or r.steps_done >= steps or time.monotonic() - started >= time_budget:
+            return r
+        job = CallJob(model_id, steps - r.steps_done, time_budget - (time.monotonic() - started))
+        job.losses, job.result = list(r.losses), r
         with self._cv:
             self._jobs.append(job)
             self._cv.notify_all()
         self.start()
         job.finished.wait()
-        if job.error is not None:
-            raise job.error
-        self.service.flush(model_id)
+        try:
+            if job.error is not None:
+                raise job.error
+        finally:
+            self._release(model_id)  # save the call's steps and give up the lease its slices took
         return job.result
+
+    def _release(self, model_id: str) -> None:
+        """Save unsaved steps now; with leases (several processes), also give up this process's lease."""
+        release = getattr(self.service, "release", None)
+        (release or self.service.flush)(model_id)
 
     # -- the thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -251,20 +281,25 @@ class Scheduler:
                 now = time.monotonic()
                 job = self._next(now)
                 if job is None:
-                    waits = [j.next_at - now for j in self._jobs
-                             if isinstance(j, StreamJob) and j.playing and not j.commands and j.next_at > now]
+                    waits = [max(j.next_at, j.retry_at) - now for j in self._jobs if isinstance(j, StreamJob)
+                             and (j.playing or j.commands) and max(j.next_at, j.retry_at) > now]
                     self._cv.wait(min(waits) if waits else 1.0)
                     continue
                 n = max(1, self.active)
-            slice_s = max(MIN_SLICE, min(TRAIN_SHARE * self.period, TRAIN_SHARE * self.period / n))
+            slice_s = self._slice(n)
             try:
                 if isinstance(job, CallJob):
-                    self._visit_call(job, slice_s)
+                    # alone, a call needs no turns: longer slices save the per-slice cost (a lock, an evaluation)
+                    self._visit_call(job, LONE_CALL_SLICE if n == 1 else slice_s)
                 else:
                     self._visit_stream(job, slice_s, now)
             except Exception:  # never let one model stop the class's trainer
                 log.exception("scheduler visit failed for model %s", job.model_id)
             time.sleep(0)  # let the event loop and request threads take the GIL between visits
+
+    def _slice(self, n: int) -> float:
+        """Seconds of training per turn with n jobs training: a lone stream's share of a frame period, split."""
+        return max(MIN_SLICE, min(TRAIN_SHARE * self.period, TRAIN_SHARE * self.period / n))
 
     def _next(self, now: float) -> _Job | None:
         """The next runnable job after the last one visited (round-robin).
@@ -287,9 +322,8 @@ class Scheduler:
 
     def _visit_call(self, job: CallJob, slice_s: float) -> None:
         try:
+            # the rest of a long call: its steps stay unsaved under this process's lease until the end
             with self.service.use(job.model_id, save="lazy") as model:
-                if job.result is None and model.diverged_at is not None:
-                    model.diverged_at = None
                 budget = max(0.0, min(slice_s, job.deadline - time.monotonic()))
                 r = self.service.train(job.model_id, model, job.left, budget)
         except BaseException as e:
@@ -327,24 +361,48 @@ class Scheduler:
     def _visit_stream(self, job: StreamJob, slice_s: float, now: float) -> None:
         try:
             self._stream_turn(job, slice_s, now)
-        except Busy:  # another process holds the model for long: try again next period
+        except Busy:  # another process holds the model's lock for long: try again next period
             job.next_at = now + self.period
-        except Exception as e:
-            detail = getattr(e, "detail", None)
-            if not isinstance(detail, str):
-                log.exception("stream of model %s failed", job.model_id)
-                detail = "the stream stopped on a server error"
-            job.put_message({"type": "error", "detail": detail})
+        except Conflict as e:
+            # another process holds the model's lease (its stream plays, or a train call runs there): like
+            # a writer there, wait up to lease_wait for it, retrying every period, then say so
+            job.blocked_since = job.blocked_since or now
+            if now - job.blocked_since < getattr(self.service.settings, "lease_wait", 2.0):
+                job.retry_at = now + self.period
+                return
+            job.blocked_since = None
+            self._stream_refused(job, e)
+            return
+        except NotFound as e:  # deleted: the stream ends
+            job.put_message({"type": "error", "detail": e.detail})
+            job.playing = False
+            self.close_stream(job)
+            job.notify()
+        except DomainError as e:
+            self._stream_refused(job, e)
+        except Exception:
+            log.exception("stream of model %s failed", job.model_id)
+            job.put_message({"type": "error", "detail": "the stream stopped on a server error"})
             job.playing = False
             self.close_stream(job)
             job.notify()
 
-    def _stream_turn(self, job: StreamJob, slice_s: float, now: float) -> None:
+    def _stream_refused(self, job: StreamJob, e) -> None:
+        """A refusal (409 playing elsewhere, 507, ...): play stops, the connection stays open."""
         with job.lock:
-            commands = list(job.commands)
+            job.playing = job.halted = False
             job.commands.clear()
-        save = any(a in ("pause", "step") for a, _ in commands)
-        with self.service.use(job.model_id, save=True if save else "lazy") as model:
+        job.frame_wanted = job.owed = False
+        job.put_message({"type": "error", "status": e.status, "detail": e.detail})
+        job.notify()
+
+    def _stream_turn(self, job: StreamJob, slice_s: float, now: float) -> None:
+        paused = stepped = False
+        with self.service.use(job.model_id, save="lazy") as model:
+            job.blocked_since = None
+            with job.lock:  # taken only once the model is had, so a refused visit keeps them for the retry
+                commands = list(job.commands)
+                job.commands.clear()
             for action, k in commands:
                 if action == "play":
                     with job.lock:
@@ -352,16 +410,16 @@ class Scheduler:
                     job.next_at = 0.0
                 elif action == "pause":
                     with job.lock:
-                        job.playing = False
-                    job.frame_wanted = True
+                        job.playing = job.halted = False
+                    job.frame_wanted = paused = True
                 elif action == "step":
                     self._train(job, model, 1, None)
-                    job.frame_wanted = True
+                    job.frame_wanted = stepped = True
             if job.playing and self._frozen_now():
                 job.playing = False
                 job.put_message({"type": "error", "status": 423, "detail": FROZEN})
-                job.frame_wanted = True
-            if job.playing and not job.frame_wanted and now >= job.next_at:
+                job.frame_wanted = paused = True
+            if job.playing and not job.halted and not job.frame_wanted and now >= job.next_at:
                 job.next_at = now + self.period
                 if job.steps_per_frame is None:
                     # free play trains on while the client reads slowly; its losses wait for the frame
@@ -377,8 +435,19 @@ class Scheduler:
                     with job.lock:
                         job.playing = False
                     job.frame_wanted = True
-            if (job.frame_wanted or job.owed) and job.slot is None:
+            emit = (job.frame_wanted or job.owed) and job.slot is None
+            if emit and not (paused or stepped):
                 self._emit(job, model)
+        if paused or stepped:
+            # the steps a pause or step frame shows are saved before it is sent; a stream that is not
+            # playing gives up its lease, so other processes may write the model again
+            if job.playing:
+                self.service.flush(job.model_id)
+            else:
+                self._release(job.model_id)
+            if emit:
+                with self.service.use(job.model_id) as model:
+                    self._emit(job, model)
 
     def _train(self, job: StreamJob, model, steps: int, budget: float | None) -> bool:
         """Train and keep the losses for the next frame; True when the step diverged."""

@@ -46,12 +46,17 @@ def grid(a: np.ndarray) -> dict:
     its neurons is ~8 KB instead of ~120 KB of JSON floats. Non-finite entries are sent as ``lo``.
     """
     a = np.asarray(a, np.float64)
-    ok = np.isfinite(a)
-    lo, hi = (float(a[ok].min()), float(a[ok].max())) if ok.any() else (0.0, 0.0)
+    lo, hi = float(a.min()), float(a.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # rare (a diverging net): only the finite range
+        ok = np.isfinite(a)
+        lo, hi = (float(a[ok].min()), float(a[ok].max())) if ok.any() else (0.0, 0.0)
+        a = np.where(ok, a, lo)
     half_span = hi / 2 - lo / 2  # halves: a range of +-1e308 does not overflow
     if half_span > 0:
-        q = np.rint((np.where(ok, a, lo) / 2 - lo / 2) * (255 / half_span))
-        levels = np.clip(q, 0, 255).astype(np.uint8)
+        q = a / 2 - lo / 2
+        q *= 255 / half_span
+        q += 0.5  # in [0.5, 255.5): truncation rounds to the nearest level
+        levels = q.astype(np.uint8)
     else:
         levels = np.zeros(a.shape, np.uint8)
     return {"shape": list(a.shape), "lo": lo, "hi": hi, "u8": base64.b64encode(levels.tobytes()).decode("ascii")}
@@ -91,7 +96,8 @@ class _GridInputs:
         gx, gy = np.meshgrid(xs, ys)
         self.X = model.inputs(np.column_stack([gx.ravel(), gy.ravel()]))
         self.resolution, self.r = resolution, min(neuron_resolution, resolution)
-        self.sub = np.linspace(0, resolution - 1, self.r).round().astype(int)
+        sub = np.linspace(0, resolution - 1, self.r).round().astype(int)
+        self.rows = (sub[:, None] * resolution + sub[None, :]).ravel()  # grid point (j, k) is row j * R + k
 
 
 _GRID_INPUTS: "weakref.WeakKeyDictionary[object, _GridInputs]" = weakref.WeakKeyDictionary()
@@ -109,7 +115,7 @@ def boundary(model) -> dict | None:
     y_hat = model.net.forward(g.X)
     K = y_hat.shape[1]
     out = y_hat[:, 0] if K == 1 else y_hat[:, 1] if K == 2 else y_hat.argmax(axis=1) / (K - 1)
-    neurons = [np.moveaxis(act.z.reshape(R, R, -1)[np.ix_(g.sub, g.sub)], -1, 0) for act in model.net.acts[:-1]]
+    neurons = [act.z[g.rows].T.reshape(-1, r, r) for act in model.net.acts[:-1]]
     return {"resolution": R, "x_range": g.x_range, "y_range": g.y_range, "neuron_resolution": r,
             "output": grid(out.reshape(R, R)), "neurons": [grid(n) for n in neurons]}
 
@@ -185,7 +191,7 @@ async def stream(ws: WebSocket, model_id: str):
         # shielded: a cancelled connection task (server or test client closing it) still saves its steps
         with anyio.CancelScope(shield=True):
             try:
-                await run_in_threadpool(services.models.flush, model_id)
+                await run_in_threadpool(services.models.release, model_id)  # save, give up the lease
             except DomainError:
                 pass  # deleted meanwhile: nothing to save
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from app.api.schemas import StreamFrame, StreamMessage
+from app.api.schemas import StreamError, StreamFrame, StreamMessage
 from app.engine import Model
 from app.engine.boundary import boundary
 
@@ -124,7 +124,9 @@ def test_play_on_time_budget_and_disconnect_saves(client, model):
 def test_bad_messages_are_answered_and_the_stream_goes_on(client, model, message, detail):
     with client.websocket_connect(f"/api/models/{model['id']}/stream") as ws:
         ws.send_text(message)
-        assert ws.receive_json() == {"type": "error", "detail": detail}
+        error = ws.receive_json()
+        assert error == {"type": "error", "detail": detail}
+        StreamError.model_validate(error)
         ws.send_json({"action": "step"})
         assert ws.receive_json()["step"] == 1
 
