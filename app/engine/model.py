@@ -90,7 +90,7 @@ class Model:
             if y.shape[1] != units:
                 raise SpecError(("data", "y" if name == "X" else "y_test"),
                                 f"has {y.shape[1]} columns but the output layer has {units} units"
-                                + _labels_hint(y, units))  # this y only: train and test widths may differ
+                                + _labels_hint(y, units))
         if self.raw_test.shape[1] != self.raw_train.shape[1]:
             raise SpecError(("data", "X_test"), f"has {self.raw_test.shape[1]} columns but X has {self.raw_train.shape[1]}")
         width = len(self.features) if self.features else self.raw_train.shape[1]

@@ -537,7 +537,7 @@ def test_chunked_passes_equal_the_unchunked_pass(monkeypatch, loss):
     assert 1 < net.chunk_rows(backward=True) < net.chunk_rows() < len(X) // 4
     np.testing.assert_allclose(net.predict(X), ref_out, rtol=1e-13, atol=1e-15)
     rows = np.array([0, 5, 77, len(X) - 1])
-    out, hidden = net.predict(X, hidden_rows=rows)
+    _, hidden = net.predict(X, hidden_rows=rows)
     for h, r in zip(hidden, ref_hidden):
         np.testing.assert_allclose(h, r[rows], rtol=1e-13, atol=1e-15)
     assert net.loss_value(X, y) == pytest.approx(ref_loss, rel=1e-12)

@@ -79,7 +79,9 @@ def test_train_stops_at_the_time_budget(limited):
     t = train(client, mid, 10_000_000)
     assert t["stopped"] == "time_budget"
     assert 0 < t["steps_done"] < 10_000_000 and t["step"] == t["steps_done"] == len(t["losses"])
-    assert len(client.get(f"/api/models/{mid}/history").json()["step"]) == t["step"]
+    # one history entry per step: ask for every point (GET /history thins to history_max_points by default)
+    steps = client.get(f"/api/models/{mid}/history", params={"max_points": 1_000_000}).json()["step"]
+    assert steps == list(range(1, t["step"] + 1))
 
 
 def test_divergence_stops_training_and_keeps_the_last_finite_parameters(client):
