@@ -26,6 +26,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ from tests.support import free_port, stop, unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = ["README.md", "docs/api.md"]
-FENCE = re.compile(r"^```([\w+-]*)[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
+FENCE = re.compile(r"^([ \t]*)```([\w+-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.M | re.S)  # indented in a list too
 SERVES = re.compile(r"\buvicorn\b|\bplayground\s+serve\b")
 
 
@@ -64,7 +65,7 @@ def runnable_blocks(document: str) -> list[Block]:
     text = (ROOT / document).read_text()
     found = []
     for m in FENCE.finditer(text):
-        lang, body = m.group(1), m.group(2)
+        lang, body = m.group(2), textwrap.dedent(m.group(3))
         if lang not in ("bash", "python") or ci_test_command() in body:
             continue
         found.append(Block(document, text.count("\n", 0, m.start()) + 1, lang, body))
@@ -78,7 +79,7 @@ def test_the_readme_holds_the_ci_test_command_word_for_word():
     command = ci_test_command()
     assert "python -m pytest" in command
     quick_start = (ROOT / "README.md").read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
-    assert [b for b in FENCE.findall(quick_start) if command in b[1] and b[0] == "bash"], command
+    assert [b for b in FENCE.findall(quick_start) if command in b[2] and b[1] == "bash"], command
 
 
 def test_every_document_has_runnable_examples():
