@@ -33,7 +33,8 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from app.engine.model import TrainResult
 
@@ -182,6 +183,7 @@ class Scheduler:
         self._frozen_fn, self._frozen_at, self._frozen = frozen, -1.0, False
         self._cv = threading.Condition()
         self._jobs: list[_Job] = []
+        self._call_locks: dict[str, list] = {}  # model id -> [lock, callers]: its train calls one at a time
         self._turn = 0
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -240,6 +242,24 @@ class Scheduler:
         Raises what ``service.use`` raises (the model was deleted). Unsaved steps are saved before
         this returns.
         """
+        with self._one_call_at_a_time(model_id):  # each call's steps contiguous, as under one lock
+            return self._train_call(model_id, steps, time_budget)
+
+    @contextmanager
+    def _one_call_at_a_time(self, model_id: str) -> Iterator[None]:
+        with self._cv:
+            entry = self._call_locks.setdefault(model_id, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._cv:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._call_locks[model_id]
+
+    def _train_call(self, model_id: str, steps: int, time_budget: float) -> TrainResult:
         # another process's playing stream: wait for it to pause (Conflict after lease_wait) here, in the
         # caller's thread, never in the training thread
         wait_for_lease = getattr(self.service, "_wait_for_lease", None)

@@ -263,3 +263,16 @@ def test_client_messages_match_the_schema(message):
     from app.api.routes.stream import _parse
     msg, error = _parse(json.dumps(message))
     assert error is None and msg == StreamMessage.model_validate(message)
+
+
+def test_concurrent_long_train_calls_on_one_model_run_one_after_the_other(client):
+    """Calls longer than one slice go on in turns; two on one model still give contiguous steps."""
+    from concurrent.futures import ThreadPoolExecutor
+    mid = create(client, SMALL)["id"]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: client.post(f"/api/models/{mid}/train", json={"steps": 3000}).json(),
+                                range(2)))
+    results.sort(key=lambda r: r["step"])
+    assert [(r["step"], r["steps_done"], r["stopped"]) for r in results] == [(3000, 3000, "done"), (6000, 3000, "done")]
+    assert results[0]["losses"] + results[1]["losses"] == Model(SMALL).train(6000).losses
+    assert client.get(f"/api/models/{mid}").json()["step"] == 6000
