@@ -52,7 +52,7 @@ EXPENSIVE: list[tuple[str, re.Pattern]] = [(method, re.compile(path)) for method
     ("GET", rf"/api/models/{_ID}/(boundary|gradients|export)"),
     ("GET", rf"/api/models/{_ID}/(data|parameters)"),  # every row, every weight: up to megabytes of JSON
     ("PUT", rf"/api/models/{_ID}/parameters"),  # evaluates the full data
-    ("GET", r"/api/class/(leaderboard|curves)"),  # every model of the class
+    ("GET", r"/api/class/(leaderboard|curves|gallery)"),  # every model of the class
 ]]
 STREAM = re.compile(rf"/api/models/{_ID}/stream")
 PROCESS = "process"

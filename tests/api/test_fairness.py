@@ -56,7 +56,8 @@ BUSY = ("the server is busy: {} expensive calls are running, the limit per proce
     *[("POST", f"/api/models/abc/{p}") for p in ("train", "gradcheck", "predict", "gradients", "check", "derive",
                                                    "fork", "reset")],
     *[("GET", f"/api/models/abc/{p}") for p in ("boundary", "gradients", "export", "data", "parameters")],
-    ("PUT", "/api/models/abc/parameters"), ("GET", "/api/class/leaderboard"), ("POST", "/api/models/abc/train/"),
+    ("PUT", "/api/models/abc/parameters"), ("GET", "/api/class/leaderboard"), ("GET", "/api/class/gallery"),
+    ("POST", "/api/models/abc/train/"),
 ])
 def test_expensive_calls(method, path):
     assert is_expensive(method, path)
