@@ -34,6 +34,8 @@ from app.service.errors import Busy
 
 MATRIX_KEYS = frozenset({"X", "y", "X_test", "y_test", "W"})
 """Fields typed ``Matrix`` in the request schemas: (N, p) inputs, (N, K) targets, (n_i, n_{i-1}) weights."""
+CHUNK_ROWS = 4096
+"""Rows converted per NumPy call (see as_matrix)."""
 MAX_DEPTH = 4
 """Matrices sit at most this deep: body.data.X, body.layers[i].W."""
 
@@ -88,23 +90,27 @@ def _arrays(node: Any, depth: int) -> None:
                 _arrays(item, depth + 1)
 
 
-def as_matrix(rows: list) -> np.ndarray | None:
+def as_matrix(rows: list, chunk: int = CHUNK_ROWS) -> np.ndarray | None:
     """A (N, p) float64 array of finite numbers, or None when ``rows`` is anything else (validation decides).
 
     None for: empty, ragged, not 2-D, booleans, strings, null, objects, integers beyond float64, NaN/inf.
+    Converted ``chunk`` rows at a time: each NumPy call holds the GIL, and short calls let the event loop
+    (and every other request) run in between.
     """
     if not rows or not isinstance(rows[0], list) or not rows[0]:
         return None
-    try:
-        arr = np.array(rows)  # inferred dtype: int or float only when every entry is a number
-    except (ValueError, OverflowError, TypeError):  # ragged
+    out = np.empty((len(rows), len(rows[0])))
+    for i in range(0, len(rows), chunk):
+        try:
+            part = np.array(rows[i:i + chunk])  # inferred dtype: int or float only when every entry is a number
+        except (ValueError, OverflowError, TypeError):  # ragged
+            return None
+        if part.ndim != 2 or part.shape[1] != out.shape[1] or part.dtype.kind not in "iuf":
+            return None
+        out[i:i + len(part)] = part
+    if not np.isfinite(out).all():
         return None
-    if arr.ndim != 2 or arr.dtype.kind not in "iuf":
-        return None
-    arr = arr.astype(np.float64, copy=False)
-    if not np.isfinite(arr).all():
-        return None
-    return arr
+    return out
 
 
 async def _body_size(request: Request) -> int:
@@ -136,9 +142,8 @@ class BodyRoute(APIRoute):
             with gate:
                 try:
                     if decodes and _is_json(request):
-                        body = await request.body()
                         try:
-                            request._json = await run_in_threadpool(decode, body)
+                            request._json = await run_in_threadpool(decode, await request.body())
                         except ValueError:
                             pass  # not JSON: FastAPI's own parse answers 422 json_invalid
                     return await handler(request)

@@ -170,3 +170,11 @@ def test_large_bodies_beyond_the_bound_are_503_with_retry_after(monkeypatch):
     with client_for(app) as c:  # the slot is free again
         monkeypatch.setattr(body_module, "decode", decode)
         create(c, custom(2000))
+
+
+def test_conversion_by_chunks_checks_every_chunk():
+    rows = [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10]]
+    assert as_matrix(rows, chunk=2).tolist() == rows
+    assert as_matrix(rows[:4] + [[9, 10, 11]], chunk=2) is None  # a wider row in the last chunk
+    assert as_matrix(rows[:4] + [[9, "a"]], chunk=2) is None
+    assert as_matrix(rows[:2] + [[float("inf"), 1]] + rows[3:], chunk=2) is None
