@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import orjson
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
@@ -61,7 +62,7 @@ class BodyGate:
 def decode(body: bytes) -> Any:
     """The JSON document with its matrices as float64 arrays (``MATRIX_KEYS``), run in a worker thread.
 
-    Raises ValueError for a body that is not JSON (FastAPI then answers its usual 422 ``json_invalid``).
+    Raises json.JSONDecodeError (the standard library's, with its position) for a body that is not JSON.
     """
     try:
         doc = orjson.loads(body)
@@ -144,8 +145,10 @@ class BodyRoute(APIRoute):
                     if decodes and _is_json(request):
                         try:
                             request._json = await run_in_threadpool(decode, await request.body())
-                        except ValueError:
-                            pass  # not JSON: FastAPI's own parse answers 422 json_invalid
+                        except json.JSONDecodeError as e:  # FastAPI's own answer, without parsing again
+                            raise RequestValidationError([{"type": "json_invalid", "loc": ("body", e.pos),
+                                                           "msg": "JSON decode error", "input": {},
+                                                           "ctx": {"error": e.msg}}]) from None
                     return await handler(request)
                 finally:
                     request.__dict__.pop("_json", None)

@@ -66,6 +66,17 @@ def test_large_bodies_get_the_same_answers_as_small_ones(limited, data):
     assert a.json() == b.json()
 
 
+@pytest.mark.parametrize("tail", ['"y": [[1]]', '"y": [[1]', '"y": [[1]]}} x', '"y": [[NaN]]'])
+def test_broken_json_gets_the_same_answer_as_small_bodies(limited, tail):
+    payload = '{"layers": [{"units": 1}], "data": {"X": [[1, 0]] ' + " " * 300 + ', ' + tail
+    payload += "}}" if tail.count("[") == tail.count("]") and not tail.endswith("x") else ""
+    answers = [limited(large_body_bytes=size).post("/api/models", content=payload,
+                                                   headers={"content-type": "application/json"})
+               for size in (10**6, 100)]
+    assert answers[0].status_code == answers[1].status_code == 422
+    assert answers[0].json() == answers[1].json()
+
+
 def test_over_the_limit_is_the_same_422(limited):
     c = limited(max_samples_x_features=1000, large_body_bytes=100)
     unprocessable(c.post("/api/models", json={"layers": ONE, "data": {
