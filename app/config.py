@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     max_samples_x_features: int = Field(2_000_000, description="rows x input columns of train + test data")
     max_steps: int = Field(100_000, description="steps per train call")
     max_body_bytes: int = Field(16 * 1024 * 1024, description="request body size")
+    # bigbody (issue 9, memory): bodies this large are decoded in a worker thread, a bounded number at a time
+    large_body_bytes: int = Field(1024 * 1024, ge=1, description="a JSON body this large is a large body")
+    max_large_bodies: int = Field(2, ge=1, description="large bodies in work at once per process (then 503)")
     train_time_budget: float = Field(20.0, description="wall-clock seconds per train call")
     max_models: int = Field(10_000, description="stored models")
     at_model_limit: Literal["evict", "refuse"] = Field(

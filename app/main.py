@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.api import errors
+from app.api.body import BodyGate
 from app.api.limits import BodySizeLimit
 from app.api.fairness import FairnessMiddleware
 from app.api.routes import classroom, derive, docs, inspect, meta, models, stream, training, transfer
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "delta_i = dL/da_i.")
     app.state.settings = settings
     app.state.services = Services(store, settings)
+    app.state.body_gate = BodyGate(settings.max_large_bodies)  # bigbody: large bodies in work at once
     # sched: one training thread per process shares the CPU among streams and train calls
     app.state.scheduler = Scheduler(app.state.services.models, fps=settings.stream_fps,
                                     frozen=app.state.services.classroom.frozen)

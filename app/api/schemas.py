@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, WrapSerializer, WrapValidator
 from pydantic_core import PydanticCustomError
 
 from app.engine.activations import ACTIVATIONS
@@ -28,7 +28,26 @@ DatasetName = Literal[CLASSIFICATION + REGRESSION]
 FeatureName = Literal[tuple(FEATURES)]
 RegKind = Literal[REGULARIZATIONS]
 Number = Annotated[float, Field(allow_inf_nan=False)]
-Matrix = list[list[Number]]
+
+
+def _matrix_in(value, handler):
+    # app/api/body.py hands large bodies' clean matrices over as (N, p) float64 arrays, already checked
+    # (2-D, non-empty, finite): passed through, not copied into a million small lists
+    return value if isinstance(value, np.ndarray) else handler(value)
+
+
+def _matrix_out(value, handler, info):
+    if isinstance(value, np.ndarray):
+        return value.tolist() if info.mode_is_json() else value
+    return handler(value)
+
+
+Matrix = Annotated[list[list[Number]], WrapValidator(_matrix_in), WrapSerializer(_matrix_out, when_used="always")]
+"""Rows of numbers; the JSON schema is that of nested lists, the value may be an array (see app/api/body.py)."""
+Rows = Annotated[list[list[Number]], Field(min_length=1), WrapValidator(_matrix_in),
+                 WrapSerializer(_matrix_out, when_used="always")]
+"""A Matrix of at least one row. Field(min_length=1) on a Matrix field would report "Value should have"
+instead of pydantic's "List should have": a length constraint outside a wrap validator is checked apart."""
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
 
@@ -225,7 +244,7 @@ class Batch(Strict):
 
 
 class PredictRequest(Strict):
-    X: Matrix = Field(min_length=1, examples=[[[0.5, -1.0], [2.0, 2.0]]])
+    X: Rows = Field(examples=[[[0.5, -1.0], [2.0, 2.0]]])
 
 
 class PredictResponse(BaseModel):
@@ -352,8 +371,8 @@ class CheckRequest(Strict):
                                                         "db": [0.01, 0.0, -0.01]}]},
         {"layers": [{}, {}, {"dW": [0.01, -0.02, 0.03, 0.0, 0.01, 0.02, -0.01, 0.0], "db": [[0.01]]}]}]})
 
-    X: Matrix | None = Field(None, min_length=1, description="raw inputs (B, raw_dim); default: GET /gradients' batch")
-    y: Matrix | None = Field(None, min_length=1, description="(B, K) targets, with X")
+    X: Rows | None = Field(None, description="raw inputs (B, raw_dim); default: GET /gradients' batch")
+    y: Rows | None = Field(None, description="(B, K) targets, with X")
     layers: list[StudentLayer]
 
 
@@ -415,8 +434,8 @@ class DeriveRequest(Strict):
             {"target": "db[i]", "expr": "sum(delta[i], axis=0)"}]}]})
 
     convention: Convention = Field(description="columns (the question's) or rows (the engine's)")
-    X: Matrix | None = Field(None, min_length=1, description="raw inputs (B, raw_dim); default: GET /gradients' batch")
-    y: Matrix | None = Field(None, min_length=1, description="(B, K) targets, with X")
+    X: Rows | None = Field(None, description="raw inputs (B, raw_dim); default: GET /gradients' batch")
+    y: Rows | None = Field(None, description="(B, K) targets, with X")
     equations: list[Equation] = Field(min_length=1)
 
 

@@ -1,6 +1,8 @@
 """Class settings kept in the store (shared by every process): freeze, the shared preset, the hidden test set."""
 from __future__ import annotations
 
+import numpy as np
+
 from app.store import Store
 
 from .errors import Frozen
@@ -39,7 +41,9 @@ class Classroom:
         return self.store.get_setting("class.hidden_test") or None
 
     def set_hidden_test(self, X: list, y: list) -> None:
-        self.store.put_setting("class.hidden_test", {"X": X, "y": y})
+        # lists for the store's JSON, also when the API passed arrays (app/api/body.py)
+        self.store.put_setting("class.hidden_test", {"X": np.asarray(X, np.float64).tolist(),
+                                                     "y": np.asarray(y, np.float64).tolist()})
 
     def clear_hidden_test(self) -> None:
         self.store.put_setting("class.hidden_test", {})

@@ -26,6 +26,13 @@ class Limits:
         n_params = sum(o * (i + 1) for i, o in zip(sizes[:-1], sizes[1:]))
         if n_params > s.max_params:
             raise Unprocessable(("body", "layers"), f"need {n_params} parameters; the limit is {s.max_params}")
+        if X is not None and len(X) and hasattr(X[0], "__len__"):
+            # custom data: the same count and message as check_data_size, before a model is built from it
+            X_test = data.get("X_test")
+            cells = (len(X) + (len(X_test) if X_test is not None else 0)) * len(X[0])
+            if cells > s.max_samples_x_features:
+                raise Unprocessable(("body", "data", "X"),
+                                    f"{cells} samples x features exceeds the limit {s.max_samples_x_features}")
         samples = data.get("samples") or 0
         if samples * width > s.max_samples_x_features:
             raise Unprocessable(("body", "data", "samples"),

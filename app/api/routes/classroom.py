@@ -12,12 +12,13 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import Field
 
+from app.api.body import BodyRoute
 from app.api.deps import ClassroomDep, Credentials, Repo, SettingsDep
-from app.api.schemas import ClassStatus, GalleryResponse, LeaderboardResponse, Matrix, Strict, finite, jsonable
+from app.api.schemas import ClassStatus, GalleryResponse, LeaderboardResponse, Rows, Strict, finite, jsonable
 from app.service import assignment as tasks
 from app.service.errors import Forbidden, NotFound, Unauthorized, Unprocessable
 
-router = APIRouter(prefix="/class", tags=["class"])
+router = APIRouter(prefix="/class", tags=["class"], route_class=BodyRoute)  # large bodies: app/api/body.py
 
 
 def require_admin(settings: SettingsDep, credentials: Credentials) -> None:
@@ -33,8 +34,8 @@ Admin = Annotated[None, Depends(require_admin)]
 
 
 class HiddenTest(Strict):
-    X: Matrix = Field(min_length=1, description="raw inputs (N, raw_dim)")
-    y: Matrix = Field(min_length=1, description="targets (N, K)")
+    X: Rows = Field(description="raw inputs (N, raw_dim)")
+    y: Rows = Field(description="targets (N, K)")
 
 
 class Preset(Strict):

@@ -10,6 +10,7 @@ import logging
 
 from fastapi import APIRouter
 
+from app.api.body import BodyRoute
 from app.api.deps import ModelId, Repo, SettingsDep
 from app.api.routes.inspect import student_batch
 from app.api.schemas import DeriveExamples, DeriveRequest, DeriveResponse, to_json
@@ -17,7 +18,7 @@ from app.service.errors import Unprocessable as unprocessable
 from app.engine import derive as engine
 from app.engine.derive import DeriveSyntaxError, derive as run_derive
 
-router = APIRouter(tags=["inspect"])
+router = APIRouter(tags=["inspect"], route_class=BodyRoute)  # large bodies: app/api/body.py
 log = logging.getLogger("playground")
 
 

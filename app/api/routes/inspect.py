@@ -11,6 +11,7 @@ import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from app.api.body import BodyRoute
 from app.api.deps import LimitsDep, ModelId, Repo, SettingsDep
 from app.api.schemas import (Batch, CheckRequest, CheckResponse, Convention, GradcheckRequest, GradcheckResponse,
                              GradientsResponse, HistoryResponse, PredictRequest, PredictResponse, TraceResponse,
@@ -22,7 +23,7 @@ from app.engine.gradcheck import float64_copy
 from app.engine.gradcheck import gradcheck as run_gradcheck
 from app.engine.trace import backprop_trace
 
-router = APIRouter(prefix="/models", tags=["inspect"])
+router = APIRouter(prefix="/models", tags=["inspect"], route_class=BodyRoute)  # large bodies: app/api/body.py
 
 
 def rows(model, settings, X, loc: str, width: int | None = None) -> np.ndarray:

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Response
 
+from app.api.body import BodyRoute
 from app.api.deps import ClientKey, FoundModel, OwnedModel, Repo, ServicesDep
 from app.api.schemas import ModelCreate, ModelCreated, ModelPatch, ModelPublic, ResetRequest
 from app.engine import SpecError
 from app.service.errors import spec_error
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(prefix="/models", tags=["models"], route_class=BodyRoute)  # large bodies: app/api/body.py
 
 
 def public(model_id: str, spec: dict, status: dict) -> dict:

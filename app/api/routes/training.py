@@ -4,11 +4,12 @@ from __future__ import annotations
 import numpy as np
 from fastapi import APIRouter, Request
 
+from app.api.body import BodyRoute
 from app.api.deps import ClassroomDep, LimitsDep, ModelId, OwnedModelId, Repo, SettingsDep
 from app.api.schemas import Parameters, TrainRequest, TrainResponse, jsonable
 from app.service.errors import Unprocessable
 
-router = APIRouter(prefix="/models", tags=["training"])
+router = APIRouter(prefix="/models", tags=["training"], route_class=BodyRoute)  # large bodies: app/api/body.py
 
 
 @router.post("/{model_id}/train", response_model=TrainResponse)
@@ -63,7 +64,7 @@ def _parameters(model) -> dict:
 def _array(rows: list, loc: tuple, name: str) -> np.ndarray:
     if len({len(r) for r in rows}) > 1:
         raise Unprocessable(loc, f"{name} is ragged: its rows have different lengths")
-    if not rows:
+    if len(rows) == 0:  # an array from app/api/body.py has no truth value
         return np.zeros((0, 0))
     return np.asarray(rows, np.float64).reshape(len(rows), -1)
 

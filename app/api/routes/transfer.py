@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from app.api.body import BodyRoute
 from app.api.deps import ClientKey, DatasetsDep, LimitsDep, ModelId, Repo
 from app.api.routes.models import public
 from app.api.schemas import ModelCreated, Strict
@@ -17,7 +18,7 @@ from app.engine.csvdata import CsvError, one_hot_labels, standardization
 from app.engine.transfer import ImportLimits, TransferError, export_json, export_npz, import_json, import_npz
 from app.service.errors import Unprocessable
 
-router = APIRouter(tags=["transfer"])
+router = APIRouter(tags=["transfer"], route_class=BodyRoute)  # large bodies: app/api/body.py
 
 
 class CsvUpload(Strict):

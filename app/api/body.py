@@ -1,0 +1,158 @@
+"""Large JSON request bodies: a bounded number at a time, decoded off the event loop, matrices as arrays.
+
+A 14 MB body of a million short rows becomes about 200 MB of Python lists and floats when decoded,
+and pydantic's validation copies them again. Decoding on the event loop stalls every other client
+(``/api/health`` included) for seconds, and four such bodies at once took 4.5 GB. So every route of
+the API uses :class:`BodyRoute`, which, for a body of ``PLAYGROUND_LARGE_BODY_BYTES`` or more:
+
+1. takes one of ``PLAYGROUND_MAX_LARGE_BODIES`` slots of the process, or answers 503 with Retry-After
+   (nothing read, nothing changed); the slot is held until the answer is ready, so the memory of the
+   whole call (decode, validation, work) is bounded per process;
+2. decodes the JSON in a worker thread with orjson (the standard library for what orjson refuses,
+   such as the NaN literal, so the route's own validation still names the field);
+3. in that thread, turns every matrix field (``MATRIX_KEYS``: a non-empty list of equally long rows of
+   finite numbers) into a float64 array and drops the lists, so validation passes the array through
+   (``Matrix`` in app/api/schemas.py accepts arrays) instead of copying a million small lists;
+4. after the answer, returns the freed heap to the operating system (``release_memory``).
+
+Anything that is not a clean matrix stays a list, so pydantic reports it with today's exact message.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+from app.engine.network import release_memory
+from app.service.errors import Busy
+
+MATRIX_KEYS = frozenset({"X", "y", "X_test", "y_test", "W"})
+"""Fields typed ``Matrix`` in the request schemas: (N, p) inputs, (N, K) targets, (n_i, n_{i-1}) weights."""
+CHUNK_ROWS = 4096
+"""Rows converted per NumPy call (see as_matrix)."""
+MAX_DEPTH = 4
+"""Matrices sit at most this deep: body.data.X, body.layers[i].W."""
+
+
+class BodyGate:
+    """At most ``limit`` large bodies in work per process; the event loop is the only user, so a counter suffices."""
+
+    def __init__(self, limit: int, retry_after: float = 1.0):
+        self.limit, self.retry_after, self.busy = limit, retry_after, 0
+
+    def __enter__(self):
+        if self.busy >= self.limit:
+            raise Busy(f"too many large request bodies are being processed ({self.limit} at a time); "
+                       f"retry in {max(1, round(self.retry_after))} s", retry_after=self.retry_after)
+        self.busy += 1
+        return self
+
+    def __exit__(self, *exc):
+        self.busy -= 1
+        return False
+
+
+def decode(body: bytes) -> Any:
+    """The JSON document with its matrices as float64 arrays (``MATRIX_KEYS``), run in a worker thread.
+
+    Raises json.JSONDecodeError (the standard library's, with its position) for a body that is not JSON.
+    """
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        doc = json.loads(body)  # NaN / Infinity literals: let validation name the field
+    _arrays(doc, 0)
+    return doc
+
+
+def _arrays(node: Any, depth: int) -> None:
+    """Replace, in place, every clean matrix under a MATRIX_KEYS key by an array."""
+    if depth > MAX_DEPTH:
+        return
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in MATRIX_KEYS and isinstance(value, list):
+                arr = as_matrix(value)
+                if arr is not None:
+                    node[key] = arr
+                    del value  # the lists go now, not when the request ends
+            elif isinstance(value, (dict, list)):
+                _arrays(value, depth + 1)
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, dict):
+                _arrays(item, depth + 1)
+
+
+def as_matrix(rows: list, chunk: int = CHUNK_ROWS) -> np.ndarray | None:
+    """A (N, p) float64 array of finite numbers, or None when ``rows`` is anything else (validation decides).
+
+    None for: empty, ragged, not 2-D, booleans, strings, null, objects, integers beyond float64, NaN/inf.
+    Converted ``chunk`` rows at a time: each NumPy call holds the GIL, and short calls let the event loop
+    (and every other request) run in between.
+    """
+    if not rows or not isinstance(rows[0], list) or not rows[0]:
+        return None
+    out = np.empty((len(rows), len(rows[0])))
+    for i in range(0, len(rows), chunk):
+        try:
+            part = np.array(rows[i:i + chunk])  # inferred dtype: int or float only when every entry is a number
+        except (ValueError, OverflowError, TypeError):  # ragged
+            return None
+        if part.ndim != 2 or part.shape[1] != out.shape[1] or part.dtype.kind not in "iuf":
+            return None
+        out[i:i + len(part)] = part
+    if not np.isfinite(out).all():
+        return None
+    return out
+
+
+async def _body_size(request: Request) -> int:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit():
+        return int(declared)
+    return len(await request.body())  # chunked: BodySizeLimit bounds what is read
+
+
+def _is_json(request: Request) -> bool:
+    ctype = request.headers.get("content-type", "")
+    return not ctype or ctype.split(";")[0].strip().endswith("json")
+
+
+class BodyRoute(APIRoute):
+    """An APIRoute whose large bodies are gated and decoded off the event loop (module docstring)."""
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+        decodes = self.body_field is not None  # routes that read the raw body (import) are only gated
+
+        async def route_handler(request: Request) -> Response:
+            settings = request.app.state.settings
+            if request.method not in ("POST", "PUT", "PATCH") or await _body_size(request) < settings.large_body_bytes:
+                return await handler(request)
+            gate = getattr(request.app.state, "body_gate", None)
+            if gate is None:
+                gate = request.app.state.body_gate = BodyGate(settings.max_large_bodies)
+            with gate:
+                try:
+                    if decodes and _is_json(request):
+                        try:
+                            request._json = await run_in_threadpool(decode, await request.body())
+                        except json.JSONDecodeError as e:  # FastAPI's own answer, without parsing again
+                            raise RequestValidationError([{"type": "json_invalid", "loc": ("body", e.pos),
+                                                           "msg": "JSON decode error", "input": {},
+                                                           "ctx": {"error": e.msg}}]) from None
+                    return await handler(request)
+                finally:
+                    request.__dict__.pop("_json", None)
+                    request.__dict__.pop("_body", None)
+                    await run_in_threadpool(release_memory)
+
+        return route_handler
