@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from app.engine.activations import ACTIVATIONS
@@ -76,7 +76,7 @@ class OptimizerSpec(Strict):
     name: OptimizerName = "adam"
     learning_rate: float | None = Field(None, ge=0, le=1e6, allow_inf_nan=False, examples=[0.03])
     momentum: float | None = Field(None, ge=0, lt=1, allow_inf_nan=False, description="momentum only (default 0.9)")
-    nesterov: bool | None = None
+    nesterov: StrictBool | None = None
     beta1: float | None = Field(None, ge=0, lt=1, allow_inf_nan=False, description="adam only (default 0.9)")
     beta2: float | None = Field(None, ge=0, lt=1, allow_inf_nan=False, description="adam only (default 0.999)")
     eps: float | None = Field(None, gt=0, le=1, allow_inf_nan=False, description="adam only (default 1e-8)")
@@ -104,7 +104,7 @@ class DataSpec(Strict):
     csv: str | None = Field(None, description="a CSV file's text with a header row (instead of dataset_id)")
     inputs: list[str] | None = Field(None, description="CSV input columns by header name")
     targets: list[str] | None = Field(None, description="CSV target columns by header name")
-    standardize: bool | None = Field(None, description="standardize CSV inputs with training-set statistics")
+    standardize: StrictBool | None = Field(None, description="standardize CSV inputs with training-set statistics")
 
 
 class ModelCreate(Strict):
@@ -123,7 +123,7 @@ class ModelCreate(Strict):
     layers: list[LayerSpec] = Field(default_factory=lambda: [LayerSpec(**x) for x in DEFAULT_SPEC["layers"]],
                                     min_length=1, description="hidden layers then the output layer")
     loss: LossName = DEFAULT_SPEC["loss"]
-    bias: bool = True
+    bias: StrictBool = True
     init: InitName = DEFAULT_SPEC["init"]
     init_std: float = Field(DEFAULT_SPEC["init_std"], gt=0, le=100, allow_inf_nan=False)
     seed: Seed = 0

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from app.api.deps import ClassroomDep, Credentials, Repo, SettingsDep
 from app.api.schemas import ClassStatus, GalleryResponse, LeaderboardResponse, Matrix, Strict, finite, jsonable
@@ -43,12 +43,12 @@ class Preset(Strict):
     # page-relative only: "//host" and "/\\host" are protocol-relative links to another site
     link: str = Field(min_length=1, max_length=4000, pattern=r"^/([^/\\].*)?$",
                       examples=["/?dataset=circle&f=x1,x2&h=8.tanh,8.tanh"])
-    match_loss: bool = Field(False, description="rank only models that use the link's loss")
+    match_loss: StrictBool = Field(False, description="rank only models that use the link's loss")
     step_budget: int | None = Field(None, ge=1, le=10_000_000, description="rank only models trained at most this many steps")
 
 
 class Freeze(Strict):
-    frozen: bool
+    frozen: StrictBool  # "yes", "on", 1 are refused: a switch is true or false
 
 
 def architecture(spec: dict) -> str:

@@ -5,7 +5,7 @@ import json
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ClientKey, DatasetsDep, LimitsDep, ModelId, Repo
@@ -25,9 +25,9 @@ class CsvUpload(Strict):
                      examples=["x1,x2,label\n0.1,0.2,red\n0.5,-1,blue\n"])
     inputs: list[str] | None = Field(None, description="input columns by header name; default all but the targets")
     targets: list[str] | None = Field(None, description="target columns by header name; default the last column")
-    standardize: bool = Field(False, description="report the inputs' mean and std; a model standardizes its inputs "
+    standardize: StrictBool = Field(False, description="report the inputs' mean and std; a model standardizes its inputs "
                                                  "when its spec's data says \"standardize\": true")
-    one_hot: bool = Field(False, description="one target column of integer class labels (0, 1, 2, ...) becomes "
+    one_hot: StrictBool = Field(False, description="one target column of integer class labels (0, 1, 2, ...) becomes "
                                              "one-hot columns, one per class, for a softmax output")
 
 

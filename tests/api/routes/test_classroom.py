@@ -11,7 +11,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from app.engine import Model
 
-from ..utils import SMALL, client_for, create, make_app
+from ..utils import SMALL, bool_refused, client_for, create, make_app
 
 ADMIN = "instructor-secret-for-tests-0123456789"
 MISSING = "send the instructor token as 'Authorization: Bearer <token>'"
@@ -272,6 +272,19 @@ def test_assignment_features_loss_and_step_budget(klass):
         feats: "uses features x1, x2, x1sq (the assignment: x1, x2)",
         mse: "uses loss mse (the assignment: bce)",
         over: "trained 31 steps, over the budget of 30"}
+
+
+@pytest.mark.parametrize("value", ["yes", "on", "true", 1, 0, None])
+def test_freeze_takes_only_true_or_false(klass, value):
+    bool_refused(admin(klass, "PUT", "/api/class/freeze", {"frozen": value}), ["body", "frozen"], value)
+    assert status(klass)["frozen"] is False
+
+
+@pytest.mark.parametrize("value", ["yes", 1])
+def test_preset_match_loss_takes_only_true_or_false(klass, value):
+    bool_refused(admin(klass, "PUT", "/api/class/preset", {"link": "/?dataset=circle", "match_loss": value}),
+                 ["body", "match_loss"], value)
+    assert status(klass)["preset"] is None
 
 
 @pytest.mark.parametrize("body,loc,msg", [

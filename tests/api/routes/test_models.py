@@ -10,7 +10,7 @@ import pytest
 from app.engine import DEFAULT_SPEC, Model
 from app.engine.activations import ACTIVATIONS
 
-from ..utils import SMALL, XOR, arr, create, invalid, not_found, unprocessable
+from ..utils import SMALL, XOR, arr, bool_refused, create, invalid, not_found, unprocessable
 
 
 def literal(*names: str) -> str:
@@ -127,6 +127,21 @@ def test_unknown_model_is_404_everywhere(client, model, method, suffix, body, mo
 ])
 def test_schema_errors_name_the_field(client, body, loc, msg):
     invalid(client.post("/api/models", json=body), loc, msg)
+
+
+@pytest.mark.parametrize("value", ["yes", "on", "true", 1, 0])
+@pytest.mark.parametrize("body,loc", [
+    (lambda v: {"bias": v}, ["body", "bias"]),
+    (lambda v: {"optimizer": {"name": "momentum", "nesterov": v}}, ["body", "optimizer", "nesterov"]),
+    (lambda v: {"data": {"standardize": v}}, ["body", "data", "standardize"]),
+])
+def test_booleans_are_strict_at_create(client, body, loc, value):
+    bool_refused(client.post("/api/models", json=body(value)), loc, value)
+
+
+def test_booleans_are_strict_in_patch(client, model):
+    bool_refused(client.patch(f"/api/models/{model['id']}", json={"optimizer": {"nesterov": "yes"}}),
+                 ["body", "optimizer", "nesterov"], "yes")
 
 
 @pytest.mark.parametrize("body,loc,msg", [

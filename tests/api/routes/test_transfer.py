@@ -14,7 +14,7 @@ import pytest
 from app.engine.csvdata import CsvError, parse_csv
 from app.engine.transfer import import_json
 
-from ..utils import SMALL, arr, create, not_found, unprocessable
+from ..utils import SMALL, arr, bool_refused, create, not_found, unprocessable
 
 MLP = {"layers": [{"units": 4, "activation": "tanh"}, {"units": 1, "activation": "identity"}], "loss": "mse"}
 CSV = "x1,x2,target\n" + "".join(f"{i * 0.5},{10 + i * i},{i % 3 - 0.5}\n" for i in range(12))
@@ -111,6 +111,12 @@ def test_a_file_that_is_not_utf8_names_the_line_of_the_bad_byte():
 def test_a_body_that_is_not_utf8_is_a_client_error_not_a_500(client):
     r = client.post("/api/datasets", content=b'{"csv": "a,b\\n1,\xe9\\n"}', headers={"content-type": "application/json"})
     assert (r.status_code, r.json()) == (400, {"detail": "There was an error parsing the body"})  # FastAPI's answer
+
+
+@pytest.mark.parametrize("field", ["standardize", "one_hot"])
+@pytest.mark.parametrize("value", ["yes", "on", 1])
+def test_upload_booleans_are_strict(client, field, value):
+    bool_refused(client.post("/api/datasets", json={"csv": "a,b\n1,2\n", field: value}), ["body", field], value)
 
 
 def test_an_unknown_dataset_id(client):
