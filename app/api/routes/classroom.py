@@ -103,6 +103,9 @@ def put_hidden_test(_: Admin, body: HiddenTest, classroom: ClassroomDep) -> dict
     X = np.asarray(body.X, np.float64)
     if len(y) != len(X):
         raise Unprocessable(("body", "y"), f"has {len(y)} rows but X has {len(X)}")
+    problem = tasks.hidden_set_error(classroom.assignment(), X, np.asarray(y, np.float64))
+    if problem:
+        raise Unprocessable(("body", problem[0]), problem[1])
     classroom.set_hidden_test(body.X, y)
     return {"rows": len(X), "columns": X.shape[1]}
 
@@ -139,7 +142,13 @@ def leaderboard(_: Admin, models: Repo, classroom: ClassroomDep) -> dict:
                         reason = (f"has {model.raw_dim} inputs and {model.net.sizes[-1]} outputs; the hidden "
                                   f"test set has {X.shape[1]} and {y.shape[1]}")
                     else:
-                        row.update(step=model.step, **tasks.score(model, X, y))
+                        row["step"] = model.step
+                        reason = tasks.unscorable(model, y)
+                        if reason is None:
+                            row.update(tasks.score(model, X, y))
+                            if row["hidden_loss"] is None:  # non-finite outputs: never ranked above a finite one
+                                reason = "its hidden loss is not finite (the model has diverged)"
+                                del row["hidden_loss"], row["hidden_accuracy"]
             except NotFound:  # deleted meanwhile
                 continue
         if reason is not None:
