@@ -113,6 +113,8 @@ def _import(body: bytes, binary: bool, models, limits, nickname: str | None, cli
             model = import_json(doc, sizes)
     except (TransferError, ValueError) as e:
         raise Unprocessable(("body",), f"cannot import: {e}") from None
+    except RecursionError:  # json recurses once per level: "[[[...]]]" thousands deep exhausts the stack
+        raise Unprocessable(("body",), "cannot import: the JSON nests too deeply to be a model export") from None
     limits.check_spec(model.spec)
     limits.check_data_size(model)
     model_id, token = models.create(model=model, nickname=nickname, owner=client)
