@@ -6,10 +6,11 @@ on the output, bce needs a sigmoid) is checked by the engine and reported with t
 """
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from app.engine.activations import ACTIVATIONS
@@ -30,6 +31,19 @@ RegKind = Literal[REGULARIZATIONS]
 Number = Annotated[float, Field(allow_inf_nan=False)]
 Matrix = list[list[Number]]
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
+def printable_name(name: str) -> str:
+    """A nickname without control (Cc: NUL, newline, ...) or format characters (Cf: bidi overrides such as
+    U+202E, zero-width joiners): the instructor's lists show nicknames, which must not break or reorder them."""
+    for i, ch in enumerate(name):
+        if unicodedata.category(ch) in ("Cc", "Cf"):
+            raise PydanticCustomError("value_error", f"must not contain control or invisible formatting characters "
+                                                     f"(U+{ord(ch):04X} at position {i})")
+    return name
+
+
+Nickname = Annotated[str, Field(max_length=40), AfterValidator(printable_name)]
 
 
 def jsonable(a) -> list | float | None:
@@ -132,7 +146,7 @@ class ModelCreate(Strict):
     regularization: RegularizationSpec = Field(default_factory=RegularizationSpec)
     batch_size: int | None = Field(DEFAULT_SPEC["batch_size"], ge=1, description="null for full batch")
     data: DataSpec = Field(default_factory=DataSpec)
-    nickname: str | None = Field(None, max_length=40, description="shown to the instructor, not part of the spec")
+    nickname: Nickname | None = Field(None, description="shown to the instructor, not part of the spec")
 
     def engine_spec(self) -> dict:
         """The spec dict for the engine: only what the client set, so the engine fills defaults."""
@@ -152,7 +166,7 @@ class ModelPatch(Strict):
     optimizer: OptimizerSpec | None = None
     regularization: RegularizationSpec | None = None
     batch_size: int | None = Field(None, ge=1, description="send null for full batch")
-    nickname: str | None = Field(None, max_length=40, description="shown to the instructor")
+    nickname: Nickname | None = Field(None, description="shown to the instructor")
 
 
 class ResetRequest(Strict):

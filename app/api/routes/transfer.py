@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ClientKey, DatasetsDep, LimitsDep, ModelId, Repo
 from app.api.routes.models import public
-from app.api.schemas import ModelCreated, Strict
+from app.api.schemas import ModelCreated, Nickname, Strict
 from app.engine import Model
 from app.engine.codegen import numpy_script
 from app.engine.csvdata import CsvError, one_hot_labels, standardization
@@ -92,7 +92,7 @@ def export_model(model_id: ModelId, models: Repo,
              openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}},
                                                         "application/octet-stream": {}}, "required": True}})
 async def import_model(request: Request, models: Repo, limits: LimitsDep, client: ClientKey,
-                       nickname: str | None = Query(None, max_length=40, description="shown to the instructor")) -> dict:
+                       nickname: Nickname | None = Query(None, description="shown to the instructor")) -> dict:
     """Recreate an exported model (JSON body, or the .npz bytes as application/octet-stream) under a new id."""
     body = await request.body()
     binary = request.headers.get("content-type", "").startswith("application/octet-stream")

@@ -344,6 +344,14 @@ def test_imported_losses_are_recomputed_not_taken_from_meta(client, exported, tr
     assert got["train_loss"] > 0
 
 
+@pytest.mark.parametrize("name,where", [("a\x00b", "U+0000 at position 1"), ("\u202eada", "U+202E at position 0")])
+def test_import_nickname_refuses_control_and_bidi_characters(client, exported, name, where):
+    r = client.post("/api/models/import", json=exported, params={"nickname": name})
+    assert (r.status_code, r.json()) == (422, {"detail": [{
+        "type": "value_error", "loc": ["query", "nickname"], "input": name,
+        "msg": f"must not contain control or invisible formatting characters ({where})"}]})
+
+
 def test_garbage_npz_is_422(client):
     r = client.post("/api/models/import", content=b"PK\x03\x04 nonsense", headers={"content-type": "application/octet-stream"})
     unprocessable(r, ["body"], "cannot import: not an .npz model export from GET /export?format=npz")
