@@ -9,7 +9,7 @@ import pytest
 
 from app.engine import derive as engine
 
-from ..utils import arr, create, invalid, unprocessable
+from ..utils import SMALL, arr, create, invalid, unprocessable
 
 # the question's setting: sigmoid everywhere, one output, no bias, MSE; input width 2 differs from the hidden 3
 QUESTION = {"input_size": 2, "layers": [{"units": 3, "activation": "sigmoid"}, {"units": 3, "activation": "sigmoid"},
@@ -237,3 +237,15 @@ def test_examples_for_a_model_fit_its_loss(client):
     no_bias = create(client, QUESTION)["id"]
     e = client.get(f"/api/models/{no_bias}/derive/examples").json()
     assert e["correct"]["columns"] == [x for x in COLUMNS if not x["target"].startswith("db")]  # mse, no bias
+
+
+@pytest.mark.parametrize("spec,y,msg", [
+    ({"layers": [{"units": 4}, {"units": 3, "activation": "softmax"}], "loss": "cross_entropy",
+      "data": {"X": [[0, 0], [1, 0], [0, 1]], "y": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}},
+     [[5, 5, 5]], "cross_entropy needs one-hot or probability target rows that sum to 1"),
+    (SMALL, [[7]], "bce needs targets in [0, 1]; use mse for regression data"),
+])
+def test_derive_refuses_targets_the_loss_cannot_take(client, spec, y, msg):
+    mid = create(client, spec)["id"]
+    r = client.post(f"/api/models/{mid}/derive", json={"convention": "rows", "X": [[0.1, 0.2]], "y": y, "equations": ROWS})
+    unprocessable(r, ["body", "y"], msg)

@@ -159,6 +159,33 @@ def test_predict(client, deep):
     np.testing.assert_array_equal(y_hat, Model(DEEP).predict(arr(X4)))
 
 
+SOFTMAX3 = {"layers": [{"units": 4}, {"units": 3, "activation": "softmax"}], "loss": "cross_entropy",
+            "data": {"X": [[0, 0], [1, 0], [0, 1]], "y": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}}
+CE_TARGETS = "cross_entropy needs one-hot or probability target rows that sum to 1"
+BCE_TARGETS = "bce needs targets in [0, 1]; use mse for regression data"
+
+
+@pytest.mark.parametrize("spec,y,msg", [
+    (SOFTMAX3, [[5, 5, 5]], CE_TARGETS),
+    (SOFTMAX3, [[2, -1, 0]], CE_TARGETS),
+    (SOFTMAX3, [[0.5, 0.25, 0]], CE_TARGETS),
+    (SMALL, [[7]], BCE_TARGETS),
+    (SMALL, [[-0.5]], BCE_TARGETS),
+])
+@pytest.mark.parametrize("route,extra", [("check", {"layers": [{}]}), ("gradients", {}), ("gradcheck", {})])
+def test_targets_the_loss_cannot_take_are_refused_as_at_create(client, spec, y, msg, route, extra):
+    """/check, /gradients and /gradcheck apply create's target checks to the client's y (422 naming body.y)."""
+    mid = create(client, spec)["id"]
+    r = client.post(f"/api/models/{mid}/{route}", json={"X": [[0.1, 0.2]], "y": y, **extra})
+    unprocessable(r, ["body", "y"], msg)
+
+
+def test_targets_the_loss_takes_are_accepted(client):
+    mid = create(client, SOFTMAX3)["id"]
+    r = client.post(f"/api/models/{mid}/check", json={"X": [[0.1, 0.2]], "y": [[0.5, 0.5, 0]], "layers": [{}]})
+    assert r.status_code == 200, r.text
+
+
 def test_predict_softmax_rows_sum_to_one(client):
     spec = {"layers": [{"units": 4}, {"units": 3, "activation": "softmax"}], "loss": "cross_entropy",
             "data": {"X": [[0, 0], [1, 0], [0, 1]], "y": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}}
