@@ -468,8 +468,11 @@ def _repairs(tree, b, columns, deltas, i, y, true_delta) -> str | None:
                         ok = False
                     setattr(parent, field, val)
                     if ok:
+                        # the formula in the request's convention: one sample as a column, or the batch as rows
+                        formula = (f"k_{i} = (W_{i + 1}^T k_{i + 1}) o f'(a_{i})" if columns else
+                                   f"delta_{i} = (delta_{i + 1} W_{i + 1}) * f'(a_{i})")
                         why = (f" (the error reaches layer {i} through the weights of the layer above, W_{i + 1}, "
-                               f"not through W_{i}: k_{i} = (W_{i + 1}^T k_{i + 1}) o f'(a_{i}))"
+                               f"not through W_{i}: {formula})"
                                if ast.unparse(n) == f"W[{i}]" and ast.unparse(new) == f"W[{i + 1}]" else "")
                         return f"with {ast.unparse(new)} where you wrote {ast.unparse(n)}, delta[{i}] is right{why}"
     return None

@@ -249,3 +249,24 @@ def test_derive_refuses_targets_the_loss_cannot_take(client, spec, y, msg):
     mid = create(client, spec)["id"]
     r = client.post(f"/api/models/{mid}/derive", json={"convention": "rows", "X": [[0.1, 0.2]], "y": y, "equations": ROWS})
     unprocessable(r, ["body", "y"], msg)
+
+
+OWN_W = {"rows": ("(delta[i+1] @ W[i]) * fprime(a[i])", "delta[3] of shape (4, 1) @ W[2] of shape (3, 3)",
+                  "delta_2 = (delta_3 W_3) * f'(a_2)"),
+         "columns": ("(W[i].T @ delta[i+1]) * fprime(a[i])", "W[2].T of shape (3, 3) @ delta[3] of shape (1, 1)",
+                     "k_2 = (W_3^T k_3) o f'(a_2)")}
+
+
+@pytest.mark.parametrize("convention", ["rows", "columns"])
+def test_the_diagnosis_speaks_the_requests_convention(client, convention):
+    """The own-W mistake's fix is written in the request's notation: rows delta_i = (delta_{i+1} W_{i+1}) * f'(a_i),
+    columns k_i = (W_{i+1}^T k_{i+1}) o f'(a_i)."""
+    expr, shapes, formula = OWN_W[convention]
+    mid = create(client, QUESTION)["id"]
+    r = post(client, mid, replace(CORRECT[convention], "delta[i]", expr), convention)
+    assert r.status_code == 200, r.text
+    assert r.json()["first_error"] == {
+        "layer": 2, "target": "delta[2]",
+        "message": f"layer 2, delta[2] = {expr}: {shapes}: a matrix product needs the columns of the left to equal "
+                   f"the rows of the right. Diagnosis: with W[3] where you wrote W[2], delta[2] is right (the error "
+                   f"reaches layer 2 through the weights of the layer above, W_3, not through W_2: {formula})"}
