@@ -490,6 +490,10 @@ def derive(net: Network, X, y, equations: list[dict], convention: str = "rows") 
     parsed = parse(equations)
     d = Diagnosis(net, X, y)
     b, L, columns = d.b, d.b.L, convention == "columns"
+    diverged = d.diverged()
+    if diverged:  # no truth to compare with: every step would be "not finite" or "relative error nan"
+        return {"passed": False, "first_error": {"layer": L, "target": f"delta[{L}]", "message": diverged},
+                "layers": [{"layer": i, "dW": None, "db": None, "steps": []} for i in range(1, L + 1)]}
     y64 = np.asarray(y, np.float64).reshape(b.B, -1)
     eqs = _pick(parsed, L)
     # the true delta as the equations see it: per sample without the 1/B in columns
