@@ -79,15 +79,20 @@ def mismatch(task: dict, spec: dict, step: int) -> str | None:
     return None
 
 
-def hidden_set_error(task: dict | None, X: np.ndarray, y: np.ndarray) -> tuple[str, str] | None:
+def hidden_set_error(task: dict | None, X: np.ndarray, y: np.ndarray,
+                     uploaded: dict | None = None) -> tuple[str, str] | None:
     """(field, reason) when a hidden test set X (N, p), y (N, K) cannot be the assignment's task, else None.
 
     A generated dataset fixes the raw inputs (1 for sine, else 2) and the targets: a classification
     dataset has 2 classes, one 0/1 column (values in [0, 1]) or 2 one-hot columns (rows of values in
-    [0, 1] that sum to 1); a regression dataset has one target column. Uploaded data (a "csv" task)
-    and no task at all are not checked here: the leaderboard checks each model's loss against y.
+    [0, 1] that sum to 1); a regression dataset has one target column. An uploaded dataset (a "csv"
+    task; ``uploaded`` is its {"input_columns", "target_columns", "classes"}) fixes the column counts,
+    and one-hot rows when its target is categorical. Without a task nothing is checked here: the
+    leaderboard checks each model's loss against y.
     """
     name = (task or {}).get("dataset")
+    if uploaded is not None and name and name.startswith("csv "):
+        return _uploaded_set_error(name, uploaded, X, y)
     if name not in CLASSIFICATION + REGRESSION:
         return None
     inputs = len(ONE_D.get(name, ["x1", "x2"]))
@@ -109,6 +114,21 @@ def hidden_set_error(task: dict | None, X: np.ndarray, y: np.ndarray) -> tuple[s
         off = np.flatnonzero(np.abs(y.sum(axis=1) - 1) > 1e-6)
         if len(off):
             return "y", f"row {int(off[0])} does not sum to 1: two columns must be one-hot (or probability) rows"
+    return None
+
+
+def _uploaded_set_error(name: str, uploaded: dict, X: np.ndarray, y: np.ndarray) -> tuple[str, str] | None:
+    inputs, targets = len(uploaded["input_columns"]), len(uploaded["target_columns"])
+    classes = uploaded.get("classes")
+    if X.shape[1] != inputs:
+        return "X", f"has {X.shape[1]} columns but the assignment's dataset ({name}) has {inputs} input columns"
+    width = len(classes) if classes else targets
+    if y.shape[1] != width:
+        what = f"{width} one-hot columns, one per class" if classes else f"{width} target columns"
+        return "y", f"has {y.shape[1]} columns but the assignment's dataset ({name}) has {what}"
+    if classes and (((y < 0) | (y > 1)).any() or (np.abs(y.sum(axis=1) - 1) > 1e-6).any()):
+        return "y", (f"must hold one-hot rows (values in [0, 1] that sum to 1): the assignment's dataset ({name}) "
+                     f"has the classes {', '.join(map(str, classes))}")
     return None
 
 

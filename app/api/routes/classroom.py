@@ -12,7 +12,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import Field, StrictBool
 
-from app.api.deps import ClassroomDep, Credentials, Repo, SettingsDep
+from app.api.deps import ClassroomDep, Credentials, DatasetsDep, Repo, SettingsDep
 from app.api.schemas import ClassStatus, GalleryResponse, LeaderboardResponse, Matrix, Strict, finite, jsonable
 from app.service import assignment as tasks
 from app.service.errors import Forbidden, NotFound, Unauthorized, Unprocessable
@@ -95,7 +95,7 @@ def class_curves(_: Admin, models: Repo,
 
 
 @router.put("/hidden-test")
-def put_hidden_test(_: Admin, body: HiddenTest, classroom: ClassroomDep) -> dict:
+def put_hidden_test(_: Admin, body: HiddenTest, classroom: ClassroomDep, datasets: DatasetsDep) -> dict:
     """Store the hidden test set the leaderboard scores on; it is never returned."""
     y = body.y
     if len({len(r) for r in body.X}) > 1 or len({len(r) for r in y}) > 1:  # before np.asarray, which raises on ragged
@@ -103,7 +103,9 @@ def put_hidden_test(_: Admin, body: HiddenTest, classroom: ClassroomDep) -> dict
     X = np.asarray(body.X, np.float64)
     if len(y) != len(X):
         raise Unprocessable(("body", "y"), f"has {len(y)} rows but X has {len(X)}")
-    problem = tasks.hidden_set_error(classroom.assignment(), X, np.asarray(y, np.float64))
+    task = classroom.assignment()
+    uploaded = datasets.load(task["dataset"][4:]) if task and task["dataset"].startswith("csv ") else None
+    problem = tasks.hidden_set_error(task, X, np.asarray(y, np.float64), uploaded)
     if problem:
         raise Unprocessable(("body", problem[0]), problem[1])
     classroom.set_hidden_test(body.X, y)

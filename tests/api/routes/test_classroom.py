@@ -381,6 +381,28 @@ def test_a_hidden_set_the_assignment_cannot_have_is_refused(klass, link, body, l
     assert admin(klass, "GET", "/api/class/leaderboard").json()["hidden_rows"] is None
 
 
+CSV = "x1,x2,label\n0.1,0.2,red\n0.5,-1,blue\n0.3,0.3,red\n-0.2,0.8,blue\n"
+
+
+@pytest.mark.parametrize("body,loc,msg", [
+    ({"X": [[1, 2, 3]], "y": [[1, 0]]}, ["body", "X"],
+     "has 3 columns but the assignment's dataset (csv {did}) has 2 input columns"),
+    ({"X": [[1, 2]], "y": [[1]]}, ["body", "y"],
+     "has 1 columns but the assignment's dataset (csv {did}) has 2 one-hot columns, one per class"),
+    ({"X": [[1, 2]], "y": [[7, -6]]}, ["body", "y"],
+     "must hold one-hot rows (values in [0, 1] that sum to 1): the assignment's dataset (csv {did}) has the "
+     "classes blue, red"),
+])
+def test_a_hidden_set_an_uploaded_assignment_cannot_have_is_refused(klass, body, loc, msg):
+    did = klass.post("/api/datasets", json={"csv": CSV}).json()["id"]
+    assert admin(klass, "PUT", "/api/class/preset", {"link": f"/?did={did}"}).status_code == 200
+    r = admin(klass, "PUT", "/api/class/hidden-test", body)
+    assert (r.status_code, r.json()) == (422, {"detail": [{"loc": loc, "msg": msg.format(did=did),
+                                                           "type": "value_error"}]})
+    r = admin(klass, "PUT", "/api/class/hidden-test", {"X": [[1, 2]], "y": [[0, 1]]})
+    assert (r.status_code, r.json()) == (200, {"rows": 1, "columns": 2})
+
+
 def test_valid_hidden_sets_for_the_assignment_are_accepted(klass):
     admin(klass, "PUT", "/api/class/preset", {"link": CIRCLE_TASK})
     for y in ([[1], [0]], [[1, 0], [0, 1]], [[0.25], [1]]):
