@@ -352,6 +352,29 @@ def test_import_nickname_refuses_control_and_bidi_characters(client, exported, n
         "msg": f"must not contain control or invisible formatting characters ({where})"}]})
 
 
+@pytest.mark.parametrize("member,value,msg", [("meta", None, "meta must be an object"),
+                                               ("spec", [], "spec must be an object"),
+                                               ("meta", {"step": 0}, "meta.epoch: is missing")])
+def test_an_npz_header_with_a_bad_member_names_it(client, member, value, msg):
+    import io
+    import zipfile
+    mid = create(client, SMALL)["id"]
+    blob = client.get(f"/api/models/{mid}/export", params={"format": "npz"}).content
+    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+        files = {i.filename: zf.read(i) for i in zf.infolist()}
+    header = json.loads(np.lib.format.read_array(io.BytesIO(files["header.npy"])).tobytes())
+    header[member] = value
+    out = io.BytesIO()
+    np.save(out, np.frombuffer(json.dumps(header).encode(), np.uint8))
+    files["header.npy"] = out.getvalue()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    r = client.post("/api/models/import", content=buf.getvalue(), headers={"content-type": "application/octet-stream"})
+    unprocessable(r, ["body"], f"cannot import: {msg}")
+
+
 def test_garbage_npz_is_422(client):
     r = client.post("/api/models/import", content=b"PK\x03\x04 nonsense", headers={"content-type": "application/octet-stream"})
     unprocessable(r, ["body"], "cannot import: not an .npz model export from GET /export?format=npz")
