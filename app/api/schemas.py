@@ -6,10 +6,12 @@ on the output, bce needs a sigmoid) is checked by the engine and reported with t
 """
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, WrapSerializer, WrapValidator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, WithJsonSchema,
+                      WrapSerializer, WrapValidator)
 from pydantic_core import PydanticCustomError
 
 from app.engine.activations import ACTIVATIONS
@@ -49,6 +51,19 @@ Rows = Annotated[list[list[Number]], Field(min_length=1), WrapValidator(_matrix_
 """A Matrix of at least one row. Field(min_length=1) on a Matrix field would report "Value should have"
 instead of pydantic's "List should have": a length constraint outside a wrap validator is checked apart."""
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
+def printable_name(name: str) -> str:
+    """A nickname without control (Cc: NUL, newline, ...) or format characters (Cf: bidi overrides such as
+    U+202E, zero-width joiners): the instructor's lists show nicknames, which must not break or reorder them."""
+    for i, ch in enumerate(name):
+        if unicodedata.category(ch) in ("Cc", "Cf"):
+            raise PydanticCustomError("value_error", f"must not contain control or invisible formatting characters "
+                                                     f"(U+{ord(ch):04X} at position {i})")
+    return name
+
+
+Nickname = Annotated[str, Field(max_length=40), AfterValidator(printable_name)]
 
 
 def jsonable(a) -> list | float | None:
@@ -95,7 +110,7 @@ class OptimizerSpec(Strict):
     name: OptimizerName = "adam"
     learning_rate: float | None = Field(None, ge=0, le=1e6, allow_inf_nan=False, examples=[0.03])
     momentum: float | None = Field(None, ge=0, lt=1, allow_inf_nan=False, description="momentum only (default 0.9)")
-    nesterov: bool | None = None
+    nesterov: StrictBool | None = None
     beta1: float | None = Field(None, ge=0, lt=1, allow_inf_nan=False, description="adam only (default 0.9)")
     beta2: float | None = Field(None, ge=0, lt=1, allow_inf_nan=False, description="adam only (default 0.999)")
     eps: float | None = Field(None, gt=0, le=1, allow_inf_nan=False, description="adam only (default 1e-8)")
@@ -123,7 +138,7 @@ class DataSpec(Strict):
     csv: str | None = Field(None, description="a CSV file's text with a header row (instead of dataset_id)")
     inputs: list[str] | None = Field(None, description="CSV input columns by header name")
     targets: list[str] | None = Field(None, description="CSV target columns by header name")
-    standardize: bool | None = Field(None, description="standardize CSV inputs with training-set statistics")
+    standardize: StrictBool | None = Field(None, description="standardize CSV inputs with training-set statistics")
 
 
 class ModelCreate(Strict):
@@ -142,7 +157,7 @@ class ModelCreate(Strict):
     layers: list[LayerSpec] = Field(default_factory=lambda: [LayerSpec(**x) for x in DEFAULT_SPEC["layers"]],
                                     min_length=1, description="hidden layers then the output layer")
     loss: LossName = DEFAULT_SPEC["loss"]
-    bias: bool = True
+    bias: StrictBool = True
     init: InitName = DEFAULT_SPEC["init"]
     init_std: float = Field(DEFAULT_SPEC["init_std"], gt=0, le=100, allow_inf_nan=False)
     seed: Seed = 0
@@ -151,7 +166,7 @@ class ModelCreate(Strict):
     regularization: RegularizationSpec = Field(default_factory=RegularizationSpec)
     batch_size: int | None = Field(DEFAULT_SPEC["batch_size"], ge=1, description="null for full batch")
     data: DataSpec = Field(default_factory=DataSpec)
-    nickname: str | None = Field(None, max_length=40, description="shown to the instructor, not part of the spec")
+    nickname: Nickname | None = Field(None, description="shown to the instructor, not part of the spec")
 
     def engine_spec(self) -> dict:
         """The spec dict for the engine: only what the client set, so the engine fills defaults."""
@@ -171,7 +186,7 @@ class ModelPatch(Strict):
     optimizer: OptimizerSpec | None = None
     regularization: RegularizationSpec | None = None
     batch_size: int | None = Field(None, ge=1, description="send null for full batch")
-    nickname: str | None = Field(None, max_length=40, description="shown to the instructor")
+    nickname: Nickname | None = Field(None, description="shown to the instructor")
 
 
 class ResetRequest(Strict):

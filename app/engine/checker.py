@@ -369,6 +369,19 @@ class Diagnosis:
     def true(self, i: int, key: str) -> np.ndarray:
         return (self.b.dW if key == "dW" else self.b.db)[i - 1]
 
+    def diverged(self) -> str | None:
+        """Why nothing can be compared on this batch, when the model has diverged: its parameters, or its true
+        activations and gradients (float64), are not finite. A relative error against them would be nan."""
+        net = self.b.net
+        if not np.isfinite(net.params).all():
+            return ("the model has diverged: its parameters are not finite, so there is no true gradient to "
+                    "compare with; reset the model or lower the learning rate, then check again")
+        if not all(np.isfinite(a).all() for a in (*self.b.z, *self.b.delta, *self.b.dW, *self.b.db) if a is not None):
+            return ("the model has diverged: its true gradients on this batch are not finite (its weights are so "
+                    "large that the backward pass overflows), so nothing can be compared; reset the model or lower "
+                    "the learning rate, then check again")
+        return None
+
     def _diagnose_entry(self, i: int, key: str):
         b = self.b
         pen = b.pen[i - 1] if key == "dW" else np.zeros_like(b.db[i - 1])
@@ -483,5 +496,8 @@ def verdicts(d: Diagnosis, arrays: list[dict], expected: dict | None = None, ext
                                                      f"(relative error {v['relative_error']:.3g})"}
         out[i] = entry
     given = [v for e in out.values() for v in (e["dW"], e["db"]) if v is not None]
+    diverged = d.diverged() if first is not None else None
+    if diverged:  # not the student's mistake: say so instead of "relative error nan"
+        first = {**first, "message": diverged}
     return {"passed": bool(given) and all(v["passed"] for v in given), "first_error": first,
             "layers": [out[i] for i in range(1, len(arrays) + 1)]}

@@ -468,8 +468,11 @@ def _repairs(tree, b, columns, deltas, i, y, true_delta) -> str | None:
                         ok = False
                     setattr(parent, field, val)
                     if ok:
+                        # the formula in the request's convention: one sample as a column, or the batch as rows
+                        formula = (f"k_{i} = (W_{i + 1}^T k_{i + 1}) o f'(a_{i})" if columns else
+                                   f"delta_{i} = (delta_{i + 1} W_{i + 1}) * f'(a_{i})")
                         why = (f" (the error reaches layer {i} through the weights of the layer above, W_{i + 1}, "
-                               f"not through W_{i}: k_{i} = (W_{i + 1}^T k_{i + 1}) o f'(a_{i}))"
+                               f"not through W_{i}: {formula})"
                                if ast.unparse(n) == f"W[{i}]" and ast.unparse(new) == f"W[{i + 1}]" else "")
                         return f"with {ast.unparse(new)} where you wrote {ast.unparse(n)}, delta[{i}] is right{why}"
     return None
@@ -487,6 +490,10 @@ def derive(net: Network, X, y, equations: list[dict], convention: str = "rows") 
     parsed = parse(equations)
     d = Diagnosis(net, X, y)
     b, L, columns = d.b, d.b.L, convention == "columns"
+    diverged = d.diverged()
+    if diverged:  # no truth to compare with: every step would be "not finite" or "relative error nan"
+        return {"passed": False, "first_error": {"layer": L, "target": f"delta[{L}]", "message": diverged},
+                "layers": [{"layer": i, "dW": None, "db": None, "steps": []} for i in range(1, L + 1)]}
     y64 = np.asarray(y, np.float64).reshape(b.B, -1)
     eqs = _pick(parsed, L)
     # the true delta as the equations see it: per sample without the 1/B in columns

@@ -176,3 +176,17 @@ def pairing_error(loss: str, output_activation: str) -> tuple[str, str] | None:
 def catalog() -> list[dict]:
     """Every loss with the output activation it requires (None: any)."""
     return [{"name": n, "requires_output": cls.fused_with} for n, cls in LOSSES.items()]
+
+
+def target_error(loss: str, y: np.ndarray) -> str | None:
+    """Why targets y (N, K) cannot be this loss's targets, or None (the checks model creation makes).
+
+    bce: values in [0, 1]; cross_entropy: non-negative rows that sum to 1 (one-hot or probabilities).
+    Outside these a loss is unbounded below (bce on y = 7 goes to -inf), so a score means nothing.
+    """
+    y = np.asarray(y, np.float64)
+    if loss == "bce" and ((y < 0) | (y > 1)).any():
+        return "bce needs targets in [0, 1]; use mse for regression data"
+    if loss == "cross_entropy" and ((y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, atol=1e-6)):
+        return "cross_entropy needs one-hot or probability target rows that sum to 1"
+    return None

@@ -82,22 +82,31 @@ def import_json(doc: dict, limits: ImportLimits | None = None) -> Model:
     try:
         if doc.get("format") != FORMAT or doc.get("version") != VERSION:
             raise TransferError(f"format must be {FORMAT!r} version {VERSION}")
-        if not isinstance(doc["state"], dict) or not isinstance(doc["history"], dict):
-            raise TransferError("state and history must be objects of arrays")
+        _check_document(doc)
         arrays = {k: _array_from(v, f"state_{k}", limits) for k, v in doc["state"].items()}
-        history = History.from_arrays({k: _array_from(v, f"history_{k}", limits) for k, v in doc["history"].items()})
+        for key in _STATE:
+            if key not in arrays:
+                raise TransferError(f"state.{key}: is missing")
+        history = _history_from({k: _array_from(v, f"history_{k}", limits) for k, v in doc["history"].items()})
         _check_totals(arrays, limits)
         _check_spec(doc["spec"])
         _check_arrays(doc["spec"], doc["meta"], arrays)
-        model = Model.from_state_arrays(doc["spec"], doc["meta"], arrays, history)
+        _check_rng(doc["meta"]["rng"])
+        try:
+            model = Model.from_state_arrays(doc["spec"], doc["meta"], arrays, history)
+        except KeyError as e:  # an optimizer state array the spec's optimizer needs
+            raise TransferError(f"state.{e.args[0]}: is missing (the spec's optimizer needs it)") from None
         _check_model(model, history)
+        # the losses (and so GET /models/{id}) come from the imported parameters and data, not from meta
+        model.evaluate()
         return model
     except TransferError:
         raise
     except SpecError as e:
         raise TransferError(f"spec.{'.'.join(map(str, e.loc))}: {e.message}") from None
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
-        raise TransferError(f"not a complete model export: {type(e).__name__} {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        # every member is checked above; this only keeps an unforeseen case a 422 without Python internals
+        raise TransferError("not a complete model export: a member is missing or has the wrong type") from None
 
 
 def export_npz(model: Model, status: dict | None = None) -> bytes:
@@ -186,6 +195,39 @@ def _check_totals(arrays: dict, limits: ImportLimits) -> None:
 
 # -- checks: an import is client input, so nothing in it may fail later, at train or read time ------------
 _INT = (int, np.integer)
+_MEMBERS = ("spec", "meta", "state", "history")  # "status" is written for readers; an import recomputes it
+_META = ("step", "epoch", "cursor", "opt_t", "diverged_at", "train_loss", "test_loss", "rng")
+_STATE = ("params", "perm", "raw_train", "y_train", "raw_test", "y_test")
+
+
+def _check_document(doc: dict) -> None:
+    """The members an export has, each an object, and meta's keys: named when missing or of the wrong type."""
+    for key in _MEMBERS:
+        if key not in doc:
+            raise TransferError(f"{key}: is missing")
+        if not isinstance(doc[key], dict):
+            raise TransferError(f"{key} must be an object" + (" of arrays" if key in ("state", "history") else ""))
+    for key in _META:
+        if key not in doc["meta"]:
+            raise TransferError(f"meta.{key}: is missing")
+
+
+def _history_from(arrays: dict) -> History:
+    for key in ("n_layers", "loss", "norms", "eval_step", "eval_train", "eval_test"):
+        if key not in arrays:
+            raise TransferError(f"history.{key}: is missing")
+    try:
+        return History.from_arrays(arrays)
+    except (ValueError, TypeError) as e:
+        raise TransferError(str(e)) from None  # History's messages name the column
+
+
+def _check_rng(state) -> None:
+    """meta.rng must be a state the model's generator accepts (tried on a throwaway generator)."""
+    try:
+        np.random.default_rng().bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError):
+        raise TransferError("meta.rng: not a random generator state as the engine writes it") from None
 
 
 def _check_spec(spec: dict) -> None:
@@ -194,8 +236,12 @@ def _check_spec(spec: dict) -> None:
         raise TransferError("spec: not a model spec")
     data = spec["data"]
     custom = data.get("source") == "custom"
+    _check_spec_types(spec, custom)
     probe = {k: v for k, v in spec.items() if k not in ("data", "input_size")}
-    normalized = normalize_spec({**probe, "data": {"X": [[0.0]], "y": [[0.0]]} if custom else data})
+    try:
+        normalized = normalize_spec({**probe, "data": {"X": [[0.0]], "y": [[0.0]]} if custom else data})
+    except (TypeError, KeyError, AttributeError, IndexError):  # SpecError (a ValueError) names its field itself
+        raise TransferError("spec: not a model spec as the engine writes it") from None
     for key in DEFAULT_SPEC:
         if key not in ("data", "input_size") and normalized[key] != spec.get(key):
             raise TransferError(f"spec.{key}: not as the engine writes it")
@@ -209,14 +255,38 @@ def _check_spec(spec: dict) -> None:
                 raise TransferError(f"spec.data.{key}: must be a number >= 0")
 
 
+_SPEC_TYPES = {"layers": (list, "a list of layers"), "loss": (str, "a string"), "init": (str, "a string"),
+               "dtype": (str, "a string"), "seed": (int, "an integer"), "optimizer": (dict, "an object"),
+               "regularization": (dict, "an object")}
+
+
+def _check_spec_types(spec: dict, custom: bool) -> None:
+    """The JSON types normalize_spec expects (it checks values, after a schema has checked types)."""
+    for key, (kind, what) in _SPEC_TYPES.items():
+        v = spec.get(key)
+        if key in spec and (not isinstance(v, kind) or isinstance(v, bool)):
+            raise TransferError(f"spec.{key}: must be {what}")
+    if "seed" in spec and not 0 <= spec["seed"] < 2**31:
+        raise TransferError("spec.seed: must be an integer from 0 to 2147483647")
+    for i, layer in enumerate(spec.get("layers") or ()):
+        if not isinstance(layer, dict):
+            raise TransferError(f"spec.layers.{i}: must be an object")
+    for key, sub in (("optimizer", "name"), ("regularization", "kind")):
+        if sub in spec.get(key, {}) and not isinstance(spec[key][sub], str):
+            raise TransferError(f"spec.{key}.{sub}: must be a string")
+    features = spec["data"].get("features")
+    if not custom and not (isinstance(features, list) and all(isinstance(f, str) for f in features)):
+        raise TransferError("spec.data.features: must be a list of feature names")
+
+
 def _check_arrays(spec: dict, meta: dict, arrays: dict) -> None:
     """Shapes and values before anything is copied (NumPy would broadcast a wrong shape silently)."""
     for key in ("step", "epoch", "cursor", "opt_t"):
         if not isinstance(meta[key], _INT) or isinstance(meta[key], bool) or not 0 <= meta[key] < 2**53:
             raise TransferError(f"meta.{key}: must be an integer >= 0")
     d = meta["diverged_at"]
-    if d is not None and (not isinstance(d, _INT) or isinstance(d, bool) or not 0 < d < 2**53):
-        raise TransferError("meta.diverged_at: must be null or an integer >= 1")
+    if d is not None and (not isinstance(d, _INT) or isinstance(d, bool) or not 0 < d <= meta["step"]):
+        raise TransferError("meta.diverged_at: must be null or an integer from 1 to meta.step")
     for key in ("train_loss", "test_loss"):
         v = meta[key]
         if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v)):

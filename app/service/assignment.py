@@ -16,6 +16,7 @@ import numpy as np
 from app.engine import Model
 from app.engine.boundary import grid_range
 from app.engine.datasets import CLASSIFICATION, FEATURES, REGRESSION
+from app.engine.losses import target_error
 from app.engine.spec import DEFAULT_SPEC
 
 ONE_D = {"sine": ["x1"]}  # datasets with one raw input, and the features they always use
@@ -78,6 +79,67 @@ def mismatch(task: dict, spec: dict, step: int) -> str | None:
     return None
 
 
+def hidden_set_error(task: dict | None, X: np.ndarray, y: np.ndarray,
+                     uploaded: dict | None = None) -> tuple[str, str] | None:
+    """(field, reason) when a hidden test set X (N, p), y (N, K) cannot be the assignment's task, else None.
+
+    A generated dataset fixes the raw inputs (1 for sine, else 2) and the targets: a classification
+    dataset has 2 classes, one 0/1 column (values in [0, 1]) or 2 one-hot columns (rows of values in
+    [0, 1] that sum to 1); a regression dataset has one target column. An uploaded dataset (a "csv"
+    task; ``uploaded`` is its {"input_columns", "target_columns", "classes"}) fixes the column counts,
+    and one-hot rows when its target is categorical. Without a task nothing is checked here: the
+    leaderboard checks each model's loss against y.
+    """
+    name = (task or {}).get("dataset")
+    if uploaded is not None and name and name.startswith("csv "):
+        return _uploaded_set_error(name, uploaded, X, y)
+    if name not in CLASSIFICATION + REGRESSION:
+        return None
+    inputs = len(ONE_D.get(name, ["x1", "x2"]))
+    if X.shape[1] != inputs:
+        return "X", f"has {X.shape[1]} columns but the assignment's dataset {name} has {inputs} inputs"
+    if name in REGRESSION:
+        if y.shape[1] != 1:
+            return "y", f"has {y.shape[1]} columns but the assignment's dataset {name} has 1 target"
+        return None
+    if y.shape[1] not in (1, 2):
+        return "y", (f"has {y.shape[1]} columns but the assignment's dataset {name} has 2 classes: "
+                     "one 0/1 column or 2 one-hot columns")
+    bad = np.argwhere((y < 0) | (y > 1))
+    if len(bad):
+        row, col = (int(i) for i in bad[0])
+        return "y", (f"row {row} has {y[row, col]:g}, but the assignment's dataset {name} is a classification: "
+                     "targets must be in [0, 1]")
+    if y.shape[1] == 2:
+        off = np.flatnonzero(np.abs(y.sum(axis=1) - 1) > 1e-6)
+        if len(off):
+            return "y", f"row {int(off[0])} does not sum to 1: two columns must be one-hot (or probability) rows"
+    return None
+
+
+def _uploaded_set_error(name: str, uploaded: dict, X: np.ndarray, y: np.ndarray) -> tuple[str, str] | None:
+    inputs, targets = len(uploaded["input_columns"]), len(uploaded["target_columns"])
+    classes = uploaded.get("classes")
+    if X.shape[1] != inputs:
+        return "X", f"has {X.shape[1]} columns but the assignment's dataset ({name}) has {inputs} input columns"
+    width = len(classes) if classes else targets
+    if y.shape[1] != width:
+        what = f"{width} one-hot columns, one per class" if classes else f"{width} target columns"
+        return "y", f"has {y.shape[1]} columns but the assignment's dataset ({name}) has {what}"
+    if classes and (((y < 0) | (y > 1)).any() or (np.abs(y.sum(axis=1) - 1) > 1e-6).any()):
+        return "y", (f"must hold one-hot rows (values in [0, 1] that sum to 1): the assignment's dataset ({name}) "
+                     f"has the classes {', '.join(map(str, classes))}")
+    return None
+
+
+def unscorable(model: Model, y: np.ndarray) -> str | None:
+    """Why a model cannot be ranked on hidden targets y: it diverged, or its loss cannot take y."""
+    if model.diverged_at is not None:
+        return f"diverged at step {model.diverged_at}"
+    problem = target_error(model.spec["loss"], y)
+    return f"its loss cannot score the hidden test set: {problem}" if problem else None
+
+
 def student_key(model_id: str, nickname: str | None) -> str:
     """Models under one nickname (any case or spacing) belong to one student."""
     name = " ".join((nickname or "").split()).casefold()
@@ -97,7 +159,8 @@ def score(model: Model, X: np.ndarray, y: np.ndarray) -> dict:
         pred = (y_hat[:, 0] > 0.5) if y.shape[1] == 1 else y_hat.argmax(axis=1)
         true = (y[:, 0] > 0.5) if y.shape[1] == 1 else y.argmax(axis=1)
         acc = float((pred == true).mean())
-    return {"hidden_loss": loss if np.isfinite(loss) else None, "hidden_accuracy": acc}
+    return {"hidden_loss": loss if np.isfinite(loss) and np.isfinite(y_hat).all() else None,
+            "hidden_accuracy": acc}
 
 
 def rank_key(row: dict) -> tuple:

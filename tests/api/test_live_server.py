@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 
 from app.engine import Model
 
-from .utils import token_hooks, with_token
+from .utils import TOKENS, token_hooks, with_token
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = {"layers": [{"units": 6, "activation": "tanh"}, {"units": 1, "activation": "sigmoid"}],
@@ -177,6 +177,27 @@ def test_stream_play_frames_pause(shared):
         ws.send("nonsense")
         assert json.loads(ws.recv(timeout=5)) == {
             "type": "error", "detail": 'messages must be JSON objects such as {"action": "play"}'}
+
+
+def test_stream_binary_deep_and_large_messages_over_a_real_socket(shared):
+    """uvicorn's WebSocket: a binary frame, a too-deep and a too-large message get error frames, before and after
+    auth, and the connection goes on (the module's teardown asserts no traceback in the server's log)."""
+    binary = {"type": "error", "detail": 'messages must be text frames holding JSON such as {"action": "play"}, '
+                                         'not binary frames'}
+    deep = {"type": "error", "detail": 'messages must not nest deeper than a flat JSON object such as '
+                                       '{"action": "play"}'}
+    large = {"type": "error", "detail": "messages must be at most 4096 characters"}
+    with shared.client() as http:
+        mid = create(http)
+    with connect(f"{shared.ws_url}/api/models/{mid}/stream", proxy=None, open_timeout=10) as ws:
+        ws.send(b"\x00")  # before auth
+        assert json.loads(ws.recv(timeout=5)) == binary
+        ws.send(json.dumps({"action": "auth", "token": TOKENS[mid]}))
+        for message, error in ((b"\x00", binary), ("[" * 1000 + "]" * 1000, deep), ("x" * 5000, large)):
+            ws.send(message)
+            assert json.loads(ws.recv(timeout=5)) == error
+        ws.send(json.dumps({"action": "step"}))
+        assert json.loads(ws.recv(timeout=5))["step"] == 1
 
 
 def test_stream_unknown_model_over_a_real_socket(shared):

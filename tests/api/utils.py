@@ -121,5 +121,11 @@ def invalid(r, loc: list, msg: str) -> None:
     assert (loc, msg) in items, items
 
 
+def bool_refused(r, loc: list, value) -> None:
+    """A JSON true/false is required: "yes", "on", 1 or "true" is a 422 naming the field."""
+    assert (r.status_code, r.json()) == (422, {"detail": [{"type": "bool_type", "loc": loc,
+                                                           "msg": "Input should be a valid boolean", "input": value}]})
+
+
 def arr(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)

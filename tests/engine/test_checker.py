@@ -321,3 +321,20 @@ def test_gradients_given_are_not_changed_by_later_calls():
     net.params += 0.1
     r2 = check_student(net, X, y, [{"dW": q[0]["dW"]}])
     assert r1["passed"] and not r2["passed"]
+
+
+@pytest.mark.parametrize("value,why", [
+    (np.inf, "its parameters are not finite, so there is no true gradient to compare with"),
+    (1e200, "its true gradients on this batch are not finite (its weights are so large that the backward pass "
+            "overflows), so nothing can be compared"),
+])
+def test_a_diverged_model_is_reported_as_diverged_not_as_relative_error_nan(value, why):
+    """Correct-looking finite gradients against a diverged net: the verdict names the divergence."""
+    net, X, y, q = setup(out="identity", sizes=(3, 4, 4, 1))
+    with np.errstate(all="ignore"):
+        net.params[:] = value  # every weight and bias (the last layer overflows its outputs' square)
+        r = check_student(net, X, y, [{"dW": np.zeros((4, 3))}])
+    assert r["passed"] is False
+    assert r["first_error"] == {"layer": 1, "target": "dW[1]", "message": f"the model has diverged: {why}; reset "
+                                                                            "the model or lower the learning rate, "
+                                                                            "then check again"}

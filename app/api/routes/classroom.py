@@ -10,10 +10,10 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from app.api.body import BodyRoute
-from app.api.deps import ClassroomDep, Credentials, Repo, SettingsDep
+from app.api.deps import ClassroomDep, Credentials, DatasetsDep, Repo, SettingsDep
 from app.api.schemas import ClassStatus, GalleryResponse, LeaderboardResponse, Rows, Strict, finite, jsonable
 from app.service import assignment as tasks
 from app.service.errors import Forbidden, NotFound, Unauthorized, Unprocessable
@@ -44,12 +44,12 @@ class Preset(Strict):
     # page-relative only: "//host" and "/\\host" are protocol-relative links to another site
     link: str = Field(min_length=1, max_length=4000, pattern=r"^/([^/\\].*)?$",
                       examples=["/?dataset=circle&f=x1,x2&h=8.tanh,8.tanh"])
-    match_loss: bool = Field(False, description="rank only models that use the link's loss")
+    match_loss: StrictBool = Field(False, description="rank only models that use the link's loss")
     step_budget: int | None = Field(None, ge=1, le=10_000_000, description="rank only models trained at most this many steps")
 
 
 class Freeze(Strict):
-    frozen: bool
+    frozen: StrictBool  # "yes", "on", 1 are refused: a switch is true or false
 
 
 def architecture(spec: dict) -> str:
@@ -96,7 +96,7 @@ def class_curves(_: Admin, models: Repo,
 
 
 @router.put("/hidden-test")
-def put_hidden_test(_: Admin, body: HiddenTest, classroom: ClassroomDep) -> dict:
+def put_hidden_test(_: Admin, body: HiddenTest, classroom: ClassroomDep, datasets: DatasetsDep) -> dict:
     """Store the hidden test set the leaderboard scores on; it is never returned."""
     y = body.y
     if len({len(r) for r in body.X}) > 1 or len({len(r) for r in y}) > 1:  # before np.asarray, which raises on ragged
@@ -104,6 +104,11 @@ def put_hidden_test(_: Admin, body: HiddenTest, classroom: ClassroomDep) -> dict
     X = np.asarray(body.X, np.float64)
     if len(y) != len(X):
         raise Unprocessable(("body", "y"), f"has {len(y)} rows but X has {len(X)}")
+    task = classroom.assignment()
+    uploaded = datasets.load(task["dataset"][4:]) if task and task["dataset"].startswith("csv ") else None
+    problem = tasks.hidden_set_error(task, X, np.asarray(y, np.float64), uploaded)
+    if problem:
+        raise Unprocessable(("body", problem[0]), problem[1])
     classroom.set_hidden_test(body.X, y)
     return {"rows": len(X), "columns": X.shape[1]}
 
@@ -140,7 +145,13 @@ def leaderboard(_: Admin, models: Repo, classroom: ClassroomDep) -> dict:
                         reason = (f"has {model.raw_dim} inputs and {model.net.sizes[-1]} outputs; the hidden "
                                   f"test set has {X.shape[1]} and {y.shape[1]}")
                     else:
-                        row.update(step=model.step, **tasks.score(model, X, y))
+                        row["step"] = model.step
+                        reason = tasks.unscorable(model, y)
+                        if reason is None:
+                            row.update(tasks.score(model, X, y))
+                            if row["hidden_loss"] is None:  # non-finite outputs: never ranked above a finite one
+                                reason = "its hidden loss is not finite (the model has diverged)"
+                                del row["hidden_loss"], row["hidden_accuracy"]
             except NotFound:  # deleted meanwhile
                 continue
         if reason is not None:

@@ -21,6 +21,7 @@ from app.engine.boundary import boundary as boundary_grid
 from app.engine.checker import check_student
 from app.engine.gradcheck import float64_copy
 from app.engine.gradcheck import gradcheck as run_gradcheck
+from app.engine.losses import target_error
 from app.engine.trace import backprop_trace
 
 router = APIRouter(prefix="/models", tags=["inspect"], route_class=BodyRoute)  # large bodies: app/api/body.py
@@ -52,6 +53,9 @@ def xy(model, settings, X, y) -> tuple[np.ndarray | None, np.ndarray | None]:
     ya = rows(model, settings, y, "y", width=model.net.sizes[-1])
     if len(Xa) != len(ya):
         raise unprocessable(("body", "y"), f"has {len(ya)} rows but X has {len(Xa)}")
+    problem = target_error(model.spec["loss"], ya)  # the targets model creation accepts, for every inspection
+    if problem:
+        raise unprocessable(("body", "y"), problem)
     return Xa, ya
 
 

@@ -36,6 +36,7 @@ FRAME_LOSSES = 100       # at most this many per-step losses per frame, evenly s
 FRAME_MAX_PARAMS = 20_000  # larger nets stream their norms but not their weights
 BOUNDARY_RESOLUTION = 40
 AUTH_TIMEOUT = 10.0      # seconds a connection without ?token= may take to send its auth message
+MAX_MESSAGE = 4096       # characters: the largest client message ({"action": "auth", "token": ...} is ~100)
 
 
 # -- frames ----------------------------------------------------------------------------------------
@@ -148,12 +149,7 @@ async def stream(ws: WebSocket, model_id: str):
     # ({"action": "auth", "token": ...}), which keeps it out of URLs and access logs; ?token= still works
     token = ws.query_params.get("token") or _bearer(ws.headers.get("authorization"))
     if not token:
-        try:
-            raw = await asyncio.wait_for(ws.receive_text(), AUTH_TIMEOUT)
-        except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError):
-            raw = None
-        msg, _ = _parse(raw or "")
-        token = msg.token if msg is not None and msg.action == "auth" else None
+        token = await _wait_for_token(ws)
     try:
         services.auth.authorize(status, token)
     except DomainError as e:
@@ -167,8 +163,7 @@ async def stream(ws: WebSocket, model_id: str):
     sender = asyncio.create_task(_send_frames(ws, job, ready, scheduler))
     try:
         while not job.done:
-            raw = await ws.receive_text()
-            msg, error = _parse(raw)
+            msg, error = _parse(await _receive(ws))
             if error:
                 _reply(job, {"type": "error", "detail": error})
                 continue
@@ -281,12 +276,60 @@ def _bearer(header: str | None) -> str | None:
     return None
 
 
+async def _wait_for_token(ws: WebSocket) -> str | None:
+    """The token of the first valid message, if it is an auth message sent within AUTH_TIMEOUT.
+
+    A malformed message (binary, too large, not JSON, bad fields) is answered with an error frame
+    and the wait goes on; a valid message other than auth ends it without a token (then 4401).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + AUTH_TIMEOUT
+    while True:
+        try:
+            raw = await asyncio.wait_for(_receive(ws), max(0.0, deadline - loop.time()))
+        except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError):
+            return None
+        msg, error = _parse(raw)
+        if msg is not None:
+            return msg.token if msg.action == "auth" else None
+        try:
+            await ws.send_text(encode({"type": "error", "detail": error}))
+        except (WebSocketDisconnect, RuntimeError):
+            return None
+
+
+class _Refused(str):
+    """A message refused before parsing: its text is the reason."""
+
+
+async def _receive(ws: WebSocket) -> str:
+    """The next client message's text, or a ``_Refused`` reason for a binary or oversized frame.
+
+    ``receive_text`` fails with a KeyError on a binary frame; this answers it instead.
+    Raises WebSocketDisconnect when the client has gone.
+    """
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    if text is None:
+        return _Refused("messages must be text frames holding JSON such as {\"action\": \"play\"}, "
+                        "not binary frames")
+    if len(text) > MAX_MESSAGE:
+        return _Refused(f"messages must be at most {MAX_MESSAGE} characters")
+    return text
+
+
 def _parse(raw: str) -> tuple[StreamMessage | None, str | None]:
     """A client message (schemas.StreamMessage), or the reason it is refused."""
+    if isinstance(raw, _Refused):
+        return None, str(raw)
     try:
         msg = json.loads(raw)
     except ValueError:
         return None, "messages must be JSON objects such as {\"action\": \"play\"}"
+    except RecursionError:  # json recurses once per level: a deep "[[[...]]]" exhausts the stack
+        return None, "messages must not nest deeper than a flat JSON object such as {\"action\": \"play\"}"
     if not isinstance(msg, dict):
         return None, "action must be one of play, pause, step"
     try:

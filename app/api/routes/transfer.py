@@ -5,13 +5,13 @@ import json
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from app.api.body import BodyRoute
 from app.api.deps import ClientKey, DatasetsDep, LimitsDep, ModelId, Repo
 from app.api.routes.models import public
-from app.api.schemas import ModelCreated, Strict
+from app.api.schemas import ModelCreated, Nickname, Strict
 from app.engine import Model
 from app.engine.codegen import numpy_script
 from app.engine.csvdata import CsvError, one_hot_labels, standardization
@@ -26,9 +26,9 @@ class CsvUpload(Strict):
                      examples=["x1,x2,label\n0.1,0.2,red\n0.5,-1,blue\n"])
     inputs: list[str] | None = Field(None, description="input columns by header name; default all but the targets")
     targets: list[str] | None = Field(None, description="target columns by header name; default the last column")
-    standardize: bool = Field(False, description="report the inputs' mean and std; a model standardizes its inputs "
+    standardize: StrictBool = Field(False, description="report the inputs' mean and std; a model standardizes its inputs "
                                                  "when its spec's data says \"standardize\": true")
-    one_hot: bool = Field(False, description="one target column of integer class labels (0, 1, 2, ...) becomes "
+    one_hot: StrictBool = Field(False, description="one target column of integer class labels (0, 1, 2, ...) becomes "
                                              "one-hot columns, one per class, for a softmax output")
 
 
@@ -93,7 +93,7 @@ def export_model(model_id: ModelId, models: Repo,
              openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}},
                                                         "application/octet-stream": {}}, "required": True}})
 async def import_model(request: Request, models: Repo, limits: LimitsDep, client: ClientKey,
-                       nickname: str | None = Query(None, max_length=40, description="shown to the instructor")) -> dict:
+                       nickname: Nickname | None = Query(None, description="shown to the instructor")) -> dict:
     """Recreate an exported model (JSON body, or the .npz bytes as application/octet-stream) under a new id."""
     body = await request.body()
     binary = request.headers.get("content-type", "").startswith("application/octet-stream")
@@ -114,6 +114,8 @@ def _import(body: bytes, binary: bool, models, limits, nickname: str | None, cli
             model = import_json(doc, sizes)
     except (TransferError, ValueError) as e:
         raise Unprocessable(("body",), f"cannot import: {e}") from None
+    except RecursionError:  # json recurses once per level: "[[[...]]]" thousands deep exhausts the stack
+        raise Unprocessable(("body",), "cannot import: the JSON nests too deeply to be a model export") from None
     limits.check_spec(model.spec)
     limits.check_data_size(model)
     model_id, token = models.create(model=model, nickname=nickname, owner=client)

@@ -11,7 +11,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from app.engine import Model
 
-from ..utils import SMALL, client_for, create, make_app
+from ..utils import SMALL, bool_refused, client_for, create, make_app
 
 ADMIN = "instructor-secret-for-tests-0123456789"
 MISSING = "send the instructor token as 'Authorization: Bearer <token>'"
@@ -274,6 +274,19 @@ def test_assignment_features_loss_and_step_budget(klass):
         over: "trained 31 steps, over the budget of 30"}
 
 
+@pytest.mark.parametrize("value", ["yes", "on", "true", 1, 0, None])
+def test_freeze_takes_only_true_or_false(klass, value):
+    bool_refused(admin(klass, "PUT", "/api/class/freeze", {"frozen": value}), ["body", "frozen"], value)
+    assert status(klass)["frozen"] is False
+
+
+@pytest.mark.parametrize("value", ["yes", 1])
+def test_preset_match_loss_takes_only_true_or_false(klass, value):
+    bool_refused(admin(klass, "PUT", "/api/class/preset", {"link": "/?dataset=circle", "match_loss": value}),
+                 ["body", "match_loss"], value)
+    assert status(klass)["preset"] is None
+
+
 @pytest.mark.parametrize("body,loc,msg", [
     ({"link": "/?dataset=moon"}, ["body", "link"], "dataset: unknown dataset 'moon'"),
     ({"link": "/?dataset=circle&f=x1,x9"}, ["body", "link"], "f: unknown feature 'x9'"),
@@ -342,6 +355,93 @@ def test_hidden_test_set_must_be_consistent(klass):
     assert admin(klass, "GET", "/api/class/leaderboard").json()["hidden_rows"] is None
 
 
+CIRCLE_TASK = "/?dataset=circle&f=x1,x2"
+
+
+@pytest.mark.parametrize("link,body,loc,msg", [
+    (CIRCLE_TASK, {"X": [[1, 2], [3, 4]], "y": [[7], [-3]]}, ["body", "y"],
+     "row 0 has 7, but the assignment's dataset circle is a classification: targets must be in [0, 1]"),
+    (CIRCLE_TASK, {"X": [[1, 2], [3, 4]], "y": [[0], [-0.5]]}, ["body", "y"],
+     "row 1 has -0.5, but the assignment's dataset circle is a classification: targets must be in [0, 1]"),
+    (CIRCLE_TASK, {"X": [[1, 2], [3, 4]], "y": [[1, 0], [1, 1]]}, ["body", "y"],
+     "row 1 does not sum to 1: two columns must be one-hot (or probability) rows"),
+    (CIRCLE_TASK, {"X": [[1, 2], [3, 4]], "y": [[1, 0, 0], [0, 1, 0]]}, ["body", "y"],
+     "has 3 columns but the assignment's dataset circle has 2 classes: one 0/1 column or 2 one-hot columns"),
+    (CIRCLE_TASK, {"X": [[1, 2, 3], [3, 4, 5]], "y": [[1], [0]]}, ["body", "X"],
+     "has 3 columns but the assignment's dataset circle has 2 inputs"),
+    ("/?dataset=sine", {"X": [[1, 2], [3, 4]], "y": [[1], [0]]}, ["body", "X"],
+     "has 2 columns but the assignment's dataset sine has 1 inputs"),
+    ("/?dataset=plane", {"X": [[1, 2], [3, 4]], "y": [[1, 2], [0, 3]]}, ["body", "y"],
+     "has 2 columns but the assignment's dataset plane has 1 target"),
+])
+def test_a_hidden_set_the_assignment_cannot_have_is_refused(klass, link, body, loc, msg):
+    assert admin(klass, "PUT", "/api/class/preset", {"link": link}).status_code == 200
+    r = admin(klass, "PUT", "/api/class/hidden-test", body)
+    assert (r.status_code, r.json()) == (422, {"detail": [{"loc": loc, "msg": msg, "type": "value_error"}]})
+    assert admin(klass, "GET", "/api/class/leaderboard").json()["hidden_rows"] is None
+
+
+CSV = "x1,x2,label\n0.1,0.2,red\n0.5,-1,blue\n0.3,0.3,red\n-0.2,0.8,blue\n"
+
+
+@pytest.mark.parametrize("body,loc,msg", [
+    ({"X": [[1, 2, 3]], "y": [[1, 0]]}, ["body", "X"],
+     "has 3 columns but the assignment's dataset (csv {did}) has 2 input columns"),
+    ({"X": [[1, 2]], "y": [[1]]}, ["body", "y"],
+     "has 1 columns but the assignment's dataset (csv {did}) has 2 one-hot columns, one per class"),
+    ({"X": [[1, 2]], "y": [[7, -6]]}, ["body", "y"],
+     "must hold one-hot rows (values in [0, 1] that sum to 1): the assignment's dataset (csv {did}) has the "
+     "classes blue, red"),
+])
+def test_a_hidden_set_an_uploaded_assignment_cannot_have_is_refused(klass, body, loc, msg):
+    did = klass.post("/api/datasets", json={"csv": CSV}).json()["id"]
+    assert admin(klass, "PUT", "/api/class/preset", {"link": f"/?did={did}"}).status_code == 200
+    r = admin(klass, "PUT", "/api/class/hidden-test", body)
+    assert (r.status_code, r.json()) == (422, {"detail": [{"loc": loc, "msg": msg.format(did=did),
+                                                           "type": "value_error"}]})
+    r = admin(klass, "PUT", "/api/class/hidden-test", {"X": [[1, 2]], "y": [[0, 1]]})
+    assert (r.status_code, r.json()) == (200, {"rows": 1, "columns": 2})
+
+
+def test_valid_hidden_sets_for_the_assignment_are_accepted(klass):
+    admin(klass, "PUT", "/api/class/preset", {"link": CIRCLE_TASK})
+    for y in ([[1], [0]], [[1, 0], [0, 1]], [[0.25], [1]]):
+        r = admin(klass, "PUT", "/api/class/hidden-test", {"X": [[1, 2], [3, 4]], "y": y})
+        assert (r.status_code, r.json()) == (200, {"rows": 2, "columns": 2})
+
+
+def test_a_diverged_model_is_listed_apart_never_ranked(klass):
+    admin(klass, "PUT", "/api/class/preset", {"link": "/?dataset=plane&f=x1,x2"})
+    good = create(klass, PLANE, nickname="ada")["id"]
+    bad = create(klass, DIVERGES, nickname="bob")["id"]
+    klass.post(f"/api/models/{good}/train", json={"steps": 20})
+    klass.post(f"/api/models/{bad}/train", json={"steps": 200})
+    bad_model = klass.get(f"/api/models/{bad}").json()
+    diverged_at = bad_model["diverged_at"]
+    assert diverged_at is not None  # the premise
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (20, 2))
+    assert admin(klass, "PUT", "/api/class/hidden-test", {"X": X.tolist(), "y": X[:, :1].tolist()}).status_code == 200
+    board = admin(klass, "GET", "/api/class/leaderboard").json()
+    assert [row["id"] for row in board["ranked"]] == [good]
+    assert board["apart"] == [{"id": bad, "nickname": "bob", "dataset": "plane", "architecture": "2-1 identity",
+                               "step": bad_model["step"], "reason": f"diverged at step {diverged_at}"}]
+
+
+def test_without_an_assignment_a_loss_that_cannot_take_the_hidden_targets_is_listed_apart(klass):
+    """y = 7 under bce scores -inf-like losses; such a model must not be ranked first."""
+    bce_model = create(klass, SMALL, nickname="ada")["id"]
+    mse_model = create(klass, PLANE, nickname="bob")["id"]
+    r = admin(klass, "PUT", "/api/class/hidden-test", {"X": [[1, 2], [3, 4]], "y": [[7], [-3]]})
+    assert r.status_code == 200
+    board = admin(klass, "GET", "/api/class/leaderboard").json()
+    assert [row["id"] for row in board["ranked"]] == [mse_model]
+    assert board["apart"] == [{"id": bce_model, "nickname": "ada", "dataset": "circle",
+                               "architecture": "2-4-1 tanh,sigmoid", "step": 0,
+                               "reason": "its loss cannot score the hidden test set: bce needs targets in [0, 1]; "
+                                         "use mse for regression data"}]
+
+
 # hidden values no model, page or random float could print by chance: a decimal point anchors each
 NEEDLES = ["123.456789", "98.7654321", "4242.4242", "31415.9265"]
 HIDDEN_X = [[123.456789, -98.7654321], [4242.4242, 0.5], [-123.456789, 98.7654321]]
@@ -375,7 +475,8 @@ def student_bodies(mid: str, client) -> dict:
 
 
 def test_the_hidden_test_set_never_reaches_a_student(klass):
-    a = create(klass, SMALL, nickname="ada")["id"]
+    # regression models: the hidden targets (+-31415.9265) are no targets for bce, whose models are listed apart
+    a = create(klass, {**PLANE, "seed": 1}, nickname="ada")["id"]
     b = create(klass, PLANE, nickname="bob")["id"]
     klass.post(f"/api/models/{a}/train", json={"steps": 20})
     r = admin(klass, "PUT", "/api/class/hidden-test", {"X": HIDDEN_X, "y": HIDDEN_Y})

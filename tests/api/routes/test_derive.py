@@ -9,7 +9,7 @@ import pytest
 
 from app.engine import derive as engine
 
-from ..utils import arr, create, invalid, unprocessable
+from ..utils import SMALL, arr, create, invalid, unprocessable
 
 # the question's setting: sigmoid everywhere, one output, no bias, MSE; input width 2 differs from the hidden 3
 QUESTION = {"input_size": 2, "layers": [{"units": 3, "activation": "sigmoid"}, {"units": 3, "activation": "sigmoid"},
@@ -235,3 +235,59 @@ def test_examples_for_a_model_fit_its_loss(client):
     no_bias = create(client, QUESTION)["id"]
     e = client.get(f"/api/models/{no_bias}/derive/examples").json()
     assert e["correct"]["columns"] == [x for x in COLUMNS if not x["target"].startswith("db")]  # mse, no bias
+
+
+@pytest.mark.parametrize("spec,y,msg", [
+    ({"layers": [{"units": 4}, {"units": 3, "activation": "softmax"}], "loss": "cross_entropy",
+      "data": {"X": [[0, 0], [1, 0], [0, 1]], "y": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}},
+     [[5, 5, 5]], "cross_entropy needs one-hot or probability target rows that sum to 1"),
+    (SMALL, [[7]], "bce needs targets in [0, 1]; use mse for regression data"),
+])
+def test_derive_refuses_targets_the_loss_cannot_take(client, spec, y, msg):
+    mid = create(client, spec)["id"]
+    r = client.post(f"/api/models/{mid}/derive", json={"convention": "rows", "X": [[0.1, 0.2]], "y": y, "equations": ROWS})
+    unprocessable(r, ["body", "y"], msg)
+
+
+OWN_W = {"rows": ("(delta[i+1] @ W[i]) * fprime(a[i])", "delta[3] of shape (4, 1) @ W[2] of shape (3, 3)",
+                  "delta_2 = (delta_3 W_3) * f'(a_2)"),
+         "columns": ("(W[i].T @ delta[i+1]) * fprime(a[i])", "W[2].T of shape (3, 3) @ delta[3] of shape (1, 1)",
+                     "k_2 = (W_3^T k_3) o f'(a_2)")}
+
+
+@pytest.mark.parametrize("convention", ["rows", "columns"])
+def test_the_diagnosis_speaks_the_requests_convention(client, convention):
+    """The own-W mistake's fix is written in the request's notation: rows delta_i = (delta_{i+1} W_{i+1}) * f'(a_i),
+    columns k_i = (W_{i+1}^T k_{i+1}) o f'(a_i)."""
+    expr, shapes, formula = OWN_W[convention]
+    mid = create(client, QUESTION)["id"]
+    r = post(client, mid, replace(CORRECT[convention], "delta[i]", expr), convention)
+    assert r.status_code == 200, r.text
+    assert r.json()["first_error"] == {
+        "layer": 2, "target": "delta[2]",
+        "message": f"layer 2, delta[2] = {expr}: {shapes}: a matrix product needs the columns of the left to equal "
+                   f"the rows of the right. Diagnosis: with W[3] where you wrote W[2], delta[2] is right (the error "
+                   f"reaches layer 2 through the weights of the layer above, W_3, not through W_2: {formula})"}
+
+
+# a tanh net that sgd at learning rate 1e4 drives to weights ~1e156: its true gradients overflow
+DIVERGING = {"layers": [{"units": 3, "activation": "tanh"}, {"units": 1, "activation": "identity"}], "loss": "mse",
+             "optimizer": {"name": "sgd", "learning_rate": 1e4}, "data": {"dataset": "plane", "samples": 40}}
+DIVERGED = ("the model has diverged: its true gradients on this batch are not finite (its weights are so large that "
+            "the backward pass overflows), so nothing can be compared; reset the model or lower the learning rate, "
+            "then check again")
+
+
+def diverged_model(client) -> str:
+    mid = create(client, DIVERGING)["id"]
+    assert client.post(f"/api/models/{mid}/train", json={"steps": 200}).json()["diverged"] is True  # the premise
+    return mid
+
+
+@pytest.mark.parametrize("convention", ["rows", "columns"])
+def test_derive_on_a_diverged_model_says_it_diverged(client, convention):
+    mid = diverged_model(client)
+    r = post(client, mid, CORRECT[convention], convention)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"passed": False, "first_error": {"layer": 2, "target": "delta[2]", "message": DIVERGED},
+                        "layers": [{"layer": i, "dW": None, "db": None, "steps": []} for i in (1, 2)]}

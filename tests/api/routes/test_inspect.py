@@ -159,6 +159,33 @@ def test_predict(client, deep):
     np.testing.assert_array_equal(y_hat, Model(DEEP).predict(arr(X4)))
 
 
+SOFTMAX3 = {"layers": [{"units": 4}, {"units": 3, "activation": "softmax"}], "loss": "cross_entropy",
+            "data": {"X": [[0, 0], [1, 0], [0, 1]], "y": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}}
+CE_TARGETS = "cross_entropy needs one-hot or probability target rows that sum to 1"
+BCE_TARGETS = "bce needs targets in [0, 1]; use mse for regression data"
+
+
+@pytest.mark.parametrize("spec,y,msg", [
+    (SOFTMAX3, [[5, 5, 5]], CE_TARGETS),
+    (SOFTMAX3, [[2, -1, 0]], CE_TARGETS),
+    (SOFTMAX3, [[0.5, 0.25, 0]], CE_TARGETS),
+    (SMALL, [[7]], BCE_TARGETS),
+    (SMALL, [[-0.5]], BCE_TARGETS),
+])
+@pytest.mark.parametrize("route,extra", [("check", {"layers": [{}]}), ("gradients", {}), ("gradcheck", {})])
+def test_targets_the_loss_cannot_take_are_refused_as_at_create(client, spec, y, msg, route, extra):
+    """/check, /gradients and /gradcheck apply create's target checks to the client's y (422 naming body.y)."""
+    mid = create(client, spec)["id"]
+    r = client.post(f"/api/models/{mid}/{route}", json={"X": [[0.1, 0.2]], "y": y, **extra})
+    unprocessable(r, ["body", "y"], msg)
+
+
+def test_targets_the_loss_takes_are_accepted(client):
+    mid = create(client, SOFTMAX3)["id"]
+    r = client.post(f"/api/models/{mid}/check", json={"X": [[0.1, 0.2]], "y": [[0.5, 0.5, 0]], "layers": [{}]})
+    assert r.status_code == 200, r.text
+
+
 def test_predict_softmax_rows_sum_to_one(client):
     spec = {"layers": [{"units": 4}, {"units": 3, "activation": "softmax"}], "loss": "cross_entropy",
             "data": {"X": [[0, 0], [1, 0], [0, 1]], "y": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}}
@@ -636,3 +663,25 @@ def test_gradcheck_reports_kinks_and_explains_eps(client):
     assert g["passed"] is True and g["kinks"] > 0 and g["eps_note"] is None
     g = client.post(f"/api/models/{mid}/gradcheck", json={"eps": 1e-12}).json()
     assert g["eps_note"].startswith("eps = 1e-12 is too small")
+
+
+# a tanh net that sgd at learning rate 1e4 drives to weights ~1e156: its true gradients overflow
+DIVERGING = {"layers": [{"units": 3, "activation": "tanh"}, {"units": 1, "activation": "identity"}], "loss": "mse",
+             "optimizer": {"name": "sgd", "learning_rate": 1e4}, "data": {"dataset": "plane", "samples": 40}}
+DIVERGED = ("the model has diverged: its true gradients on this batch are not finite (its weights are so large that "
+            "the backward pass overflows), so nothing can be compared; reset the model or lower the learning rate, "
+            "then check again")
+
+
+def diverged_model(client) -> str:
+    mid = create(client, DIVERGING)["id"]
+    assert client.post(f"/api/models/{mid}/train", json={"steps": 200}).json()["diverged"] is True  # the premise
+    return mid
+
+
+def test_check_on_a_diverged_model_says_it_diverged_not_relative_error_nan(client):
+    mid = diverged_model(client)
+    r = client.post(f"/api/models/{mid}/check", json={"layers": [{"dW": [[0, 0]] * 3}]})
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert (d["passed"], d["first_error"]) == (False, {"layer": 1, "target": "dW[1]", "message": DIVERGED})

@@ -10,7 +10,7 @@ import pytest
 from app.engine import DEFAULT_SPEC, Model
 from app.engine.activations import ACTIVATIONS
 
-from ..utils import SMALL, XOR, arr, create, invalid, not_found, unprocessable
+from ..utils import SMALL, XOR, arr, bool_refused, create, invalid, not_found, unprocessable
 
 
 def literal(*names: str) -> str:
@@ -127,6 +127,43 @@ def test_unknown_model_is_404_everywhere(client, model, method, suffix, body, mo
 ])
 def test_schema_errors_name_the_field(client, body, loc, msg):
     invalid(client.post("/api/models", json=body), loc, msg)
+
+
+@pytest.mark.parametrize("value", ["yes", "on", "true", 1, 0])
+@pytest.mark.parametrize("body,loc", [
+    (lambda v: {"bias": v}, ["body", "bias"]),
+    (lambda v: {"optimizer": {"name": "momentum", "nesterov": v}}, ["body", "optimizer", "nesterov"]),
+    (lambda v: {"data": {"standardize": v}}, ["body", "data", "standardize"]),
+])
+def test_booleans_are_strict_at_create(client, body, loc, value):
+    bool_refused(client.post("/api/models", json=body(value)), loc, value)
+
+
+BAD_NAMES = [("a\x00b", "U+0000 at position 1"), ("ada\n", "U+000A at position 3"), ("\u202eada", "U+202E at position 0"),
+             ("a\u200bb", "U+200B at position 1"), ("\x1b[31m", "U+001B at position 0")]
+
+
+def nickname_refused(r, loc: list, name: str, where: str) -> None:
+    assert (r.status_code, r.json()) == (422, {"detail": [{
+        "type": "value_error", "loc": loc, "input": name,
+        "msg": f"must not contain control or invisible formatting characters ({where})"}]})
+
+
+@pytest.mark.parametrize("name,where", BAD_NAMES)
+def test_nicknames_refuse_control_and_bidi_characters(client, model, name, where):
+    nickname_refused(client.post("/api/models", json={**SMALL, "nickname": name}), ["body", "nickname"], name, where)
+    nickname_refused(client.patch(f"/api/models/{model['id']}", json={"nickname": name}), ["body", "nickname"],
+                     name, where)
+    assert client.get(f"/api/models/{model['id']}").json()["nickname"] is None
+
+
+def test_nicknames_in_any_script_are_accepted(client):
+    assert create(client, SMALL, nickname="Zoë 李 أحمد")["nickname"] == "Zoë 李 أحمد"
+
+
+def test_booleans_are_strict_in_patch(client, model):
+    bool_refused(client.patch(f"/api/models/{model['id']}", json={"optimizer": {"nesterov": "yes"}}),
+                 ["body", "optimizer", "nesterov"], "yes")
 
 
 @pytest.mark.parametrize("body,loc,msg", [

@@ -131,6 +131,42 @@ def test_bad_messages_are_answered_and_the_stream_goes_on(client, model, message
         assert ws.receive_json()["step"] == 1
 
 
+BINARY = 'messages must be text frames holding JSON such as {"action": "play"}, not binary frames'
+DEEP = 'messages must not nest deeper than a flat JSON object such as {"action": "play"}'
+
+
+@pytest.mark.parametrize("send,detail", [
+    (lambda ws: ws.send_bytes(b"\x00"), BINARY),
+    (lambda ws: ws.send_bytes(b'{"action": "step"}'), BINARY),
+    (lambda ws: ws.send_text("[" * 1000 + "]" * 1000), DEEP),
+    (lambda ws: ws.send_text('{"action": "auth", "token": ' + "[" * 1500 + "]" * 1500 + "}"), DEEP),
+    (lambda ws: ws.send_text('{"action": "play", "token": "' + "x" * 5000 + '"}'),
+     "messages must be at most 4096 characters"),
+])
+def test_malformed_frames_are_answered_and_the_stream_goes_on(client, model, send, detail):
+    """Binary, too deep or too large: an error frame, and the connection keeps working (after auth)."""
+    with client.websocket_connect(f"/api/models/{model['id']}/stream") as ws:
+        send(ws)
+        assert ws.receive_json() == {"type": "error", "detail": detail}
+        ws.send_json({"action": "step"})
+        assert ws.receive_json()["step"] == 1
+
+
+@pytest.mark.parametrize("send,detail", [
+    (lambda ws: ws.send_bytes(b"\x00"), BINARY),
+    (lambda ws: ws.send_text("[" * 1000 + "]" * 1000), DEEP),
+    (lambda ws: ws.send_text("x" * 5000), "messages must be at most 4096 characters"),
+])
+def test_malformed_frames_before_auth_are_answered_and_auth_still_works(client, model, send, detail):
+    mid = model["id"]
+    with client.websocket_connect(f"/api/models/{mid}/stream", auth_token=False) as ws:
+        send(ws)
+        assert ws.receive_json() == {"type": "error", "detail": detail}
+        ws.send_json({"action": "auth", "token": client.tokens[mid]})
+        ws.send_json({"action": "step"})
+        assert ws.receive_json()["step"] == 1
+
+
 def test_model_deleted_while_streaming(client, model):
     mid = model["id"]
     with client.websocket_connect(f"/api/models/{mid}/stream") as ws:

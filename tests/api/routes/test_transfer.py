@@ -14,7 +14,7 @@ import pytest
 from app.engine.csvdata import CsvError, parse_csv
 from app.engine.transfer import import_json
 
-from ..utils import SMALL, arr, create, not_found, unprocessable
+from ..utils import SMALL, arr, bool_refused, create, not_found, unprocessable
 
 MLP = {"layers": [{"units": 4, "activation": "tanh"}, {"units": 1, "activation": "identity"}], "loss": "mse"}
 CSV = "x1,x2,target\n" + "".join(f"{i * 0.5},{10 + i * i},{i % 3 - 0.5}\n" for i in range(12))
@@ -111,6 +111,12 @@ def test_a_file_that_is_not_utf8_names_the_line_of_the_bad_byte():
 def test_a_body_that_is_not_utf8_is_a_client_error_not_a_500(client):
     r = client.post("/api/datasets", content=b'{"csv": "a,b\\n1,\xe9\\n"}', headers={"content-type": "application/json"})
     assert (r.status_code, r.json()) == (400, {"detail": "There was an error parsing the body"})  # FastAPI's answer
+
+
+@pytest.mark.parametrize("field", ["standardize", "one_hot"])
+@pytest.mark.parametrize("value", ["yes", "on", 1])
+def test_upload_booleans_are_strict(client, field, value):
+    bool_refused(client.post("/api/datasets", json={"csv": "a,b\n1,2\n", field: value}), ["body", field], value)
 
 
 def test_an_unknown_dataset_id(client):
@@ -265,11 +271,20 @@ def test_a_body_that_is_no_export_is_422(client, body, msg):
 
 
 @pytest.mark.parametrize("path,value,msg", [
-    (("state",), None, "state and history must be objects of arrays"),
+    (("state",), None, "state must be an object of arrays"),
+    (("history",), [], "history must be an object of arrays"),
+    (("meta",), None, "meta must be an object"),
+    (("spec",), "x", "spec must be an object"),
+    (("meta", "rng"), None, "meta.rng: not a random generator state as the engine writes it"),
+    (("meta", "rng"), {"bit_generator": "PCG64", "state": None}, "meta.rng: not a random generator state as the "
+                                                                  "engine writes it"),
+    (("meta", "diverged_at"), 10**6, "meta.diverged_at: must be null or an integer from 1 to meta.step"),
+    (("state", "params"), None, 'params: must be {"dtype", "shape", "data"}'),
+    (("history", "n_layers"), {"dtype": "<i8", "shape": [], "data": [0]}, "history n_layers must be >= 1"),
     (("meta", "step"), "abc", "meta.step: must be an integer >= 0"),
     (("meta", "cursor"), 10**6, "meta.cursor: must be below the 20 training rows"),
     (("meta", "train_loss"), "low", "meta.train_loss: must be null or a finite number"),
-    (("meta", "rng"), "x", "not a complete model export: TypeError state must be a dict"),
+    (("meta", "rng"), "x", "meta.rng: not a random generator state as the engine writes it"),
     (("state", "perm", "data"), [0] * 20, "state.perm: must be a permutation of the 20 training rows"),
     (("state", "params", "shape"), [16], "state.params: the spec's network has 17 parameters, got shape [16]"),
     (("state", "y_train", "dtype"), "<c16", "y_train: dtype '<c16' is not allowed"),
@@ -279,11 +294,84 @@ def test_a_body_that_is_no_export_is_422(client, body, msg):
      "spec.loss: bce requires a sigmoid output layer, got relu"),
     (("spec", "data", "samples"), "many", "spec.data.samples: must be a number >= 0"),
     (("spec", "unknown"), 1, "spec.unknown: unknown field"),
+    (("spec", "layers"), 1.5, "spec.layers: must be a list of layers"),
+    (("spec", "layers"), [[1]], "spec.layers.0: must be an object"),
+    (("spec", "loss"), [], "spec.loss: must be a string"),
+    (("spec", "seed"), None, "spec.seed: must be an integer"),
+    (("spec", "seed"), -1, "spec.seed: must be an integer from 0 to 2147483647"),
+    (("spec", "optimizer"), True, "spec.optimizer: must be an object"),
+    (("spec", "optimizer", "name"), {}, "spec.optimizer.name: must be a string"),
+    (("spec", "regularization"), "x", "spec.regularization: must be an object"),
+    (("spec", "data", "features"), None, "spec.data.features: must be a list of feature names"),
 ])
 def test_a_tampered_export_is_422_and_never_a_500_later(client, exported, path, value, msg):
     if path == ("state", "params", "shape"):
         exported["state"]["params"]["data"] = exported["state"]["params"]["data"][:16]
     r = client.post("/api/models/import", json=_tampered(exported, path, value))
+    unprocessable(r, ["body"], f"cannot import: {msg}")
+
+
+@pytest.mark.parametrize("member", ["format", "spec", "meta", "state", "history"])
+def test_a_missing_member_is_named(client, exported, member):
+    del exported[member]
+    msg = "format must be 'backprop-playground-model' version 1" if member == "format" else f"{member}: is missing"
+    unprocessable(client.post("/api/models/import", json=exported), ["body"], f"cannot import: {msg}")
+
+
+@pytest.mark.parametrize("where,key", [("meta", "step"), ("meta", "rng"), ("meta", "train_loss"),
+                                       ("state", "params"), ("state", "perm"), ("state", "opt_m"),
+                                       ("history", "loss"), ("history", "n_layers")])
+def test_a_missing_key_is_named(client, exported, where, key):
+    del exported[where][key]
+    msg = f"{where}.{key}: is missing" + (" (the spec's optimizer needs it)" if key == "opt_m" else "")
+    unprocessable(client.post("/api/models/import", json=exported), ["body"], f"cannot import: {msg}")
+
+
+def test_a_too_deep_json_body_is_422(client):
+    r = client.post("/api/models/import", content=b"[" * 100_000 + b"]" * 100_000,
+                    headers={"content-type": "application/json"})
+    unprocessable(r, ["body"], "cannot import: the JSON nests too deeply to be a model export")
+
+
+@pytest.mark.parametrize("train_loss,test_loss", [(-1, 0.5), (1e308, None), (None, None)])
+def test_imported_losses_are_recomputed_not_taken_from_meta(client, exported, train_loss, test_loss):
+    original = exported["status"]
+    exported["meta"].update(train_loss=train_loss, test_loss=test_loss)
+    r = client.post("/api/models/import", json=exported)
+    assert r.status_code == 201, r.text
+    got = client.get(f"/api/models/{r.json()['id']}").json()
+    assert (got["train_loss"], got["test_loss"]) == (original["train_loss"], original["test_loss"])
+    assert got["train_loss"] > 0
+
+
+@pytest.mark.parametrize("name,where", [("a\x00b", "U+0000 at position 1"), ("\u202eada", "U+202E at position 0")])
+def test_import_nickname_refuses_control_and_bidi_characters(client, exported, name, where):
+    r = client.post("/api/models/import", json=exported, params={"nickname": name})
+    assert (r.status_code, r.json()) == (422, {"detail": [{
+        "type": "value_error", "loc": ["query", "nickname"], "input": name,
+        "msg": f"must not contain control or invisible formatting characters ({where})"}]})
+
+
+@pytest.mark.parametrize("member,value,msg", [("meta", None, "meta must be an object"),
+                                               ("spec", [], "spec must be an object"),
+                                               ("meta", {"step": 0}, "meta.epoch: is missing")])
+def test_an_npz_header_with_a_bad_member_names_it(client, member, value, msg):
+    import io
+    import zipfile
+    mid = create(client, SMALL)["id"]
+    blob = client.get(f"/api/models/{mid}/export", params={"format": "npz"}).content
+    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+        files = {i.filename: zf.read(i) for i in zf.infolist()}
+    header = json.loads(np.lib.format.read_array(io.BytesIO(files["header.npy"])).tobytes())
+    header[member] = value
+    out = io.BytesIO()
+    np.save(out, np.frombuffer(json.dumps(header).encode(), np.uint8))
+    files["header.npy"] = out.getvalue()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    r = client.post("/api/models/import", content=buf.getvalue(), headers={"content-type": "application/octet-stream"})
     unprocessable(r, ["body"], f"cannot import: {msg}")
 
 
