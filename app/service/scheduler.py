@@ -260,17 +260,16 @@ class Scheduler:
                     del self._call_locks[model_id]
 
     def _train_call(self, model_id: str, steps: int, time_budget: float) -> TrainResult:
-        # another process's playing stream: wait for it to pause (Conflict after lease_wait) here, in the
-        # caller's thread, never in the training thread
-        wait_for_lease = getattr(self.service, "_wait_for_lease", None)
-        if wait_for_lease is not None:
-            wait_for_lease(model_id)
         # the first slice runs here, in the caller's thread, and saves like any short request, so the
         # saves of many short calls overlap their I/O instead of queueing in the training thread; what is
-        # left of a longer call goes on in turns in the training thread
+        # left of a longer call goes on in turns in the training thread. use(save=True) waits here, in the
+        # caller's thread, for another process's playing stream to pause (Conflict after lease_wait).
+        # Alone in the process, the first slice is a lone call's: most calls then end in one slice and
+        # one save, with no hand-over to the training thread.
         started = time.monotonic()
+        first = LONE_CALL_SLICE if self.active == 0 else self._slice(self.active + 1)
         with self.service.use(model_id, save=True) as model:
-            r = self.service.train(model_id, model, steps, min(self._slice(self.active + 1), time_budget))
+            r = self.service.train(model_id, model, steps, min(first, time_budget))
         if r.diverged or r.steps_done >= steps or time.monotonic() - started >= time_budget:
             return r
         job = CallJob(model_id, steps - r.steps_done, time_budget - (time.monotonic() - started))
