@@ -113,21 +113,13 @@ class FairnessMiddleware:
                 self.slots.release(key)
 
     async def _slot(self, key: str, cap: int, deadline: float) -> bool:
-        """A slot under cap, waiting until deadline for one to free (a page's burst of a few calls queues
-        instead of failing). Polling: slots are shared by every event loop of the process, so no
-        loop-bound primitive could wake the waiters; waiting holds no thread."""
+        """A slot under cap, waiting in line until deadline for one to free (a page's burst of a few calls
+        queues instead of failing; first come, first served). Waiting holds no thread."""
         if self.slots.acquire(key, cap):
             return True
-        delay = 0.005
         self.slots.acquire(WAITING, 0)
         try:
-            while not self.slots.acquire(key, cap):
-                left = deadline - anyio.current_time()
-                if left <= 0:
-                    return False
-                await anyio.sleep(min(delay, left))
-                delay = min(delay * 2, 0.05)
-            return True
+            return await self.slots.wait(key, cap, deadline - anyio.current_time())
         finally:
             self.slots.release(WAITING)
 

@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import math
 import threading
+from collections import deque
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -144,24 +145,74 @@ def _redis_options(store_url: str) -> tuple[str, str] | None:
 
 
 class Slots:
-    """Counts of calls in progress per key, each under a cap. Thread-safe (test clients run several
-    event loops); never held across an await."""
+    """Counts of calls in progress per key, each under a cap, with a first-come, first-served queue of
+    waiters per key. Thread-safe: test clients run several event loops, so a freed slot is handed to the
+    oldest waiter through its own loop (``call_soon_threadsafe``), never by polling: a call that waits
+    is never overtaken by a later one, so no waiter starves while others come and go."""
 
     def __init__(self):
         self._held: dict[str, int] = {}
+        self._waiters: dict[str, deque] = {}  # key -> (loop, future) of the calls waiting, oldest first
         self._lock = threading.Lock()
 
     def acquire(self, key: str, cap: int) -> bool:
-        """Take a slot for key if fewer than cap are held (cap 0: no cap, always True)."""
+        """Take a slot for key if fewer than cap are held and nobody waits (cap 0: no cap, always True)."""
         with self._lock:
-            held = self._held.get(key, 0)
-            if cap and held >= cap:
+            return self._take(key, cap)
+
+    def _take(self, key: str, cap: int) -> bool:
+        held = self._held.get(key, 0)
+        if cap and (held >= cap or self._waiters.get(key)):
+            return False
+        self._held[key] = held + 1
+        return True
+
+    async def wait(self, key: str, cap: int, timeout: float) -> bool:
+        """A slot now, or the first one freed after the calls already waiting, within ``timeout`` seconds.
+
+        False when the time runs out (nothing is held then). A cancelled waiter leaves the queue, or gives
+        back the slot it was handed at that moment."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._take(key, cap):
+                return True
+            if timeout <= 0:
                 return False
-            self._held[key] = held + 1
+            fut = loop.create_future()
+            self._waiters.setdefault(key, deque()).append((loop, fut))
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout)
             return True
+        except BaseException as e:  # timed out or cancelled: still queued, or handed a slot just now?
+            with self._lock:
+                queue = self._waiters.get(key)
+                queued = queue is not None and (loop, fut) in queue
+                if queued:
+                    queue.remove((loop, fut))
+                    if not queue:
+                        del self._waiters[key]
+            if queued:
+                if isinstance(e, asyncio.TimeoutError):
+                    return False
+                raise
+            if isinstance(e, asyncio.TimeoutError):
+                return True  # the slot was handed over as the time ran out: it is ours
+            self.release(key)  # cancelled with a slot in hand: give it on
+            raise
 
     def release(self, key: str) -> None:
+        """Give a slot back: to the oldest waiter when there is one (the count stays), else free it."""
         with self._lock:
+            queue = self._waiters.get(key)
+            while queue:
+                loop, fut = queue.popleft()
+                if not queue:
+                    del self._waiters[key]
+                try:
+                    loop.call_soon_threadsafe(_grant, fut)
+                    return
+                except RuntimeError:  # that waiter's loop is closed: try the next one
+                    queue = self._waiters.get(key)
             held = self._held.get(key, 0) - 1
             if held > 0:
                 self._held[key] = held
@@ -171,3 +222,8 @@ class Slots:
     def held(self, key: str) -> int:
         with self._lock:
             return self._held.get(key, 0)
+
+
+def _grant(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(True)

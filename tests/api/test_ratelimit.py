@@ -19,7 +19,7 @@ import redis
 from starlette.websockets import WebSocketDisconnect
 
 from app.config import Settings
-from app.service.ratelimit import RateLimiter, token_key, window
+from app.service.ratelimit import RateLimiter, Slots, token_key, window
 from tests import support
 
 from .utils import SMALL, ApiClient, TOKENS, make_app
@@ -357,3 +357,46 @@ def test_redis_down_answers_503_and_recovers(tmp_path):
         if proc is not None:
             support.stop(proc)
     server.assert_no_tracebacks()
+
+
+# -- concurrency slots: first come, first served ---------------------------------------------------
+def test_slots_hand_a_freed_slot_to_the_oldest_waiter():
+    slots = Slots()
+
+    async def scenario():
+        assert slots.acquire("k", 1)
+        order = []
+
+        async def waiter(name):
+            assert await slots.wait("k", 1, timeout=5)
+            order.append(name)
+
+        tasks = [asyncio.create_task(waiter(n)) for n in "abc"]
+        await asyncio.sleep(0.01)  # all three are queued, in this order
+        assert not slots.acquire("k", 1)  # a newcomer does not overtake the queue
+        for _ in "abc":
+            slots.release("k")
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*tasks)
+        slots.release("k")
+        return order
+
+    assert asyncio.run(scenario()) == ["a", "b", "c"]
+    assert slots.held("k") == 0
+
+
+def test_slots_a_waiter_that_times_out_or_is_cancelled_holds_nothing():
+    slots = Slots()
+
+    async def scenario():
+        assert slots.acquire("k", 1)
+        assert await slots.wait("k", 1, timeout=0.01) is False  # timed out: out of the queue
+        cancelled = asyncio.create_task(slots.wait("k", 1, timeout=5))
+        await asyncio.sleep(0.01)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        slots.release("k")  # nobody waits any more: the slot is free
+        return slots.held("k")
+
+    assert asyncio.run(scenario()) == 0
