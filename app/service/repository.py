@@ -47,11 +47,14 @@ def model_bytes(model: Model) -> int:
 class _Live:
     """A cached model, the stored version it matches, whether it holds unsaved steps, and its size."""
 
-    __slots__ = ("model", "version", "dirty", "saved_at", "nbytes")
+    __slots__ = ("model", "version", "dirty", "saved_at", "nbytes", "status")
 
-    def __init__(self, model: Model, version: int):
+    def __init__(self, model: Model, version: int, status: dict | None = None):
         self.model, self.version, self.dirty, self.saved_at = model, version, False, time.monotonic()
         self.nbytes = model_bytes(model)
+        # the stored status at `version`: only a save (a new version) changes it, so a save on this
+        # version needs no second read of it (the compare-and-swap refuses a stale one anyway)
+        self.status = status
 
 
 class ModelRepository:
@@ -298,6 +301,7 @@ class ModelRepository:
         version = found[1].get("version", 0)
         live = self._live.get(model_id)
         if live is not None and live.version == version:
+            live.status = found[1]
             with self._cache_lock:
                 if model_id in self._live:
                     self._live.move_to_end(model_id)
@@ -310,17 +314,19 @@ class ModelRepository:
         record = self.store.get(model_id)
         if record is None:
             raise not_found(model_id)
-        live = _Live(Model.from_bytes(record.spec, record.state, record.history), record.version)
+        live = _Live(Model.from_bytes(record.spec, record.state, record.history), record.version, record.status)
         self._remember(model_id, live)
         return live
 
     def _save(self, model_id: str, live: _Live, extra: dict | None = None) -> None:
         """Compare-and-swap on the version loaded: Conflict (nothing saved, cache dropped) if it moved on."""
-        found = self.store.get_status(model_id)
-        if found is None:
-            self._forget(model_id)
-            raise not_found(model_id)
-        old = found[1]
+        old = live.status
+        if old is None:
+            found = self.store.get_status(model_id)
+            if found is None:
+                self._forget(model_id)
+                raise not_found(model_id)
+            old = found[1]
         m = live.model
         status = {**old, **(extra or {}), **m.status(), "version": live.version + 1}
         try:
@@ -333,7 +339,7 @@ class ModelRepository:
         except KeyError:
             self._forget(model_id)
             raise not_found(model_id) from None
-        live.version += 1
+        live.version, live.status = live.version + 1, status
         live.dirty, live.saved_at = False, time.monotonic()
 
     def delete(self, model_id: str, lock_timeout: float | None = -1.0) -> None:
