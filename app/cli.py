@@ -271,6 +271,8 @@ def derive(args) -> int:
     with PlaygroundClient(args.server, timeout=args.timeout) as pg:
         result = pg.derive(args.id, equations, convention=args.convention)
     _print_verdicts(result)
+    for u in result.get("unused") or []:  # never a silent pass over an equation that was not checked
+        print(f"not used: {u['target']} = {u['expr']}\n    {u['reason']}")
     print("PASSED: your equations give backprop's gradients" if result["passed"] else "FAILED")
     return 0 if result["passed"] else 1
 

@@ -470,10 +470,22 @@ class DeriveLayer(BaseModel):
     steps: list[DeriveStep]
 
 
+class UnusedEquation(BaseModel):
+    """An equation no layer of this net evaluates, so a mistake in it cannot show in the verdicts."""
+
+    index: int = Field(description="its position in the request's equations, from 0")
+    target: str = Field(examples=["delta[i]"])
+    expr: str
+    reason: str = Field(description="why it was not evaluated, e.g. named targets cover every layer")
+
+
 class DeriveResponse(BaseModel):
     passed: bool
     first_error: FirstError | None
     layers: list[DeriveLayer]
+    unused: list[UnusedEquation] = Field(default_factory=list, description="equations no layer evaluated on this "
+                                         "net (a general delta[i] that delta[L] and delta[L-1] override everywhere, "
+                                         "a db without biases, a target given twice)")
 
 
 class DeriveExamples(BaseModel):

@@ -402,12 +402,54 @@ def _pick(parsed, L: int) -> dict:
             for i in range(1, L + 1):
                 out.setdefault((kind, i), (tree, expr))
             continue
-        k = L if spec == "L" else L - int(spec[2:]) if spec.startswith("L") else int(spec)
+        k = _layer(spec, L)
         if not 1 <= k <= L:
             raise DeriveSyntaxError(index, 0, f"target {kind}[{spec}] names layer {k}; this network has layers 1..{L}")
         named[(kind, k)] = (tree, expr)
     out.update(named)
     return out
+
+
+def _layer(spec: str, L: int) -> int:
+    """The layer a named target's index means on an L-layer net: L, L-k or a number (not i)."""
+    return L if spec == "L" else L - int(spec[2:]) if spec.startswith("L") else int(spec)
+
+
+def _unused(parsed, L: int, bias: bool) -> list[dict]:
+    """[{"index", "target", "expr", "reason"}] for each equation that no layer of this net evaluates.
+
+    A general target (delta[i]) is unused when named ones (delta[L], delta[L-1]) cover every layer; a
+    named one when a later equation names the same layer; any db without biases. A pass must never hide
+    an equation that was not checked (a mistake in it would not show on this net)."""
+    used, named, general = {}, {}, {}
+    for kind, spec, _tree, _expr, index in parsed:
+        if spec == "i":
+            general.setdefault(kind, index)
+        else:
+            named.setdefault(kind, {})[_layer(spec, L)] = index
+    for kind, spec, _tree, expr, index in parsed:
+        target = f"{kind}[{spec}]"
+        reason = None
+        if kind == "db" and not bias:
+            reason = f"this network has no biases, so {target} was not evaluated"
+        elif spec == "i" and general[kind] != index:
+            reason = f"an earlier {kind}[i] equation gives every layer's {kind}; the first one counts"
+        elif spec == "i" and all(k in named.get(kind, {}) for k in range(1, L + 1)):
+            specs = [s for k2, s, *_ in parsed if k2 == kind and s != "i"]
+            names = " and ".join(dict.fromkeys(f"{kind}[{s}]" for s in specs))
+            reason = (f"every layer's {kind} is given by {names} on this {L}-layer net "
+                      f"({L - 1} hidden layer{'' if L == 2 else 's'}), so {target} was not evaluated "
+                      f"and a mistake in it cannot show here")
+            offsets = {s for s in specs if s == "L" or re.fullmatch(r"L-\d+", s)}
+            if offsets == set(specs):  # only L-relative layers: the general one applies on deeper nets
+                m = max(0 if s == "L" else int(s[2:]) for s in offsets) + 1
+                reason += (f"; it applies from layer L-{m} down, on nets with {m} or more hidden layers")
+        elif spec != "i" and named[kind][_layer(spec, L)] != index:
+            reason = (f"a later equation also gives {kind}[{_layer(spec, L)}] and overrides this one "
+                      f"(the last one counts)")
+        if reason:
+            used[index] = {"index": index, "target": target, "expr": expr, "reason": reason}
+    return [used[k] for k in sorted(used)]
 
 
 BUDGET = 1 << 21  # entries of one value (16 MB in float64) that a chunk of samples may reach
@@ -483,19 +525,22 @@ def derive(net: Network, X, y, equations: list[dict], convention: str = "rows") 
 
     Returns {"passed", "first_error": {"layer", "target", "message"} | None,
     "layers": [{"layer", "dW": Verdict | None, "db": Verdict | None, "steps": [{"target", "expr", "shape",
-    "error"}]}]} (Verdict as in checker.check_student). Raises DeriveSyntaxError for an equation outside
+    "error"}]}], "unused": [{"index", "target", "expr", "reason"}]} (Verdict as in checker.check_student;
+    "unused" lists the equations no layer of this net evaluates, see _unused). Raises DeriveSyntaxError for an equation outside
     the language and ValueError for another convention."""
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
     parsed = parse(equations)
     d = Diagnosis(net, X, y)
     b, L, columns = d.b, d.b.L, convention == "columns"
+    eqs = _pick(parsed, L)  # first: a target naming a layer outside 1..L is refused before any work
+    unused = _unused(parsed, L, net.bias)
     diverged = d.diverged()
     if diverged:  # no truth to compare with: every step would be "not finite" or "relative error nan"
         return {"passed": False, "first_error": {"layer": L, "target": f"delta[{L}]", "message": diverged},
-                "layers": [{"layer": i, "dW": None, "db": None, "steps": []} for i in range(1, L + 1)]}
+                "layers": [{"layer": i, "dW": None, "db": None, "steps": []} for i in range(1, L + 1)],
+                "unused": unused}
     y64 = np.asarray(y, np.float64).reshape(b.B, -1)
-    eqs = _pick(parsed, L)
     # the true delta as the equations see it: per sample without the 1/B in columns
     true_delta = {i: (b.delta[i - 1] * b.B)[:, :, None] if columns else b.delta[i - 1] for i in range(1, L + 1)}
     deltas, steps, arrays, first = {}, {}, {}, None
@@ -553,4 +598,5 @@ def derive(net: Network, X, y, equations: list[dict], convention: str = "rows") 
     elif not any(arrays.values()):
         result["passed"] = False
         result["first_error"] = {"layer": L, "target": f"dW[{L}]", "message": "no equation for dW: nothing to check"}
+    result["unused"] = unused
     return result

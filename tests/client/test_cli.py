@@ -201,6 +201,10 @@ def test_derive_from_a_text_file(server, trained, tmp_path):
     r = cli("derive", deep, str(question), "--server", server.url)
     assert r.returncode == 1, r.stdout + r.stderr
     assert r.stdout.splitlines()[-1] == "FAILED" and "first error: layer 1" in r.stdout
+    # one hidden layer: delta[L] and delta[L-1] give every delta, the faulty delta[i] is named as not used
+    r = cli("derive", trained, str(question), "--server", server.url)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "not used: delta[i] = " in r.stdout and "on nets with 2 or more hidden layers" in r.stdout
 
     bad = tmp_path / "bad.txt"
     bad.write_text("dW[i] = delta[i] @ z[i-1].T\ndelta[i] (W[i+1].T @ delta[i+1])\n")

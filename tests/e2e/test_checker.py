@@ -41,7 +41,8 @@ def test_panel_checks_a_transposed_dw1_pasted_as_json(page, server):
     page.wait_for_selector("#checker-result .verdict")
     assert page.get_attribute("#checker-result", "data-passed") == "false"
     cell = page.locator('#checker-result tr[data-layer="1"] td.fail').first
-    assert "transposed" in cell.inner_text()
+    assert cell.inner_text().startswith("✘ wrong shape (values right once transposed)")
+    assert "rel. err" not in cell.inner_text()  # never ✘ next to "rel. err 0"
     assert "transposed" in page.inner_text("#checker-result .diagnosis")
     page.wait_for_selector('#trace .trace-step.wrong[data-layer="1"]')
 
@@ -67,6 +68,9 @@ def test_equations_mode_shows_the_questions_recurrence_failing(page, server):
     assert page.get_attribute("#checker-result", "data-passed") == "false"
     diagnosis = page.inner_text("#checker-result .diagnosis")
     assert diagnosis.startswith("Diagnosis (layer ") and "(1, 8)" in diagnosis  # the shapes of the operands
+    # each part said once, and a full stop before the trace note
+    assert diagnosis.count("Diagnosis") == 1 and diagnosis.count("layer 1,") == 0, diagnosis
+    assert diagnosis.endswith(". The step is marked in the trace."), diagnosis
     # the trace switched to the question's notation and marks the diagnosed step
     assert page.is_checked('input[name=trace-convention][value=columns]')
     page.wait_for_selector("#trace .trace-step.wrong")
@@ -83,6 +87,23 @@ def test_equations_mode_shows_the_questions_recurrence_failing(page, server):
     assert page.inner_text("#checker-result .field-error").startswith(
         "Refused: line 1 (dW[i] = __import__('os')), expr: position ")
     assert page.console_log.errors == [] or all("422" in e for e in page.console_log.errors)
+
+
+def test_a_pass_names_the_equations_no_layer_used(page, server):
+    """One hidden layer: delta[L] and delta[L-1] give every delta, so the question's faulty delta[i] is never
+    evaluated; the pass says so next to the verdict."""
+    open_app(page, server, "h=8.tanh")
+    page.check("input[name=checker-mode][value=equations]")
+    page.click("#checker-example-question")
+    page.wait_for_function("() => document.getElementById('checker-eqs').value.includes('delta[')")
+    page.click("#checker-run")
+    page.wait_for_selector("#checker-result[data-passed=true]")
+    assert page.inner_text("#checker-result .verdict") == (
+        "✔ passed: every gradient matches backprop, but 1 equation was not used")
+    note = page.inner_text("#checker-result .unused-note")
+    assert note.startswith("Not used on this net (so not checked):") and "delta[i] = " in note
+    assert "on nets with 2 or more hidden layers" in note and "line 4: " in note  # after the comment line
+    assert page.console_log.errors == []
 
 
 def test_panel_copies_the_batch_and_the_parameters(context, page, server):

@@ -234,3 +234,39 @@ def test_chunks_of_samples_give_the_same_verdicts(monkeypatch):
     for a, b in zip(chunked["layers"], whole["layers"]):
         assert a["dW"]["relative_error"] == pytest.approx(b["dW"]["relative_error"], rel=1e-9, abs=1e-15)
     assert derive(net, X, y, CORRECT_EQUATIONS["columns"], "columns")["passed"]
+
+
+@pytest.mark.parametrize("convention", ["columns", "rows"])
+def test_the_questions_recurrence_on_one_hidden_layer_passes_and_names_delta_i_unused(convention):
+    """delta[L] and delta[L-1] cover both layers: the faulty delta[i] is not evaluated, and the result says so."""
+    net = square_net(1, "sigmoid")
+    X, y = batch(net, 1)
+    r = derive(net, X, y, QUESTION_EQUATIONS[convention], convention)
+    assert r["passed"] is True and r["first_error"] is None
+    by_target = {u["target"]: u for u in r["unused"]}
+    k = next(n for n, e in enumerate(QUESTION_EQUATIONS[convention]) if e["target"] == "delta[i]")
+    assert by_target["delta[i]"]["index"] == k
+    assert by_target["delta[i]"]["expr"] == QUESTION_EQUATIONS[convention][k]["expr"]
+    assert "delta[L] and delta[L-1] on this 2-layer net" in by_target["delta[i]"]["reason"]
+    assert "from layer L-2 down, on nets with 2 or more hidden layers" in by_target["delta[i]"]["reason"]
+    assert by_target["db[i]"]["reason"] == "this network has no biases, so db[i] was not evaluated"
+    # one more hidden layer: delta[i] is used (and fails), only db is left unused
+    deeper = square_net(2, "sigmoid")
+    r2 = derive(deeper, *batch(deeper, 1), QUESTION_EQUATIONS[convention], convention)
+    assert r2["passed"] is False and [u["target"] for u in r2["unused"]] == ["db[i]"]
+
+
+def test_targets_given_twice_report_the_one_that_does_not_count():
+    net = square_net(2, "tanh")
+    X, y = batch(net, 2)
+    eqs = [dict(e) for e in CORRECT_EQUATIONS["rows"] if not e["target"].startswith("db")]
+    eqs += [{"target": "dW[i]", "expr": "delta[i].T @ z[i-1] * 2"},  # a second general dW: the first counts
+            {"target": "delta[L]", "expr": "(y_hat - y) * fprime(a[L])"},  # overridden by the next one
+            {"target": "delta[3]", "expr": eqs[0]["expr"]}]
+    r = derive(net, X, y, eqs, "rows")
+    assert r["passed"] is True
+    assert [(u["index"], u["target"]) for u in r["unused"]] == [(0, "delta[L]"), (3, "dW[i]"), (4, "delta[L]")]
+    assert r["unused"][0]["reason"] == "a later equation also gives delta[3] and overrides this one (the last one counts)"
+    assert r["unused"][1]["reason"] == "an earlier dW[i] equation gives every layer's dW; the first one counts"
+    # all used: nothing listed
+    assert derive(net, X, y, eqs[:3], "rows")["unused"] == []

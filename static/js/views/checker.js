@@ -26,6 +26,27 @@ export function parseEquations(text) {
   return out;
 }
 
+/** The diagnosis as the page shows it: a heading naming the place once, then the message, each part said
+ * once ("layer 1, " and the engine's inner "Diagnosis:" are already in the heading) and ending in a full stop. */
+export function diagnosisParts(fe) {
+  let msg = String(fe.message ?? '').trim();
+  const layer = fe.layer ? `layer ${fe.layer}` : '';
+  if (layer && msg.startsWith(`${layer}, `)) msg = msg.slice(layer.length + 2);
+  const target = fe.target || '';
+  const named = target && msg.startsWith(target);  // the message begins with the equation: the heading need not name it
+  msg = msg.replace(/([.;:])\s*Diagnosis:\s*(\S)/g, (_, p, c) => `${p === ';' ? ';' : '.'} ${c.toUpperCase()}`);
+  if (msg && !/[.!?]$/.test(msg)) msg += '.';
+  const where = [layer, named ? '' : target].filter(Boolean).join(', ');
+  return { heading: `Diagnosis${where ? ` (${where})` : ''}:`, message: msg };
+}
+
+/** A failed verdict whose values are right once aligned (transposed or reshaped): the shape is the mistake. */
+function shapeOnly(v) {
+  const re = v.relative_error;
+  return !v.passed && re !== null && re !== undefined && re <= 1e-4 && v.shape && v.expected_shape &&
+    shape(v.shape) !== shape(v.expected_shape);
+}
+
 const asText = (eqs) => eqs.map((e) => `${e.target} = ${e.expr}`).join('\n');
 
 export class CheckerView {
@@ -184,7 +205,7 @@ export class CheckerView {
         const convention = $('checker-convention').value;
         r = await request('POST', `${m(id)}/derive`, { convention, ...this.batch(),
           equations: eqs.map(({ target, expr }) => ({ target, expr })) });
-        r.convention = convention;
+        r.convention = convention; this.lastEquations = eqs;
       }
       if (req !== this.req || id !== this.app.session.id) return;
       this.show(r, mode);
@@ -213,20 +234,34 @@ export class CheckerView {
   show(r, mode) {
     const verdict = (v) => {
       if (!v) return '<td>–</td>';
-      const err = v.relative_error === null || v.relative_error === undefined ? '' : ` <span class="err">rel. err ${formatNum(v.relative_error, 2)}</span>`;
+      const aligned = shapeOnly(v);  // never "✘" next to "rel. err 0": say what is wrong instead
+      const how = /^transposed/.test(v.hint || '') ? 'transposed' : 'reshaped';
+      const err = aligned || v.relative_error === null || v.relative_error === undefined ? ''
+        : ` <span class="err">rel. err ${formatNum(v.relative_error, 2)}</span>`;
       const sh = v.shape && v.expected_shape && shape(v.shape) !== shape(v.expected_shape)
         ? ` <span class="shape">${esc(shape(v.shape))}, expected ${esc(shape(v.expected_shape))}</span>` : '';
-      return `<td class="${v.passed ? 'pass' : 'fail'}">${v.passed ? '✔ right' : '✘ wrong'}${err}${sh}` +
+      const word = v.passed ? '✔ right' : aligned ? `✘ wrong shape (values right once ${how})` : '✘ wrong';
+      return `<td class="${v.passed ? 'pass' : 'fail'}">${word}${err}${sh}` +
         `${v.hint ? `<div class="hint-text">${esc(v.hint)}</div>` : ''}</td>`;
     };
     const steps = (l) => (l.steps || []).filter((s) => s.error).map((s) =>
       `<li class="step-error"><code>${esc(s.target)} = ${esc(s.expr)}</code>: ${esc(s.error)}</li>`).join('');
     const fe = r.first_error;
-    const where = fe ? [fe.layer ? `layer ${fe.layer}` : '', fe.target || ''].filter(Boolean).join(', ') : '';
+    const d = fe ? diagnosisParts(fe) : null;
+    // equations no layer of this net evaluated: a pass must say it did not check them
+    const unused = mode === 'equations' ? (r.unused || []) : [];
+    const lines = this.lastEquations || [];
+    const unusedNote = unused.length ? `<div class="unused-note" role="note"><b>Not used on this net` +
+      `${r.passed ? ' (so not checked)' : ''}:</b><ul>${unused.map((u) => {
+        const at = lines[u.index] ? `line ${lines[u.index].line}: ` : '';
+        return `<li>${esc(at)}<code>${esc(u.target)} = ${esc(u.expr)}</code>: ${esc(u.reason)}.</li>`;
+      }).join('')}</ul></div>` : '';
+    const passText = unused.length
+      ? `✔ passed: every gradient matches backprop, but ${unused.length} equation${unused.length === 1 ? ' was' : 's were'} not used`
+      : '✔ passed: every gradient matches backprop';
     this.out.innerHTML =
-      `<p class="verdict ${r.passed ? 'pass' : 'fail'}">${r.passed ? '✔ passed: every gradient matches backprop'
-        : '✘ failed'}</p>` +
-      (fe ? `<div class="diagnosis" role="alert"><b>Diagnosis${where ? ` (${esc(where)})` : ''}:</b> ${esc(fe.message)}` +
+      `<p class="verdict ${r.passed ? 'pass' : 'fail'}">${r.passed ? esc(passText) : '✘ failed'}</p>` + unusedNote +
+      (d ? `<div class="diagnosis" role="alert"><b>${esc(d.heading)}</b> ${esc(d.message)}` +
         `${fe.layer ? ' <span class="hint">The step is marked in the trace.</span>' : ''}</div>` : '') +
       '<table class="gc checker-table"><thead><tr><th scope="col">Layer</th><th scope="col">dW</th><th scope="col">db</th></tr></thead>' +
       `<tbody>${r.layers.map((l) => `<tr data-layer="${esc(l.layer)}"><th scope="row">${esc(l.layer)}</th>${verdict(l.dW)}${verdict(l.db)}</tr>` +

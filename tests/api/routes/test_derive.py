@@ -102,6 +102,28 @@ def test_question_recurrence_on_a_square_net_names_the_next_layers_weights(clien
     assert d["layers"][2]["dW"]["passed"] is True  # the output layer is right
 
 
+def test_question_recurrence_on_one_hidden_layer_passes_but_names_the_unused_delta_i(client):
+    """2-layer net: delta[L] and delta[L-1] give every delta, so the faulty delta[i] is never evaluated; the
+    pass says so instead of hiding it."""
+    one_hidden = {**QUESTION, "input_size": 3, "layers": QUESTION["layers"][1:],
+                  "data": {"X": [[0.5, -1.0, 0.25]], "y": [[1.0]]}}
+    mid = create(client, one_hidden)["id"]
+    for convention in ("columns", "rows"):
+        eqs = [e for e in engine.QUESTION_EQUATIONS[convention] if not e["target"].startswith("db")]
+        r = post(client, mid, eqs, convention)
+        assert r.status_code == 200, r.text
+        d = r.json()
+        assert (d["passed"], d["first_error"]) == (True, None), d
+        k = next(n for n, e in enumerate(eqs) if e["target"] == "delta[i]")
+        assert d["unused"] == [{
+            "index": k, "target": "delta[i]", "expr": eqs[k]["expr"],
+            "reason": "every layer's delta is given by delta[L] and delta[L-1] on this 2-layer net (1 hidden "
+                      "layer), so delta[i] was not evaluated and a mistake in it cannot show here; it applies "
+                      "from layer L-2 down, on nets with 2 or more hidden layers"}]
+    # every equation used: an empty list
+    assert post(client, mid, COLUMNS[:3]).json()["unused"] == []
+
+
 # -- each mistake gets its hint --------------------------------------------------------------------
 MISTAKES = {  # name: (convention, target, wrong expr, what the diagnosis must say); 3-4-5-1, B = 6
     "no transpose (rows)": ("rows", "dW[i]", "delta[i] @ z[i-1]", (
@@ -290,4 +312,5 @@ def test_derive_on_a_diverged_model_says_it_diverged(client, convention):
     r = post(client, mid, CORRECT[convention], convention)
     assert r.status_code == 200, r.text
     assert r.json() == {"passed": False, "first_error": {"layer": 2, "target": "delta[2]", "message": DIVERGED},
-                        "layers": [{"layer": i, "dW": None, "db": None, "steps": []} for i in (1, 2)]}
+                        "layers": [{"layer": i, "dW": None, "db": None, "steps": []} for i in (1, 2)],
+                        "unused": []}
