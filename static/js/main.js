@@ -21,6 +21,7 @@ import { GradcheckView } from './views/gradcheck.js';
 import { CheckerView } from './views/checker.js';
 import { copyShareLink } from './views/share.js';
 import { ClassStatusView } from './views/classroom.js';
+import { BudgetView } from './views/budget.js';
 import { UploadView } from './views/upload.js';
 import { TransferView } from './views/transfer.js';
 import { ForksView } from './views/forks.js';
@@ -51,6 +52,7 @@ async function main() {
   const layers = new LayersView(ctx);
   const transfer = new TransferView(ctx);
   new DataView(ctx); new UploadView(ctx); new BuilderView(ctx); new OptionsView(ctx); new ForksView(ctx);
+  new BudgetView(ctx);   // before the class status: it hears the first status
   const classStatus = new ClassStatusView(ctx);
 
   // derive's panels take {session, catalog}; the checker also drives the trace

@@ -11,6 +11,16 @@ export class Session {
     this.model = null; this.data = null; this.frame = null;
     this.playing = false; this.stream = null; this.stepsPerFrame = null;
     this.dirty = false; this.gen = 0; this.playSentAt = 0; this.busy = false;
+    this.budget = null;   // the class assignment's step budget while this model is on it (views/budget.js)
+  }
+
+  /** Steps the current model may still train under the budget (Infinity without one). */
+  stepsLeft() { return this.budget === null || !this.model ? Infinity : Math.max(0, this.budget - this.model.step); }
+
+  /** A budget set while the stream plays: play again so the budget's train calls take over. */
+  setBudget(budget) {
+    const was = this.budget; this.budget = budget;
+    if (budget !== null && was === null && this.playing && this.stream) { this.pause(); this.play(); }
   }
 
   get id() { return this.model ? this.model.id : null; }
@@ -129,6 +139,7 @@ export class Session {
     this.hooks.onFrame(frame);
     if (frame.source !== 'rest' && this.frameWaiter) this.frameWaiter(frame);
     this.dirty = true;
+    if (frame.source !== 'rest' && this.playing && this.stepsLeft() === 0) this.pause();   // the budget's frame
     if (frame.diverged) { if (this.playing) this.pause(); } else if (frame.playing === false && this.playing
       && frame.source !== 'rest' && performance.now() - this.playSentAt > 1500) this._setPlaying(false);
   }
@@ -155,11 +166,56 @@ export class Session {
 
   play() {
     if (!this.model || this.model.diverged) return;
+    if (this.budget !== null) { this._playWithinBudget(); return; }
     const msg = { action: 'play' };
     if (this.stepsPerFrame) msg.steps_per_frame = this.stepsPerFrame;
     this._ensureStream().send(msg);
     this.playSentAt = performance.now();
     this._setPlaying(true);
+  }
+
+  /**
+   * Play under a step budget: train calls that ask only for the steps left (a stream's play runs
+   * until a pause arrives, thousands of steps past any budget at "auto" speed), a frame after each.
+   * One loop at a time: a Play while the last call is still out just keeps that loop going.
+   */
+  _playWithinBudget() {
+    if (this.stepsLeft() === 0) return;
+    this._setPlaying(true);
+    if (!this.budgetLoop) this.budgetLoop = this._budgetLoop().finally(() => { this.budgetLoop = null; });
+  }
+
+  async _budgetLoop() {
+    const gen = this.gen;
+    // a chosen speed is kept, but at most ~100 calls per budget (each call is followed by 4 GETs)
+    const chunk = Math.max(this.stepsPerFrame || 10, Math.ceil(this.budget / (this.stepsPerFrame ? 100 : 25)));
+    try {
+      while (this.playing && gen === this.gen && this.budget !== null && this.stepsLeft() > 0 && !this.model.diverged) {
+        await this._trainWithinBudget(chunk);
+      }
+    } catch (err) {
+      if (gen === this.gen) this.hooks.onError(err);
+    } finally {
+      if (gen === this.gen) this._setPlaying(false);
+    }
+  }
+
+  /**
+   * At most `steps` steps, never past the budget, then a frame; one call at a time, so two calls
+   * out together (Play, +1 epoch, Step) cannot each ask for the same steps left. Null: none left.
+   */
+  _trainWithinBudget(steps) {
+    const gen = this.gen;   // a call queued for a model since replaced or reset is dropped
+    const run = async () => {
+      const n = Math.min(steps, this.stepsLeft());
+      if (gen !== this.gen || !this.model || n <= 0) return null;
+      const res = await api.train(this.id, n);
+      await this.refresh({ losses: res.losses || [] });
+      return res;
+    };
+    const turn = (this.budgetTurn || Promise.resolve()).then(run);
+    this.budgetTurn = turn.catch(() => {});
+    return turn;
   }
 
   pause() {
@@ -177,8 +233,9 @@ export class Session {
   setStepsPerFrame(k) { this.stepsPerFrame = k; if (this.playing) this.play(); }
 
   step() {
-    if (!this.model || this.model.diverged) return;
+    if (!this.model || this.model.diverged || this.stepsLeft() === 0) return;
     if (this.playing) this.pause();
+    if (this.budget !== null) { this._trainWithinBudget(1).catch((err) => this.hooks.onError(err)); return; }
     this._ensureStream().send({ action: 'step' });
   }
 
@@ -187,6 +244,7 @@ export class Session {
     if (this.playing) this.pause();
     const bs = this.model.spec.batch_size || this.nTrain || 1;
     const steps = Math.max(1, Math.ceil(this.nTrain / bs));
+    if (this.budget !== null) return this._trainWithinBudget(steps);
     const res = await api.train(this.id, steps);
     await this.refresh({ losses: res.losses || [] });
     return res;

@@ -307,3 +307,44 @@ def test_gallery_screenshot_for_the_readme(browser, fresh_server):
         assert (ROOT / "docs" / "gallery.png").stat().st_size > 50_000
     finally:
         ctx.close()
+
+
+def test_play_stops_at_the_assignments_step_budget(new_page, server, clean_class):
+    """A preset with a step budget: Play at "auto" speed trains exactly the budget, pauses, says so,
+    and the model stays on the assignment (ranked), where a stream's play passed it by thousands."""
+    admin(server, "/preset", "PUT", {"link": "/?dataset=circle&h=4.tanh", "match_loss": True, "step_budget": 200})
+    student = new_page()
+    student.add_init_script(FAST_POLL)
+    open_app(student, server, "dataset=circle&h=4.tanh")
+    student.wait_for_selector("#nickname-field:not([hidden])")
+    old = model_id(student)
+    student.fill("#nickname", "Budget B")
+    student.press("#nickname", "Enter")
+    mid = student.wait_for_function("old => document.body.dataset.ready === 'true' && window.__playground.state.modelId"
+                                    " !== old && window.__playground.state.modelId", arg=old).json_value()
+    assert student.is_hidden("#budget-reached")
+    play(student)
+    student.wait_for_selector("#budget-reached:not([hidden])", timeout=30_000)
+    student.wait_for_selector("#play[aria-pressed=false]", timeout=5_000)
+    assert api(server, f"/api/models/{mid}")["step"] == 200
+    assert student.inner_text("#budget-reached") == (
+        "The assignment's budget of 200 steps is reached: this model is ranked at step 200. Reset to start again.")
+    assert step_value(student) == 200
+    # Step, +1 epoch and Play again train nothing past it
+    student.click("#step")
+    student.click("#step-epoch")
+    student.click("#play")
+    student.wait_for_timeout(500)
+    assert api(server, f"/api/models/{mid}")["step"] == 200
+    assert student.get_attribute("#play", "aria-pressed") == "false"
+
+    hidden_circle(server)
+    board = admin(server, "/leaderboard")
+    row = next(r for r in board["ranked"] if r["id"] == mid)
+    assert row["step"] == 200 and row["nickname"] == "Budget B"
+    assert mid not in [r["id"] for r in board["apart"]]
+    # Reset starts again: step 0, the message gone
+    student.click("#reset")
+    student.wait_for_function("() => document.querySelector('#step-value').textContent === '0'")
+    student.wait_for_selector("#budget-reached", state="hidden")
+    assert student.console_log.errors == []
