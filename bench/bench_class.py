@@ -27,7 +27,6 @@ import asyncio
 import multiprocessing as mp
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,40 +38,11 @@ import httpx
 import orjson
 from websockets.asyncio.client import connect
 
+from bench_load import start_server  # the same server start as the load benchmark (this folder)
+
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = {"data": {"dataset": "spiral"}}  # the playground's default 2-8-8-1 tanh net
 WARMUP = 1.0  # seconds of play before counting (connections opening, first frames)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(store: str, workers: int, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYGROUND_")}
-    env["PLAYGROUND_STORE"] = store
-    env["PYTHONPATH"] = str(ROOT)
-    cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-           "--proxy-headers", "--log-level", "warning"]
-    if workers > 1:
-        cmd += ["--workers", str(workers)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"server exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    sys.exit("server did not start")
 
 
 def address(i: int) -> str:
