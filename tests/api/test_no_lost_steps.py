@@ -71,9 +71,10 @@ def run_both(a: Server, b: Server) -> None:
 QUIET = {"save_interval": 0.5, "rate_limit_per_client": 0, "rate_limit_per_token": 0}  # B retries after each 409
 
 
-def test_stream_on_one_process_and_rest_on_another_lose_no_step_on_sqlite(tmp_path):
-    a = Server(tmp_path / "db.sqlite3", tmp_path / "a.log", **QUIET).start()
-    b = Server(tmp_path / "db.sqlite3", tmp_path / "b.log", **QUIET).start()
+def run_on_two_processes(tmp_path, db, **store) -> None:
+    """Two live servers on one store: A streams while B trains by REST (run_both), then no tracebacks."""
+    a = Server(db, tmp_path / "a.log", **store, **QUIET).start()
+    b = Server(db, tmp_path / "b.log", **store, **QUIET).start()
     try:
         run_both(a, b)
     finally:
@@ -81,17 +82,12 @@ def test_stream_on_one_process_and_rest_on_another_lose_no_step_on_sqlite(tmp_pa
         b.stop()
     a.assert_no_tracebacks()
     b.assert_no_tracebacks()
+
+
+def test_stream_on_one_process_and_rest_on_another_lose_no_step_on_sqlite(tmp_path):
+    run_on_two_processes(tmp_path, tmp_path / "db.sqlite3")
 
 
 @pytest.mark.redis
 def test_stream_on_one_process_and_rest_on_another_lose_no_step_on_redis(tmp_path, redis_server):
-    store = f"{redis_server}?prefix=n{uuid.uuid4().hex[:10]}:"
-    a = Server(tmp_path / "unused.sqlite3", tmp_path / "a.log", store=store, **QUIET).start()
-    b = Server(tmp_path / "unused.sqlite3", tmp_path / "b.log", store=store, **QUIET).start()
-    try:
-        run_both(a, b)
-    finally:
-        a.stop()
-        b.stop()
-    a.assert_no_tracebacks()
-    b.assert_no_tracebacks()
+    run_on_two_processes(tmp_path, tmp_path / "unused.sqlite3", store=f"{redis_server}?prefix=n{uuid.uuid4().hex[:10]}:")

@@ -129,3 +129,18 @@ def bool_refused(r, loc: list, value) -> None:
 
 def arr(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
+
+
+# a tanh net that sgd at learning rate 1e4 drives to weights ~1e156: its true gradients overflow
+DIVERGING = {"layers": [{"units": 3, "activation": "tanh"}, {"units": 1, "activation": "identity"}], "loss": "mse",
+             "optimizer": {"name": "sgd", "learning_rate": 1e4}, "data": {"dataset": "plane", "samples": 40}}
+DIVERGED = ("the model has diverged: its true gradients on this batch are not finite (its weights are so large that "
+            "the backward pass overflows), so nothing can be compared; reset the model or lower the learning rate, "
+            "then check again")
+
+
+def diverged_model(client: TestClient) -> str:
+    """A model whose 200 sgd steps diverged (the /check and /derive answers for such a model)."""
+    mid = create(client, DIVERGING)["id"]
+    assert client.post(f"/api/models/{mid}/train", json={"steps": 200}).json()["diverged"] is True  # the premise
+    return mid

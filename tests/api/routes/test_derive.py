@@ -9,7 +9,7 @@ import pytest
 
 from app.engine import derive as engine
 
-from ..utils import SMALL, arr, create, invalid, unprocessable
+from ..utils import DIVERGED, SMALL, arr, create, diverged_model, invalid, unprocessable
 
 # the question's setting: sigmoid everywhere, one output, no bias, MSE; input width 2 differs from the hidden 3
 QUESTION = {"input_size": 2, "layers": [{"units": 3, "activation": "sigmoid"}, {"units": 3, "activation": "sigmoid"},
@@ -290,20 +290,6 @@ def test_the_diagnosis_speaks_the_requests_convention(client, convention):
         "message": f"layer 2, delta[2] = {expr}: {shapes}: a matrix product needs the columns of the left to equal "
                    f"the rows of the right. Diagnosis: with W[3] where you wrote W[2], delta[2] is right (the error "
                    f"reaches layer 2 through the weights of the layer above, W_3, not through W_2: {formula})"}
-
-
-# a tanh net that sgd at learning rate 1e4 drives to weights ~1e156: its true gradients overflow
-DIVERGING = {"layers": [{"units": 3, "activation": "tanh"}, {"units": 1, "activation": "identity"}], "loss": "mse",
-             "optimizer": {"name": "sgd", "learning_rate": 1e4}, "data": {"dataset": "plane", "samples": 40}}
-DIVERGED = ("the model has diverged: its true gradients on this batch are not finite (its weights are so large that "
-            "the backward pass overflows), so nothing can be compared; reset the model or lower the learning rate, "
-            "then check again")
-
-
-def diverged_model(client) -> str:
-    mid = create(client, DIVERGING)["id"]
-    assert client.post(f"/api/models/{mid}/train", json={"steps": 200}).json()["diverged"] is True  # the premise
-    return mid
 
 
 @pytest.mark.parametrize("convention", ["rows", "columns"])

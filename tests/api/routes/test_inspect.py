@@ -6,7 +6,7 @@ import pytest
 
 from app.engine import Model
 
-from ..utils import SMALL, XOR, arr, create, invalid, unprocessable
+from ..utils import DIVERGED, SMALL, XOR, arr, create, diverged_model, invalid, unprocessable
 
 # 2 raw inputs -> 3 features -> 5 -> 4 -> 1: every n_i differs, so a transposed shape is always wrong
 DEEP = {"layers": [{"units": 5}, {"units": 4}, {"units": 1, "activation": "sigmoid"}],
@@ -663,20 +663,6 @@ def test_gradcheck_reports_kinks_and_explains_eps(client):
     assert g["passed"] is True and g["kinks"] > 0 and g["eps_note"] is None
     g = client.post(f"/api/models/{mid}/gradcheck", json={"eps": 1e-12}).json()
     assert g["eps_note"].startswith("eps = 1e-12 is too small")
-
-
-# a tanh net that sgd at learning rate 1e4 drives to weights ~1e156: its true gradients overflow
-DIVERGING = {"layers": [{"units": 3, "activation": "tanh"}, {"units": 1, "activation": "identity"}], "loss": "mse",
-             "optimizer": {"name": "sgd", "learning_rate": 1e4}, "data": {"dataset": "plane", "samples": 40}}
-DIVERGED = ("the model has diverged: its true gradients on this batch are not finite (its weights are so large that "
-            "the backward pass overflows), so nothing can be compared; reset the model or lower the learning rate, "
-            "then check again")
-
-
-def diverged_model(client) -> str:
-    mid = create(client, DIVERGING)["id"]
-    assert client.post(f"/api/models/{mid}/train", json={"steps": 200}).json()["diverged"] is True  # the premise
-    return mid
 
 
 def test_check_on_a_diverged_model_says_it_diverged_not_relative_error_nan(client):
