@@ -1,4 +1,9 @@
-"""Dependencies shared by the routers, as Annotated aliases; the model ones return the loaded model record."""
+"""Dependencies shared by the routers, as Annotated aliases; the model ones return the loaded model record.
+
+Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in a worker
+thread, and the hand-over costs the event loop more than the work (about nine per train call, most
+of the loop's time under a class's load). Only ``found_model`` reads the store, so it stays a ``def``.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -16,11 +21,11 @@ from app.store import validate_id
 bearer = HTTPBearer(auto_error=False, description="the model's token from POST /api/models")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -29,23 +34,23 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def get_models(request: Request) -> ModelRepository:
+async def get_models(request: Request) -> ModelRepository:
     return request.app.state.services.models
 
 
-def get_classroom(request: Request) -> Classroom:
+async def get_classroom(request: Request) -> Classroom:
     return request.app.state.services.classroom
 
 
-def get_datasets(request: Request) -> Datasets:
+async def get_datasets(request: Request) -> Datasets:
     return request.app.state.services.datasets
 
 
-def get_limits(request: Request) -> Limits:
+async def get_limits(request: Request) -> Limits:
     return request.app.state.services.limits
 
 
-def get_auth(request: Request) -> Auth:
+async def get_auth(request: Request) -> Auth:
     return request.app.state.services.auth
 
 
@@ -55,7 +60,7 @@ DatasetsDep = Annotated[Datasets, Depends(get_datasets)]
 LimitsDep = Annotated[Limits, Depends(get_limits)]
 AuthDep = Annotated[Auth, Depends(get_auth)]
 
-def client_key(request: Request) -> str:
+async def client_key(request: Request) -> str:
     """Who is asking, for quotas: a short hash of the client address (the address itself is never stored)."""
     host = request.client.host if request.client else ""
     return hashlib.sha256(host.encode()).hexdigest()[:16]
@@ -64,7 +69,7 @@ def client_key(request: Request) -> str:
 ClientKey = Annotated[str, Depends(client_key)]
 
 
-def model_id_param(model_id: Annotated[str, Path(description="the id returned by POST /api/models")]) -> str:
+async def model_id_param(model_id: Annotated[str, Path(description="the id returned by POST /api/models")]) -> str:
     """An id that cannot name a model is simply not found."""
     try:
         return validate_id(model_id)
@@ -92,7 +97,7 @@ def found_model(model_id: ModelId, models: Repo) -> StoredModel:
 FoundModel = Annotated[StoredModel, Depends(found_model)]
 
 
-def owned_model(found: FoundModel, auth: AuthDep, credentials: Credentials) -> StoredModel:
+async def owned_model(found: FoundModel, auth: AuthDep, credentials: Credentials) -> StoredModel:
     """The path's model, when its token (or the instructor's) came with the request: for every change."""
     auth.authorize(found.status, credentials.credentials if credentials else None)
     return found
@@ -101,7 +106,7 @@ def owned_model(found: FoundModel, auth: AuthDep, credentials: Credentials) -> S
 OwnedModel = Annotated[StoredModel, Depends(owned_model)]
 
 
-def owned_model_id(owned: OwnedModel) -> str:
+async def owned_model_id(owned: OwnedModel) -> str:
     return owned.id
 
 

@@ -57,6 +57,38 @@ class _Live:
         self.status = status
 
 
+CHECKPOINT_BATCH_BYTES = 1 << 20  # a train call's checkpoints held before they are written, at most
+
+
+def _checkpoint_of(model: Model) -> tuple[int, bytes, bytes, dict]:
+    # no history: it is append-only, so a fork takes the parent's history up to the checkpoint's step
+    return model.step, model.to_bytes(), b"", {"spec": model.spec, **model.status()}
+
+
+class _CheckpointBatch:
+    """The checkpoints one train call makes, held (newest checkpoints_kept, CHECKPOINT_BATCH_BYTES at most)
+    and written in one store call."""
+
+    def __init__(self, repo: "ModelRepository", model_id: str):
+        self.repo, self.model_id = repo, model_id
+        self.items: list[tuple[int, bytes, bytes, dict]] = []
+        self.nbytes = 0
+
+    def add(self, model: Model) -> None:
+        item = _checkpoint_of(model)
+        self.items.append(item)
+        self.nbytes += len(item[1])
+        if len(self.items) > self.repo.settings.checkpoints_kept:  # would be pruned at once
+            self.nbytes -= len(self.items.pop(0)[1])
+        if self.nbytes >= CHECKPOINT_BATCH_BYTES:
+            self.write()
+
+    def write(self) -> None:
+        if self.items:
+            items, self.items, self.nbytes = self.items, [], 0
+            self.repo._write_checkpoints(self.model_id, items)
+
+
 class ModelRepository:
     def __init__(self, store: Store, settings: Settings):
         self.store, self.settings = store, settings
@@ -117,29 +149,28 @@ class ModelRepository:
 
     # -- training and checkpoints ---------------------------------------------------------
     def train(self, model_id: str, model: Model, steps: int, time_budget: float):
-        """Train under the caller's lock, checkpointing at every multiple of checkpoint_every."""
+        """Train under the caller's lock, checkpointing at every multiple of checkpoint_every.
+
+        The call's checkpoints are written together when the steps end (one store transaction instead
+        of one round of writes per checkpoint: a 2,000-step call makes 20), or earlier once
+        CHECKPOINT_BATCH_BYTES of them wait.
+        """
         every = self.settings.checkpoint_every
-        return model.train(steps, time_budget=time_budget, checkpoint_every=every,
-                           on_checkpoint=lambda m: self.checkpoint(model_id, m))
+        batch = _CheckpointBatch(self, model_id)
+        try:
+            return model.train(steps, time_budget=time_budget, checkpoint_every=every, on_checkpoint=batch.add)
+        finally:
+            batch.write()
 
     def checkpoint(self, model_id: str, model: Model) -> None:
         """Keep the model's current state as a checkpoint (with the spec it had then); prune old ones
         past ``checkpoints_kept`` and past ``checkpoint_bytes_per_model`` (oldest first, the newest stays)."""
-        if not self.settings.checkpoint_every:
-            return
-        # no history: it is append-only, so a fork takes the parent's history up to the checkpoint's step
-        self.store.put_checkpoint(model_id, model.step, model.to_bytes(), b"", {"spec": model.spec, **model.status()})
-        self.store.prune_checkpoints(model_id, self.settings.checkpoints_kept)
-        budget = self.settings.checkpoint_bytes_per_model
-        if budget:
-            sizes = self.store.checkpoint_sizes(model_id)
-            total, keep = 0, 0
-            for _, n in reversed(sizes):
-                if keep and total + n > budget:
-                    break
-                total, keep = total + n, keep + 1
-            if keep < len(sizes):
-                self.store.prune_checkpoints(model_id, keep)
+        if self.settings.checkpoint_every:
+            self._write_checkpoints(model_id, [_checkpoint_of(model)])
+
+    def _write_checkpoints(self, model_id: str, checkpoints: list) -> None:
+        s = self.settings
+        self.store.put_checkpoints(model_id, checkpoints, s.checkpoints_kept, s.checkpoint_bytes_per_model)
 
     def restart_checkpoints(self, model_id: str, model: Model) -> None:
         """After a reset the old run's checkpoints no longer describe this model."""

@@ -7,7 +7,7 @@ import operator
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ContextManager
+from typing import Any, ContextManager, Sequence
 
 # Ids end up in file names (sqlite lock files), so only URL-safe token characters are allowed;
 # the length cap keeps "<id>.lock" well under the usual 255-byte file name limit.
@@ -104,6 +104,16 @@ def dump_setting(value: dict) -> str:
     if not isinstance(value, dict):
         raise TypeError(f"setting values must be dicts, not {type(value).__name__}")
     return dump_json(value)
+
+
+def checkpoints_within(sizes: Sequence[tuple[int, int]], max_bytes: int) -> int:
+    """How many of the newest checkpoints fit in max_bytes; ``sizes`` is (step, bytes) by step. At least 1."""
+    total = keep = 0
+    for _, n in reversed(sizes):
+        if keep and total + n > max_bytes:
+            break
+        total, keep = total + n, keep + 1
+    return keep
 
 
 class Store(ABC):
@@ -221,6 +231,26 @@ class Store(ABC):
     @abstractmethod
     def prune_checkpoints(self, model_id: str, keep: int) -> None:
         """Delete all but the `keep` checkpoints with the highest steps."""
+
+    def put_checkpoints(self, model_id: str, checkpoints: Sequence[tuple[int, bytes, bytes, dict]], keep: int,
+                        max_bytes: int = 0) -> None:
+        """Save several checkpoints ``(step, state, history, status)``, then keep only the model's newest
+        ``keep`` and, with ``max_bytes``, only the newest that fit in ``max_bytes`` (the newest always stays).
+
+        Errors as put_checkpoint. This default makes one call per checkpoint; backends override it to
+        do the whole batch in one transaction (a train call's checkpoints are written together).
+        """
+        validate_count(keep, "keep")
+        for step, *_ in checkpoints:  # a bad step writes none of the batch
+            validate_count(step, "step")
+        for step, state, history, status in checkpoints:
+            self.put_checkpoint(model_id, step, state, history, status)
+        self.prune_checkpoints(model_id, keep)
+        if max_bytes:
+            sizes = self.checkpoint_sizes(model_id)
+            fit = checkpoints_within(sizes, max_bytes)
+            if fit < len(sizes):
+                self.prune_checkpoints(model_id, fit)
 
     @abstractmethod
     def lock(self, model_id: str, timeout: float = 30.0) -> ContextManager[None]:

@@ -9,10 +9,10 @@ import threading
 import time
 import weakref
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Sequence
 
-from .base import (FORMAT_VERSION, ModelRecord, NewerFormat, StaleVersion, Store, dump_json, dump_setting,
-                   load_json, step_or_none, validate_count, validate_id, validate_setting_key)
+from .base import (FORMAT_VERSION, ModelRecord, NewerFormat, StaleVersion, Store, checkpoints_within, dump_json,
+                   dump_setting, load_json, step_or_none, validate_count, validate_id, validate_setting_key)
 from .migrate import datasets_from_settings
 
 # spec/status come before the blobs so get_status() never has to read the blobs' overflow pages.
@@ -292,6 +292,29 @@ class SqliteStore(Store):
              bytes(state), bytes(history), model_id))
         if cur.rowcount == 0:
             raise KeyError(model_id)
+
+    def put_checkpoints(self, model_id: str, checkpoints: Sequence[tuple[int, bytes, bytes, dict]], keep: int,
+                        max_bytes: int = 0) -> None:
+        """Save the checkpoints and prune by count and bytes in one write transaction (see Store)."""
+        validate_id(model_id)
+        keep = validate_count(keep, "keep")
+        now = time.time()
+        rows = [(model_id, validate_count(step, "step"), dump_json(status), now, bytes(state), bytes(history))
+                for step, state, history, status in checkpoints]
+        prune = ("DELETE FROM checkpoints WHERE model_id = ? AND step NOT IN"
+                 " (SELECT step FROM checkpoints WHERE model_id = ? ORDER BY step DESC LIMIT ?)")
+        with self._tx() as conn:
+            if conn.execute("SELECT 1 FROM models WHERE id = ?", (model_id,)).fetchone() is None:
+                raise KeyError(model_id)
+            conn.executemany("INSERT OR REPLACE INTO checkpoints (model_id, step, status, created_at, state, history)"
+                             " VALUES (?, ?, ?, ?, ?, ?)", rows)
+            conn.execute(prune, (model_id, model_id, keep))
+            if max_bytes:
+                sizes = conn.execute("SELECT step, length(state) + length(history) FROM checkpoints"
+                                     " WHERE model_id = ? ORDER BY step", (model_id,)).fetchall()
+                fit = checkpoints_within(sizes, max_bytes)
+                if fit < len(sizes):
+                    conn.execute(prune, (model_id, model_id, fit))
 
     def list_checkpoints(self, model_id: str) -> list[tuple[int, dict, float]]:
         """(step, status, created_at) sorted by step; no blob reads."""

@@ -242,3 +242,44 @@ def test_the_live_cache_is_bounded_by_bytes_too(db):
             pass
     assert ids[0] in s._live and sum(x.nbytes for x in s._live.values()) <= 3 * one  # unsaved steps stay
     s.flush(ids[0])
+
+
+# -- checkpoints ---------------------------------------------------------------------------------
+def _spy_checkpoint_writes(svc) -> list:
+    """Each store.put_checkpoints call's steps, in order."""
+    calls, store = [], svc.services.store
+    real = store.put_checkpoints
+
+    def spy(model_id, checkpoints, *args, **kw):
+        calls.append([c[0] for c in checkpoints])
+        return real(model_id, checkpoints, *args, **kw)
+
+    store.put_checkpoints = spy
+    return calls
+
+
+def test_a_train_calls_checkpoints_are_written_together_on_exact_steps(db):
+    svc = service(db, checkpoint_every=10, checkpoints_kept=50)
+    mid, _ = svc.create(model=svc.build(SMALL))
+    writes = _spy_checkpoint_writes(svc)
+    with svc.use(mid, save=True) as m:
+        svc.train(mid, m, 35, 60.0)
+        svc.train(mid, m, 40, 60.0)
+    assert writes == [[10, 20, 30], [40, 50, 60, 70]]  # one store write per call
+    ref = Model(SMALL)
+    for step in (30, 70):
+        ref.train(step - ref.step)
+        assert svc.checkpoint_at_or_before(mid, step)[0] == ref.to_bytes()
+
+
+def test_a_calls_checkpoints_are_bounded_while_they_wait(db, monkeypatch):
+    from app.service import repository
+    svc = service(db, checkpoint_every=10, checkpoints_kept=3)
+    mid, _ = svc.create(model=svc.build(SMALL))
+    writes = _spy_checkpoint_writes(svc)
+    with svc.use(mid, save=True) as m:
+        svc.train(mid, m, 100, 60.0)  # ten checkpoints: only the newest three would be kept
+        monkeypatch.setattr(repository, "CHECKPOINT_BATCH_BYTES", 2 * len(m.to_bytes()))
+        svc.train(mid, m, 60, 60.0)  # two checkpoints' bytes: written two at a time
+    assert writes == [[80, 90, 100], [110, 120], [130, 140], [150, 160]]
+    assert [s for s, _, _ in svc.checkpoints(mid)] == [140, 150, 160]

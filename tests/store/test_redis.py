@@ -42,6 +42,8 @@ from tests.store.test_store import (  # noqa: F401
     test_lock_waiter_proceeds_after_release,
     test_oldest_idle,
     test_prune_checkpoints_keeps_newest_steps,
+    test_put_checkpoints_writes_a_batch_then_prunes_by_count_and_bytes,
+    test_put_checkpoints_for_a_missing_model_or_a_bad_step_writes_nothing,
     test_put_missing_raises,
     test_returned_records_are_copies,
     test_settings_round_trip_overwrite_and_copies,

@@ -250,6 +250,30 @@ def test_prune_checkpoints_keeps_newest_steps(store):
     assert [r[0] for r in store.list_checkpoints("m2")] == [1]  # other models untouched
 
 
+def test_put_checkpoints_writes_a_batch_then_prunes_by_count_and_bytes(store):
+    store.create(rec())
+    store.put_checkpoints("m1", [(s, b"x" * 10, b"", {"step": s}) for s in (1, 2, 3)], keep=10)
+    store.put_checkpoints("m1", [(s, b"y" * 10, b"h", {"step": s}) for s in (3, 4, 5)], keep=4)
+    assert [r[0] for r in store.list_checkpoints("m1")] == [2, 3, 4, 5]  # the newest 4; step 3 overwritten
+    assert store.get_checkpoint("m1", 3) == (b"y" * 10, b"h", {"step": 3})
+    store.put_checkpoints("m1", [(6, b"z" * 30, b"", {})], keep=10, max_bytes=45)  # 30 + 11: two fit, 3 do not
+    assert store.checkpoint_sizes("m1") == [(5, 11), (6, 30)]
+    store.put_checkpoints("m1", [(7, b"w" * 99, b"", {})], keep=10, max_bytes=45)  # too big alone: it stays
+    assert store.checkpoint_sizes("m1") == [(7, 99)]
+
+
+def test_put_checkpoints_for_a_missing_model_or_a_bad_step_writes_nothing(store):
+    store.create(rec())
+    with pytest.raises(KeyError):
+        store.put_checkpoints("missing", [(1, b"s", b"", {})], keep=5)
+    assert store.list_checkpoints("missing") == []
+    with pytest.raises(ValueError):
+        store.put_checkpoints("m1", [(1, b"s", b"", {}), (-1, b"s", b"", {})], keep=5)
+    with pytest.raises(ValueError):
+        store.put_checkpoints("m1", [(1, b"s", b"", {})], keep=-1)
+    assert store.list_checkpoints("m1") == []  # a bad entry writes none of the batch
+
+
 def test_checkpoint_put_racing_delete_leaves_no_orphans(store):
     for round_ in range(5):
         store.create(rec())

@@ -21,7 +21,7 @@ from app.service.errors import Forbidden, NotFound, Unauthorized, Unprocessable
 router = APIRouter(prefix="/class", tags=["class"], route_class=BodyRoute)  # large bodies: app/api/body.py
 
 
-def require_admin(settings: SettingsDep, credentials: Credentials) -> None:
+async def require_admin(settings: SettingsDep, credentials: Credentials) -> None:
     if not settings.admin_token:
         raise NotFound("the instructor view is disabled: set PLAYGROUND_ADMIN_TOKEN")
     if credentials is None:
