@@ -27,7 +27,7 @@ def create_model(services: ServicesDep, models: Repo, client: ClientKey, body: M
 
 
 @router.get("/{model_id}", response_model=ModelPublic)
-def get_model(found: FoundModel) -> dict:
+async def get_model(found: FoundModel) -> dict:  # async: found_model did the store read; no second thread hop
     """The spec and the status: step, epoch, losses, divergence."""
     return public(found.id, found.spec, found.status)
 
