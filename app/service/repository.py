@@ -44,6 +44,11 @@ def model_bytes(model: Model) -> int:
     return int(sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))) + len(model.history.to_bytes())
 
 
+def _trained(model: Model) -> tuple:
+    """What training changes (a refused, diverging step changes only diverged_at)."""
+    return model.step, model.diverged_at
+
+
 class _Live:
     """A cached model, the stored version it matches, whether it holds unsaved steps, and its size."""
 
@@ -137,12 +142,12 @@ class ModelRepository:
             if self.store.lease_holder(victim):
                 continue  # playing somewhere
             try:
-                self.delete(victim, lock_timeout=1.0)
+                self.delete(victim, lock_timeout=1.0, wait_for_lease=False)
                 return
             except NotFound:
                 return  # someone else removed it: the room is there
-            except Busy:
-                continue  # in use right now
+            except (Busy, Conflict):
+                continue  # in use right now, or started playing since the check
         raise OverLimit(507, f"the server holds its limit of {s.max_models} models and each was used in the last "
                              f"{s.protect_recent_seconds:g} seconds; try again later or ask the operator to raise "
                              "PLAYGROUND_MAX_MODELS")
@@ -170,7 +175,11 @@ class ModelRepository:
 
     def _write_checkpoints(self, model_id: str, checkpoints: list) -> None:
         s = self.settings
-        self.store.put_checkpoints(model_id, checkpoints, s.checkpoints_kept, s.checkpoint_bytes_per_model)
+        try:
+            self.store.put_checkpoints(model_id, checkpoints, s.checkpoints_kept, s.checkpoint_bytes_per_model)
+        except KeyError:  # deleted by another process (after its wait for this one's lease)
+            self._forget(model_id)
+            raise not_found(model_id) from None
 
     def restart_checkpoints(self, model_id: str, model: Model) -> None:
         """After a reset the old run's checkpoints no longer describe this model."""
@@ -288,10 +297,13 @@ class ModelRepository:
             elif save and self._held_elsewhere(model_id):  # taken between the wait and the lock
                 raise Conflict(PLAYING_ELSEWHERE)
             live = self._load(model_id)
+            before = _trained(live.model)
             yield live.model
             if save == "lazy":
-                live.dirty = True
-                if time.monotonic() - live.saved_at >= self.settings.save_interval:
+                # a lazy use only trains: a visit that trained nothing leaves nothing unsaved (and reads
+                # elsewhere in this process keep answering from the store)
+                live.dirty = live.dirty or _trained(live.model) != before
+                if live.dirty and time.monotonic() - live.saved_at >= self.settings.save_interval:
                     self._save(model_id, live)
             elif save or live.dirty:
                 self._save(model_id, live, status)
@@ -373,8 +385,14 @@ class ModelRepository:
         live.version, live.status = live.version + 1, status
         live.dirty, live.saved_at = False, time.monotonic()
 
-    def delete(self, model_id: str, lock_timeout: float | None = -1.0) -> None:
+    def delete(self, model_id: str, lock_timeout: float | None = -1.0, wait_for_lease: bool = True) -> None:
+        """Remove the model and its checkpoints. Like any writer, waits up to lease_wait for another
+        process's playing stream (Conflict after it; at once without wait_for_lease); NotFound, Busy."""
+        if wait_for_lease:
+            self._wait_for_lease(model_id)
         with self._locked(model_id, timeout=lock_timeout):
+            if self._held_elsewhere(model_id):
+                raise Conflict(PLAYING_ELSEWHERE)
             if not self.store.delete(model_id):
                 raise not_found(model_id)
             self._forget(model_id)

@@ -43,6 +43,7 @@ from .errors import Busy, Conflict, DomainError, NotFound
 log = logging.getLogger("playground.scheduler")
 
 MIN_SLICE = 0.0004        # seconds of training per visit, at least (a few steps of the default net)
+HEAVY_VISIT = 0.005       # seconds: a visit costing more (and 4 slices) is paced to its fair share (see _pace)
 TRAIN_SHARE = 0.6         # of each frame period a lone stream trains; the rest is left to requests
 LONE_CALL_SLICE = 0.1      # seconds per slice of a train call when nothing else trains in this process
 MAX_PENDING_LOSSES = 4096  # losses kept for a client that is not reading; halved (every other) past it
@@ -58,6 +59,7 @@ class _Job:
     def __init__(self, model_id: str):
         self.model_id = model_id
         self.next_at = 0.0      # monotonic time of the next visit
+        self.retry_at = 0.0     # not before then, whatever is pending (another process holds the model)
         self.done = False
 
     def runnable(self, now: float) -> bool:  # pragma: no cover - abstract
@@ -71,16 +73,17 @@ class _Job:
 class CallJob(_Job):
     """The rest of a REST train call: ``steps`` more steps within ``time_budget`` seconds, in slices."""
 
-    def __init__(self, model_id: str, steps: int, time_budget: float):
+    def __init__(self, model_id: str, steps: int, time_budget: float, cancelled: threading.Event | None = None):
         super().__init__(model_id)
         self.left, self.deadline = steps, time.monotonic() + time_budget
+        self.cancelled = cancelled or threading.Event()  # set when the caller left: train no more
         self.losses: list[float] = []
         self.result: TrainResult | None = None
         self.error: BaseException | None = None
         self.finished = threading.Event()
 
     def runnable(self, now: float) -> bool:
-        return not self.done
+        return not self.done and (now >= self.next_at or self.cancelled.is_set())
 
 
 class StreamJob(_Job):
@@ -107,7 +110,6 @@ class StreamJob(_Job):
         self.slot: str | None = None  # the latest encoded frame, not yet taken by the connection
         self.out: deque = deque()     # error messages and at most one _FRAME marker, in sending order
         self.frames_made = 0
-        self.retry_at = 0.0           # not before then: the model is playing or training in another process
         self.blocked_since: float | None = None
 
     # -- called from the connection --------------------------------------------------------
@@ -235,15 +237,17 @@ class Scheduler:
             if job in self._jobs:
                 self._jobs.remove(job)
 
-    def train(self, model_id: str, steps: int, time_budget: float) -> TrainResult:
+    def train(self, model_id: str, steps: int, time_budget: float,
+              cancelled: threading.Event | None = None) -> TrainResult:
         """Train a stored model by ``steps`` steps in turns with everything else; blocks the caller.
 
         The model's lock is taken per slice, so reads of it and other models go on meanwhile.
         Raises what ``service.use`` raises (the model was deleted). Unsaved steps are saved before
-        this returns.
+        this returns. Once ``cancelled`` is set (the caller left), no further slice trains; the result
+        then says ``stopped="cancelled"``.
         """
         with self._one_call_at_a_time(model_id):  # each call's steps contiguous, as under one lock
-            return self._train_call(model_id, steps, time_budget)
+            return self._train_call(model_id, steps, time_budget, cancelled)
 
     @contextmanager
     def _one_call_at_a_time(self, model_id: str) -> Iterator[None]:
@@ -259,7 +263,8 @@ class Scheduler:
                 if entry[1] == 0:
                     del self._call_locks[model_id]
 
-    def _train_call(self, model_id: str, steps: int, time_budget: float) -> TrainResult:
+    def _train_call(self, model_id: str, steps: int, time_budget: float,
+                    cancelled: threading.Event | None) -> TrainResult:
         # the first slice runs here, in the caller's thread, and saves like any short request, so the
         # saves of many short calls overlap their I/O instead of queueing in the training thread; what is
         # left of a longer call goes on in turns in the training thread. use(save=True) waits here, in the
@@ -272,7 +277,10 @@ class Scheduler:
             r = self.service.train(model_id, model, steps, min(first, time_budget))
         if r.diverged or r.steps_done >= steps or time.monotonic() - started >= time_budget:
             return r
-        job = CallJob(model_id, steps - r.steps_done, time_budget - (time.monotonic() - started))
+        if cancelled is not None and cancelled.is_set():
+            r.stopped = "cancelled"
+            return r
+        job = CallJob(model_id, steps - r.steps_done, time_budget - (time.monotonic() - started), cancelled)
         job.losses, job.result = list(r.losses), r
         with self._cv:
             self._jobs.append(job)
@@ -300,8 +308,8 @@ class Scheduler:
                 now = time.monotonic()
                 job = self._next(now)
                 if job is None:
-                    waits = [max(j.next_at, j.retry_at) - now for j in self._jobs if isinstance(j, StreamJob)
-                             and (j.playing or j.commands) and max(j.next_at, j.retry_at) > now]
+                    waits = [max(j.next_at, j.retry_at) - now for j in self._jobs
+                             if (isinstance(j, CallJob) or j.playing or j.commands) and max(j.next_at, j.retry_at) > now]
                     self._cv.wait(min(waits) if waits else 1.0)
                     continue
                 n = max(1, self.active)
@@ -314,7 +322,15 @@ class Scheduler:
                     self._visit_stream(job, slice_s, now)
             except Exception:  # never let one model stop the class's trainer
                 log.exception("scheduler visit failed for model %s", job.model_id)
+            self._pace(job, now, time.monotonic() - now, slice_s, n)
             time.sleep(0)  # let the event loop and request threads take the GIL between visits
+
+    def _pace(self, job: _Job, start: float, cost: float, slice_s: float, n: int) -> None:
+        """Keep a heavy job to its share of the thread: after a visit that cost far more than a slice (one
+        step or one frame of a big model cannot be cut), it waits until n such visits' time has passed,
+        so the class's other jobs get their turns meanwhile. Commands (pause) are still served at once."""
+        if n > 1 and cost > max(HEAVY_VISIT, 4 * slice_s):
+            job.next_at = max(job.next_at, start + cost * n)
 
     def _slice(self, n: int) -> float:
         """Seconds of training per turn with n jobs training: a lone stream's share of a frame period, split."""
@@ -340,6 +356,10 @@ class Scheduler:
         return None
 
     def _visit_call(self, job: CallJob, slice_s: float) -> None:
+        if job.cancelled.is_set():
+            job.result.stopped = "cancelled"
+            self._finish_call(job)
+            return
         try:
             # the rest of a long call: its steps stay unsaved under this process's lease until the end
             with self.service.use(job.model_id, save="lazy") as model:
@@ -467,6 +487,10 @@ class Scheduler:
             if emit:
                 with self.service.use(job.model_id) as model:
                     self._emit(job, model)
+        elif not job.playing:
+            # every visit takes the lease (save="lazy"); one that only sent a frame after a pause, or
+            # stopped on divergence, must give it back, or writers elsewhere wait for it to lapse
+            self._release(job.model_id)
 
     def _train(self, job: StreamJob, model, steps: int, budget: float | None) -> bool:
         """Train and keep the losses for the next frame; True when the step diverged."""

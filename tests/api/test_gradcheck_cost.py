@@ -7,7 +7,7 @@ import threading
 
 from fastapi.testclient import TestClient
 
-from .utils import make_app
+from .utils import call_then_leave, make_app
 
 LARGE = {"layers": [{"units": 256, "activation": "tanh"}] * 8 + [{"units": 1, "activation": "sigmoid"}],
          "loss": "bce", "data": {"dataset": "circle", "samples": 200}}
@@ -94,38 +94,10 @@ def test_the_owners_training_is_never_refused_while_a_gradcheck_runs(monkeypatch
 
 
 def test_a_gradcheck_stops_when_its_client_leaves():
-    """Raw ASGI: the client sends its request, then disconnects. A check that would run for minutes (a
-    large net, a cost limit far above it) ends with the 499 the route gives a departed client."""
-    import anyio
-    import json as jsonlib
-
+    """The client sends its request, then disconnects. A check that would run for minutes (a large net, a
+    cost limit far above it) ends with the 499 the route gives a departed client."""
     app = make_app(gradcheck_max_cost=10**15, gradcheck_max_entries=10**6)
     with TestClient(app) as client:
         mid = client.post("/api/models", json=LARGE).json()["id"]
-
-    async def call() -> list[dict]:
-        body = jsonlib.dumps({"X": [[0.1, 0.2]] * 50, "y": [[1]] * 50}).encode()
-        sent: list[dict] = []
-        messages = [{"type": "http.request", "body": body, "more_body": False}]
-        started = anyio.current_time()
-
-        async def receive() -> dict:
-            if messages:
-                return messages.pop(0)
-            if anyio.current_time() - started < 0.5:  # still there: nothing to receive yet
-                await anyio.sleep_forever()  # (Starlette polls with a zero timeout, which cancels this)
-            return {"type": "http.disconnect"}  # then the client goes away while the check runs
-
-        async def send(message: dict) -> None:
-            sent.append(message)
-
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-                 "scheme": "http", "path": f"/api/models/{mid}/gradcheck", "raw_path": b"", "query_string": b"",
-                 "root_path": "", "headers": [(b"content-type", b"application/json"),
-                                              (b"content-length", str(len(body)).encode())],
-                 "client": ("127.0.0.1", 5000), "server": ("testserver", 80), "state": {}}
-        await app(scope, receive, send)
-        return sent
-
-    sent = anyio.run(call)
+    sent = call_then_leave(app, "POST", f"/api/models/{mid}/gradcheck", {"X": [[0.1, 0.2]] * 50, "y": [[1]] * 50})
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 499

@@ -209,6 +209,45 @@ def test_a_playing_stream_holds_the_model_against_other_processes_writers(db):
         assert m.step == 10 and m.history.columns()["step"].tolist() == list(range(1, 11))
 
 
+def test_a_delete_from_another_process_waits_for_the_stream_like_any_writer(db):
+    from app.service.errors import Conflict
+
+    a, b = service(db, save_interval=1000, lease_wait=0), service(db, lease_wait=0)
+    mid, _ = a.create(model=a.build(SMALL))
+    with a.use(mid, save="lazy") as m:  # A plays: unsaved steps under its lease
+        m.train(5)
+    with pytest.raises(Conflict) as e:
+        b.delete(mid)
+    assert (e.value.status, e.value.detail) == (409, "the model is playing elsewhere; pause it first")
+    assert b.status(mid)[1]["step"] == 0  # still there
+    a.release(mid)
+    b.delete(mid)
+    with pytest.raises(NotFound):
+        b.status(mid)
+
+
+def test_checkpoints_of_a_model_deleted_elsewhere_end_in_not_found(db):
+    a, b = service(db, checkpoint_every=10), service(db)
+    mid, _ = a.create(model=a.build(SMALL))
+    with a.use(mid) as m:
+        b.services.store.delete(mid)  # as a delete that got in after A's lease lapsed
+        with pytest.raises(NotFound) as e:
+            a.train(mid, m, 25, 60.0)
+    assert e.value.detail == f"model {mid} not found"
+
+
+def test_a_lazy_use_that_trains_nothing_leaves_nothing_unsaved(db):
+    a, b = service(db, save_interval=1000), service(db, lease_wait=0)
+    mid, _ = a.create(model=a.build(SMALL))
+    with a.use(mid, save="lazy"):  # a stream's visit that only sent a frame
+        pass
+    a.release(mid)
+    assert b.services.store.get_status(mid)[1]["version"] == 1  # nothing to save: no write
+    with b.use(mid, save=True) as m:
+        m.train(4)
+    assert a.status(mid)[1]["step"] == 4  # A answers from the store, not from a stale live copy
+
+
 def test_a_save_over_a_newer_version_is_refused_and_changes_nothing(db):
     from app.service.errors import Conflict
 

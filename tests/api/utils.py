@@ -144,3 +144,39 @@ def diverged_model(client: TestClient) -> str:
     mid = create(client, DIVERGING)["id"]
     assert client.post(f"/api/models/{mid}/train", json={"steps": 200}).json()["diverged"] is True  # the premise
     return mid
+
+
+def call_then_leave(app, method: str, path: str, body: dict, headers: dict | None = None,
+                    stay: float = 0.5) -> list[dict]:
+    """Raw ASGI: send the request, stay connected ``stay`` seconds, then disconnect while the call runs.
+    Returns the ASGI messages the app sent."""
+    import json as jsonlib
+
+    import anyio
+
+    raw = jsonlib.dumps(body).encode()
+
+    async def call() -> list[dict]:
+        sent: list[dict] = []
+        messages = [{"type": "http.request", "body": raw, "more_body": False}]
+        started = anyio.current_time()
+
+        async def receive() -> dict:
+            if messages:
+                return messages.pop(0)
+            if anyio.current_time() - started < stay:  # still there: nothing to receive yet
+                await anyio.sleep_forever()  # (Starlette polls with a zero timeout, which cancels this)
+            return {"type": "http.disconnect"}  # then the client goes away while the call runs
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        head = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+        head += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                 "headers": head, "client": ("127.0.0.1", 5000), "server": ("testserver", 80), "state": {}}
+        await app(scope, receive, send)
+        return sent
+
+    return anyio.run(call)

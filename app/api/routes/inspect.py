@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import threading
 
-import anyio
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.api.body import BodyRoute
 from app.api.deps import LimitsDep, ModelId, Repo, SettingsDep
+from app.api.disconnect import CLIENT_LEFT, run_while_connected
 from app.api.schemas import (Batch, CheckRequest, CheckResponse, Convention, GradcheckRequest, GradcheckResponse,
                              GradientsResponse, HistoryResponse, PredictRequest, PredictResponse, TraceResponse,
                              finite, jsonable, to_json)
@@ -134,35 +134,23 @@ async def gradcheck(model_id: ModelId, models: Repo, limits: LimitsDep, settings
     """
     body = body or GradcheckRequest()
     net, Xb, yb, k = await run_in_threadpool(_gradcheck_input, model_id, models, limits, settings, body)
-    leaving = threading.Event()
 
-    def objective(X, y, _objective=net.objective):  # the copy's own objective, with a way out
-        if leaving.is_set():
-            raise _ClientLeft
-        return _objective(X, y)
+    def compute(leaving: threading.Event) -> dict | None:
+        def objective(X, y, _objective=net.objective):  # the copy's own objective, with a way out
+            if leaving.is_set():
+                raise _ClientLeft
+            return _objective(X, y)
 
-    net.objective = objective
-    result: dict = {}
-
-    async def compute() -> None:
+        net.objective = objective
         try:
-            result["out"] = await anyio.to_thread.run_sync(
-                lambda: to_json(run_gradcheck(net, Xb, yb, eps=body.eps, max_entries=k)))
+            return to_json(run_gradcheck(net, Xb, yb, eps=body.eps, max_entries=k))
         except _ClientLeft:
-            pass
-        tg.cancel_scope.cancel()
+            return None
 
-    async def watch() -> None:
-        while not await request.is_disconnected():
-            await anyio.sleep(0.25)
-        leaving.set()
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(compute)
-        tg.start_soon(watch)
-    if "out" not in result:  # the client left and the work stopped: nobody reads this answer
-        return Response(status_code=499)
-    return result["out"]
+    out, left = await run_while_connected(request, compute)
+    if left or out is None:  # the client left and the work stopped: nobody reads this answer
+        return Response(status_code=CLIENT_LEFT)
+    return out
 
 
 class _ClientLeft(Exception):

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from app.api.body import BodyRoute
 from app.api.deps import ClassroomDep, LimitsDep, ModelId, OwnedModelId, Repo, SettingsDep
+from app.api.disconnect import CLIENT_LEFT, run_while_connected
 from app.api.schemas import Parameters, TrainRequest, TrainResponse, jsonable
 from app.service.errors import Unprocessable
 
@@ -13,13 +14,22 @@ router = APIRouter(prefix="/models", tags=["training"], route_class=BodyRoute)  
 
 
 @router.post("/{model_id}/train", response_model=TrainResponse)
-def train(model_id: OwnedModelId, body: TrainRequest, limits: LimitsDep, classroom: ClassroomDep,
-          settings: SettingsDep, request: Request) -> dict:
-    """Run N optimizer steps (one minibatch each). Stops early on divergence or at the time budget."""
+async def train(model_id: OwnedModelId, body: TrainRequest, limits: LimitsDep, classroom: ClassroomDep,
+                settings: SettingsDep, request: Request) -> dict | Response:
+    """Run N optimizer steps (one minibatch each). Stops early on divergence or at the time budget, and
+    when the client leaves (its steps so far are kept; the answer is 499)."""
     limits.check_steps(body.steps)
-    classroom.check_not_frozen()
-    # sched: trained in turns with every stream and train call of this process (app/service/scheduler.py)
-    return request.app.state.scheduler.train(model_id, body.steps, settings.train_time_budget).to_dict()
+    scheduler = request.app.state.scheduler
+
+    def run(leaving):  # in a worker thread: the freeze is a store read
+        classroom.check_not_frozen()
+        # sched: trained in turns with every stream and train call of this process (app/service/scheduler.py)
+        return scheduler.train(model_id, body.steps, settings.train_time_budget, leaving)
+
+    result, left = await run_while_connected(request, run)
+    if left or result.stopped == "cancelled":
+        return Response(status_code=CLIENT_LEFT)
+    return result.to_dict()
 
 
 @router.get("/{model_id}/parameters", response_model=Parameters)

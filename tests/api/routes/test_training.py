@@ -7,7 +7,7 @@ import pytest
 
 from app.engine import Model
 
-from ..utils import SMALL, XOR, arr, create, invalid, unprocessable
+from ..utils import SMALL, XOR, arr, call_then_leave, create, invalid, unprocessable
 
 DIVERGES = {"layers": [{"units": 1, "activation": "identity"}], "loss": "mse",
             "optimizer": {"name": "sgd", "learning_rate": 1e4}, "data": {"dataset": "plane", "samples": 40}}
@@ -82,6 +82,20 @@ def test_train_stops_at_the_time_budget(limited):
     # one history entry per step: ask for every point (GET /history thins to history_max_points by default)
     steps = client.get(f"/api/models/{mid}/history", params={"max_points": 1_000_000}).json()["step"]
     assert steps == list(range(1, t["step"] + 1))
+
+
+def test_a_train_call_stops_when_its_client_leaves_and_keeps_its_steps(limited):
+    client = limited(train_time_budget=120, max_steps=10_000_000)
+    mid = create(client, SMALL)["id"]
+    token = client.tokens[mid]
+    sent = call_then_leave(client.app, "POST", f"/api/models/{mid}/train", {"steps": 10_000_000},
+                           headers={"Authorization": f"Bearer {token}"})
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 499
+    step = client.get(f"/api/models/{mid}").json()["step"]
+    assert 0 < step < 10_000_000  # stopped early; the steps trained before are saved, one history entry each
+    steps = client.get(f"/api/models/{mid}/history", params={"max_points": 1_000_000}).json()["step"]
+    assert steps == list(range(1, step + 1))
+    assert train(client, mid, 3)["step"] == step + 3  # the model is free again
 
 
 def test_divergence_stops_training_and_keeps_the_last_finite_parameters(client):
