@@ -43,7 +43,7 @@ from .errors import Busy, Conflict, DomainError, NotFound
 log = logging.getLogger("playground.scheduler")
 
 MIN_SLICE = 0.0004        # seconds of training per visit, at least (a few steps of the default net)
-HEAVY_VISIT = 0.005       # seconds: a visit costing more (and 4 slices) is paced to its fair share (see _pace)
+HEAVY_VISIT = 0.005       # CPU seconds: a visit costing more (and 4 slices) is paced to its fair share (see _pace)
 TRAIN_SHARE = 0.6         # of each frame period a lone stream trains; the rest is left to requests
 LONE_CALL_SLICE = 0.1      # seconds per slice of a train call when nothing else trains in this process
 MAX_PENDING_LOSSES = 4096  # losses kept for a client that is not reading; halved (every other) past it
@@ -314,6 +314,7 @@ class Scheduler:
                     continue
                 n = max(1, self.active)
             slice_s = self._slice(n)
+            cpu = time.thread_time()
             try:
                 if isinstance(job, CallJob):
                     # alone, a call needs no turns: longer slices save the per-slice cost (a lock, an evaluation)
@@ -322,7 +323,8 @@ class Scheduler:
                     self._visit_stream(job, slice_s, now)
             except Exception:  # never let one model stop the class's trainer
                 log.exception("scheduler visit failed for model %s", job.model_id)
-            self._pace(job, now, time.monotonic() - now, slice_s, n)
+            # CPU time, not wall time: a visit that waited for the GIL or a busy machine is not heavy
+            self._pace(job, now, time.thread_time() - cpu, slice_s, n)
             time.sleep(0)  # let the event loop and request threads take the GIL between visits
 
     def _pace(self, job: _Job, start: float, cost: float, slice_s: float, n: int) -> None:
