@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 
 from app.api.body import BodyRoute
 from app.api.deps import ClassroomDep, LimitsDep, ModelId, OwnedModelId, Repo, SettingsDep
@@ -13,9 +13,9 @@ router = APIRouter(prefix="/models", tags=["training"], route_class=BodyRoute)  
 
 
 @router.post("/{model_id}/train", response_model=TrainResponse)
-def train(model_id: OwnedModelId, body: TrainRequest, limits: LimitsDep, classroom: ClassroomDep,
-          settings: SettingsDep, request: Request) -> dict:
-    """Run N optimizer steps (one minibatch each). Stops early on divergence or at the time budget."""
+def train(model_id: OwnedModelId, limits: LimitsDep, classroom: ClassroomDep, settings: SettingsDep, request: Request,
+          body: TrainRequest = Body(default_factory=TrainRequest)) -> dict:
+    """Run N optimizer steps (one minibatch each; no body or {}: one). Stops early on divergence or at the time budget."""
     limits.check_steps(body.steps)
     classroom.check_not_frozen()
     # sched: trained in turns with every stream and train call of this process (app/service/scheduler.py)
