@@ -53,6 +53,8 @@ MAX_NESTING = 100
 """Arrays and objects nested deeper than this are refused; the deepest a request needs is about 8 (a 4-axis dW)."""
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string, escapes included (unrolled: no per-byte branch)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_BIG_INT = re.compile(rb"(?<![0-9.eE+-])-?[0-9]{20,}(?![0-9.eE])")
+"""An integer of 20 digits or more outside strings: orjson makes those beyond 64 bits floats."""
 
 
 class BodyGate:
@@ -79,11 +81,15 @@ def decode(body: bytes) -> Any:
     Raises json.JSONDecodeError (the standard library's, with its position) for a body that is not JSON, and
     ValueError or RecursionError as parse_body describes.
     """
-    check_nesting(body)
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        doc = json.loads(body)  # NaN / Infinity literals: let validation name the field
+    code = _STRING.sub(b"", body)
+    _check_depth(code)
+    if _BIG_INT.search(code):  # the standard library keeps it an integer, as on the small-body path
+        doc = json.loads(body)
+    else:
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            doc = json.loads(body)  # NaN / Infinity literals: let validation name the field
     _arrays(doc, 0)
     return doc
 
@@ -94,7 +100,12 @@ def nesting(body: bytes) -> int:
     Exact for UTF-8 (no multi-byte character holds an ASCII byte); for UTF-16/32 bodies, which orjson never
     parses, a miscount only changes which of two 422s the standard library's parser leads to.
     """
-    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    return _depth(_STRING.sub(b"", body))
+
+
+def _depth(code: bytes) -> int:
+    """nesting() of a body whose strings are already removed."""
+    brackets = code.translate(None, _NOT_BRACKETS)
     if not brackets:
         return 0
     codes = np.frombuffer(brackets, np.uint8)
@@ -102,10 +113,14 @@ def nesting(body: bytes) -> int:
     return int(np.cumsum(steps).max())
 
 
+def _check_depth(code: bytes) -> None:
+    if _depth(code) > MAX_NESTING:
+        raise RecursionError(f"nested more than {MAX_NESTING} levels deep")
+
+
 def check_nesting(body: bytes) -> None:
     """RecursionError when the body nests deeper than MAX_NESTING, before any parser recurses into it."""
-    if nesting(body) > MAX_NESTING:
-        raise RecursionError(f"nested more than {MAX_NESTING} levels deep")
+    _check_depth(_STRING.sub(b"", body))
 
 
 def parse_body(body: bytes) -> Any:

@@ -216,7 +216,9 @@ UNPARSABLE = [
 def test_an_unparsable_body_is_a_422_naming_the_reason(limited, large, body, detail):
     c = limited(large_body_bytes=100 if large else 10**6)
     mid = create(c, SMALL)["id"]
-    r = c.post(f"/api/models/{mid}/train", content=body, headers={"content-type": "application/json"})
+    body = body if isinstance(body, bytes) else body.encode()
+    r = c.post(f"/api/models/{mid}/train", content=body + b" " * 200,  # over 100 bytes: the large path's parser
+               headers={"content-type": "application/json"})
     assert (r.status_code, r.json()) == (422, detail)
     assert c.get(f"/api/models/{mid}").json()["step"] == 0
 
@@ -246,3 +248,19 @@ def test_a_million_levels_never_reach_a_parser(limited):
 ])
 def test_nesting_is_counted_on_the_bytes_outside_strings(body, depth):
     assert nesting(body) == depth
+
+
+@pytest.mark.parametrize("path,raw", [("/{id}/train", '{"steps": 1' + "0" * 25 + "}"),
+                                      ("/{id}/reset", '{"seed": -1' + "0" * 25 + "}"),
+                                      ("", '{"data": {"samples": 123456789012345678901234}}')])
+def test_integers_beyond_64_bits_get_the_same_answer_on_both_paths(limited, path, raw):
+    """orjson (large bodies) would make them floats ("not an integer"); they stay integers, out of range."""
+    answers = []
+    for size in (10**6, 100):
+        c = limited(large_body_bytes=size)
+        mid = create(c, SMALL)["id"]
+        answers.append(c.post("/api/models" + path.format(id=mid), content=raw + " " * 200,  # over 100 bytes
+                              headers={"content-type": "application/json"}))
+    assert answers[0].status_code == answers[1].status_code == 422
+    assert answers[0].json() == answers[1].json()
+    assert answers[0].json()["detail"][0]["msg"] != INT, answers[0].text
