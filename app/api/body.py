@@ -9,7 +9,8 @@ the API uses :class:`BodyRoute`, which, for a body of ``PLAYGROUND_LARGE_BODY_BY
    (nothing read, nothing changed); the slot is held until the answer is ready, so the memory of the
    whole call (decode, validation, work) is bounded per process;
 2. decodes the JSON in a worker thread with orjson (the standard library for what orjson refuses,
-   such as the NaN literal, so the route's own validation still names the field);
+   such as the NaN literal, so the route's own validation still names the field, and for an integer of 20 digits
+   or more, which orjson would make a float: a large body gets the answer a small one gets);
 3. in that thread, turns every matrix field (``MATRIX_KEYS``: a non-empty list of equally long rows of
    finite numbers) into a float64 array and drops the lists, so validation passes the array through
    (``Matrix`` in app/api/schemas.py accepts arrays) instead of copying a million small lists;
@@ -35,8 +36,8 @@ from typing import Any
 import numpy as np
 import orjson
 from fastapi import Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.datastructures import DefaultPlaceholder
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
