@@ -10,7 +10,7 @@ import pytest
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError, create_model
 
-from app.api.body import MAX_NESTING, BodyRoute, nesting
+from app.api.body import MAX_NESTING, BodyRoute, _depth, nesting
 
 from .utils import SMALL, client_for, create, make_app
 
@@ -264,3 +264,8 @@ def test_integers_beyond_64_bits_get_the_same_answer_on_both_paths(limited, path
     assert answers[0].status_code == answers[1].status_code == 422
     assert answers[0].json() == answers[1].json()
     assert answers[0].json()["detail"][0]["msg"] != INT, answers[0].text
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 1 << 20])
+def test_nesting_is_the_same_whatever_the_chunk(chunk):
+    assert [_depth(code, chunk) for code in (b"[[[]]][[", b"]]][", b"{[{}]}[[[[]]]]", b"")] == [3, 0, 4, 0]
