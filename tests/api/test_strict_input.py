@@ -148,15 +148,19 @@ def models_in(annotation):
             yield from models_in(arg)
 
 
-def number_fields(model, path=()):
-    """(path, field) of every int or float field, nested models included (matrices are lists: not fields here)."""
+def kinds_of(field) -> set:
+    """The plain types a field takes: {int} for Int | None, {float} for Float, ..."""
+    args = typing.get_args(field.annotation) or (field.annotation,)
+    return {typing.get_args(a)[0] if typing.get_origin(a) is typing.Annotated else a for a in args}
+
+
+def scalar_fields(model, path=()):
+    """(path, field) of every int, float or bool field, nested models included (matrices are lists: not here)."""
     for name, field in model.model_fields.items():
-        args = typing.get_args(field.annotation) or (field.annotation,)
-        kinds = {typing.get_args(a)[0] if typing.get_origin(a) is typing.Annotated else a for a in args}
-        if kinds & {int, float}:
+        if kinds_of(field) & {int, float, bool}:
             yield (*path, name), field
         for sub in models_in(field.annotation):
-            yield from number_fields(sub, (*path, name))
+            yield from scalar_fields(sub, (*path, name))
 
 
 def body_models():
@@ -173,21 +177,21 @@ def test_every_json_body_route_is_a_body_route():
     assert [r.path for r in routes if not isinstance(r, BodyRoute)] == []
 
 
-def test_every_integer_and_float_field_of_every_request_body_is_strict():
+def test_every_number_and_boolean_field_of_every_request_body_is_strict():
     _, models = body_models()
-    fields = [(m.__name__, path, f) for m in models for path, f in number_fields(m)]
-    assert len(fields) >= 20 and {"TrainRequest", "ModelCreate", "ForkRequest", "Preset"} <= {m for m, _, _ in fields}
+    fields = [(m.__name__, path, f) for m in models for path, f in scalar_fields(m)]
+    assert len(fields) >= 25 and {"TrainRequest", "ModelCreate", "ForkRequest", "Preset"} <= {m for m, _, _ in fields}
     lax = []
     for model, path, field in fields:
         probe = create_model("Probe", x=(field.annotation, field))
-        integer = int in {typing.get_args(a)[0] if typing.get_origin(a) is typing.Annotated else a
-                          for a in typing.get_args(field.annotation) or (field.annotation,)}
-        for bad in (True, "1") + ((1.0,) if integer else ()):
+        kinds = kinds_of(field)
+        bad = (1, "true", "yes") if bool in kinds else (True, "1") + ((1.0,) if int in kinds else ())
+        for value in bad:
             try:
-                probe.model_validate({"x": bad})
-                lax.append((model, path, bad))
+                probe.model_validate({"x": value})
+                lax.append((model, path, value))
             except ValidationError as e:
-                assert e.errors()[0]["type"] in ("int_type", "float_type"), (model, path, e.errors())
+                assert e.errors()[0]["type"] in ("int_type", "float_type", "bool_type"), (model, path, e.errors())
     assert lax == []
 
 
