@@ -40,6 +40,7 @@ from fastapi.datastructures import DefaultPlaceholder
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from app.engine.network import release_memory
 from app.service.errors import Busy
@@ -99,8 +100,9 @@ def decode(body: bytes) -> Any:
 def nesting(body: bytes) -> int:
     """How deep the body's arrays and objects nest, counted on the bytes (brackets inside strings skipped).
 
-    Exact for UTF-8 (no multi-byte character holds an ASCII byte); for UTF-16/32 bodies, which orjson never
-    parses, a miscount only changes which of two 422s the standard library's parser leads to.
+    Exact for UTF-8 (no multi-byte character holds an ASCII byte). For UTF-16/32 bodies (JSON allows them;
+    browsers and HTTP clients send UTF-8) it is approximate: only the standard library parses those, and its
+    RecursionError is answered with the same 422.
     """
     return _depth(_STRING.sub(b"", body))
 
@@ -212,18 +214,25 @@ def _is_json(request: Request, strict_content_type: bool) -> bool:
 
 
 class BodyRoute(APIRoute):
-    """An APIRoute whose large bodies are gated and decoded off the event loop (module docstring)."""
+    """An APIRoute that parses JSON bodies itself (a 422 naming the reason when one cannot be parsed) and whose
+    large bodies are gated and decoded off the event loop (module docstring)."""
 
     def get_route_handler(self) -> Callable:
         handler = super().get_route_handler()
         decodes = self.body_field is not None  # routes that read the raw body (import) are only gated
-        strict = getattr(self, "strict_content_type", False)  # FastAPI before 0.130 parsed a body without a type
+        strict = getattr(self, "strict_content_type", False)  # older FastAPI: a body without a type is JSON
         strict = strict.value if isinstance(strict, DefaultPlaceholder) else strict
 
         async def route_handler(request: Request) -> Response:
-            settings = request.app.state.settings
             if request.method not in ("POST", "PUT", "PATCH"):
                 return await handler(request)
+            try:
+                return await parsed_then_handled(request)
+            except ClientDisconnect:  # the client left while sending its body: nobody reads an answer
+                return Response(status_code=499)
+
+        async def parsed_then_handled(request: Request) -> Response:
+            settings = request.app.state.settings
             parses = decodes and _is_json(request, strict)
             if await _body_size(request) < settings.large_body_bytes:
                 if parses and (body := await request.body()):

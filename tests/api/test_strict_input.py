@@ -273,3 +273,27 @@ def test_integers_beyond_64_bits_get_the_same_answer_on_both_paths(limited, path
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 1 << 20])
 def test_nesting_is_the_same_whatever_the_chunk(chunk):
     assert [_depth(code, chunk) for code in (b"[[[]]][[", b"]]][", b"{[{}]}[[[[]]]]", b"")] == [3, 0, 4, 0]
+
+
+@pytest.mark.parametrize("length", [100, 10**7], ids=["small", "large"])
+def test_a_client_that_leaves_while_sending_its_body_is_not_a_500(client, model, length):
+    """Starlette raises ClientDisconnect from request.body(); BodyRoute answers 499 (nobody reads it), not 500."""
+    path = f"/api/models/{model['id']}/train"
+    messages = [{"type": "http.request", "body": b'{"st', "more_body": True}, {"type": "http.disconnect"}]
+    started = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            started.append(message["status"])
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"", "server": ("test", 80),
+             "client": ("10.0.0.1", 5000), "state": {},
+             "headers": [(b"content-type", b"application/json"), (b"content-length", str(length).encode()),
+                         (b"authorization", f"Bearer {client.tokens[model['id']]}".encode())]}
+    client.portal.call(client.app, scope, receive, send)
+    assert started == [499]
+    assert client.get(f"/api/models/{model['id']}").json()["step"] == 0
