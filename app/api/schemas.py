@@ -10,7 +10,7 @@ import unicodedata
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, WithJsonSchema,
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool, WithJsonSchema,
                       WrapSerializer, WrapValidator)
 from pydantic_core import PydanticCustomError
 
@@ -30,6 +30,12 @@ DatasetName = Literal[CLASSIFICATION + REGRESSION]
 FeatureName = Literal[tuple(FEATURES)]
 RegKind = Literal[REGULARIZATIONS]
 Number = Annotated[float, Field(allow_inf_nan=False)]
+Int = Annotated[int, Strict()]
+"""A JSON integer, for every integer field of a request body: lax pydantic would take true, "5" and 5.0 as 1, 5
+and 5 (a student's typo trains one step); strict, each is a 422 "Input should be a valid integer" at the field."""
+Float = Annotated[float, Strict()]
+"""A JSON number (integers included, so a learning rate of 1 is fine), for every float field of a request body:
+true and "0.5" are a 422 "Input should be a valid number". Matrices (``Number``) keep their own checks."""
 
 
 def _matrix_in(value, handler):
@@ -50,7 +56,7 @@ Rows = Annotated[list[list[Number]], Field(min_length=1), WrapValidator(_matrix_
                  WrapSerializer(_matrix_out, when_used="always")]
 """A Matrix of at least one row. Field(min_length=1) on a Matrix field would report "Value should have"
 instead of pydantic's "List should have": a length constraint outside a wrap validator is checked apart."""
-Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
+Seed = Annotated[int, Strict(), Field(ge=0, le=2**31 - 1)]
 
 
 def printable_name(name: str) -> str:
@@ -100,7 +106,7 @@ class Strict(BaseModel):
 
 # -- spec ---------------------------------------------------------------------------------
 class LayerSpec(Strict):
-    units: int = Field(ge=1, description="n_i, the rows of W_i")
+    units: Int = Field(ge=1, description="n_i, the rows of W_i")
     # None lets the engine choose, so the API builds the same network as Model(spec): tanh for hidden
     # layers, identity for the output layer
     activation: Activation | None = Field(None, description="default tanh; identity on the output layer")
@@ -108,26 +114,26 @@ class LayerSpec(Strict):
 
 class OptimizerSpec(Strict):
     name: OptimizerName = "adam"
-    learning_rate: float | None = Field(None, ge=0, le=1e6, allow_inf_nan=False, examples=[0.03])
-    momentum: float | None = Field(None, ge=0, lt=1, allow_inf_nan=False, description="momentum only (default 0.9)")
+    learning_rate: Float | None = Field(None, ge=0, le=1e6, allow_inf_nan=False, examples=[0.03])
+    momentum: Float | None = Field(None, ge=0, lt=1, allow_inf_nan=False, description="momentum only (default 0.9)")
     nesterov: StrictBool | None = None
-    beta1: float | None = Field(None, ge=0, lt=1, allow_inf_nan=False, description="adam only (default 0.9)")
-    beta2: float | None = Field(None, ge=0, lt=1, allow_inf_nan=False, description="adam only (default 0.999)")
-    eps: float | None = Field(None, gt=0, le=1, allow_inf_nan=False, description="adam only (default 1e-8)")
+    beta1: Float | None = Field(None, ge=0, lt=1, allow_inf_nan=False, description="adam only (default 0.9)")
+    beta2: Float | None = Field(None, ge=0, lt=1, allow_inf_nan=False, description="adam only (default 0.999)")
+    eps: Float | None = Field(None, gt=0, le=1, allow_inf_nan=False, description="adam only (default 1e-8)")
 
 
 class RegularizationSpec(Strict):
     kind: RegKind = "none"
-    rate: float = Field(0.0, ge=0, le=1e3, allow_inf_nan=False)
+    rate: Float = Field(0.0, ge=0, le=1e3, allow_inf_nan=False)
 
 
 class DataSpec(Strict):
     """Either a generated dataset (dataset, samples, ...) or your own arrays (X, y, X_test?, y_test?)."""
 
     dataset: DatasetName | None = Field(None, description="default circle")
-    samples: int | None = Field(None, ge=4, le=100_000)
-    noise: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
-    test_fraction: float | None = Field(None, ge=0, le=0.9, allow_inf_nan=False)
+    samples: Int | None = Field(None, ge=4, le=100_000)
+    noise: Float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    test_fraction: Float | None = Field(None, ge=0, le=0.9, allow_inf_nan=False)
     seed: Seed | None = None
     features: list[FeatureName] | None = Field(None, min_length=1, max_length=len(FEATURES))
     X: Matrix | None = Field(None, description="(N, p) training inputs, rows are samples")
@@ -153,18 +159,18 @@ class ModelCreate(Strict):
          "loss": "mse", "bias": False, "batch_size": None,
          "data": {"X": [[0, 0], [0, 1], [1, 0], [1, 1]], "y": [[0], [1], [1], [0]]}}]})
 
-    input_size: int | None = Field(None, ge=1, description="p; taken from the data when omitted")
+    input_size: Int | None = Field(None, ge=1, description="p; taken from the data when omitted")
     layers: list[LayerSpec] = Field(default_factory=lambda: [LayerSpec(**x) for x in DEFAULT_SPEC["layers"]],
                                     min_length=1, description="hidden layers then the output layer")
     loss: LossName = DEFAULT_SPEC["loss"]
     bias: StrictBool = True
     init: InitName = DEFAULT_SPEC["init"]
-    init_std: float = Field(DEFAULT_SPEC["init_std"], gt=0, le=100, allow_inf_nan=False)
+    init_std: Float = Field(DEFAULT_SPEC["init_std"], gt=0, le=100, allow_inf_nan=False)
     seed: Seed = 0
     dtype: Literal["float64", "float32"] = "float64"
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     regularization: RegularizationSpec = Field(default_factory=RegularizationSpec)
-    batch_size: int | None = Field(DEFAULT_SPEC["batch_size"], ge=1, description="null for full batch")
+    batch_size: Int | None = Field(DEFAULT_SPEC["batch_size"], ge=1, description="null for full batch")
     data: DataSpec = Field(default_factory=DataSpec)
     nickname: Nickname | None = Field(None, description="shown to the instructor, not part of the spec")
 
@@ -185,7 +191,7 @@ class ModelPatch(Strict):
 
     optimizer: OptimizerSpec | None = None
     regularization: RegularizationSpec | None = None
-    batch_size: int | None = Field(None, ge=1, description="send null for full batch")
+    batch_size: Int | None = Field(None, ge=1, description="send null for full batch")
     nickname: Nickname | None = Field(None, description="shown to the instructor")
 
 
@@ -221,7 +227,7 @@ class ModelCreated(ModelPublic):
 
 # -- training -----------------------------------------------------------------------------
 class TrainRequest(Strict):
-    steps: int = Field(1, ge=1, description="optimizer steps (one minibatch each)", examples=[100])
+    steps: Int = Field(1, ge=1, description="optimizer steps (one minibatch each)", examples=[100])
 
 
 class TrainResponse(BaseModel):
@@ -292,7 +298,7 @@ class GradientsResponse(BaseModel):
 
 
 class GradcheckRequest(Batch):
-    eps: float = Field(1e-6, gt=0, le=1e-2, allow_inf_nan=False)
+    eps: Float = Field(1e-6, gt=0, le=1e-2, allow_inf_nan=False)
 
 
 class HistoryResponse(BaseModel):

@@ -14,7 +14,7 @@ from pydantic import Field, StrictBool
 
 from app.api.body import BodyRoute
 from app.api.deps import ClassroomDep, Credentials, DatasetsDep, Repo, SettingsDep
-from app.api.schemas import ClassStatus, GalleryResponse, LeaderboardResponse, Rows, Strict, finite, jsonable
+from app.api.schemas import ClassStatus, GalleryResponse, Int, LeaderboardResponse, Rows, Strict, finite, jsonable
 from app.service import assignment as tasks
 from app.service.errors import Forbidden, NotFound, Unauthorized, Unprocessable
 
@@ -45,7 +45,7 @@ class Preset(Strict):
     link: str = Field(min_length=1, max_length=4000, pattern=r"^/([^/\\].*)?$",
                       examples=["/?dataset=circle&f=x1,x2&h=8.tanh,8.tanh"])
     match_loss: StrictBool = Field(False, description="rank only models that use the link's loss")
-    step_budget: int | None = Field(None, ge=1, le=10_000_000, description="rank only models trained at most this many steps")
+    step_budget: Int | None = Field(None, ge=1, le=10_000_000, description="rank only models trained at most this many steps")
 
 
 class Freeze(Strict):

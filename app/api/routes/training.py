@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Body, Request, Response
 
 from app.api.body import BodyRoute
 from app.api.deps import ClassroomDep, LimitsDep, ModelId, OwnedModelId, Repo, SettingsDep
@@ -14,10 +14,10 @@ router = APIRouter(prefix="/models", tags=["training"], route_class=BodyRoute)  
 
 
 @router.post("/{model_id}/train", response_model=TrainResponse)
-async def train(model_id: OwnedModelId, body: TrainRequest, limits: LimitsDep, classroom: ClassroomDep,
-                settings: SettingsDep, request: Request) -> dict | Response:
-    """Run N optimizer steps (one minibatch each). Stops early on divergence or at the time budget, and
-    when the client leaves (its steps so far are kept; the answer is 499)."""
+async def train(model_id: OwnedModelId, limits: LimitsDep, classroom: ClassroomDep, settings: SettingsDep,
+                request: Request, body: TrainRequest = Body(default_factory=TrainRequest)) -> dict | Response:
+    """Run N optimizer steps (one minibatch each; no body or {}: one). Stops early on divergence or at the
+    time budget, and when the client leaves (its steps so far are kept; the answer is 499)."""
     limits.check_steps(body.steps)
     scheduler = request.app.state.scheduler
 

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.body import BodyRoute
 from app.api.deps import ClientKey, DatasetsDep, LimitsDep, ModelId, Repo
 from app.api.routes.models import public
-from app.api.schemas import ModelCreated, Nickname, Strict
+from app.api.schemas import Int, ModelCreated, Nickname, Strict
 from app.engine import Model
 from app.engine.codegen import numpy_script
 from app.engine.csvdata import CsvError, one_hot_labels, standardization
@@ -47,7 +47,7 @@ class DatasetPublic(BaseModel):
 
 
 class ForkRequest(Strict):
-    step: int | None = Field(None, ge=0, description="fork from the latest checkpoint at or before this step")
+    step: Int | None = Field(None, ge=0, description="fork from the latest checkpoint at or before this step")
 
 
 @router.post("/datasets", status_code=201, response_model=DatasetPublic, tags=["datasets"])

@@ -58,8 +58,8 @@ def test_steps_limit(limited):
 @pytest.mark.parametrize("body,loc,msg", [
     ({"steps": 0}, ["body", "steps"], "Input should be greater than or equal to 1"),
     ({"steps": -5}, ["body", "steps"], "Input should be greater than or equal to 1"),
-    ({"steps": 1.5}, ["body", "steps"], "Input should be a valid integer, got a number with a fractional part"),
-    ({"steps": "many"}, ["body", "steps"], "Input should be a valid integer, unable to parse string as an integer"),
+    ({"steps": 1.5}, ["body", "steps"], "Input should be a valid integer"),
+    ({"steps": "many"}, ["body", "steps"], "Input should be a valid integer"),
     ({"steps": 1, "lr": 0.1}, ["body", "lr"], "Extra inputs are not permitted"),
 ])
 def test_train_errors(client, model, body, loc, msg):
@@ -70,7 +70,7 @@ def test_train_errors(client, model, body, loc, msg):
 def test_train_non_finite_steps(client, model):
     r = client.post(f"/api/models/{model['id']}/train", content=b'{"steps": Infinity}',
                     headers={"content-type": "application/json"})
-    invalid(r, ["body", "steps"], "Input should be a finite number")
+    invalid(r, ["body", "steps"], "Input should be a valid integer")
 
 
 def test_train_stops_at_the_time_budget(limited):

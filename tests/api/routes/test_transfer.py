@@ -110,7 +110,8 @@ def test_a_file_that_is_not_utf8_names_the_line_of_the_bad_byte():
 
 def test_a_body_that_is_not_utf8_is_a_client_error_not_a_500(client):
     r = client.post("/api/datasets", content=b'{"csv": "a,b\\n1,\xe9\\n"}', headers={"content-type": "application/json"})
-    assert (r.status_code, r.json()) == (400, {"detail": "There was an error parsing the body"})  # FastAPI's answer
+    assert (r.status_code, r.json()) == (422, {"detail": [{"type": "json_invalid", "loc": ["body"], "input": {}, "msg":
+        "JSON decode error: the body is not UTF-8 text (invalid continuation byte at byte 16)"}]})
 
 
 @pytest.mark.parametrize("field", ["standardize", "one_hot"])
