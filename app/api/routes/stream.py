@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.schemas import MAX_TOKEN, StreamMessage, finite
 from app.engine.boundary import grid_range
+from app.engine.network import release_memory
 from app.service.errors import DomainError, NotFound
 from app.service.scheduler import FROZEN, StreamJob
 from app.store import validate_id
@@ -114,8 +115,8 @@ def _macs_per_row(net) -> int:
 
 class _GridInputs:
     """The boundary's grid for one live model: its ranges and network inputs, computed once (the data
-    never changes), as app/engine/boundary.py computes them for GET /boundary. Its arrays are
-    R^2 x input width floats (at most 1,600 x 8 x 8 bytes): Model.FRAME_CACHE_BYTES counts them."""
+    never changes), as app/engine/boundary.py computes them for GET /boundary. It holds R^2 x input width
+    floats and r^2 row indices (a 2-input net: at most 27.6 KB), and goes with the model (a weak key)."""
 
     def __init__(self, model, resolution: int, neuron_resolution: int = 16):
         self.raw_train, self.sizes = model.raw_train, list(model.net.sizes)
@@ -231,6 +232,9 @@ async def stream(ws: WebSocket, model_id: str):
                 await run_in_threadpool(services.models.release, model_id)  # save, give up the lease
             except DomainError:
                 pass  # deleted meanwhile: nothing to save
+            # the stream's steps, frames and saves left freed heap in the trainer's and worker threads' arenas
+            # (a large net's: tens of MB each): give it back to the OS, as large request bodies do (app/api/body.py)
+            await run_in_threadpool(release_memory)
 
 
 class _Wakeups:
