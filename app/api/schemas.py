@@ -585,6 +585,9 @@ class GalleryResponse(BaseModel):
 
 
 # -- stream messages (sched, issue 10): WebSocket /api/models/{id}/stream; see docs/api.md ------------
+MAX_TOKEN = 256  # characters of a stream message's token (a model's token has 64)
+
+
 class StreamMessage(BaseModel):
     """A client message. ``auth`` (first, when the URL has no ?token=) carries the model's token;
     ``play`` may set ``steps_per_frame`` (exactly that many steps per frame; default: as many as fit)."""
@@ -595,7 +598,7 @@ class StreamMessage(BaseModel):
 
     action: Literal["auth", "play", "pause", "step"]
     steps_per_frame: int | None = Field(None, strict=True, ge=1, le=100_000)
-    token: str | None = Field(None, strict=True, max_length=256)
+    token: str | None = Field(None, strict=True, max_length=MAX_TOKEN)
 
 
 class StreamGrid(BaseModel):
@@ -617,7 +620,8 @@ class StreamBoundary(BaseModel):
     y_range: tuple[float, float]
     neuron_resolution: int
     output: StreamGrid        # (resolution, resolution); row j is x2 = y_range value j
-    neurons: list[StreamGrid]  # per hidden layer (n_i, r, r), r = neuron_resolution
+    # per hidden layer (n_i, r, r), r = neuron_resolution; null over 256 hidden neurons (the page draws none)
+    neurons: list[StreamGrid] | None
 
 
 class StreamLayer(BaseModel):
@@ -632,7 +636,9 @@ class StreamLayer(BaseModel):
 class StreamFrame(BaseModel):
     """What the page redraws after a chunk of training. ``losses`` are the per-step losses since
     the previous frame (evenly strided to at most 100) at ``loss_steps``; ``layers`` is null for
-    nets over 20,000 parameters, ``boundary`` for data that is not 2-D."""
+    nets over 20,000 parameters, ``boundary`` for data that is not 2-D and, while playing, on the frames
+    between a large net's boundaries (the page keeps the last one). Frames of nets over 20,000
+    parameters are under 100,000 bytes (stream.FRAME_BIG_NET_BYTES)."""
 
     model_config = ConfigDict(extra="forbid")
 

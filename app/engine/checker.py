@@ -81,6 +81,7 @@ class Batch:
         z = [f64(X)] + [f64(l.z) for l in q]
         dW = [f64(l.dW) for l in q]
         pen = [dW[i] - delta[i].T @ z[i] for i in range(len(q))]
+        net.release()  # the batch's layer caches are copied above: the live model keeps none of them
         return cls(net, z[0], W, [f64(l.a) for l in q], z, delta, [f64(l.dz) for l in q], pen, dW,
                    [f64(l.db) for l in q], X.shape[0], f64(y).reshape(X.shape[0], -1))
 

@@ -139,6 +139,11 @@ class History:
         """Bytes held by the columns."""
         return sum(len(getattr(self, k)) * getattr(self, k).itemsize for k in _COLUMNS)
 
+    def max_nbytes(self) -> int:
+        """Bytes the columns hold at most, at the retention limits."""
+        recent, older, recent_evals, older_evals = self.limits
+        return (recent + older) * (8 + 4 + 4 * self.n_layers) + (recent_evals + older_evals) * (8 + 4 + 4)
+
     # -- persistence ----------------------------------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:
         """The raw columns, for saving."""

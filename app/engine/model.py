@@ -257,6 +257,7 @@ class Model:
                 yield_at = now + YIELD_EVERY
         rec.j = j
         rec.flush()
+        net.release()  # the last batch's layer caches: a live model holds none between calls (see nbytes)
         self.evaluate()
         return TrainResult(step=self.step, epoch=self.epoch, steps_done=len(losses), losses=losses,
                            train_loss=self.train_loss, test_loss=self.test_loss,
@@ -333,7 +334,11 @@ class Model:
         return self.net.predict(self.inputs(np.asarray(X_raw, np.float64)))
 
     def nbytes(self) -> int:
-        """Bytes of the model's own arrays: parameters, gradients, optimizer state, data, sampler, history."""
+        """Bytes a live model holds between calls, at most: parameters, gradients, optimizer state, data and its
+        network inputs, sampler, the epoch and evaluation copies training makes (counted before the first train
+        call makes them: the live-model cache sizes a model once, when it is loaded) and the history at its
+        retention limit. Layer caches are not held: training, inspection and every pass over many rows
+        (``Network.predict``, ``accumulate``) release them."""
         arrays = [self.net.params, self.net.grads, self.net.weight_mask, self.perm, self.raw_train, self.y_train,
                   self.raw_test, self.y_test, self.X_train, self.X_test, self.y_train_t, self.y_test_t,
                   *self.optimizer.state_arrays().values(), *getattr(self, "_epoch_cache", (None,))[1:],
@@ -344,7 +349,12 @@ class Model:
             if id(base) not in seen and isinstance(base, np.ndarray):
                 seen.add(id(base))
                 total += base.nbytes
-        return total + self.history.nbytes()
+        n, n_test = len(self.X_train), len(self.X_test)
+        if getattr(self, "_epoch_cache", None) is None and self.batch_size < n:
+            total += self.X_train.nbytes + self.y_train_t.nbytes  # _epoch_batches' permuted copy
+        if getattr(self, "_eval_cache", None) is None and n + n_test <= min(EVAL_JOINT_ROWS, self.net.chunk_rows()):
+            total += self.X_train.nbytes + self.X_test.nbytes + self.y_train_t.nbytes + self.y_test_t.nbytes
+        return total + max(self.history.nbytes(), self.history.max_nbytes())
 
     def status(self) -> dict:
         """JSON summary for GET /api/models/{id}."""

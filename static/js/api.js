@@ -125,7 +125,8 @@ export function ungrid(g) {
 export function decodeFrame(frame) {
   const b = frame.boundary;
   if (b && b.output && b.output.u8 !== undefined) {
-    frame.boundary = { ...b, output: ungrid(b.output), neurons: (b.neurons || []).map(ungrid) };
+    // neurons is null for nets with too many hidden neurons to draw (docs/api.md)
+    frame.boundary = { ...b, output: ungrid(b.output), neurons: b.neurons ? b.neurons.map(ungrid) : null };
   }
   return frame;
 }

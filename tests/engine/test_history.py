@@ -54,6 +54,7 @@ def test_long_histories_are_thinned_further_back_and_bounded():
     c = h.columns()
     steps = c["step"]
     assert len(steps) <= 1500 and len(c["eval_step"]) <= 150
+    assert h.nbytes() <= h.max_nbytes() == 1500 * (8 + 4 + 2 * 4) + 150 * (8 + 4 + 4)  # what Model.nbytes counts
     np.testing.assert_array_equal(steps[-1000:], np.arange(59_001, 60_001))  # the recent steps, all of them
     assert steps[0] == 1 and (np.diff(steps) > 0).all()                       # the first kept, no step twice
     gaps = np.diff(steps[:-1000])

@@ -566,7 +566,7 @@ def test_nbytes_counts_the_models_own_arrays():
         m.train(30)
         own = m.net.params.nbytes * 2 + m.raw_train.nbytes + m.raw_test.nbytes + m.X_train.nbytes
         assert m.nbytes() >= own + sum(v.nbytes for v in m.optimizer.state_arrays().values())
-        assert m.nbytes() < 4 * own + m.history.nbytes() + 100_000
+        assert m.nbytes() < 4 * own + m.history.max_nbytes() + 100_000
     assert big.nbytes() - small.nbytes() > (9000 - 900) * 3 * 8
 
 

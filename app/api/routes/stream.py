@@ -24,8 +24,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from app.api.schemas import StreamMessage, finite
+from app.api.schemas import MAX_TOKEN, StreamMessage, finite
 from app.engine.boundary import grid_range
+from app.engine.network import release_memory
 from app.service.errors import DomainError, NotFound
 from app.service.scheduler import FROZEN, StreamJob
 from app.store import validate_id
@@ -35,8 +36,24 @@ router = APIRouter(tags=["stream"])
 FRAME_LOSSES = 100       # at most this many per-step losses per frame, evenly strided
 FRAME_MAX_PARAMS = 20_000  # larger nets stream their norms but not their weights
 BOUNDARY_RESOLUTION = 40
+# Hidden neurons with a thumbnail in a frame, at most (else "neurons" is null). The page draws thumbnails
+# only on its network diagram, which it draws for layers of at most 64 units and 5,000 weights
+# (static/js/charts/network.js): at most ~250 hidden neurons (11 hidden layers of 22). 256 thumbnails are
+# ~87 KB of base64; a 2x1000 net's 2,000 were 680 KB a frame that nothing showed.
+FRAME_MAX_NEURONS = 256
+# Multiply-adds of a frame's boundary pass (grid points x weights), at most on average: a 5,000-weight net
+# at the full 40 x 40 grid (~1-2 ms; every frame of every student waits for it, as the scheduler renders
+# frames in turn). Larger nets get a coarser grid (down to BOUNDARY_MIN_RESOLUTION) and, while playing, a
+# boundary only every k-th frame (null between: the page keeps the last one), so a 2M-parameter student
+# costs the class's trainer about what a 5,000-weight one does; one boundary frame is at most 16^2 x 2M.
+FRAME_GRID_MACS = BOUNDARY_RESOLUTION ** 2 * 5_000
+BOUNDARY_MIN_RESOLUTION = 16  # a coarser output grid shows little of a boundary
+# A frame of a net over FRAME_MAX_PARAMS parameters (no weights) is at most this many bytes: a 40 x 40
+# output grid (~2.2 KB of base64), up to 256 16 x 16 thumbnails (~87 KB), 100 losses and 12 norms.
+FRAME_BIG_NET_BYTES = 100_000
 AUTH_TIMEOUT = 10.0      # seconds a connection without ?token= may take to send its auth message
 MAX_MESSAGE = 4096       # characters: the largest client message ({"action": "auth", "token": ...} is ~100)
+NESTED = "messages must not nest deeper than a flat JSON object such as {\"action\": \"play\"}"
 
 
 # -- frames ----------------------------------------------------------------------------------------
@@ -81,16 +98,28 @@ def frame(model, losses: list[float], loss_steps: list[int], playing: bool) -> d
                           "dW": c(d.grads["W"]), "db": c(d.grads["b"]) if d.bias else None}
                          for d in net.dense]
     if model.raw_dim == 2:
-        out["boundary"] = boundary(model)
+        out["boundary"] = boundary(model, every_frame=not playing)
     return out
+
+
+def grid_resolution(net) -> int:
+    """The frame's boundary resolution R: 40, or less for a net whose R x R pass would cost more than
+    FRAME_GRID_MACS multiply-adds (never under BOUNDARY_MIN_RESOLUTION)."""
+    fit = math.isqrt(FRAME_GRID_MACS // max(1, _macs_per_row(net)))
+    return max(BOUNDARY_MIN_RESOLUTION, min(BOUNDARY_RESOLUTION, fit))
+
+
+def _macs_per_row(net) -> int:
+    return sum(a * b for a, b in zip(net.sizes[:-1], net.sizes[1:]))
 
 
 class _GridInputs:
     """The boundary's grid for one live model: its ranges and network inputs, computed once (the data
-    never changes), as app/engine/boundary.py computes them for GET /boundary."""
+    never changes), as app/engine/boundary.py computes them for GET /boundary. It holds R^2 x input width
+    floats and r^2 row indices (a 2-input net: at most 27.6 KB), and goes with the model (a weak key)."""
 
     def __init__(self, model, resolution: int, neuron_resolution: int = 16):
-        self.raw_train = model.raw_train
+        self.raw_train, self.sizes = model.raw_train, list(model.net.sizes)
         self.x_range, self.y_range = grid_range(np.concatenate([model.raw_train, model.raw_test]))
         self.finite = all(math.isfinite(x) for x in (*self.x_range, *self.y_range))
         xs, ys = np.linspace(*self.x_range, resolution), np.linspace(*self.y_range, resolution)
@@ -99,26 +128,40 @@ class _GridInputs:
         self.resolution, self.r = resolution, min(neuron_resolution, resolution)
         sub = np.linspace(0, resolution - 1, self.r).round().astype(int)
         self.rows = (sub[:, None] * resolution + sub[None, :]).ravel()  # grid point (j, k) is row j * R + k
+        self.thumbs = sum(model.net.sizes[1:-1]) <= FRAME_MAX_NEURONS
+        # while playing, a boundary every `every` frames keeps the pass's mean cost within FRAME_GRID_MACS
+        self.every = max(1, -(-resolution ** 2 * _macs_per_row(model.net) // FRAME_GRID_MACS))
+        self.skipped = self.every  # the first frame has a boundary
 
 
 _GRID_INPUTS: "weakref.WeakKeyDictionary[object, _GridInputs]" = weakref.WeakKeyDictionary()
 
 
-def boundary(model) -> dict | None:
-    """The frame's boundary: output (R, R) and each hidden layer's z on an (r, r) sub-grid, as 8-bit grids
-    (the values of GET /boundary at this resolution); None when the data's range is not finite."""
+def boundary(model, every_frame: bool = True) -> dict | None:
+    """The frame's boundary: output (R, R) and, for nets of at most FRAME_MAX_NEURONS hidden neurons, each
+    hidden layer's z on an (r, r) sub-grid (else null), as 8-bit grids (the values of GET /boundary at this
+    resolution); None when the data's range is not finite, or on a skipped frame of a large net (see
+    FRAME_GRID_MACS) unless ``every_frame``. The pass runs in ``Network.predict``'s chunks and leaves no
+    layer cache on the model."""
     g = _GRID_INPUTS.get(model)
-    if g is None or g.raw_train is not model.raw_train:
-        g = _GRID_INPUTS[model] = _GridInputs(model, BOUNDARY_RESOLUTION)
+    if g is None or g.raw_train is not model.raw_train or g.sizes != model.net.sizes:
+        g = _GRID_INPUTS[model] = _GridInputs(model, grid_resolution(model.net))
     if not g.finite:
         return None
+    if not every_frame and g.skipped + 1 < g.every:
+        g.skipped += 1
+        return None
+    g.skipped = 0
     R, r = g.resolution, g.r
-    y_hat = model.net.forward(g.X)
+    if g.thumbs:
+        y_hat, hidden = model.net.predict(g.X, hidden_rows=g.rows)
+        neurons = [grid(z.T.reshape(-1, r, r)) for z in hidden]
+    else:
+        y_hat, neurons = model.net.predict(g.X), None
     K = y_hat.shape[1]
     out = y_hat[:, 0] if K == 1 else y_hat[:, 1] if K == 2 else y_hat.argmax(axis=1) / (K - 1)
-    neurons = [act.z[g.rows].T.reshape(-1, r, r) for act in model.net.acts[:-1]]
     return {"resolution": R, "x_range": g.x_range, "y_range": g.y_range, "neuron_resolution": r,
-            "output": grid(out.reshape(R, R)), "neurons": [grid(n) for n in neurons]}
+            "output": grid(out.reshape(R, R)), "neurons": neurons}
 
 
 def _float32(a: np.ndarray) -> np.ndarray:
@@ -189,6 +232,9 @@ async def stream(ws: WebSocket, model_id: str):
                 await run_in_threadpool(services.models.release, model_id)  # save, give up the lease
             except DomainError:
                 pass  # deleted meanwhile: nothing to save
+            # the stream's steps, frames and saves left freed heap in the trainer's and worker threads' arenas
+            # (a large net's: tens of MB each): give it back to the OS, as large request bodies do (app/api/body.py)
+            await run_in_threadpool(release_memory)
 
 
 class _Wakeups:
@@ -328,8 +374,13 @@ def _parse(raw: str) -> tuple[StreamMessage | None, str | None]:
         msg = json.loads(raw)
     except ValueError:
         return None, "messages must be JSON objects such as {\"action\": \"play\"}"
-    except RecursionError:  # json recurses once per level: a deep "[[[...]]]" exhausts the stack
-        return None, "messages must not nest deeper than a flat JSON object such as {\"action\": \"play\"}"
+    except RecursionError:  # json recurses once per level: "[[[...]]]" or '{"":{"":...}}' deep enough
+        return None, NESTED
+    # every field of a message is a string or a number: an object or list inside it (in any field,
+    # known or not, at any depth) is the nesting the docs refuse, whatever its depth under the stack limit
+    if isinstance(msg, (dict, list)) and any(isinstance(v, (dict, list))
+                                             for v in (msg.values() if isinstance(msg, dict) else msg)):
+        return None, NESTED
     if not isinstance(msg, dict):
         return None, "action must be one of play, pause, step"
     try:
@@ -339,5 +390,7 @@ def _parse(raw: str) -> tuple[StreamMessage | None, str | None]:
         if field == "steps_per_frame":
             return None, "steps_per_frame must be an integer from 1 to 100000"
         if field == "token":
+            if isinstance(msg.get("token"), str):  # only the length can be wrong
+                return None, f"token must be at most {MAX_TOKEN} characters"
             return None, "token must be a string"
         return None, "action must be one of play, pause, step"

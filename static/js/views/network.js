@@ -26,6 +26,7 @@ export class NetworkView {
     });
     this.twoD = twoD; this.lastBoundary = null; this.inputKey = null;
     this.outUnits = spec.layers[spec.layers.length - 1].units;
+    this.hiddenLayers = spec.layers.slice(0, -1);
   }
 
   _inputGrids(b) {
@@ -48,7 +49,8 @@ export class NetworkView {
     const b = frame.boundary;
     if (!this.twoD || !b || b === this.lastBoundary) return;
     this.lastBoundary = b;
-    const hidden = b.neurons || [];
+    // no thumbnails (null) for nets over the server's FRAME_MAX_NEURONS: keep each hidden column's place
+    const hidden = b.neurons || this.hiddenLayers.map(() => null);
     // two softmax outputs: unit 1 is P(class 0) = 1 - output, unit 2 is P(class 1) = output
     const out = this.outUnits === 2 ? [b.output.map((r) => r.map((v) => 1 - v)), b.output] : [b.output];
     const grids = [this._inputGrids(b), ...hidden, out];

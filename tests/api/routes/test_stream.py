@@ -133,6 +133,10 @@ def test_bad_messages_are_answered_and_the_stream_goes_on(client, model, message
 
 BINARY = 'messages must be text frames holding JSON such as {"action": "play"}, not binary frames'
 DEEP = 'messages must not nest deeper than a flat JSON object such as {"action": "play"}'
+NESTED_OBJECTS = '{"action": "play", "x": ' + '{"": ' * 600 + "1" + "}" * 600 + "}"
+MIXED = '{"action": "play", "x": ' + '[{"": ' * 300 + "1" + "}]" * 300 + "}"
+LONG_TOKEN = '{"action": "auth", "token": "' + "a" * 257 + '"}'
+LONG_TOKEN_DETAIL = "token must be at most 256 characters"
 
 
 @pytest.mark.parametrize("send,detail", [
@@ -142,6 +146,14 @@ DEEP = 'messages must not nest deeper than a flat JSON object such as {"action":
     (lambda ws: ws.send_text('{"action": "auth", "token": ' + "[" * 1500 + "]" * 1500 + "}"), DEEP),
     (lambda ws: ws.send_text('{"action": "play", "token": "' + "x" * 5000 + '"}'),
      "messages must be at most 4096 characters"),
+    # objects nest too, at any depth under the parser's stack limit, in an unknown field or at the top
+    (lambda ws: ws.send_text(NESTED_OBJECTS), DEEP),
+    (lambda ws: ws.send_text('{"":' * 800 + "1" + "}" * 800), DEEP),
+    (lambda ws: ws.send_text(MIXED), DEEP),
+    (lambda ws: ws.send_text('{"action": "play", "x": {}}'), DEEP),
+    (lambda ws: ws.send_text('{"action": "play", "steps_per_frame": [1]}'), DEEP),
+    (lambda ws: ws.send_text('[{"action": "play"}]'), DEEP),
+    (lambda ws: ws.send_text(LONG_TOKEN), LONG_TOKEN_DETAIL),
 ])
 def test_malformed_frames_are_answered_and_the_stream_goes_on(client, model, send, detail):
     """Binary, too deep or too large: an error frame, and the connection keeps working (after auth)."""
@@ -156,6 +168,9 @@ def test_malformed_frames_are_answered_and_the_stream_goes_on(client, model, sen
     (lambda ws: ws.send_bytes(b"\x00"), BINARY),
     (lambda ws: ws.send_text("[" * 1000 + "]" * 1000), DEEP),
     (lambda ws: ws.send_text("x" * 5000), "messages must be at most 4096 characters"),
+    (lambda ws: ws.send_text(NESTED_OBJECTS), DEEP),
+    (lambda ws: ws.send_text(MIXED), DEEP),
+    (lambda ws: ws.send_text(LONG_TOKEN), LONG_TOKEN_DETAIL),
 ])
 def test_malformed_frames_before_auth_are_answered_and_auth_still_works(client, model, send, detail):
     mid = model["id"]
@@ -312,3 +327,86 @@ def test_concurrent_long_train_calls_on_one_model_run_one_after_the_other(client
     assert [(r["step"], r["steps_done"], r["stopped"]) for r in results] == [(3000, 3000, "done"), (6000, 3000, "done")]
     assert results[0]["losses"] + results[1]["losses"] == Model(SMALL).train(6000).losses
     assert client.get(f"/api/models/{mid}").json()["step"] == 6000
+
+
+# -- large networks: bounded frames, no caches left on the live model ---------------------------------
+TANH = lambda units: {"units": units, "activation": "tanh"}  # noqa: E731
+BIG = {"layers": [TANH(1000), TANH(1000), {"units": 1, "activation": "sigmoid"}],
+       "data": {"dataset": "circle", "samples": 40}}
+"""A 2x1000 net: ~1M parameters (under the 2M limit), 2,000 hidden neurons."""
+
+
+def test_a_large_networks_frames_are_bounded(client):
+    from app.api.routes.stream import BOUNDARY_MIN_RESOLUTION, FRAME_BIG_NET_BYTES
+    mid = create(client, BIG)["id"]
+    with client.websocket_connect(f"/api/models/{mid}/stream") as ws:
+        ws.send_json({"action": "step"})
+        text = ws.receive_text()
+        ws.send_json({"action": "play", "steps_per_frame": 1})
+        played = [ws.receive_text() for _ in range(3)]
+        ws.send_json({"action": "pause"})
+        paused = frames_until_paused(ws)[-1]
+    f = json.loads(text)
+    StreamFrame.model_validate(f)
+    assert len(text.encode()) < FRAME_BIG_NET_BYTES and f["step"] == 1
+    # what the page draws: the loss, the norms and the output grid; no weights (over 20,000) and no thumbnails
+    assert f["layers"] is None and f["boundary"]["neurons"] is None and len(f["grad_norms"]) == 3
+    b = f["boundary"]
+    assert b["resolution"] == BOUNDARY_MIN_RESOLUTION and ungrid(b["output"]).shape == (16, 16)
+    for t in played:
+        assert len(t.encode()) < FRAME_BIG_NET_BYTES
+        StreamFrame.model_validate(json.loads(t))
+    # while playing, the frames after a boundary have none until the k-th (k > 3 here: the page keeps the
+    # step's); the frame that answers a pause has one
+    assert [json.loads(t)["boundary"] for t in played] == [None, None, None]
+    assert paused["boundary"]["resolution"] == BOUNDARY_MIN_RESOLUTION and paused["boundary"]["neurons"] is None
+
+
+def test_many_hidden_neurons_send_no_thumbnails_but_their_weights(client):
+    mid = create(client, {**SMALL, "layers": [TANH(300), {"units": 1, "activation": "sigmoid"}]})["id"]
+    with client.websocket_connect(f"/api/models/{mid}/stream") as ws:
+        ws.send_json({"action": "step"})
+        f = ws.receive_json()
+    StreamFrame.model_validate(f)
+    assert [arr(layer["W"]).shape for layer in f["layers"]] == [(300, 2), (1, 300)]
+    assert f["boundary"]["neurons"] is None and ungrid(f["boundary"]["output"]).shape == (40, 40)
+
+
+def held_bytes(model) -> int:
+    """Bytes of every distinct NumPy array reachable from the model's and its parts' attributes, plus its history."""
+    seen, total, todo = set(), 0, [model]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, np.ndarray):
+            base = obj if obj.base is None else obj.base
+            if isinstance(base, np.ndarray) and id(base) not in seen:
+                seen.add(id(base))
+                total += base.nbytes
+        elif isinstance(obj, (list, tuple)):
+            todo.extend(obj)
+        elif isinstance(obj, dict):
+            todo.extend(obj.values())
+        elif hasattr(obj, "__dict__") and type(obj).__module__.startswith("app."):
+            todo.extend(vars(obj).values())
+    return total + model.history.nbytes()
+
+
+def test_rendering_a_large_networks_frame_leaves_no_caches_on_it():
+    from app.api.routes.stream import _GRID_INPUTS, render
+    m = Model(BIG)
+    counted = m.nbytes()
+    m.train(3)
+    render(m, [], [], False)
+    render(m, [], [], True)
+    net = m.net
+    assert all(d.x is None for d in net.dense)
+    assert all(a.a is None and a.z is None and a.delta is None and a.dz is None for a in net.acts)
+    # nbytes (what the live-model cache counts when it loads a model) already covered what training made,
+    # and the arrays the model really holds are within it; the stream keeps only its grid's inputs, (R^2, 2)
+    assert m.nbytes() == counted
+    assert held_bytes(m) <= counted
+    g = _GRID_INPUTS[m]
+    assert g.X.nbytes + g.rows.nbytes <= 40 * 40 * 2 * 8 + 16 * 16 * 8
