@@ -43,7 +43,8 @@ from .errors import Busy, Conflict, DomainError, NotFound
 log = logging.getLogger("playground.scheduler")
 
 MIN_SLICE = 0.0004        # seconds of training per visit, at least (a few steps of the default net)
-HEAVY_VISIT = 0.005       # CPU seconds: a visit costing more (and 4 slices) is paced to its fair share (see _pace)
+HEAVY_VISIT = 0.01        # CPU seconds: a job whose visits cost more (and 4 slices) is paced to its share (_pace)
+COST_WEIGHT = 0.25        # of the last visit in a job's mean visit cost: one slow visit (a save, a GC) is no trend
 TRAIN_SHARE = 0.6         # of each frame period a lone stream trains; the rest is left to requests
 LONE_CALL_SLICE = 0.1      # seconds per slice of a train call when nothing else trains in this process
 MAX_PENDING_LOSSES = 4096  # losses kept for a client that is not reading; halved (every other) past it
@@ -60,6 +61,7 @@ class _Job:
         self.model_id = model_id
         self.next_at = 0.0      # monotonic time of the next visit
         self.retry_at = 0.0     # not before then, whatever is pending (another process holds the model)
+        self.cost = 0.0         # its visits' mean CPU seconds, exponentially weighted
         self.done = False
 
     def runnable(self, now: float) -> bool:  # pragma: no cover - abstract
@@ -328,11 +330,12 @@ class Scheduler:
             time.sleep(0)  # let the event loop and request threads take the GIL between visits
 
     def _pace(self, job: _Job, start: float, cost: float, slice_s: float, n: int) -> None:
-        """Keep a heavy job to its share of the thread: after a visit that cost far more than a slice (one
-        step or one frame of a big model cannot be cut), it waits until n such visits' time has passed,
+        """Keep a heavy job to its share of the thread: when its visits cost far more than a slice (one step
+        or one frame of a big model cannot be cut), it waits after each until n such visits' time has passed,
         so the class's other jobs get their turns meanwhile. Commands (pause) are still served at once."""
-        if n > 1 and cost > max(HEAVY_VISIT, 4 * slice_s):
-            job.next_at = max(job.next_at, start + cost * n)
+        job.cost += COST_WEIGHT * (cost - job.cost)
+        if n > 1 and job.cost > max(HEAVY_VISIT, 4 * slice_s):
+            job.next_at = max(job.next_at, start + job.cost * n)
 
     def _slice(self, n: int) -> float:
         """Seconds of training per turn with n jobs training: a lone stream's share of a frame period, split."""
