@@ -35,7 +35,7 @@ class TrainResult:
     test_loss: float | None
     diverged: bool
     diverged_at: int | None
-    stopped: str  # "done" | "diverged" | "time_budget"
+    stopped: str  # "done" | "diverged" | "time_budget" (and "cancelled" from the service's scheduler)
 
     def to_dict(self) -> dict:
         # shallow: asdict() deep-copies the losses one float at a time (a tenth of a 2,000-step call's overhead)

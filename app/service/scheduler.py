@@ -333,8 +333,10 @@ class Scheduler:
         """Keep a heavy job to its share of the thread: when its visits cost far more than a slice (one step
         or one frame of a big model cannot be cut), it waits after each until n such visits' time has passed,
         so the class's other jobs get their turns meanwhile. Commands (pause) are still served at once."""
+        if n == 1:  # alone, nobody waits for it (and a lone call's long slices are not its weight beside others)
+            return
         job.cost += COST_WEIGHT * (cost - job.cost)
-        if n > 1 and job.cost > max(HEAVY_VISIT, 4 * slice_s):
+        if job.cost > max(HEAVY_VISIT, 4 * slice_s):
             job.next_at = max(job.next_at, start + job.cost * n)
 
     def _slice(self, n: int) -> float:
