@@ -1,6 +1,7 @@
 """Domain and store errors mapped to responses, once: every route raises app.service.errors, never builds these."""
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 
@@ -24,8 +25,17 @@ def store_errors() -> tuple[type[BaseException], ...]:
     return tuple(kinds)
 
 
+class ErrorResponse(JSONResponse):
+    """A JSON error that may echo what the client sent, including a lone UTF-16 surrogate ("\\ud800" is valid
+    JSON but no UTF-8): such a character goes out as its \\uXXXX escape instead of failing the answer."""
+
+    def render(self, content) -> bytes:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
+            "utf-8", "backslashreplace")
+
+
 def domain_response(exc: DomainError) -> JSONResponse:
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers or None)
+    return ErrorResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers or None)
 
 
 def register(app: FastAPI) -> None:
