@@ -244,8 +244,12 @@ class ModelRepository:
         self._leased[model_id] = time.monotonic()
 
     def release(self, model_id: str) -> None:
-        """Save unsaved steps and give up the lease (pause, disconnect): the same as flush()."""
-        self.flush(model_id)
+        """Save unsaved steps and give up this process's lease (pause, disconnect, shutdown)."""
+        try:
+            self.flush(model_id)
+        finally:
+            if self._leased.pop(model_id, None) is not None:
+                self.store.release_lease(model_id, self.lease_owner)
 
     def _held_elsewhere(self, model_id: str) -> bool:
         holder = self.store.lease_holder(model_id)
@@ -318,16 +322,12 @@ class ModelRepository:
                 pass
 
     def flush(self, model_id: str) -> None:
-        """Save unsaved stream steps now and give up this process's lease (pause, disconnect, shutdown)."""
-        try:
-            live = self._live.get(model_id)
-            if live is not None and live.dirty:
-                with self._locked(model_id, timeout=None):
-                    if live.dirty:
-                        self._save(model_id, live)
-        finally:
-            if self._leased.pop(model_id, None) is not None:
-                self.store.release_lease(model_id, self.lease_owner)
+        """Save unsaved stream steps now; the lease stays (something in this process still trains the model)."""
+        live = self._live.get(model_id)
+        if live is not None and live.dirty:
+            with self._locked(model_id, timeout=None):
+                if live.dirty:
+                    self._save(model_id, live)
 
     def _load(self, model_id: str) -> _Live:
         live = self._live.get(model_id)

@@ -176,8 +176,8 @@ class Scheduler:
 
     ``service`` provides ``use(model_id, save=...)`` (the model under its lock; save="lazy" also takes
     or renews this process's lease on the model), ``train(model_id, model, steps, time_budget)`` (a
-    TrainResult, with checkpoints), ``flush(model_id)`` and ``release(model_id)`` (flush and give up
-    the lease). The training thread never waits for a lease: a visit uses save="lazy" (Conflict at
+    TrainResult, with checkpoints), ``flush(model_id)`` (save unsaved steps, keep the lease) and
+    ``release(model_id)`` (flush and give up the lease). The training thread never waits for a lease: a visit uses save="lazy" (Conflict at
     once if another process plays the model) and saves with flush/release after it.
     ``frozen()`` says whether the instructor froze training; it is read at most every 0.25 s.
     """
@@ -293,13 +293,19 @@ class Scheduler:
             if job.error is not None:
                 raise job.error
         finally:
-            self._release(model_id)  # save the call's steps and give up the lease its slices took
+            self.release(model_id)  # save the call's steps and give up the lease its slices took
         return job.result
 
-    def _release(self, model_id: str) -> None:
-        """Save unsaved steps now; with leases (several processes), also give up this process's lease."""
-        release = getattr(self.service, "release", None)
-        (release or self.service.flush)(model_id)
+    def release(self, model_id: str) -> None:
+        """Save unsaved steps now and, unless another job of this process still trains the model (a second
+        tab's stream, a train call), give up this process's lease, so other processes may write it again."""
+        with self._cv:
+            busy = any(j.model_id == model_id and not j.done and j.trains() for j in self._jobs)
+        if busy:
+            self.service.flush(model_id)
+        else:
+            self.service.release(model_id)
+
 
     # -- the thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -490,14 +496,14 @@ class Scheduler:
             if job.playing:
                 self.service.flush(job.model_id)
             else:
-                self._release(job.model_id)
+                self.release(job.model_id)
             if emit:
                 with self.service.use(job.model_id) as model:
                     self._emit(job, model)
         elif not job.playing:
             # every visit takes the lease (save="lazy"); one that only sent a frame after a pause, or
             # stopped on divergence, must give it back, or writers elsewhere wait for it to lapse
-            self._release(job.model_id)
+            self.release(job.model_id)
 
     def _train(self, job: StreamJob, model, steps: int, budget: float | None) -> bool:
         """Train and keep the losses for the next frame; True when the step diverged."""

@@ -229,7 +229,8 @@ async def stream(ws: WebSocket, model_id: str):
         # shielded: a cancelled connection task (server or test client closing it) still saves its steps
         with anyio.CancelScope(shield=True):
             try:
-                await run_in_threadpool(services.models.release, model_id)  # save, give up the lease
+                # save; give up the lease unless another stream or call of this process still trains it
+                await run_in_threadpool(scheduler.release, model_id)
             except DomainError:
                 pass  # deleted meanwhile: nothing to save
             # the stream's steps, frames and saves left freed heap in the trainer's and worker threads' arenas
