@@ -93,7 +93,9 @@ def decode(body: bytes) -> Any:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError:
             doc = json.loads(body)  # NaN / Infinity literals: let validation name the field
-    _arrays(doc, 0)
+    # a boolean among numbers converts silently (np.array([[True, 0.5]]) is float): looked for only when the body
+    # holds a true or false literal outside strings, so a body of plain numbers pays nothing
+    _arrays(doc, 0, b"true" in code or b"false" in code)
     return doc
 
 
@@ -155,29 +157,30 @@ def body_error(exc: Exception) -> RequestValidationError:
     return RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": reason, "input": {}}])
 
 
-def _arrays(node: Any, depth: int) -> None:
-    """Replace, in place, every clean matrix under a MATRIX_KEYS key by an array."""
+def _arrays(node: Any, depth: int, bools: bool = True) -> None:
+    """Replace, in place, every clean matrix under a MATRIX_KEYS key by an array (``bools``: see as_matrix)."""
     if depth > MAX_DEPTH:
         return
     if isinstance(node, dict):
         for key, value in node.items():
             if key in MATRIX_KEYS and isinstance(value, list):
-                arr = as_matrix(value)
+                arr = as_matrix(value, bools=bools)
                 if arr is not None:
                     node[key] = arr
                     del value  # the lists go now, not when the request ends
             elif isinstance(value, (dict, list)):
-                _arrays(value, depth + 1)
+                _arrays(value, depth + 1, bools)
     elif isinstance(node, list):
         for item in node:
             if isinstance(item, dict):
-                _arrays(item, depth + 1)
+                _arrays(item, depth + 1, bools)
 
 
-def as_matrix(rows: list, chunk: int = CHUNK_ROWS) -> np.ndarray | None:
+def as_matrix(rows: list, chunk: int = CHUNK_ROWS, bools: bool = True) -> np.ndarray | None:
     """A (N, p) float64 array of finite numbers, or None when ``rows`` is anything else (validation decides).
 
-    None for: empty, ragged, not 2-D, booleans, strings, null, objects, integers beyond float64, NaN/inf.
+    None for: empty, ragged, not 2-D, booleans (alone or among numbers), strings, null, objects, integers beyond
+    float64, NaN/inf. ``bools=False`` skips the look for booleans among numbers (the caller knows there are none).
     Converted ``chunk`` rows at a time: each NumPy call holds the GIL, and short calls let the event loop
     (and every other request) run in between.
     """
@@ -190,6 +193,8 @@ def as_matrix(rows: list, chunk: int = CHUNK_ROWS) -> np.ndarray | None:
         except (ValueError, OverflowError, TypeError):  # ragged
             return None
         if part.ndim != 2 or part.shape[1] != out.shape[1] or part.dtype.kind not in "iuf":
+            return None
+        if bools and any(type(v) is bool for row in rows[i:i + chunk] for v in row):  # NumPy made them 1 and 0
             return None
         out[i:i + len(part)] = part
     if not np.isfinite(out).all():

@@ -29,13 +29,19 @@ InitName = Literal[tuple(INITS)]
 DatasetName = Literal[CLASSIFICATION + REGRESSION]
 FeatureName = Literal[tuple(FEATURES)]
 RegKind = Literal[REGULARIZATIONS]
-Number = Annotated[float, Field(allow_inf_nan=False)]
-Int = Annotated[int, Strict()]
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+"""A finite JSON number, the entry of every matrix and vector of a request body: integers are fine, while true and
+"0.5" are a 422 "Input should be a valid number" at the entry (lax pydantic stored a weight `true` as 1.0)."""
+MAX_INT = 2**53 - 1
+"""The largest integer a JavaScript client holds exactly: the bound of every integer field without a smaller one,
+so a 400-digit integer is a 422 at its field rather than a stored batch size or an error about something else."""
+Int = Annotated[int, Strict(), Field(le=MAX_INT)]
 """A JSON integer, for every integer field of a request body: lax pydantic would take true, "5" and 5.0 as 1, 5
-and 5 (a student's typo trains one step); strict, each is a 422 "Input should be a valid integer" at the field."""
+and 5 (a student's typo trains one step); strict, each is a 422 "Input should be a valid integer" at the field.
+At most MAX_INT unless the field sets a smaller bound."""
 Float = Annotated[float, Strict()]
 """A JSON number (integers included, so a learning rate of 1 is fine), for every float field of a request body:
-true and "0.5" are a 422 "Input should be a valid number". Matrices (``Number``) keep their own checks."""
+true and "0.5" are a 422 "Input should be a valid number"."""
 
 
 def _matrix_in(value, handler):
@@ -116,7 +122,9 @@ class OptimizerSpec(Strict):
     name: OptimizerName = "adam"
     learning_rate: Float | None = Field(None, ge=0, le=1e6, allow_inf_nan=False, examples=[0.03])
     momentum: Float | None = Field(None, ge=0, lt=1, allow_inf_nan=False, description="momentum only (default 0.9)")
-    nesterov: StrictBool | None = None
+    # true or false only (docs/api.md); omitted means the optimizer's default. The default None is not validated,
+    # so an explicit null is a 422 "Input should be a valid boolean" at the field, as for every boolean
+    nesterov: StrictBool = None
     beta1: Float | None = Field(None, ge=0, lt=1, allow_inf_nan=False, description="adam only (default 0.9)")
     beta2: Float | None = Field(None, ge=0, lt=1, allow_inf_nan=False, description="adam only (default 0.999)")
     eps: Float | None = Field(None, gt=0, le=1, allow_inf_nan=False, description="adam only (default 1e-8)")
@@ -144,7 +152,8 @@ class DataSpec(Strict):
     csv: str | None = Field(None, description="a CSV file's text with a header row (instead of dataset_id)")
     inputs: list[str] | None = Field(None, description="CSV input columns by header name")
     targets: list[str] | None = Field(None, description="CSV target columns by header name")
-    standardize: StrictBool | None = Field(None, description="standardize CSV inputs with training-set statistics")
+    standardize: StrictBool = Field(None, description="standardize CSV inputs with training-set statistics (true or "
+                                                      "false; omitted: false; null is refused)")
 
 
 class ModelCreate(Strict):

@@ -2,6 +2,7 @@
 naming the reason (app/api/schemas.py Int/Float, app/api/body.py parse_body), never a 400 without a field or a 500."""
 from __future__ import annotations
 
+import json
 import sys
 import types
 import typing
@@ -11,6 +12,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError, create_model
 
 from app.api.body import MAX_NESTING, BodyRoute, _depth, nesting
+from app.api.schemas import MAX_INT
 
 from .utils import SMALL, client_for, create, make_app
 
@@ -19,6 +21,7 @@ INT = "Input should be a valid integer"
 FLOAT = "Input should be a valid number"
 BOOL = "Input should be a valid boolean"
 MODEL = "/api/models/{id}"
+SMALL_BATCH = 10  # the default batch_size (app/engine/spec.py DEFAULT_SPEC)
 
 
 @pytest.fixture
@@ -297,3 +300,121 @@ def test_a_client_that_leaves_while_sending_its_body_is_not_a_500(client, model,
     client.portal.call(client.app, scope, receive, send)
     assert started == [499]
     assert client.get(f"/api/models/{model['id']}").json()["step"] == 0
+
+
+# -- matrix and vector entries: numbers only, on the small and the large-body path (app/api/body.py) ----------------
+PAD = [[0.5, 0.5]] * 300  # clean rows first: the large path converts chunk by chunk, the bad entry comes last
+ENTRIES = [
+    # (method, path, body, loc, value)
+    ("POST", MODEL + "/predict", {"X": [[True, 0.5]]}, ["body", "X", 0, 0], True),
+    ("POST", MODEL + "/predict", {"X": [["0.5", 0.5]]}, ["body", "X", 0, 0], "0.5"),
+    ("POST", MODEL + "/predict", {"X": PAD + [[0.5, False]]}, ["body", "X", 300, 1], False),
+    ("POST", MODEL + "/gradients", {"X": [[0.5, 0.5]], "y": [["1"]]}, ["body", "y", 0, 0], "1"),
+    ("POST", MODEL + "/gradients", {"X": PAD + [[True, 0.5]], "y": [[1]] * 301}, ["body", "X", 300, 0], True),
+    ("POST", MODEL + "/gradcheck", {"X": [[0.5, 0.5]], "y": [[True]]}, ["body", "y", 0, 0], True),
+    ("PUT", MODEL + "/parameters", {"layers": [{"W": [[True, 0.5]] + [[0.5, 0.5]] * 3, "b": [0] * 4}, {"W": [[0.5] * 4], "b": [0]}]},
+     ["body", "layers", 0, "W", 0, 0], True),
+    ("PUT", MODEL + "/parameters", {"layers": [{"W": [[0.5, 0.5]] * 4, "b": [0] * 4}, {"W": [[0.5] * 4], "b": ["0.5"]}]},
+     ["body", "layers", 1, "b", 0], "0.5"),
+    ("PUT", MODEL + "/parameters", {"layers": [{"W": [[0.5, 0.5]] * 4, "b": [0, 0, True, 0]}, {"W": [[0.5] * 4]}]},
+     ["body", "layers", 0, "b", 2], True),
+    ("PUT", "/api/class/hidden-test", {"X": [[0.5, True]], "y": [[1]]}, ["body", "X", 0, 1], True),
+    ("PUT", "/api/class/hidden-test", {"X": [[0.5, 0.5]], "y": [["1"]]}, ["body", "y", 0, 0], "1"),
+    ("POST", "/api/models", {"data": {"X": [[0, 0], [0, True]], "y": [[0], [1]]}}, ["body", "data", "X", 1, 1], True),
+    ("POST", "/api/models", {"data": {"X": [[0, 0], [0, 1]], "y": [[0], ["1"]]}}, ["body", "data", "y", 1, 0], "1"),
+    ("POST", "/api/models", {"data": {"X": PAD, "y": [[1]] * 300, "X_test": [[0.5, 0.5]], "y_test": [[False]]}},
+     ["body", "data", "y_test", 0, 0], False),
+]
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["small", "large"])
+@pytest.mark.parametrize("method,path,body,loc,value", ENTRIES, ids=[f"{c[0]} {c[1]} {c[3]}" for c in ENTRIES])
+def test_a_boolean_or_string_in_a_matrix_is_422_at_the_entry(limited, large, method, path, body, loc, value):
+    c = limited(admin_token=ADMIN, large_body_bytes=100 if large else 10**7)
+    mid = create(c, SMALL)["id"]
+    before = c.get(f"/api/models/{mid}/parameters").json()
+    headers = {"content-type": "application/json"}
+    if path.startswith("/api/class"):
+        headers["Authorization"] = f"Bearer {ADMIN}"
+    r = c.request(method, path.format(id=mid), content=json.dumps(body) + " " * 200, headers=headers)  # > 100 bytes
+    refused(r, loc, FLOAT, value)
+    assert c.get(f"/api/models/{mid}/parameters").json() == before
+    assert c.get("/api/class/leaderboard", headers={"Authorization": f"Bearer {ADMIN}"}).json()["hidden_rows"] is None
+
+
+def test_integer_matrices_still_take_the_large_path(limited):
+    """Integers are numbers: a large body of integer rows (and a true elsewhere in it) trains as a small one does."""
+    c = limited(large_body_bytes=100)
+    m = create(c, {**SMALL, "bias": True, "data": {"X": [[0, 1], [1, 0]] * 100, "y": [[1], [0]] * 100}})
+    assert m["spec"]["data"]["n_train"] == 200
+    assert c.post(f"/api/models/{m['id']}/predict", json={"X": [[1, 0]] * 50}).status_code == 200
+
+
+# -- integers have an upper bound, so a huge one is a 422 at its own field -----------------------------------------
+HUGE = 10**400
+MAX = f"Input should be less than or equal to {MAX_INT}"
+BOUNDED = [
+    ("POST", "/api/models", {"batch_size": HUGE}, ["body", "batch_size"], MAX),
+    ("POST", "/api/models", {"input_size": HUGE}, ["body", "input_size"], MAX),
+    ("POST", "/api/models", {"layers": [{"units": HUGE}]}, ["body", "layers", 0, "units"], MAX),
+    ("POST", "/api/models", {"batch_size": MAX_INT + 1}, ["body", "batch_size"], MAX),
+    ("POST", "/api/models", {"data": {"samples": HUGE}}, ["body", "data", "samples"],
+     "Input should be less than or equal to 100000"),
+    ("PATCH", MODEL, {"batch_size": HUGE}, ["body", "batch_size"], MAX),
+    ("POST", MODEL + "/fork", {"step": HUGE}, ["body", "step"], MAX),
+    ("POST", MODEL + "/train", {"steps": HUGE}, ["body", "steps"], MAX),
+    ("POST", MODEL + "/reset", {"seed": HUGE}, ["body", "seed"], f"Input should be less than or equal to {2**31 - 1}"),
+    ("PUT", "/api/class/preset", {"link": "/?dataset=xor", "step_budget": HUGE}, ["body", "step_budget"],
+     "Input should be less than or equal to 10000000"),
+]
+
+
+@pytest.mark.parametrize("method,path,body,loc,msg", BOUNDED, ids=[f"{c[0]} {c[1]} {c[3]}" for c in BOUNDED])
+def test_a_huge_integer_is_422_at_its_field(admin_client, method, path, body, loc, msg):
+    mid = create(admin_client, SMALL)["id"]
+    value = next(iter(body.values())) if len(body) == 1 else body["step_budget"]
+    value = value[0]["units"] if isinstance(value, list) else value
+    value = value["samples"] if isinstance(value, dict) else value
+    refused(send(admin_client, method, path, body, mid), loc, msg, value)
+    m = admin_client.get(f"/api/models/{mid}").json()
+    assert m["step"] == 0 and m["spec"]["batch_size"] == SMALL_BATCH
+
+
+def test_every_integer_field_of_every_request_body_has_an_upper_bound():
+    _, models = body_models()
+    unbounded = []
+    for model in models:
+        for path, field in scalar_fields(model):
+            if int in kinds_of(field) and bool not in kinds_of(field):
+                probe = create_model("Probe", x=(field.annotation, field))
+                try:
+                    probe.model_validate({"x": HUGE})
+                    unbounded.append((model.__name__, path))
+                except ValidationError as e:
+                    assert e.errors()[0]["type"] == "less_than_equal", (model.__name__, path, e.errors())
+    assert unbounded == []
+
+
+# -- booleans take true or false, never null -----------------------------------------------------------------------
+NULLS = [
+    ("POST", "/api/models", {"optimizer": {"name": "momentum", "nesterov": None}}, ["body", "optimizer", "nesterov"]),
+    ("PATCH", MODEL, {"optimizer": {"name": "momentum", "nesterov": None}}, ["body", "optimizer", "nesterov"]),
+    ("POST", "/api/models", {"data": {"csv": "a,b\n1,0\n2,1\n3,0\n4,1\n", "standardize": None}},
+     ["body", "data", "standardize"]),
+    ("POST", "/api/models", {"bias": None}, ["body", "bias"]),
+    ("POST", "/api/datasets", {"csv": "a,b\n1,2\n", "standardize": None}, ["body", "standardize"]),
+]
+
+
+@pytest.mark.parametrize("method,path,body,loc", NULLS, ids=[f"{c[0]} {c[1]} {c[3]}" for c in NULLS])
+def test_null_is_not_a_boolean(admin_client, method, path, body, loc):
+    mid = create(admin_client, SMALL)["id"]
+    refused(send(admin_client, method, path, body, mid), loc, BOOL, None)
+
+
+def test_booleans_left_out_take_their_defaults(admin_client):
+    m = create(admin_client, {**SMALL, "optimizer": {"name": "momentum"}})
+    assert m["spec"]["optimizer"]["nesterov"] is False
+    m = create(admin_client, {**SMALL, "optimizer": {"name": "momentum", "nesterov": True},
+                              "data": {"csv": "a,b\n1,0\n2,1\n3,0\n4,1\n"}})
+    assert m["spec"]["optimizer"]["nesterov"] is True and not m["spec"]["data"].get("standardize")

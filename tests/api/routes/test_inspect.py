@@ -211,7 +211,7 @@ def test_predict_errors(limited, body, loc, msg):
 @pytest.mark.parametrize("body,loc,msg", [
     ({"X": []}, ["body", "X"], "List should have at least 1 item after validation, not 0"),
     ({}, ["body", "X"], "Field required"),
-    ({"X": [["a", 1]]}, ["body", "X", 0, 0], "Input should be a valid number, unable to parse string as a number"),
+    ({"X": [["a", 1]]}, ["body", "X", 0, 0], "Input should be a valid number"),
 ])
 def test_predict_schema_errors(client, model, body, loc, msg):
     invalid(client.post(f"/api/models/{model['id']}/predict", json=body), loc, msg)
