@@ -63,3 +63,7 @@ def test_import_over_the_cost_limit_is_refused(limited, data):
                                                      "per step; the limit is 2399 (PLAYGROUND_MAX_STEP_COST): use a "
                                                      "batch of at most 99 rows or a smaller network")
     assert limited(max_step_cost=2400).post("/api/models/import", json=doc).status_code == 201
+
+
+def test_the_catalog_reports_the_limit(limited):
+    assert limited(max_step_cost=12345).get("/api/catalog").json()["limits"]["max_step_cost"] == 12345
