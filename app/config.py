@@ -19,6 +19,12 @@ class Settings(BaseSettings):
     max_params: int = Field(2_000_000, description="weights and biases per network")
     max_samples_x_features: int = Field(2_000_000, description="rows x input columns of train + test data")
     max_steps: int = Field(100_000, description="steps per train call")
+    # One step is about 3 multiply-adds per weight and row (forward, backward, update), all in one call that
+    # cannot be split: here NumPy does 3e9-1e10 of this cost a second, so 1e8 is a 10-30 ms step, one 30 fps
+    # frame, while a 2M-weight net on 80,000 full-batch rows (1.6e11) held every stream in the process 13 s.
+    # 10 rows x 2M weights (2e7) and a full batch of 1M rows on the default 2-4-1 net pass.
+    max_step_cost: int = Field(100_000_000, ge=1, description="rows per training step (the batch, or every "
+                               "training row for a full batch) x weights of the network")
     max_body_bytes: int = Field(16 * 1024 * 1024, description="request body size")
     # bigbody (issue 9, memory): bodies this large are decoded in a worker thread, a bounded number at a time
     large_body_bytes: int = Field(1024 * 1024, ge=1, description="a JSON body this large is a large body")

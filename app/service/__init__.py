@@ -37,6 +37,7 @@ class Services:
         except SpecError as e:
             raise spec_error(e) from None
         self.limits.check_data_size(model)
+        self.limits.check_step_cost(model)
         return model
 
 

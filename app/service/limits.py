@@ -1,10 +1,28 @@
 """Size limits checked before any work starts: architecture, parameters, data, steps."""
 from __future__ import annotations
 
+import math
+
 from app.config import Settings
-from app.engine import Model
+from app.engine import DEFAULT_SPEC, Model
+from app.engine.datasets import DEFAULTS as DATA_DEFAULTS
 
 from .errors import Unprocessable
+
+
+def _train_rows(data: dict) -> int:
+    """Training rows the engine will make from ``data`` (app/engine/datasets.py's split); 0 when malformed."""
+    X = data.get("X")
+    if "source" in data:  # a built model's spec (import): check_step_cost counts its rows
+        return 0
+    if X is not None:
+        return len(X) if hasattr(X, "__len__") else 0
+    samples, fraction = data.get("samples"), data.get("test_fraction")
+    samples = DATA_DEFAULTS["samples"] if samples is None else samples
+    fraction = DATA_DEFAULTS["test_fraction"] if fraction is None else fraction
+    if not isinstance(samples, int) or not isinstance(fraction, (int, float)) or samples < 1:
+        return 0
+    return samples - min(int(math.floor(samples * min(max(fraction, 0.0), 1.0))), samples - 1)
 
 
 class Limits:
@@ -37,6 +55,11 @@ class Limits:
         if samples * width > s.max_samples_x_features:
             raise Unprocessable(("body", "data", "samples"),
                                 f"{samples} samples x {width} features exceeds the limit {s.max_samples_x_features}")
+        # the step cost before a model is built: building one evaluates the loss on every row, which costs
+        # as much as a full-batch step (check_step_cost repeats it on the built model, for import and PATCH)
+        batch_size = spec.get("batch_size", DEFAULT_SPEC["batch_size"])
+        if batch_size is None or isinstance(batch_size, int):
+            self._step_cost(batch_size, _train_rows(data), sum(i * o for i, o in zip(sizes[:-1], sizes[1:])))
 
     def check_data_size(self, model: Model) -> None:
         """The built model's train + test rows x input columns within max_samples_x_features."""
@@ -44,6 +67,24 @@ class Limits:
         if cells > self.settings.max_samples_x_features:
             raise Unprocessable(("body", "data", "X"),
                                 f"{cells} samples x features exceeds the limit {self.settings.max_samples_x_features}")
+
+    def check_step_cost(self, model: Model, batch_size: int | None | str = "keep",
+                        loc: tuple = ("body", "batch_size")) -> None:
+        """Rows per step x weights within max_step_cost, for the model's batch size or ``batch_size`` (a PATCH).
+
+        One step cannot be split between stream frames, so its cost is bounded here (Unprocessable at ``loc``).
+        """
+        bs = model.spec["batch_size"] if batch_size == "keep" else batch_size
+        self._step_cost(bs, len(model.X_train), sum(layer.W.size for layer in model.net.dense), loc)
+
+    def _step_cost(self, batch_size, n_train: int, weights: int, loc: tuple = ("body", "batch_size")) -> None:
+        rows = n_train if batch_size is None or batch_size >= n_train else batch_size
+        limit = self.settings.max_step_cost
+        if rows * weights > limit:
+            what = "a full batch of" if rows == n_train else "a batch of"
+            raise Unprocessable(loc, f"{what} {rows} rows x {weights} weights is {rows * weights} multiply-adds per "
+                                     f"step; the limit is {limit} (PLAYGROUND_MAX_STEP_COST): use a batch of at most "
+                                     f"{max(1, limit // weights)} rows or a smaller network")
 
     def check_steps(self, steps: int) -> None:
         if steps > self.settings.max_steps:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Response
 
 from app.api.body import BodyRoute
-from app.api.deps import ClientKey, FoundModel, OwnedModel, Repo, ServicesDep
+from app.api.deps import ClientKey, FoundModel, LimitsDep, OwnedModel, Repo, ServicesDep
 from app.api.schemas import ModelCreate, ModelCreated, ModelPatch, ModelPublic, ResetRequest
 from app.engine import SpecError
 from app.service.errors import spec_error
@@ -33,11 +33,13 @@ async def get_model(found: FoundModel) -> dict:  # async: found_model did the st
 
 
 @router.patch("/{model_id}", response_model=ModelPublic)
-def patch_model(owned: OwnedModel, body: ModelPatch, models: Repo) -> dict:
+def patch_model(owned: OwnedModel, body: ModelPatch, models: Repo, limits: LimitsDep) -> dict:
     """Change learning rate, optimizer settings, regularization, batch size or nickname; optimizer state is kept."""
     renamed = {"nickname": body.nickname} if "nickname" in body.model_fields_set else None
     model_id = owned.id
     with models.use(model_id, save=True, status=renamed) as model:
+        if "batch_size" in body.model_fields_set:  # before any change: a refusal leaves the model as it was
+            limits.check_step_cost(model, body.batch_size)
         try:
             # only the fields the client sent: a partial optimizer must not fall back to the schema's defaults
             # (name "adam", kind "none"), which would switch the optimizer or drop the regularization

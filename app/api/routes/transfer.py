@@ -118,6 +118,7 @@ def _import(body: bytes, binary: bool, models, limits, nickname: str | None, cli
         raise Unprocessable(("body",), "cannot import: the JSON nests too deeply to be a model export") from None
     limits.check_spec(model.spec)
     limits.check_data_size(model)
+    limits.check_step_cost(model)
     model_id, token = models.create(model=model, nickname=nickname, owner=client)
     return {**public(model_id, *models.status(model_id)), "token": token}
 
@@ -131,7 +132,8 @@ def checkpoints(model_id: ModelId, models: Repo) -> list[dict]:
 
 
 @router.post("/models/{model_id}/fork", status_code=201, response_model=ModelCreated, tags=["transfer"])
-def fork(model_id: ModelId, models: Repo, client: ClientKey, body: ForkRequest | None = None) -> dict:
+def fork(model_id: ModelId, models: Repo, limits: LimitsDep, client: ClientKey,
+         body: ForkRequest | None = None) -> dict:
     """A new model from the latest checkpoint at or before ``step`` (default: the model as it is now)."""
     step = body.step if body else None
     if step is None:
@@ -142,6 +144,7 @@ def fork(model_id: ModelId, models: Repo, client: ClientKey, body: ForkRequest |
         child = Model.from_bytes(status["spec"], state)
         with models.use(model_id) as parent:
             child.history = parent.history.truncated(child.step)
+    limits.check_step_cost(child, loc=("path", "model_id"))  # a model stored under a higher limit
     parent = {"id": model_id, "step": child.step}
     child_id, token = models.create(model=child, nickname=models.status(model_id)[1].get("nickname"), parent=parent,
                                     owner=client)
