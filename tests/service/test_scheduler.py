@@ -29,58 +29,56 @@ def render(model, losses, loss_steps, playing) -> str:
     return f"{model.step}:{playing}"
 
 
-def test_a_pause_frame_sent_after_the_client_read_late_gives_the_lease_back(tmp_path):
-    """The pause's frame waits while the client has not read the previous one; the visit that finally
-    sends it must not keep the model's lease, or writers in other processes wait until it lapses."""
+@pytest.fixture
+def two_processes(tmp_path):
+    """Process A (its services and scheduler) and process B's services on one SQLite file, a model made in A."""
     db = str(tmp_path / "db.sqlite3")
     a = Services(SqliteStore(db), Settings(store=f"sqlite:///{db}", save_interval=1000))
     b = Services(SqliteStore(db), Settings(store=f"sqlite:///{db}", lease_wait=0))
     mid, _ = a.models.create(model=a.build(SMALL))
     sched = Scheduler(a.models, fps=30)
-    try:
-        job = sched.open_stream(mid, render, notify=lambda: None)
-        job.command("play")
-        wait_until(lambda: job.pending == 1, "a frame waiting for the client")  # the client is not reading
-        job.command("pause")
-        wait_until(lambda: not job.commands and not job.playing and b.store.lease_holder(mid) is None,
-                   "the pause processed, and the lease given up")
-        assert job.pending == 1  # the pause's frame still waits for the client
-        job.take()  # the client reads at last: the pause's frame goes out
-        wait_until(lambda: job.pending == 1, "the pause frame")
-        paused_at = int(job.take()[-1].split(":")[0])
-        assert b.store.lease_holder(mid) is None
-        with b.models.use(mid, save=True) as m:  # another process writes at once, from the paused step
-            assert m.step == paused_at
-            m.train(1)
-        assert a.models.status(mid)[1]["step"] == paused_at + 1  # and this process sees that write
-    finally:
-        sched.stop()
+    yield a, b, mid, sched
+    sched.stop()
 
 
-def test_a_train_call_beside_a_playing_stream_of_the_same_model_leaves_it_the_lease(tmp_path):
+def test_a_pause_frame_sent_after_the_client_read_late_gives_the_lease_back(two_processes):
+    """The pause's frame waits while the client has not read the previous one; the visit that finally
+    sends it must not keep the model's lease, or writers in other processes wait until it lapses."""
+    a, b, mid, sched = two_processes
+    job = sched.open_stream(mid, render, notify=lambda: None)
+    job.command("play")
+    wait_until(lambda: job.pending == 1, "a frame waiting for the client")  # the client is not reading
+    job.command("pause")
+    wait_until(lambda: not job.commands and not job.playing and b.store.lease_holder(mid) is None,
+               "the pause processed, and the lease given up")
+    assert job.pending == 1  # the pause's frame still waits for the client
+    job.take()  # the client reads at last: the pause's frame goes out
+    wait_until(lambda: job.pending == 1, "the pause frame")
+    paused_at = int(job.take()[-1].split(":")[0])
+    assert b.store.lease_holder(mid) is None
+    with b.models.use(mid, save=True) as m:  # another process writes at once, from the paused step
+        assert m.step == paused_at
+        m.train(1)
+    assert a.models.status(mid)[1]["step"] == paused_at + 1  # and this process sees that write
+
+
+def test_a_train_call_beside_a_playing_stream_of_the_same_model_leaves_it_the_lease(two_processes):
     """The call saves its steps when it ends, but the lease stays while this process's stream plays the model:
     another process must not take the model from under the student who pressed Play."""
     from app.service.errors import Conflict
 
-    db = str(tmp_path / "db.sqlite3")
-    a = Services(SqliteStore(db), Settings(store=f"sqlite:///{db}", save_interval=1000))
-    b = Services(SqliteStore(db), Settings(store=f"sqlite:///{db}", lease_wait=0))
-    mid, _ = a.models.create(model=a.build(SMALL))
-    sched = Scheduler(a.models, fps=30)
-    try:
-        job = sched.open_stream(mid, render, notify=lambda: None)
-        job.command("play")
-        wait_until(lambda: b.store.lease_holder(mid) == a.models.lease_owner, "the stream's lease")
-        r = sched.train(mid, 20_000, 60.0)  # beside a stream: slices in turns, then saved and handed back
-        assert r.steps_done == 20_000
-        assert b.store.lease_holder(mid) == a.models.lease_owner
-        with pytest.raises(Conflict):
-            with b.models.use(mid, save=True):
-                pass
-        job.command("pause")
-        wait_until(lambda: b.store.lease_holder(mid) is None, "the pause gives the lease up")
-    finally:
-        sched.stop()
+    a, b, mid, sched = two_processes
+    job = sched.open_stream(mid, render, notify=lambda: None)
+    job.command("play")
+    wait_until(lambda: b.store.lease_holder(mid) == a.models.lease_owner, "the stream's lease")
+    r = sched.train(mid, 20_000, 60.0)  # beside a stream: slices in turns, then saved and handed back
+    assert r.steps_done == 20_000
+    assert b.store.lease_holder(mid) == a.models.lease_owner
+    with pytest.raises(Conflict):
+        with b.models.use(mid, save=True):
+            pass
+    job.command("pause")
+    wait_until(lambda: b.store.lease_holder(mid) is None, "the pause gives the lease up")
 
 
 class _TimedService:
