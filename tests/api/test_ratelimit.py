@@ -60,6 +60,15 @@ def assert_429(r, retry_after: int, kind: str = "client", per_minute: int = 60) 
     assert r.headers["x-content-type-options"] == "nosniff"
 
 
+def assert_stream_refused(ws, retry_after: int, kind: str = "client", per_minute: int = 60) -> None:
+    """The stream's answer past a rate limit: an error frame saying why, then close code 4429."""
+    assert ws.receive_json() == {"type": "error", "status": 429, "detail": detail(kind, per_minute, retry_after),
+                                 "retry_after": retry_after}
+    with pytest.raises(WebSocketDisconnect) as closed:
+        ws.receive_json()
+    assert closed.value.code == 4429
+
+
 def test_a_minute_rate_is_a_burst_then_a_steady_rate():
     assert (window(60).amount, window(60).get_expiry()) == (10, 10)       # 10, then one a second
     assert (window(6).amount, window(6).get_expiry()) == (10, 100)        # 10, then one every 10 s
@@ -149,11 +158,7 @@ def test_per_token_limit_gives_each_token_its_own_budget(clock):
         assert_429(c.post(f"/api/models/{second}/train", json={"steps": 1}), 11, "token", 30)
         # the stream's ?token= is the same token: accepted, told why, closed with 4429
         with c.websocket_connect(f"/api/models/{first}/stream") as ws:
-            assert ws.receive_json() == {"type": "error", "status": 429, "detail": detail("token", 30, 11),
-                                         "retry_after": 11}
-            with pytest.raises(WebSocketDisconnect) as closed:
-                ws.receive_json()
-            assert closed.value.code == 4429
+            assert_stream_refused(ws, 11, "token", 30)
         clock.now += 11
         assert c.post(f"/api/models/{first}/train", json={"steps": 1}).json()["step"] == 11
 
@@ -212,11 +217,7 @@ def test_every_stream_message_is_charged_and_the_stream_ends_cleanly(clock):
             ws.send_text("not json")  # refused by the route, but charged all the same
             assert ws.receive_json()["type"] == "error"
             ws.send_json({"action": "step"})
-            assert ws.receive_json() == {"type": "error", "status": 429, "detail": detail("client", 60, 6),
-                                         "retry_after": 6}
-            with pytest.raises(WebSocketDisconnect) as closed:
-                ws.receive_json()
-            assert closed.value.code == 4429
+            assert_stream_refused(ws, 6)
         # the refused message did nothing, and the stream saved its steps on the way out
         clock.now += 3600
         assert c.get(f"/api/models/{mid}").json()["step"] == 8
