@@ -40,14 +40,16 @@ def free_port() -> int:
 
 def start_server(port: int, store: str) -> subprocess.Popen:
     env = {**os.environ, "PLAYGROUND_STORE": store}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level",
-                             "warning"], env=env, cwd=os.path.join(os.path.dirname(__file__), ".."))
-    for _ in range(200):
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--host",
+                             "127.0.0.1", "--log-level", "warning"], env=env,
+                            cwd=os.path.join(os.path.dirname(__file__), ".."))
+    for _ in range(400):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200:
                 return proc
         except httpx.HTTPError:
             time.sleep(0.05)
+    proc.kill()
     raise RuntimeError("server did not start")
 
 

@@ -38,6 +38,9 @@ from app.config import Settings  # noqa: E402
 from app.engine import Model  # noqa: E402
 from tests.support import free_port  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_api import start_server  # noqa: E402  (the same uvicorn start as bench_api)
+
 BIG = {"layers": [{"units": 400, "activation": "tanh"}] * 11 + [{"units": 1, "activation": "sigmoid"}],
        "data": {"dataset": "spiral", "samples": 20_000}}
 SMALL = {"layers": [{"units": 8, "activation": "tanh"}, {"units": 1, "activation": "sigmoid"}]}
@@ -91,20 +94,6 @@ class Watch:
         if self.proc.poll() is None and self.hwm:
             self.peak = max(self.peak, _status(self.proc.pid)["VmHWM"])
         return False
-
-
-def start_server(port: int, store: str) -> subprocess.Popen:
-    env = {**os.environ, "PLAYGROUND_STORE": store, "PYTHONPATH": ROOT}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--host", "127.0.0.1",
-                             "--log-level", "warning"], env=env, cwd=ROOT)
-    for _ in range(400):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("server did not start")
 
 
 def main(argv=None) -> int:
