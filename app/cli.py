@@ -34,11 +34,11 @@ class CliError(Exception):
 
 # -- serve -----------------------------------------------------------------------------------
 def serve(args) -> int:
-    import uvicorn
+    from app.server import run
 
     if args.store:
         os.environ["PLAYGROUND_STORE"] = args.store  # read when app.main builds the app, below
-    uvicorn.run("app.main:app", host=args.host, port=args.port, log_level=args.log_level)
+    run(args.host, args.port, log_level=args.log_level, proxy_headers=args.proxy_headers)
     return 0
 
 
@@ -283,12 +283,15 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     server_default = os.environ.get("PLAYGROUND_SERVER", DEFAULT_SERVER)
 
-    s = sub.add_parser("serve", help="run the API and the playground page with uvicorn")
+    s = sub.add_parser("serve", help="run the API and the playground page (uvicorn with app/server.py's bounds)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--store", help="memory:// or sqlite:///path (default: $PLAYGROUND_STORE or "
                                    "sqlite:///data/playground.sqlite3)")
     s.add_argument("--log-level", default="info")
+    s.add_argument("--proxy-headers", action=argparse.BooleanOptionalAction, default=True,
+                   help="take the client's address from X-Forwarded-For sent by $FORWARDED_ALLOW_IPS "
+                        "(default 127.0.0.1); on by default, as in uvicorn")
     s.set_defaults(run=serve)
 
     t = sub.add_parser("train", help="train a spec (the JSON POST /api/models takes), here or on a server")

@@ -99,6 +99,18 @@ class Settings(BaseSettings):
             raise ValueError(f"concurrent_expensive ({self.concurrent_expensive}) must be below worker_threads "
                              f"({self.worker_threads}), so cheap reads always find a thread")
         return self
+    # -- HTTP connections (app/server.py): bounds on a connection before any request reaches the app --
+    http_max_header_bytes: int = Field(32 * 1024, ge=1024, description="bytes of a request line and headers; "
+                                       "more is a 431 and the connection closes")
+    http_header_timeout: float = Field(10.0, gt=0, description="seconds to send a whole request line and headers "
+                                       "once a connection opens or a request starts; then 408 and close")
+    http_idle_timeout: float = Field(30.0, gt=0, description="seconds a request body may pause between bytes; "
+                                     "then 408 and close")
+    http_keep_alive: float = Field(5.0, gt=0, description="seconds an idle keep-alive connection stays open "
+                                   "between requests")
+    connections_per_client: int = Field(256, ge=0, description="open connections (streams included) per client "
+                                        "TCP address; more are a 429 and closed; a trusted proxy is exempt (0: off)")
+    max_connections: int = Field(1024, ge=1, description="open connections per process; more are a 503 and closed")
     # -- class room (issue 12): the instructor's gallery of decision boundaries --
     gallery_max_models: int = Field(60, ge=1, description="models per GET /api/class/gallery (most recently updated first)")
     gallery_max_resolution: int = Field(48, ge=2, description="boundary grid resolution per gallery tile")
