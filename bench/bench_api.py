@@ -38,10 +38,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, store: str) -> subprocess.Popen:
+def start_server(port: int, store: str, serve: list[str] = ("-m", "uvicorn", "app.main:app"),
+                 preexec_fn=None) -> subprocess.Popen:
+    """``python <serve> --port P --host 127.0.0.1``; ``serve`` may be ["-m", "app.cli", "serve", ...]."""
     env = {**os.environ, "PLAYGROUND_STORE": store}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--host",
-                             "127.0.0.1", "--log-level", "warning"], env=env,
+    proc = subprocess.Popen([sys.executable, *serve, "--port", str(port), "--host",
+                             "127.0.0.1", "--log-level", "warning"], env=env, preexec_fn=preexec_fn,
                             cwd=os.path.join(os.path.dirname(__file__), ".."))
     for _ in range(400):
         try:
