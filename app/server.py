@@ -32,7 +32,10 @@ from app.config import Settings, get_settings
 
 log = logging.getLogger("playground")
 
-LINGER_SECONDS = 2.0  # a refused or timed-out connection is read and discarded this long, so its answer is not reset
+# A refused or timed-out connection is read and discarded this long (or this many bytes, so that a client
+# sending without end costs little), so that its answer arrives before the close; then it is closed.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 64 * 1024
 FD_RESERVE = 128  # descriptors kept for the store, logs and pipes besides the connections
 FD_TARGET = 65536  # the soft RLIMIT_NOFILE is raised towards this (within the hard limit)
 
@@ -122,6 +125,7 @@ class HTTPProtocol(H11Protocol):
             self.ws_protocol_class = websocket_protocol(self.ws_protocol_class)
         self.timer = None  # the header or body-idle deadline, whichever applies
         self.lingering = False
+        self.discarded = 0
         self.error_status = 400
         self.head_bytes = 0  # bytes of the request head received so far
         next_event = self.conn.next_event
@@ -151,6 +155,9 @@ class HTTPProtocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.lingering:
+            self.discarded += len(data)
+            if self.discarded > LINGER_BYTES:
+                self.transport.close()
             return
         if self.conn.their_state is h11.IDLE:
             if self.timer is None:  # the next request on a kept-alive connection

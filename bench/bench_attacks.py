@@ -25,6 +25,7 @@ import os
 import random
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -161,7 +162,11 @@ def main() -> None:
             time.sleep(2)  # refused connections linger up to 2 s
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:  # still inside a derive bomb
+            proc.kill()
+            proc.wait(10)
 
 
 if __name__ == "__main__":

@@ -49,11 +49,11 @@ def local_argv(argv: list[str], port: int) -> list[str]:
 
 
 def start(argv: list[str], port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
-    """Run ``argv`` from the checkout until /api/health answers on ``port`` (20 s), or fail with its log."""
+    """Run ``argv`` from the checkout until /api/health answers on ``port`` (30 s), or fail with its log."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
     with open(log, "ab") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline and proc.poll() is None:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1, trust_env=False).status_code == 200:
