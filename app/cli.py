@@ -1,6 +1,6 @@
 """The ``playground`` command: serve the API, train a spec, export a model, check your own gradients.
 
-    playground serve [--host 127.0.0.1] [--port 8000] [--store sqlite:///data/playground.sqlite3]
+    playground serve [--host 127.0.0.1] [--port 8000] [--store sqlite:///data/playground.sqlite3] [--no-proxy-headers]
     playground train SPEC.json --steps N [--server URL] [--chunk 100]   # in-process without --server
     playground export ID --format numpy|json|npz [--server URL] [-o FILE]
     playground check ID MY_GRADS.npz|MY_GRADS.json [--server URL] [--X-key X] [--y-key y]
