@@ -19,8 +19,6 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Iterator
 
-import numpy as np
-
 from app.config import Settings
 from app.engine import Model
 from app.store import ModelRecord, Store
@@ -36,12 +34,8 @@ CHANGED_ELSEWHERE = "the model was changed elsewhere during this call; nothing w
 
 
 def model_bytes(model: Model) -> int:
-    """The live model's memory: Model.nbytes() when the engine has it, else its parameters and data arrays."""
-    if hasattr(model, "nbytes"):
-        return int(model.nbytes())
-    arrays = [model.net.params, model.net.grads, model.raw_train, model.y_train, model.raw_test, model.y_test,
-              model.X_train, model.X_test]
-    return int(sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))) + len(model.history.to_bytes())
+    """The live model's memory in bytes (``Model.nbytes``)."""
+    return int(model.nbytes())
 
 
 def _trained(model: Model) -> tuple:
