@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from . import blob
+from . import blob, standardize
 from .datasets import REGRESSION, DatasetError, apply_features, make_dataset
 from .history import History
 from .network import LayerQuantities, Network
@@ -111,8 +111,7 @@ class Model:
         if self.features:
             X = apply_features(X_raw, self.features)
         else:
-            stats = self.spec["data"].get("standardize")
-            X = (X_raw - stats["mean"]) / stats["std"] if stats else X_raw
+            X = standardize.apply(X_raw, self.spec["data"].get("standardize"))
         return np.ascontiguousarray(X, dtype=self.net.dtype)
 
     @property
@@ -480,27 +479,17 @@ def _columns(info) -> list | None:
     return cols if isinstance(cols, list) else None
 
 
-def standardization_stats(X: np.ndarray, names: list | None = None) -> dict:
-    """{"mean", "std"} per column of X (N, p), std 0 counting as 1; SpecError(("data", "X", j)) naming the
-    first column whose statistics are not finite (values near the float64 limit overflow the mean or std)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        mean, std = X.mean(axis=0), X.std(axis=0)
-    bad = np.nonzero(~(np.isfinite(mean) & np.isfinite(std)))[0]
-    if bad.size:
-        j = int(bad[0])
-        name = f' ("{names[j]}")' if names is not None and j < len(names) else ""
-        raise SpecError(("data", "X", j), f"column {j}{name} cannot be standardized: its mean or standard deviation "
-                                          f"is not a finite number (values up to {np.abs(X[:, j]).max():.3g}); "
-                                          "rescale the column or turn standardize off")
-    return {"mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
-
-
 def _standardization(given, raw_train: np.ndarray, names: list | None = None) -> dict | None:
     """None, the stored {"mean", "std"}, or (given True) statistics of the training inputs; std 0 counts as 1."""
     if not given:
         return None
     if given is True:
-        return standardization_stats(raw_train, names)
+        try:
+            return standardize.statistics(raw_train)
+        except standardize.NotStandardizable as e:
+            j = e.column
+            name = f' ("{names[j]}")' if names is not None and j < len(names) else ""
+            raise SpecError(("data", "X", j), f"column {j}{name} cannot be standardized: {e.reason}") from None
     try:
         mean, std = np.asarray(given["mean"], np.float64), np.asarray(given["std"], np.float64)
     except (KeyError, TypeError, ValueError):
