@@ -14,7 +14,6 @@ from app.api.routes.models import public
 from app.api.schemas import Int, ModelCreated, Nickname, Strict
 from app.engine import Model
 from app.engine.codegen import numpy_script
-from app.engine.csvdata import CsvError, one_hot_labels, standardization
 from app.engine.transfer import ImportLimits, TransferError, export_json, export_npz, import_json, import_npz
 from app.service.errors import Unprocessable
 
@@ -53,19 +52,8 @@ class ForkRequest(Strict):
 @router.post("/datasets", status_code=201, response_model=DatasetPublic, tags=["datasets"])
 def upload_dataset(body: CsvUpload, datasets: DatasetsDep) -> dict:
     """Upload a CSV; use the returned id in a spec as {"data": {"dataset_id": ...}}."""
-    parsed = datasets.parse(text=body.csv, inputs=body.inputs, targets=body.targets)
-    if body.one_hot and parsed.classes is None:
-        try:
-            parsed.y, parsed.classes = one_hot_labels(parsed.y, parsed.target_columns, datasets.settings.max_units)
-        except CsvError as e:
-            raise Unprocessable(("body", "one_hot"), e.message) from None
-    stats = None
-    if body.standardize:  # checked before saving: statistics that are not finite are refused, naming the column
-        try:
-            stats = standardization(parsed.X, parsed.input_columns)
-        except CsvError as e:
-            raise Unprocessable(("body", "standardize"), e.message) from None
-    dataset_id = datasets.save(parsed)  # the raw inputs: a model standardizes with its own training rows
+    dataset_id, parsed, stats = datasets.upload(text=body.csv, inputs=body.inputs, targets=body.targets,
+                                                one_hot=body.one_hot, standardize=body.standardize)
     return {"id": dataset_id, "rows": parsed.n_rows, "input_columns": parsed.input_columns,
             "target_columns": parsed.target_columns, "classes": parsed.classes, "standardize": stats}
 
