@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
 from app.config import Settings
@@ -305,6 +305,27 @@ class ModelRepository:
                     self._save(model_id, live)
             elif save or live.dirty:
                 self._save(model_id, live, status)
+        self._touch(model_id)
+
+    @contextmanager
+    def peek(self, model_id: str) -> Iterator[Model]:
+        """A read that never waits on the model's lock (the instructor's views over every model).
+
+        Yields the live model under its lock when the lock is free at once; while another call holds it
+        (a long train, a derive), a private copy of the model's last saved state, read from the store
+        without the lock. Saves nothing. NotFound for a model that is gone.
+        """
+        with ExitStack() as held:
+            try:
+                held.enter_context(self._locked(model_id, timeout=0.0))
+            except Busy:
+                record = self.store.get(model_id)
+                if record is None:
+                    raise not_found(model_id) from None
+                model = Model.from_bytes(record.spec, record.state, record.history)
+            else:
+                model = self._load(model_id).model
+            yield model
         self._touch(model_id)
 
     def flush_all(self) -> None:
