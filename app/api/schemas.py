@@ -525,7 +525,52 @@ class TraceResponse(Open):
 class GradcheckResponse(Open):
     passed: bool
     layers: list[dict]
-# -- class room (issue 12): assignment, leaderboard, gallery --------------------------------
+# -- the class: status, the instructor's views and settings ---------------------------------
+class HiddenTest(Strict):
+    X: Rows = Field(description="raw inputs (N, raw_dim)")
+    y: Rows = Field(description="targets (N, K)")
+
+
+class HiddenTestStored(BaseModel):
+    rows: int = Field(description="rows of the stored hidden test set")
+    columns: int = Field(description="its input columns")
+
+
+class Preset(Strict):
+    """A playground link every student page offers; it defines the class's task (the assignment)."""
+
+    # page-relative only: "//host" and "/\\host" are protocol-relative links to another site
+    link: str = Field(min_length=1, max_length=4000, pattern=r"^/([^/\\].*)?$",
+                      examples=["/?dataset=circle&f=x1,x2&h=8.tanh,8.tanh"])
+    match_loss: StrictBool = Field(False, description="rank only models that use the link's loss")
+    step_budget: Int | None = Field(None, ge=1, le=10_000_000, description="rank only models trained at most this many steps")
+
+
+class Freeze(Strict):
+    frozen: StrictBool  # "yes", "on", 1 are refused: a switch is true or false
+
+
+class ClassModel(BaseModel):
+    id: str
+    nickname: str | None
+    dataset: str = Field(description='a dataset name, "csv <dataset id>" or "own data"')
+    architecture: str = Field(examples=["2-8-8-1 tanh,tanh,sigmoid"])
+    step: int
+    train_loss: float | None
+    test_loss: float | None
+    diverged: bool
+    diverged_at: int | None
+    updated_at: float = Field(description="seconds since the epoch of the last save")
+
+
+class ClassCurve(BaseModel):
+    id: str
+    nickname: str | None
+    step: list[int] = Field(description="evaluation steps, strided to at most max_points")
+    train_loss: list[float | None]
+    test_loss: list[float | None]
+
+
 class Assignment(BaseModel):
     """The class's task, defined by the pushed preset: models on another task are not ranked."""
 
