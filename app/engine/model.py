@@ -328,6 +328,12 @@ class Model:
         return {"loss": loss, "data_loss": net.data_loss, "penalty": net.penalty,
                 "batch_size": len(X), "inputs": X.copy(), "layers": layers}
 
+    def set_parameters(self, layers: list[tuple[np.ndarray, np.ndarray | None]]) -> None:
+        """Replace every layer's (W, b) (``Network.set_parameters``: ParameterError, nothing changed) and
+        record the losses they give at the current step."""
+        self.net.set_parameters(layers)
+        self.evaluate()
+
     def predict(self, X_raw) -> np.ndarray:
         """y_hat (B, K) for raw points (B, raw_dim), in row chunks under ``network.MEMORY_BUDGET``."""
         return self.net.predict(self.inputs(np.asarray(X_raw, np.float64)))
