@@ -19,6 +19,7 @@ from app.api.schemas import (Batch, CheckRequest, CheckResponse, Convention, Gra
 from app.service.errors import Unprocessable as unprocessable
 from app.engine.boundary import boundary as boundary_grid
 from app.engine.checker import check_student
+from app.engine.gradcheck import Stopped as GradcheckStopped
 from app.engine.gradcheck import float64_copy
 from app.engine.gradcheck import gradcheck as run_gradcheck
 from app.engine.losses import target_error
@@ -136,25 +137,15 @@ async def gradcheck(model_id: ModelId, models: Repo, limits: LimitsDep, settings
     net, Xb, yb, k = await run_in_threadpool(_gradcheck_input, model_id, models, limits, settings, body)
 
     def compute(leaving: threading.Event) -> dict | None:
-        def objective(X, y, _objective=net.objective):  # the copy's own objective, with a way out
-            if leaving.is_set():
-                raise _ClientLeft
-            return _objective(X, y)
-
-        net.objective = objective
         try:
-            return to_json(run_gradcheck(net, Xb, yb, eps=body.eps, max_entries=k))
-        except _ClientLeft:
+            return to_json(run_gradcheck(net, Xb, yb, eps=body.eps, max_entries=k, stop=leaving.is_set))
+        except GradcheckStopped:
             return None
 
     out, left = await run_while_connected(request, compute)
     if left or out is None:  # the client left and the work stopped: nobody reads this answer
         return Response(status_code=CLIENT_LEFT)
     return out
-
-
-class _ClientLeft(Exception):
-    """The gradcheck's client disconnected; the computation stopped."""
 
 
 def _gradcheck_input(model_id, models, limits, settings, body):
