@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.body import BodyRoute
 from app.api.deps import LimitsDep, ModelId, Repo, SettingsDep
 from app.api.disconnect import CLIENT_LEFT, run_while_connected
-from app.api.schemas import (Batch, CheckRequest, CheckResponse, Convention, GradcheckRequest, GradcheckResponse,
+from app.api.schemas import (Batch, BoundaryResponse, CheckRequest, DataResponse, CheckResponse, Convention, GradcheckRequest, GradcheckResponse,
                              GradientsResponse, HistoryResponse, PredictRequest, PredictResponse, TraceResponse,
                              finite, jsonable, to_json)
 from app.service.errors import Unprocessable as unprocessable
@@ -197,7 +197,7 @@ def check(model_id: ModelId, body: CheckRequest, models: Repo, settings: Setting
             raise unprocessable(("body", "layers"), str(e)) from None
 
 
-@router.get("/{model_id}/boundary")
+@router.get("/{model_id}/boundary", response_model=BoundaryResponse)
 def boundary(model_id: ModelId, models: Repo, settings: SettingsDep,
              resolution: int = Query(50, ge=2, description="grid points per axis")) -> dict:
     """Output over a grid covering the data, and every hidden neuron at a lower resolution (2-D inputs)."""
@@ -214,7 +214,7 @@ def boundary_json(model, resolution: int, neuron_resolution: int = 16) -> dict:
     return {**b, "output": jsonable(b["output"]), "neurons": [jsonable(n) for n in b["neurons"]]}
 
 
-@router.get("/{model_id}/data")
+@router.get("/{model_id}/data", response_model=DataResponse)
 def data(model_id: ModelId, models: Repo) -> dict:
     """The training and test points (raw inputs) and targets."""
     with models.use(model_id) as model:
