@@ -848,7 +848,7 @@ class GalleryResponse(BaseModel):
     models: list[GalleryTile]
 
 
-# -- stream messages (sched, issue 10): WebSocket /api/models/{id}/stream; see docs/api.md ------------
+# -- stream messages: WebSocket /api/models/{id}/stream; see docs/api.md ------------
 MAX_TOKEN = 256  # characters of a stream message's token (a model's token has 64)
 
 

@@ -349,7 +349,7 @@ class ModelRepository:
         leased = self._leased.get(model_id)
         if live is not None and live.dirty and leased is not None and \
                 time.monotonic() - leased < self.settings.lease_ttl / 2:
-            # sched: while this process holds the lease nobody else saves the model, so a playing stream's
+            # while this process holds the lease nobody else saves the model, so a playing stream's
             # turns skip the store read (a fifth of the trainer's time with 40 streams)
             return live
         found = self.store.get_status(model_id)

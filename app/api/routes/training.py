@@ -24,7 +24,7 @@ async def train(model_id: OwnedModelId, limits: LimitsDep, classroom: ClassroomD
 
     def run(leaving):  # in a worker thread: the freeze is a store read
         classroom.check_not_frozen()
-        # sched: trained in turns with every stream and train call of this process (app/service/scheduler.py)
+        # trained in turns with every stream and train call of this process (app/service/scheduler.py)
         return scheduler.train(model_id, body.steps, settings.train_time_budget, leaving)
 
     result, left = await run_while_connected(request, run)
