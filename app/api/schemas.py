@@ -21,6 +21,7 @@ from app.engine.losses import LOSSES
 from app.engine.network import REGULARIZATIONS
 from app.engine.optimizers import OPTIMIZERS
 from app.engine.spec import DEFAULT_SPEC
+from app.service.errors import Unprocessable
 
 Activation = Literal[tuple(ACTIVATIONS)]
 LossName = Literal[tuple(LOSSES)]
@@ -63,6 +64,22 @@ Rows = Annotated[list[list[Number]], Field(min_length=1), WrapValidator(_matrix_
 """A Matrix of at least one row. Field(min_length=1) on a Matrix field would report "Value should have"
 instead of pydantic's "List should have": a length constraint outside a wrap validator is checked apart."""
 Seed = Annotated[int, Strict(), Field(ge=0, le=2**31 - 1)]
+
+
+def matrix_array(rows, loc: tuple, name: str = "") -> np.ndarray:
+    """A Matrix or Rows value as an (N, p) float64 array, (0, 0) when it has no rows: the API's one matrix check.
+
+    Pydantic has checked the entries (finite numbers); this checks the shape: Unprocessable at ``loc``, its
+    detail starting with ``name`` when one is given, for rows of different lengths. body.py's arrays are
+    rectangular already and come back as they are.
+    """
+    if isinstance(rows, np.ndarray):
+        return rows
+    if len({len(r) for r in rows}) > 1:
+        raise Unprocessable(loc, f"{name + ' ' if name else ''}is ragged: its rows have different lengths")
+    if len(rows) == 0:
+        return np.zeros((0, 0))
+    return np.asarray(rows, np.float64).reshape(len(rows), -1)
 
 
 def printable_name(name: str) -> str:

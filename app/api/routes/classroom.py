@@ -8,13 +8,12 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-import numpy as np
 from fastapi import APIRouter, Depends, Query, Response
 
 from app.api.body import BodyRoute
 from app.api.deps import ClassroomDep, Credentials, DatasetsDep, Repo, SettingsDep
 from app.api.schemas import (ClassCurve, ClassModel, ClassStatus, Freeze, GalleryResponse, HiddenTest, HiddenTestStored,
-                             LeaderboardResponse, Preset, to_json)
+                             LeaderboardResponse, Preset, matrix_array, to_json)
 from app.service import assignment as tasks
 from app.service import instructor
 from app.service.errors import Forbidden, NotFound, Unauthorized, Unprocessable
@@ -58,18 +57,15 @@ def class_curves(_: Admin, models: Repo,
 @router.put("/hidden-test", response_model=HiddenTestStored)
 def put_hidden_test(_: Admin, body: HiddenTest, classroom: ClassroomDep, datasets: DatasetsDep) -> dict:
     """Store the hidden test set the leaderboard scores on; it is never returned."""
-    y = body.y
-    if len({len(r) for r in body.X}) > 1 or len({len(r) for r in y}) > 1:  # before np.asarray, which raises on ragged
-        raise Unprocessable(("body", "X"), "X and y must be rectangular")
-    X = np.asarray(body.X, np.float64)
+    X, y = matrix_array(body.X, ("body", "X")), matrix_array(body.y, ("body", "y"))
     if len(y) != len(X):
         raise Unprocessable(("body", "y"), f"has {len(y)} rows but X has {len(X)}")
     task = classroom.assignment()
     uploaded = datasets.load(task["dataset"][4:]) if task and task["dataset"].startswith("csv ") else None
-    problem = tasks.hidden_set_error(task, X, np.asarray(y, np.float64), uploaded)
+    problem = tasks.hidden_set_error(task, X, y, uploaded)
     if problem:
         raise Unprocessable(("body", problem[0]), problem[1])
-    classroom.set_hidden_test(body.X, y)
+    classroom.set_hidden_test(X, y)
     return {"rows": len(X), "columns": X.shape[1]}
 
 

@@ -15,7 +15,7 @@ from app.api.deps import LimitsDep, ModelId, Repo, SettingsDep
 from app.api.disconnect import CLIENT_LEFT, run_while_connected
 from app.api.schemas import (Batch, BoundaryResponse, CheckRequest, DataResponse, CheckResponse, Convention, GradcheckRequest, GradcheckResponse,
                              GradientsResponse, HistoryResponse, PredictRequest, PredictResponse, TraceResponse,
-                             finite, jsonable, to_json)
+                             finite, jsonable, matrix_array, to_json)
 from app.service.errors import Unprocessable as unprocessable
 from app.engine.boundary import boundary as boundary_grid
 from app.engine.checker import check_student
@@ -32,11 +32,9 @@ def rows(model, settings, X, loc: str, width: int | None = None) -> np.ndarray:
     """A client matrix as an array: rectangular, within the row limit, with the expected width."""
     if len(X) == 0:
         raise unprocessable(("body", loc), "is empty")
-    if len({len(r) for r in X}) > 1:
-        raise unprocessable(("body", loc), "is ragged: its rows have different lengths")
-    if len(X) > settings.max_rows:
-        raise unprocessable(("body", loc), f"has {len(X)} rows; the limit is {settings.max_rows}")
-    a = np.asarray(X, np.float64).reshape(len(X), -1)
+    a = matrix_array(X, ("body", loc))
+    if len(a) > settings.max_rows:
+        raise unprocessable(("body", loc), f"has {len(a)} rows; the limit is {settings.max_rows}")
     width = model.raw_dim if width is None else width
     if a.shape[1] != width:
         what = "raw input columns" if width == model.raw_dim and loc.startswith("X") else "columns"

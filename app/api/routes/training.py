@@ -7,9 +7,9 @@ from fastapi import APIRouter, Body, Request, Response
 from app.api.body import BodyRoute
 from app.api.deps import ClassroomDep, LimitsDep, ModelId, OwnedModelId, Repo, SettingsDep
 from app.api.disconnect import CLIENT_LEFT, run_while_connected
-from app.api.schemas import Parameters, TrainRequest, TrainResponse, jsonable
+from app.api.schemas import Parameters, TrainRequest, TrainResponse, jsonable, matrix_array
 from app.engine.network import ParameterError
-from app.service.errors import Unprocessable, spec_error
+from app.service.errors import spec_error
 
 router = APIRouter(prefix="/models", tags=["training"], route_class=BodyRoute)  # large bodies: app/api/body.py
 
@@ -43,7 +43,7 @@ def get_parameters(model_id: ModelId, models: Repo) -> dict:
 @router.put("/{model_id}/parameters", response_model=Parameters)
 def put_parameters(model_id: OwnedModelId, body: Parameters, models: Repo) -> dict:
     """Replace every layer's parameters; each shape must match exactly."""
-    new = [(_array(layer.W, ("body", "layers", i, "W"), f"layer {i + 1} W"),
+    new = [(matrix_array(layer.W, ("body", "layers", i, "W"), f"layer {i + 1} W"),
             None if layer.b is None else np.asarray(layer.b, np.float64)) for i, layer in enumerate(body.layers)]
     with models.use(model_id, save=True) as model:
         try:
@@ -56,11 +56,3 @@ def put_parameters(model_id: OwnedModelId, body: Parameters, models: Repo) -> di
 def _parameters(model) -> dict:
     return {"layers": [{"W": jsonable(d.params["W"]), "b": jsonable(d.params["b"]) if d.bias else None}
                        for d in model.net.dense]}
-
-
-def _array(rows: list, loc: tuple, name: str) -> np.ndarray:
-    if len({len(r) for r in rows}) > 1:
-        raise Unprocessable(loc, f"{name} is ragged: its rows have different lengths")
-    if len(rows) == 0:  # an array from app/api/body.py has no truth value
-        return np.zeros((0, 0))
-    return np.asarray(rows, np.float64).reshape(len(rows), -1)

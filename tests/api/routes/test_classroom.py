@@ -347,6 +347,15 @@ def test_gallery_is_capped_and_refuses_a_resolution_over_the_limit():
         assert (r.status_code, r.json()) == (403, {"detail": WRONG})
 
 
+@pytest.mark.parametrize("body,field", [({"X": [[1, 2], [3]], "y": [[1], [0]]}, "X"),
+                                        ({"X": [[1, 2], [3, 4]], "y": [[1], [0, 1]]}, "y")])
+def test_a_ragged_hidden_set_is_refused_at_its_field(klass, body, field):
+    r = admin(klass, "PUT", "/api/class/hidden-test", body)
+    assert r.status_code == 422, r.text
+    assert [(e["loc"], e["msg"]) for e in r.json()["detail"]] == [
+        (["body", field], "is ragged: its rows have different lengths")]
+
+
 def test_hidden_test_set_must_be_consistent(klass):
     for body, loc in (({"X": [[1, 2], [3]], "y": [[1], [0]]}, ["body", "X"]),
                       ({"X": [[1, 2], [3, 4]], "y": [[1]]}, ["body", "y"]),
