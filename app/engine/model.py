@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from . import blob, standardize
+from . import arrays, blob, standardize
 from .datasets import REGRESSION, DatasetError, apply_features, make_dataset
 from .history import History
 from .network import LayerQuantities, Network
@@ -452,19 +452,19 @@ def _kind(spec: dict) -> str:
 
 
 def _matrix(value, name: str, copy: bool = True) -> np.ndarray:
-    """A finite, non-empty 2-D float64 array from nested lists, or SpecError naming the field."""
+    """A finite, non-empty 2-D float64 array from nested lists (arrays.as_array), or SpecError naming the field."""
     try:
-        # a copy by default: the model never shares the caller's array
-        arr = np.array(value, dtype=np.float64) if copy else np.asarray(value, dtype=np.float64)
-    except (ValueError, TypeError):
-        raise SpecError(("data", name), "must be a rectangular list of rows of numbers") from None
+        arr = arrays.as_array(value, copy=copy)  # a copy by default: the model never shares the caller's array
+    except arrays.ArrayError as e:
+        if e.kind != "non_finite":
+            raise SpecError(("data", name), "must be a rectangular list of rows of numbers") from None
+        arr = np.asarray(value, np.float64)  # numbers: the shape, then the row, make the message below
     if arr.ndim == 1 and name.startswith("y"):
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise SpecError(("data", name), f"must be a non-empty 2-D list of rows, got shape {arr.shape}")
     if not np.isfinite(arr).all():
-        row = int(np.argwhere(~np.isfinite(arr))[0][0])
-        raise SpecError(("data", name), f"has a non-finite number in row {row}")
+        raise SpecError(("data", name), f"has a non-finite number in row {int(np.argwhere(~np.isfinite(arr))[0][0])}")
     return arr
 
 
