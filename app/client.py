@@ -142,7 +142,7 @@ def _frame(msg: dict) -> dict:
         out["layers"] = [_arrays(layer, "W", "b", "dW", "db") for layer in msg["layers"]]
     if msg.get("boundary"):
         b = msg["boundary"]
-        if isinstance(b.get("output"), dict):  # sched: frames carry 8-bit grids (docs/api.md "Stream messages")
+        if isinstance(b.get("output"), dict):  # frames carry 8-bit grids (docs/api.md "Stream messages")
             b = {**b, "output": _ungrid(b["output"]), "neurons": [_ungrid(n) for n in b.get("neurons") or []]}
         out["boundary"] = _boundary(b)
     return out

@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     max_step_cost: int = Field(100_000_000, ge=1, description="rows per training step (the batch, or every "
                                "training row for a full batch) x weights of the network")
     max_body_bytes: int = Field(16 * 1024 * 1024, description="request body size")
-    # bigbody (issue 9, memory): bodies this large are decoded in a worker thread, a bounded number at a time
+    # bodies this large are decoded in a worker thread, a bounded number at a time
     large_body_bytes: int = Field(1024 * 1024, ge=1, description="a JSON body this large is a large body")
     max_large_bodies: int = Field(2, ge=1, description="large bodies in work at once per process (then 503)")
     train_time_budget: float = Field(20.0, description="wall-clock seconds per train call")
@@ -47,11 +47,11 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field([], description="origins allowed cross-site; empty: same origin only")
     checkpoint_every: int = Field(100, description="steps between automatic checkpoints (0: off)")
     checkpoints_kept: int = Field(50, description="newest checkpoints kept per model")
-    # engine (issue #9): per-row quantities are the bulk of a gradients response, so they are bounded
+    # per-row quantities are the bulk of a gradients response, so they are bounded
     max_gradient_values: int = Field(
         1_000_000, description="numbers of per-row a, z, delta and dz one gradients call returns (rows x 4 x units)")
 
-    # -- svc (issue 9): service layer, locks, leases, eviction, store health, storage budgets --
+    # -- service layer: locks, leases, eviction, store health, storage budgets --
     lock_timeout: float = Field(25.0, gt=0, description="seconds a call waits for a model's lock before a 503 "
                                                         "with Retry-After")
     lease_ttl: float = Field(10.0, gt=0, description="seconds a playing stream's lease on its model lasts unless "
@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     derive_max_equations: int = Field(32, description="equations per /derive call")
     derive_max_expr_length: int = Field(400, description="characters per /derive expression")
     derive_max_rows: int = Field(256, description="rows of X per /derive call (columns: one sample at a time)")
-    # -- per-client fairness (fair, issue 9): concurrency caps, enforced by app/api/fairness.py; 0 turns one off
+    # -- per-client fairness: concurrency caps, enforced by app/api/fairness.py; 0 turns one off
     concurrent_per_client: int = Field(4, ge=0, description="expensive calls (train, gradcheck, boundary, predict, "
                                        "gradients, check, derive, create, import, export, ...) at once per client address")
     concurrent_per_token: int = Field(2, ge=0, description="expensive calls at once per model token")
@@ -111,7 +111,7 @@ class Settings(BaseSettings):
     connections_per_client: int = Field(256, ge=0, description="open connections (streams included) per client "
                                         "TCP address; more are a 429 and closed; a trusted proxy is exempt (0: off)")
     max_connections: int = Field(1024, ge=1, description="open connections per process; more are a 503 and closed")
-    # -- class room (issue 12): the instructor's gallery of decision boundaries --
+    # -- the class: the instructor's gallery of decision boundaries --
     gallery_max_models: int = Field(60, ge=1, description="models per GET /api/class/gallery (most recently updated first)")
     gallery_max_resolution: int = Field(48, ge=2, description="boundary grid resolution per gallery tile")
     gallery_max_points: int = Field(200, ge=0, description="training points per gallery tile")

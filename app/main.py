@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        app.state.scheduler.stop()  # sched: the training thread ends before the last saves
+        app.state.scheduler.stop()  # the training thread ends before the last saves
         app.state.services.models.flush_all()
         store.close()
 
@@ -45,8 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "delta_i = dL/da_i.")
     app.state.settings = settings
     app.state.services = Services(store, settings)
-    app.state.body_gate = BodyGate(settings.max_large_bodies)  # bigbody: large bodies in work at once
-    # sched: one training thread per process shares the CPU among streams and train calls
+    app.state.body_gate = BodyGate(settings.max_large_bodies)  # large bodies in work at once
+    # one training thread per process shares the CPU among streams and train calls
     app.state.scheduler = Scheduler(app.state.services.models, fps=settings.stream_fps,
                                     frozen=app.state.services.classroom.frozen)
     if settings.cors_origins:  # closed (same origin) unless the operator names origins

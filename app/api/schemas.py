@@ -21,6 +21,7 @@ from app.engine.losses import LOSSES
 from app.engine.network import REGULARIZATIONS
 from app.engine.optimizers import OPTIMIZERS
 from app.engine.spec import DEFAULT_SPEC
+from app.service.errors import Unprocessable
 
 Activation = Literal[tuple(ACTIVATIONS)]
 LossName = Literal[tuple(LOSSES)]
@@ -63,6 +64,22 @@ Rows = Annotated[list[list[Number]], Field(min_length=1), WrapValidator(_matrix_
 """A Matrix of at least one row. Field(min_length=1) on a Matrix field would report "Value should have"
 instead of pydantic's "List should have": a length constraint outside a wrap validator is checked apart."""
 Seed = Annotated[int, Strict(), Field(ge=0, le=2**31 - 1)]
+
+
+def matrix_array(rows, loc: tuple, name: str = "") -> np.ndarray:
+    """A Matrix or Rows value as an (N, p) float64 array, (0, 0) when it has no rows: the API's one matrix check.
+
+    Pydantic has checked the entries (finite numbers); this checks the shape: Unprocessable at ``loc``, its
+    detail starting with ``name`` when one is given, for rows of different lengths. body.py's arrays are
+    rectangular already and come back as they are.
+    """
+    if isinstance(rows, np.ndarray):
+        return rows
+    if len({len(r) for r in rows}) > 1:
+        raise Unprocessable(loc, f"{name + ' ' if name else ''}is ragged: its rows have different lengths")
+    if len(rows) == 0:
+        return np.zeros((0, 0))
+    return np.asarray(rows, np.float64).reshape(len(rows), -1)
 
 
 def printable_name(name: str) -> str:
@@ -210,6 +227,69 @@ class ResetRequest(Strict):
     seed: Seed | None = None
 
 
+class Passing(BaseModel):
+    """A response part whose declared fields are typed and whose further fields (which vary with a choice,
+    e.g. an optimizer's hyper-parameters) are passed through as the engine writes them."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class LayerOut(BaseModel):
+    units: int
+    activation: str
+
+
+class OptimizerOut(Passing):
+    """The optimizer's name and learning rate, then its own hyper-parameters (momentum, beta1, ...)."""
+
+    name: str
+    learning_rate: float
+
+
+class RegularizationOut(BaseModel):
+    kind: str
+    rate: float
+
+
+class GeneratedData(Passing):
+    dataset: str
+    samples: int
+    noise: float
+    test_fraction: float
+    seed: int
+    features: list[str] | None = None
+
+
+class Standardization(BaseModel):
+    mean: list[float]
+    std: list[float]
+
+
+class CustomData(Passing):
+    source: Literal["custom"] = Field(description="your own arrays or an uploaded CSV")
+    n_train: int
+    n_test: int
+    standardize: Standardization | None = Field(description="the inputs' statistics; null: not standardized")
+    info: dict[str, Any] | None = Field(description="an upload's columns, classes and dataset id")
+
+
+class ModelSpec(Passing):
+    """The spec as the engine completed it: every default filled in."""
+
+    input_size: int | None
+    layers: list[LayerOut]
+    loss: str
+    bias: bool
+    init: str
+    init_std: float
+    seed: int
+    dtype: Literal["float64", "float32"]
+    optimizer: OptimizerOut
+    regularization: RegularizationOut
+    batch_size: int | None
+    data: GeneratedData | CustomData
+
+
 class ParentRef(BaseModel):
     id: str
     step: int
@@ -219,7 +299,7 @@ class ModelPublic(BaseModel):
     id: str
     nickname: str | None = None
     parent: ParentRef | None = None
-    spec: dict
+    spec: ModelSpec
     step: int
     epoch: int
     train_loss: float | None
@@ -310,11 +390,89 @@ class GradcheckRequest(Batch):
     eps: Float = Field(1e-6, gt=0, le=1e-2, allow_inf_nan=False)
 
 
+class EvalHistory(BaseModel):
+    step: list[int] = Field(description="the evaluation steps")
+    train_loss: list[float | None]
+    test_loss: list[float | None]
+
+
 class HistoryResponse(BaseModel):
     step: list[int]
     loss: list[float | None]
     grad_norms: list[list[float | None]]
-    eval: dict
+    eval: EvalHistory
+
+
+class BoundaryResponse(BaseModel):
+    resolution: int
+    x_range: list[float]
+    y_range: list[float]
+    output: list[list[float | None]] = Field(description="(R, R) model output; row j is x2 = y_range value j")
+    neuron_resolution: int
+    neurons: list[list[list[list[float | None]]]] = Field(description="per hidden layer (n_i, r, r): its z on the "
+                                                                      "r x r sub-grid")
+
+
+class DataSplit(BaseModel):
+    X: list[list[float]] = Field(description="raw inputs (N, raw_dim)")
+    y: list[list[float]] = Field(description="targets (N, K)")
+
+
+class DataResponse(BaseModel):
+    kind: Literal["classification", "regression"]
+    features: list[str] | None = Field(description="the features a generated dataset's inputs become; null for own data")
+    train: DataSplit
+    test: DataSplit
+
+
+# -- the catalog --------------------------------------------------------------------------
+class ActivationInfo(BaseModel):
+    name: str
+    params: dict[str, int | float]
+    output_only: bool
+    derivative: str
+
+
+class LossInfo(BaseModel):
+    name: str
+    requires_output: str | None
+
+
+class NamedParams(BaseModel):
+    name: str
+    params: dict[str, int | float | bool]
+
+
+class ParamRange(BaseModel):
+    default: int | float
+    min: int | float
+    max: int | float
+
+
+class DatasetInfo(BaseModel):
+    name: str
+    kind: Literal["classification", "regression"]
+    raw_dim: int
+    classes: int | None
+    params: dict[str, ParamRange]
+
+
+class FeatureInfo(BaseModel):
+    name: str
+    label: str
+
+
+class Catalog(BaseModel):
+    activations: list[ActivationInfo]
+    losses: list[LossInfo]
+    optimizers: list[NamedParams]
+    inits: list[NamedParams]
+    regularizations: list[str]
+    datasets: list[DatasetInfo]
+    features: list[FeatureInfo]
+    dtypes: list[str]
+    defaults: dict[str, Any] = Field(description="the spec every omitted field takes (POST /api/models)")
+    limits: dict[str, Any] = Field(description="every PLAYGROUND_* setting but the secrets, by its lower-case name")
 
 
 class Health(BaseModel):
@@ -508,24 +666,138 @@ class DeriveExamples(BaseModel):
     correct: dict[Convention, list[Equation]] = Field(description="the backward pass that passes")
 
 
-class Open(BaseModel):
-    """A response whose every field is passed through (engine dicts documented in docs/api.md)."""
-
-    model_config = ConfigDict(extra="allow")
+Dim = int | str
+"""A shape entry: a size, or "B" for a symbolic batch."""
 
 
-class TraceResponse(Open):
-    batch_size: int | str
+class Operand(BaseModel):
+    name: str = Field(examples=["W_1"])
+    shape: list[Dim] = Field(description="the shape as the equation uses it")
+    stored_shape: list[Dim] = Field(description="the shape the engine stores")
+    transposed: bool
+
+
+class TraceStep(BaseModel):
+    layer: int
+    target: str = Field(examples=["a_1", "delta_2", "dW_2"])
+    equation: str = Field(examples=["a_1 = z_0 W_1^T + b_1"])
+    operands: list[Operand]
+    result_shape: list[Dim]
+    note: str
+
+
+class TraceResponse(BaseModel):
+    batch_size: Dim
     convention: Convention = "rows"
-    forward: list[dict]
-    backward: list[dict]
+    forward: list[TraceStep]
+    backward: list[TraceStep]
     closed_form: str | None = None
 
 
-class GradcheckResponse(Open):
+class TensorCheck(BaseModel):
+    max_abs_error: float | None
+    relative_error: float | None
+    checked: int = Field(description="entries compared (all, or a seeded sample)")
+    kinks: int = Field(description="entries left out: w +- eps meets a kink of the activation")
+    analytic_norm: float | None
+    numeric_norm: float | None
+
+
+class GradcheckLayer(BaseModel):
+    layer: int
+    W: TensorCheck
+    b: TensorCheck | None
+
+
+class GradcheckResponse(BaseModel):
     passed: bool
-    layers: list[dict]
-# -- class room (issue 12): assignment, leaderboard, gallery --------------------------------
+    max_relative_error: float | None
+    eps: float
+    tolerance: float
+    dtype_checked: Literal["float64"]
+    kinks: int
+    eps_note: str | None = Field(description="why an eps outside [1e-8, 1e-4] misleads; null inside it")
+    layers: list[GradcheckLayer]
+
+
+# -- own data in, models out (datasets, export and import, checkpoints, forks) --------------
+class CsvUpload(Strict):
+    csv: str = Field(min_length=1, description="the file's text, with a header row",
+                     examples=["x1,x2,label\n0.1,0.2,red\n0.5,-1,blue\n"])
+    inputs: list[str] | None = Field(None, description="input columns by header name; default all but the targets")
+    targets: list[str] | None = Field(None, description="target columns by header name; default the last column")
+    standardize: StrictBool = Field(False, description="report the inputs' mean and std; a model standardizes its inputs "
+                                                 "when its spec's data says \"standardize\": true")
+    one_hot: StrictBool = Field(False, description="one target column of integer class labels (0, 1, 2, ...) becomes "
+                                             "one-hot columns, one per class, for a softmax output")
+
+
+class DatasetPublic(BaseModel):
+    id: str
+    rows: int
+    input_columns: list[str]
+    target_columns: list[str]
+    classes: list[str] | None
+    standardize: Standardization | None = None
+
+
+class ForkRequest(Strict):
+    step: Int | None = Field(None, ge=0, description="fork from the latest checkpoint at or before this step")
+
+
+class Checkpoint(BaseModel):
+    step: int
+    created_at: float = Field(description="seconds since the epoch")
+    train_loss: float | None
+    test_loss: float | None
+
+
+# -- the class: status, the instructor's views and settings ---------------------------------
+class HiddenTest(Strict):
+    X: Rows = Field(description="raw inputs (N, raw_dim)")
+    y: Rows = Field(description="targets (N, K)")
+
+
+class HiddenTestStored(BaseModel):
+    rows: int = Field(description="rows of the stored hidden test set")
+    columns: int = Field(description="its input columns")
+
+
+class Preset(Strict):
+    """A playground link every student page offers; it defines the class's task (the assignment)."""
+
+    # page-relative only: "//host" and "/\\host" are protocol-relative links to another site
+    link: str = Field(min_length=1, max_length=4000, pattern=r"^/([^/\\].*)?$",
+                      examples=["/?dataset=circle&f=x1,x2&h=8.tanh,8.tanh"])
+    match_loss: StrictBool = Field(False, description="rank only models that use the link's loss")
+    step_budget: Int | None = Field(None, ge=1, le=10_000_000, description="rank only models trained at most this many steps")
+
+
+class Freeze(Strict):
+    frozen: StrictBool  # "yes", "on", 1 are refused: a switch is true or false
+
+
+class ClassModel(BaseModel):
+    id: str
+    nickname: str | None
+    dataset: str = Field(description='a dataset name, "csv <dataset id>" or "own data"')
+    architecture: str = Field(examples=["2-8-8-1 tanh,tanh,sigmoid"])
+    step: int
+    train_loss: float | None
+    test_loss: float | None
+    diverged: bool
+    diverged_at: int | None
+    updated_at: float = Field(description="seconds since the epoch of the last save")
+
+
+class ClassCurve(BaseModel):
+    id: str
+    nickname: str | None
+    step: list[int] = Field(description="evaluation steps, strided to at most max_points")
+    train_loss: list[float | None]
+    test_loss: list[float | None]
+
+
 class Assignment(BaseModel):
     """The class's task, defined by the pushed preset: models on another task are not ranked."""
 
@@ -593,7 +865,7 @@ class GalleryResponse(BaseModel):
     models: list[GalleryTile]
 
 
-# -- stream messages (sched, issue 10): WebSocket /api/models/{id}/stream; see docs/api.md ------------
+# -- stream messages: WebSocket /api/models/{id}/stream; see docs/api.md ------------
 MAX_TOKEN = 256  # characters of a stream message's token (a model's token has 64)
 
 

@@ -1,7 +1,7 @@
 """One training step for many models of the same shape: stacked weights, ``np.matmul`` over a model axis.
 
 On nets as small as the playground's, a NumPy step is mostly the fixed cost of each call; stacking K
-models of one architecture shares that cost among them (issue #10). Every model keeps its own data,
+models of one architecture shares that cost among them. Every model keeps its own data,
 minibatch sampler, learning rate, optimizer state, history and divergence, and its results are bit
 for bit those of ``Model.train`` on that model alone:
 

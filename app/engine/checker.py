@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import arrays
 from .gradcheck import relative_error
 from .losses import LOSSES
 from .network import Network
@@ -35,17 +36,13 @@ def _shape(t: tuple) -> str:
 
 
 def as_array(value, where: str, limit: int | None = None) -> np.ndarray:
-    """Any nested list or array of finite numbers as float64; ValueError when it is not one."""
-    if isinstance(value, (str, bytes, dict)):
-        raise ValueError(f"{where} must be a number array (nested lists of numbers)")
+    """Any nested list or array of finite numbers as float64 (arrays.as_array); ValueError naming ``where``."""
     try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        if "inhomogeneous" in str(e):
-            raise ValueError(f"{where} is ragged: its rows have different lengths") from None
-        raise ValueError(f"{where} must be a number array (nested lists of numbers)") from None
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{where} contains a non-finite number")
+        arr = arrays.as_array(value)
+    except arrays.ArrayError as e:
+        raise ValueError(f"{where} " + {"ragged": "is ragged: its rows have different lengths",
+                                        "non_finite": "contains a non-finite number"}.get(
+            e.kind, "must be a number array (nested lists of numbers)")) from None
     if limit is not None and arr.size > limit:
         raise ValueError(f"{where} has {arr.size} numbers; at most {limit} are accepted for this network")
     return arr

@@ -11,7 +11,7 @@ the engine's matrix form (docs/api.md):
 
 with the shape of every quantity in a comment, so a student can read it next to their own code.
 Run as a script it checks its own gradients against central finite differences and exits 1 when
-a tensor's relative error exceeds 1e-5; with ``--json`` it prints the loss and the gradients
+a tensor's relative error exceeds gradcheck.TOLERANCE; with ``--json`` it prints the loss and the gradients
 (``{"loss": float, "layers": [{"dW": [[...]], "db": [...] | null}]}``) in the engine's layout.
 
 Every formula comes from the activation's or loss's own export snippets (activations.py,
@@ -24,11 +24,11 @@ import math
 
 import numpy as np
 
+from .gradcheck import TOLERANCE
 from .network import Network
 
 SAMPLE_ROWS = 8
 EPS = 1e-6
-TOLERANCE = 1e-5  # the engine's gradcheck.TOLERANCE
 WIDTH = 100       # wrap long array literals at about this many characters
 COMMENT_COL = 44  # shape comments start in this column when the code is shorter
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .standardize import NotStandardizable, statistics
+
 BOM = "\ufeff"
 
 
@@ -47,32 +49,21 @@ class CsvData:
     input_columns: list[str]
     target_columns: list[str]
     classes: list[str] | None = None      # class names (sorted) of a categorical target, one-hot in y
-    standardize: dict | None = None       # {"mean": [...], "std": [...]} applied to X, or None
 
     @property
     def n_rows(self) -> int:
         return int(self.X.shape[0])
 
 
-def apply_standardization(X: np.ndarray, stats: dict | None) -> np.ndarray:
-    """(X - mean) / std with statistics returned by ``parse_csv(..., standardize=True)``; X as is for None."""
-    X = np.asarray(X, np.float64)
-    if not stats:
-        return X
-    return (X - np.asarray(stats["mean"], np.float64)) / np.asarray(stats["std"], np.float64)
-
-
 def standardization(X: np.ndarray, columns: list[str]) -> dict:
-    """{"mean", "std"} of every input column (std 0 counts as 1), or CsvError naming the first column whose
-    statistics are not finite: values near the float64 limit (e.g. 1e308) overflow the mean or the std."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        mean, std = X.mean(axis=0), X.std(axis=0)
-    for j, name in enumerate(columns):
-        if not (math.isfinite(mean[j]) and math.isfinite(std[j])):
-            raise CsvError(f'column "{name}" cannot be standardized: its mean or standard deviation is not a finite '
-                           f"number (values up to {np.abs(X[:, j]).max():.3g}); rescale the column or turn "
-                           "standardize off", field="standardize", column=name)
-    return {"mean": [float(v) for v in mean], "std": [float(v) if v > 0 else 1.0 for v in std]}
+    """{"mean", "std"} of every input column (app/engine/standardize.py), or CsvError (field "standardize")
+    naming the first column whose statistics are not finite."""
+    try:
+        return statistics(X)
+    except NotStandardizable as e:
+        name = columns[e.column]
+        raise CsvError(f'column "{name}" cannot be standardized: {e.reason}', field="standardize",
+                       column=name) from None
 
 
 def one_hot_labels(y: np.ndarray, columns: list[str], max_classes: int = 1_000) -> tuple[np.ndarray, list[str]]:
@@ -101,16 +92,11 @@ def _check_classes(name: str, count: int, max_classes: int) -> None:
 
 
 def parse_csv(content: bytes | str, *, inputs: list[str] | None = None, targets: list[str] | None = None,
-              standardize: bool = False, one_hot: bool = False, max_rows: int = 100_000, max_columns: int = 1_000,
-              max_classes: int | None = None) -> CsvData:
+              max_rows: int = 100_000, max_columns: int = 1_000, max_classes: int | None = None) -> CsvData:
     """Parse a CSV file with a header row into inputs and targets.
 
     inputs: header names of the input columns; default every column that is not a target.
     targets: header names of the target columns; default the last column.
-    standardize: replace X by (X - mean) / std per column (std 0 counts as 1); the statistics are
-    returned in ``CsvData.standardize`` so predictions can apply the same map.
-    one_hot: a single numeric target column of integer class labels (0, 1, 2, ...) becomes one-hot
-    columns, one per class (see ``one_hot_labels``).
     max_classes: most classes a categorical or one-hot target may have (default: max_columns), since
     y gets one column per class.
     """
@@ -182,14 +168,7 @@ def parse_csv(content: bytes | str, *, inputs: list[str] | None = None, targets:
         for j, name in enumerate(target_columns):
             y[:, j] = _numeric_column(cells, lines, p + j, name)
 
-    if one_hot and classes is None:
-        y, classes = one_hot_labels(y, target_columns, max_classes)
-    stats = None
-    if standardize:
-        stats = standardization(X, input_columns)
-        X = apply_standardization(X, stats)
-    return CsvData(X=X, y=y, input_columns=input_columns, target_columns=target_columns,
-                   classes=classes, standardize=stats)
+    return CsvData(X=X, y=y, input_columns=input_columns, target_columns=target_columns, classes=classes)
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ again at DEFAULT_EPS, to tell the step size from a wrong backward pass.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from .network import Network
@@ -48,14 +50,19 @@ def float64_copy(net: Network) -> Network:
     return copy
 
 
+class Stopped(Exception):
+    """The check's ``stop`` answered True: the work ended early and has no result."""
+
+
 def gradcheck(net: Network, X, y, *, eps: float = DEFAULT_EPS, max_entries: int | None = None,
-              seed: int = 0) -> dict:
+              seed: int = 0, stop: Callable[[], bool] | None = None) -> dict:
     """Compare analytic gradients with central differences of ``net.objective``; params restored exactly.
 
     Returns {"passed", "max_relative_error", "eps", "tolerance", "dtype_checked", "kinks", "eps_note",
     "layers": [{"layer", "W", "b"}]} with each tensor {"max_abs_error", "relative_error", "checked",
     "kinks", "analytic_norm", "numeric_norm"}; errors are over the entries that do not meet a kink.
-    Raises ValueError for eps <= 0 or max_entries < 1."""
+    ``stop`` is asked before every entry's pair of evaluations; when it answers True the check raises
+    Stopped (the parameters restored). Raises ValueError for eps <= 0 or max_entries < 1."""
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps}")
     if max_entries is not None and max_entries < 1:
@@ -63,7 +70,7 @@ def gradcheck(net: Network, X, y, *, eps: float = DEFAULT_EPS, max_entries: int 
     work = net if net.dtype == np.float64 else float64_copy(net)
     X = np.asarray(X, np.float64)
     y = np.asarray(y, np.float64)
-    result = _run(work, X, y, eps, max_entries, seed)
+    result = _run(work, X, y, eps, max_entries, seed, stop)
     result["eps_note"] = None
     if not EPS_LOW <= eps <= EPS_HIGH:
         J = abs(work.objective(X, y))
@@ -77,7 +84,7 @@ def gradcheck(net: Network, X, y, *, eps: float = DEFAULT_EPS, max_entries: int 
                     f"eps^2 times the third derivative of J, so the curvature of J shows up as error; use an eps "
                     f"between {EPS_LOW:g} and {EPS_HIGH:g}")
         if not result["passed"]:
-            again = _run(work, X, y, DEFAULT_EPS, max_entries, seed)
+            again = _run(work, X, y, DEFAULT_EPS, max_entries, seed, stop)
             note += (f". At eps = {DEFAULT_EPS:g} the same check {'passes' if again['passed'] else 'fails too'} "
                      f"(max relative error {again['max_relative_error']:.2e})"
                      + (", so the step size made it fail, not the backward pass" if again["passed"] else ""))
@@ -85,7 +92,7 @@ def gradcheck(net: Network, X, y, *, eps: float = DEFAULT_EPS, max_entries: int 
     return result
 
 
-def _run(work: Network, X, y, eps: float, max_entries: int | None, seed: int) -> dict:
+def _run(work: Network, X, y, eps: float, max_entries: int | None, seed: int, stop=None) -> dict:
     saved_params, saved_grads = work.params.copy(), work.grads.copy()
     rng = np.random.default_rng(seed)
     try:
@@ -97,8 +104,8 @@ def _run(work: Network, X, y, eps: float, max_entries: int | None, seed: int) ->
         for i in range(work.n_layers):
             entry = {"layer": i + 1, "W": None, "b": None}
             for j, key in enumerate(("W", "b")[:per]):
-                start, stop = int(work.offsets[per * i + j]), int(work.offsets[per * i + j + 1])
-                entry[key] = _check_tensor(work, X, y, analytic, start, stop, eps, max_entries, rng)
+                start, end = int(work.offsets[per * i + j]), int(work.offsets[per * i + j + 1])
+                entry[key] = _check_tensor(work, X, y, analytic, start, end, eps, max_entries, rng, stop)
             layers.append(entry)
     finally:
         work.params[...] = saved_params
@@ -115,12 +122,12 @@ def _sides(net: Network) -> list[np.ndarray]:
     return [np.sign(layer.a - layer.f.kinks[0]) for layer in net.acts if layer.f.kinks]
 
 
-def _check_tensor(net: Network, X, y, analytic: np.ndarray, start: int, stop: int, eps: float,
-                  max_entries: int | None, rng: np.random.Generator) -> dict:
-    """Central differences for the flat entries [start, stop) of ``net.params`` (or a seeded sample)."""
-    size = stop - start
+def _check_tensor(net: Network, X, y, analytic: np.ndarray, start: int, end: int, eps: float,
+                  max_entries: int | None, rng: np.random.Generator, stop=None) -> dict:
+    """Central differences for the flat entries [start, end) of ``net.params`` (or a seeded sample)."""
+    size = end - start
     if max_entries is None or max_entries >= size:
-        idx = np.arange(start, stop)
+        idx = np.arange(start, end)
     else:
         idx = start + np.sort(rng.choice(size, size=max_entries, replace=False))
     numeric = np.empty(len(idx))
@@ -128,6 +135,8 @@ def _check_tensor(net: Network, X, y, analytic: np.ndarray, start: int, stop: in
     kinked = any(layer.f.kinks for layer in net.acts)
     p = net.params
     for k, flat in enumerate(idx):
+        if stop is not None and stop():
+            raise Stopped
         old = p[flat]
         p[flat] = old + eps
         plus = net.objective(X, y)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from . import blob
+from . import arrays, blob, standardize
 from .datasets import REGRESSION, DatasetError, apply_features, make_dataset
 from .history import History
 from .network import LayerQuantities, Network
@@ -111,8 +111,7 @@ class Model:
         if self.features:
             X = apply_features(X_raw, self.features)
         else:
-            stats = self.spec["data"].get("standardize")
-            X = (X_raw - stats["mean"]) / stats["std"] if stats else X_raw
+            X = standardize.apply(X_raw, self.spec["data"].get("standardize"))
         return np.ascontiguousarray(X, dtype=self.net.dtype)
 
     @property
@@ -329,6 +328,12 @@ class Model:
         return {"loss": loss, "data_loss": net.data_loss, "penalty": net.penalty,
                 "batch_size": len(X), "inputs": X.copy(), "layers": layers}
 
+    def set_parameters(self, layers: list[tuple[np.ndarray, np.ndarray | None]]) -> None:
+        """Replace every layer's (W, b) (``Network.set_parameters``: ParameterError, nothing changed) and
+        record the losses they give at the current step."""
+        self.net.set_parameters(layers)
+        self.evaluate()
+
     def predict(self, X_raw) -> np.ndarray:
         """y_hat (B, K) for raw points (B, raw_dim), in row chunks under ``network.MEMORY_BUDGET``."""
         return self.net.predict(self.inputs(np.asarray(X_raw, np.float64)))
@@ -447,19 +452,19 @@ def _kind(spec: dict) -> str:
 
 
 def _matrix(value, name: str, copy: bool = True) -> np.ndarray:
-    """A finite, non-empty 2-D float64 array from nested lists, or SpecError naming the field."""
+    """A finite, non-empty 2-D float64 array from nested lists (arrays.as_array), or SpecError naming the field."""
     try:
-        # a copy by default: the model never shares the caller's array
-        arr = np.array(value, dtype=np.float64) if copy else np.asarray(value, dtype=np.float64)
-    except (ValueError, TypeError):
-        raise SpecError(("data", name), "must be a rectangular list of rows of numbers") from None
+        arr = arrays.as_array(value, copy=copy)  # a copy by default: the model never shares the caller's array
+    except arrays.ArrayError as e:
+        if e.kind != "non_finite":
+            raise SpecError(("data", name), "must be a rectangular list of rows of numbers") from None
+        arr = np.asarray(value, np.float64)  # numbers: the shape, then the row, make the message below
     if arr.ndim == 1 and name.startswith("y"):
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise SpecError(("data", name), f"must be a non-empty 2-D list of rows, got shape {arr.shape}")
     if not np.isfinite(arr).all():
-        row = int(np.argwhere(~np.isfinite(arr))[0][0])
-        raise SpecError(("data", name), f"has a non-finite number in row {row}")
+        raise SpecError(("data", name), f"has a non-finite number in row {int(np.argwhere(~np.isfinite(arr))[0][0])}")
     return arr
 
 
@@ -480,27 +485,17 @@ def _columns(info) -> list | None:
     return cols if isinstance(cols, list) else None
 
 
-def standardization_stats(X: np.ndarray, names: list | None = None) -> dict:
-    """{"mean", "std"} per column of X (N, p), std 0 counting as 1; SpecError(("data", "X", j)) naming the
-    first column whose statistics are not finite (values near the float64 limit overflow the mean or std)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        mean, std = X.mean(axis=0), X.std(axis=0)
-    bad = np.nonzero(~(np.isfinite(mean) & np.isfinite(std)))[0]
-    if bad.size:
-        j = int(bad[0])
-        name = f' ("{names[j]}")' if names is not None and j < len(names) else ""
-        raise SpecError(("data", "X", j), f"column {j}{name} cannot be standardized: its mean or standard deviation "
-                                          f"is not a finite number (values up to {np.abs(X[:, j]).max():.3g}); "
-                                          "rescale the column or turn standardize off")
-    return {"mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
-
-
 def _standardization(given, raw_train: np.ndarray, names: list | None = None) -> dict | None:
     """None, the stored {"mean", "std"}, or (given True) statistics of the training inputs; std 0 counts as 1."""
     if not given:
         return None
     if given is True:
-        return standardization_stats(raw_train, names)
+        try:
+            return standardize.statistics(raw_train)
+        except standardize.NotStandardizable as e:
+            j = e.column
+            name = f' ("{names[j]}")' if names is not None and j < len(names) else ""
+            raise SpecError(("data", "X", j), f"column {j}{name} cannot be standardized: {e.reason}") from None
     try:
         mean, std = np.asarray(given["mean"], np.float64), np.asarray(given["std"], np.float64)
     except (KeyError, TypeError, ValueError):

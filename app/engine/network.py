@@ -60,6 +60,19 @@ class LayerQuantities:
     norm_b: float | None
 
 
+class ParameterError(ValueError):
+    """Parameters that do not fit the network; ``loc`` is the field's path, e.g. ("layers", 0, "W")."""
+
+    def __init__(self, loc: tuple, message: str):
+        super().__init__(f"{'.'.join(map(str, loc))}: {message}")
+        self.loc, self.message = tuple(loc), message
+
+
+def _same_shape(a: np.ndarray, expected: tuple, loc: tuple, name: str) -> None:
+    if a.shape != expected:
+        raise ParameterError(loc, f"{name}: expected shape {list(expected)}, got {list(a.shape)}")
+
+
 class Network:
     """z_i = f_i(z_{i-1} W_i^T + b_i) for i = 1..L, with y_hat = z_L and a loss on top."""
 
@@ -271,6 +284,27 @@ class Network:
         for dense, act in zip(self.dense, self.acts):
             dense.x = None
             act.a = act.z = act.dz = act.delta = None
+
+    def set_parameters(self, layers: list[tuple[np.ndarray, np.ndarray | None]]) -> None:
+        """Replace every layer's (W (n_i, n_{i-1}), b (n_i,) or None without bias), all or nothing.
+
+        ParameterError with the field's path (("layers",), ("layers", i, "W"), ("layers", i, "b")) for a
+        wrong number of layers, a shape that differs, or a b given to a layer without bias (or missing);
+        nothing changes then.
+        """
+        if len(layers) != len(self.dense):
+            raise ParameterError(("layers",), f"expected {len(self.dense)} layers, got {len(layers)}")
+        for i, ((W, b), d) in enumerate(zip(layers, self.dense)):
+            _same_shape(W, d.params["W"].shape, ("layers", i, "W"), f"layer {i + 1} W")
+            if d.bias != (b is not None):
+                raise ParameterError(("layers", i, "b"), f"layer {i + 1} has {'a' if d.bias else 'no'} bias; "
+                                     f"send {'a list of ' + str(d.n_out) + ' numbers' if d.bias else 'null'}")
+            if b is not None:
+                _same_shape(b, d.params["b"].shape, ("layers", i, "b"), f"layer {i + 1} b")
+        for d, (W, b) in zip(self.dense, layers):  # only after every layer passed, so a refusal changes nothing
+            d.params["W"][...] = W
+            if b is not None:
+                d.params["b"][...] = b
 
     def objective(self, X: np.ndarray, y: np.ndarray) -> float:
         """Data loss plus penalty: the function whose gradient ``grads`` holds."""

@@ -11,12 +11,26 @@ import math
 import numpy as np
 
 
-class Optimizer:
-    name = "optimizer"
-    hyper: tuple[str, ...] = ("learning_rate",)
+LEARNING_RATE = 0.03
+"""Every optimizer's default learning rate (the spec's and the catalog's default too)."""
 
-    def __init__(self, n: int, dtype, learning_rate: float = 0.01, **_ignored):
-        self.learning_rate = learning_rate
+
+class Optimizer:
+    """``defaults`` holds the hyper-parameters and their default values; ``hyper`` their names."""
+
+    name = "optimizer"
+    defaults: dict = {"learning_rate": LEARNING_RATE}
+    hyper: tuple[str, ...] = tuple(defaults)
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        cls.hyper = tuple(cls.defaults)
+
+    def __init__(self, n: int, dtype, **hyper):
+        """n parameters of the given dtype; hyper-parameters not given take ``defaults``, others are ignored."""
+        for k, v in {**self.defaults, **hyper}.items():
+            if k in self.defaults:
+                setattr(self, k, v)
         self.t = 0
 
     def step(self, p: np.ndarray, g: np.ndarray) -> bool:
@@ -62,11 +76,10 @@ class Momentum(Optimizer):
     """v <- mu v + g; w <- w - lr v (nesterov: w <- w - lr (g + mu v))."""
 
     name = "momentum"
-    hyper = ("learning_rate", "momentum", "nesterov")
+    defaults = {"learning_rate": LEARNING_RATE, "momentum": 0.9, "nesterov": False}
 
-    def __init__(self, n, dtype, learning_rate=0.01, momentum=0.9, nesterov=False, **_ignored):
-        super().__init__(n, dtype, learning_rate)
-        self.momentum, self.nesterov = momentum, nesterov
+    def __init__(self, n, dtype, **hyper):
+        super().__init__(n, dtype, **hyper)
         self.v = np.zeros(n, dtype)
 
     def _propose(self, p, g):
@@ -82,11 +95,10 @@ class Adam(Optimizer):
     """m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2; w <- w - lr m_hat / (sqrt(v_hat) + eps)."""
 
     name = "adam"
-    hyper = ("learning_rate", "beta1", "beta2", "eps")
+    defaults = {"learning_rate": LEARNING_RATE, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
 
-    def __init__(self, n, dtype, learning_rate=0.001, beta1=0.9, beta2=0.999, eps=1e-8, **_ignored):
-        super().__init__(n, dtype, learning_rate)
-        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+    def __init__(self, n, dtype, **hyper):
+        super().__init__(n, dtype, **hyper)
         self.m, self.v = np.zeros(n, dtype), np.zeros(n, dtype)
 
     def _propose(self, p, g):
@@ -104,11 +116,7 @@ class Adam(Optimizer):
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, Momentum, Adam)}
 
-OPTIMIZER_DEFAULTS = {
-    "sgd": {"learning_rate": 0.03},
-    "momentum": {"learning_rate": 0.03, "momentum": 0.9, "nesterov": False},
-    "adam": {"learning_rate": 0.03, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
-}
+OPTIMIZER_DEFAULTS = {name: dict(cls.defaults) for name, cls in OPTIMIZERS.items()}
 
 
 def make_optimizer(n: int, dtype, name: str, **hyper) -> Optimizer:

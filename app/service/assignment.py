@@ -1,6 +1,6 @@
-"""The class's assignment (the task a pushed preset defines), the fair leaderboard and the gallery grids.
+"""The class's assignment (the task a pushed preset defines) and the fair leaderboard's rules.
 
-HTTP-free: the routes in app/api/routes/classroom.py turn these dicts into responses.
+HTTP-free: app/service/instructor.py builds the instructor's views from these.
 
 A *task* is what makes two models comparable: the dataset (a generated one by name, or an uploaded
 CSV by its dataset id), the input features, and optionally the loss and a step budget. A *student*
@@ -14,7 +14,6 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from app.engine import Model
-from app.engine.boundary import grid_range
 from app.engine.datasets import CLASSIFICATION, FEATURES, REGRESSION
 from app.engine.losses import target_error
 from app.engine.spec import DEFAULT_SPEC
@@ -184,23 +183,6 @@ def best_per_student(rows: Iterable[dict]) -> list[dict]:
     out = sorted(best.values(), key=rank_key)
     return [{"rank": i + 1, **r, "models": count[student_key(r["id"], r.get("nickname"))]}
             for i, r in enumerate(out)]
-
-
-def gallery_grid(model: Model, resolution: int) -> dict | None:
-    """The output over a resolution x resolution grid covering the model's data, in one forward pass.
-
-    Returns {x_range, y_range, output (R, R) with row j at x2 = y_range value j}; the output is
-    P(class 1) for one sigmoid output, P(class 2) for two, argmax / (K - 1) for more, else the value.
-    None for data that is not 2-D.
-    """
-    if model.raw_dim != 2:
-        return None
-    xr, yr = grid_range(np.concatenate([model.raw_train, model.raw_test]))
-    gx, gy = np.meshgrid(np.linspace(*xr, resolution), np.linspace(*yr, resolution))
-    y_hat = model.predict(np.column_stack([gx.ravel(), gy.ravel()]))
-    K = y_hat.shape[1]
-    out = y_hat[:, 0] if K == 1 else y_hat[:, 1] if K == 2 else y_hat.argmax(axis=1) / (K - 1)
-    return {"x_range": xr, "y_range": yr, "output": out.reshape(resolution, resolution)}
 
 
 def training_points(model: Model, limit: int) -> dict:

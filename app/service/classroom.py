@@ -29,7 +29,7 @@ class Classroom:
         return (self.store.get_setting("class.preset") or {}).get("link")
 
     def set_preset(self, link: str | None, assignment: dict | None = None) -> None:
-        """The shared link, and the task it defines (room, issue 12: app/service/assignment.py)."""
+        """The shared link, and the task it defines (app/service/assignment.py)."""
         self.store.put_setting("class.preset", {"link": link, "assignment": assignment} if link else {})
 
     def assignment(self) -> dict | None:

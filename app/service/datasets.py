@@ -6,7 +6,7 @@ import secrets
 import numpy as np
 
 from app.config import Settings
-from app.engine.csvdata import CsvData, CsvError, parse_csv
+from app.engine.csvdata import CsvData, CsvError, one_hot_labels, parse_csv, standardization
 from app.store import Store
 
 from .errors import OverLimit, Unprocessable
@@ -41,6 +41,29 @@ class Datasets:
                              max_columns=self.settings.max_units)
         except CsvError as e:
             raise Unprocessable(loc if e.field == "file" else (*loc[:-1], e.field), e.message) from None
+
+    def upload(self, *, text: str, inputs=None, targets=None, one_hot: bool = False,
+               standardize: bool = False) -> tuple[str, CsvData, dict | None]:
+        """Parse and keep an upload: (dataset id, the parsed data, {"mean", "std"} of its inputs or None).
+
+        ``one_hot`` turns one target column of integer labels into one column per class (at most
+        max_units); ``standardize`` reports the inputs' statistics, checked before anything is kept. The
+        stored inputs stay raw: a model standardizes with its own training rows. Unprocessable at
+        ("body", "csv"), ("body", "one_hot") or ("body", "standardize"); OverLimit as ``save``.
+        """
+        parsed = self.parse(text=text, inputs=inputs, targets=targets)
+        if one_hot and parsed.classes is None:
+            try:
+                parsed.y, parsed.classes = one_hot_labels(parsed.y, parsed.target_columns, self.settings.max_units)
+            except CsvError as e:
+                raise Unprocessable(("body", "one_hot"), e.message) from None
+        stats = None
+        if standardize:
+            try:
+                stats = standardization(parsed.X, parsed.input_columns)
+            except CsvError as e:
+                raise Unprocessable(("body", "standardize"), e.message) from None
+        return self.save(parsed), parsed, stats
 
     def save(self, parsed: CsvData) -> str:
         """Keep a parsed upload in the store, compactly; return its id.

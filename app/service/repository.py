@@ -16,10 +16,8 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Iterator
-
-import numpy as np
 
 from app.config import Settings
 from app.engine import Model
@@ -36,12 +34,8 @@ CHANGED_ELSEWHERE = "the model was changed elsewhere during this call; nothing w
 
 
 def model_bytes(model: Model) -> int:
-    """The live model's memory: Model.nbytes() when the engine has it, else its parameters and data arrays."""
-    if hasattr(model, "nbytes"):
-        return int(model.nbytes())
-    arrays = [model.net.params, model.net.grads, model.raw_train, model.y_train, model.raw_test, model.y_test,
-              model.X_train, model.X_test]
-    return int(sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))) + len(model.history.to_bytes())
+    """The live model's memory in bytes (``Model.nbytes``)."""
+    return int(model.nbytes())
 
 
 def _trained(model: Model) -> tuple:
@@ -313,6 +307,27 @@ class ModelRepository:
                 self._save(model_id, live, status)
         self._touch(model_id)
 
+    @contextmanager
+    def peek(self, model_id: str) -> Iterator[Model]:
+        """A read that never waits on the model's lock (the instructor's views over every model).
+
+        Yields the live model under its lock when the lock is free at once; while another call holds it
+        (a long train, a derive), a private copy of the model's last saved state, read from the store
+        without the lock. Saves nothing. NotFound for a model that is gone.
+        """
+        with ExitStack() as held:
+            try:
+                held.enter_context(self._locked(model_id, timeout=0.0))
+            except Busy:
+                record = self.store.get(model_id)
+                if record is None:
+                    raise not_found(model_id) from None
+                model = Model.from_bytes(record.spec, record.state, record.history)
+            else:
+                model = self._load(model_id).model
+            yield model
+        self._touch(model_id)
+
     def flush_all(self) -> None:
         """Save every live model's unsaved steps and give up the leases (shutdown)."""
         for model_id in list(self._live) + list(self._leased):
@@ -334,7 +349,7 @@ class ModelRepository:
         leased = self._leased.get(model_id)
         if live is not None and live.dirty and leased is not None and \
                 time.monotonic() - leased < self.settings.lease_ttl / 2:
-            # sched: while this process holds the lease nobody else saves the model, so a playing stream's
+            # while this process holds the lease nobody else saves the model, so a playing stream's
             # turns skip the store read (a fifth of the trainer's time with 40 streams)
             return live
         found = self.store.get_status(model_id)

@@ -121,6 +121,7 @@ def test_the_wheel_holds_every_file_of_the_page(tree, tmp_path):
                 assert name in names, f"{name} is missing from the wheel"
                 assert z.read(name) == path.read_bytes()
         assert z.read("app/docs/question.md") == (tree / "docs" / "question.md").read_bytes()  # served at /question
+        assert "app/py.typed" in names  # the PEP 561 marker pyproject.toml declares
     assert not [n for n in names if n.startswith(("tests/", "static/", "bench/", "docs/"))]
 
 

@@ -3,7 +3,8 @@ files give float64 X, numeric or one-hot y, columns chosen by header name, and s
 import numpy as np
 import pytest
 
-from app.engine.csvdata import CsvData, CsvError, apply_standardization, parse_csv
+from app.engine.csvdata import CsvData, CsvError, one_hot_labels, parse_csv, standardization
+from app.engine.standardize import apply
 
 GOOD = b"x1,x2,x3,label\n1,2,3,cat\n4,5,6,dog\n7,8,9,cat\n0.5,-1e2,3,bird\n"
 
@@ -22,7 +23,7 @@ def test_defaults_last_column_is_the_target_and_numeric_targets_stay_as_is():
     assert d.X.dtype == np.float64 and d.y.dtype == np.float64
     np.testing.assert_array_equal(d.X, [[1, 2], [3, 4]])
     np.testing.assert_array_equal(d.y, [[0.5], [-1.25]])
-    assert d.classes is None and d.standardize is None and d.n_rows == 2
+    assert d.classes is None and d.n_rows == 2
 
 
 def test_categorical_target_is_one_hot_with_sorted_classes():
@@ -59,18 +60,18 @@ def test_multiple_numeric_targets():
 
 
 def test_standardization_stats_and_apply():
-    d = parse_csv(b"a,const,y\n1,5,0\n2,5,1\n3,5,0\n6,5,1\n", standardize=True)
+    d = parse_csv(b"a,const,y\n1,5,0\n2,5,1\n3,5,0\n6,5,1\n")
+    stats = standardization(d.X, d.input_columns)
     X = np.array([[1, 5], [2, 5], [3, 5], [6, 5]], float)
     mean, std = X.mean(axis=0), X.std(axis=0)
-    assert d.standardize["mean"] == pytest.approx(list(mean))
-    assert d.standardize["std"] == pytest.approx([std[0], 1.0])  # std 0 -> 1
-    np.testing.assert_allclose(d.X[:, 0], (X[:, 0] - mean[0]) / std[0])
-    np.testing.assert_array_equal(d.X[:, 1], 0.0)
-    np.testing.assert_allclose(d.X.mean(axis=0), 0.0, atol=1e-15)
-    assert all(isinstance(v, float) for v in d.standardize["mean"] + d.standardize["std"])
-    # predict applies the stored statistics to raw inputs
-    np.testing.assert_allclose(apply_standardization(X, d.standardize), d.X)
-    np.testing.assert_array_equal(apply_standardization(X, None), X)
+    assert stats["mean"] == pytest.approx(list(mean))
+    assert stats["std"] == pytest.approx([std[0], 1.0])  # std 0 -> 1
+    assert all(isinstance(v, float) for v in stats["mean"] + stats["std"])
+    Z = apply(d.X, stats)
+    np.testing.assert_allclose(Z[:, 0], (X[:, 0] - mean[0]) / std[0])
+    np.testing.assert_array_equal(Z[:, 1], 0.0)
+    np.testing.assert_allclose(Z.mean(axis=0), 0.0, atol=1e-15)
+    np.testing.assert_array_equal(apply(X, None), X)
 
 
 def test_utf8_bom_crlf_blank_lines_and_whitespace_are_accepted():
@@ -303,10 +304,10 @@ def test_columns_chosen_by_name_keep_numeric_targets():
 
 
 def test_standardization_returns_its_statistics():
-    d = parse_csv("x1,x2,y\n1,10,0\n3,10,1\n5,10,0\n", standardize=True)
-    assert d.standardize == {"mean": [3.0, 10.0], "std": [pytest.approx(np.std([1, 3, 5])), 1.0]}  # std 0 -> 1
-    np.testing.assert_allclose(d.X[:, 0], (np.array([1, 3, 5]) - 3) / np.std([1, 3, 5]))
-    np.testing.assert_array_equal(d.X[:, 1], 0.0)
+    d = parse_csv("x1,x2,y\n1,10,0\n3,10,1\n5,10,0\n")
+    stats = standardization(d.X, d.input_columns)
+    assert stats == {"mean": [3.0, 10.0], "std": [pytest.approx(np.std([1, 3, 5])), 1.0]}  # std 0 -> 1
+    np.testing.assert_array_equal(d.X, [[1, 10], [3, 10], [5, 10]])  # parsing leaves the inputs raw
 
 
 # -- integer class labels --------------------------------------------------------------------------
@@ -314,34 +315,44 @@ LABELS_CSV = "x1,x2,label\n0.1,0.2,2\n0.5,-1,0\n0.3,0.3,1\n1.0,2.0,2\n"
 
 
 def test_one_hot_turns_integer_labels_into_one_column_per_class():
-    d = parse_csv(LABELS_CSV, one_hot=True)
-    assert d.classes == ["0", "1", "2"]
-    np.testing.assert_array_equal(d.y, [[0, 0, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    d = parse_csv(LABELS_CSV)
+    y, classes = one_hot_labels(d.y, d.target_columns)
+    assert classes == ["0", "1", "2"]
+    np.testing.assert_array_equal(y, [[0, 0, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
     plain = parse_csv(LABELS_CSV)
     assert plain.classes is None and plain.y.shape == (4, 1)
 
 
 def test_one_hot_refuses_labels_that_are_not_integers():
     with pytest.raises(CsvError) as e:
-        parse_csv(LABELS_CSV.replace("0.3,0.3,1", "0.3,0.3,1.5"), one_hot=True)
+        one_hot_labels(parse_csv(LABELS_CSV.replace("0.3,0.3,1", "0.3,0.3,1.5")).y, ["label"])
     assert e.value.message == 'one_hot: column "label" holds 1.5 in data row 3, which is not an integer class label'
     assert (e.value.field, e.value.column) == ("one_hot", "label")
     with pytest.raises(CsvError, match='one_hot needs a single target column of class labels, but targets are "x2", "label"'):
-        parse_csv(LABELS_CSV, targets=["x2", "label"], one_hot=True)
+        d = parse_csv(LABELS_CSV, targets=["x2", "label"])
+        one_hot_labels(d.y, d.target_columns)
+
+
+def _classes(text: str, one_hot: bool, max_classes: int):
+    if not one_hot:
+        return parse_csv(text, max_classes=max_classes).y
+    d = parse_csv(text)
+    return one_hot_labels(d.y, d.target_columns, max_classes)[0]
 
 
 @pytest.mark.parametrize("labels,one_hot", [([f"c{i}" for i in range(6)], False), (list(range(6)), True)])
 def test_classes_are_bounded(labels, one_hot):
     text = "x,label\n" + "".join(f"{i},{v}\n" for i, v in enumerate(labels))
     with pytest.raises(CsvError) as e:
-        parse_csv(text, one_hot=one_hot, max_classes=5)
+        _classes(text, one_hot, 5)
     assert e.value.message == 'column "label" has 6 classes; at most 5 are allowed (one target column each)'
-    assert parse_csv(text, one_hot=one_hot, max_classes=6).y.shape == (6, 6)
+    assert _classes(text, one_hot, 6).shape == (6, 6)
 
 
 def test_standardize_refuses_statistics_that_are_not_finite():
     with pytest.raises(CsvError) as e:
-        parse_csv("a,b,t\n1,1e308,0\n2,-1e308,1\n3,1e308,0\n", standardize=True)
+        d = parse_csv("a,b,t\n1,1e308,0\n2,-1e308,1\n3,1e308,0\n")
+        standardization(d.X, d.input_columns)
     assert e.value.message == ('column "b" cannot be standardized: its mean or standard deviation is not a finite '
                                "number (values up to 1e+308); rescale the column or turn standardize off")
     assert (e.value.field, e.value.column) == ("standardize", "b")

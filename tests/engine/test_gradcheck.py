@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
-from app.engine.gradcheck import TOLERANCE, float64_copy, gradcheck, relative_error
+from app.engine.gradcheck import TOLERANCE, Stopped, float64_copy, gradcheck, relative_error
 from app.engine.layers import Dense
 from app.engine.network import Network
 from app.engine.trace import closed_form_gradients
@@ -178,3 +178,20 @@ def test_eps_too_small_or_too_large_is_explained():
     large = gradcheck(net, X, y, eps=0.5)
     assert "too large" in large["eps_note"] and "truncation" in large["eps_note"]
     assert gradcheck(net, X, y)["eps_note"] is None
+
+
+def test_stop_ends_the_check_early_and_restores_the_parameters():
+    net = make_net(1, "tanh", "identity", "mse")
+    X, y = make_data(net, 5)
+    before = net.params.copy()
+    asked = []
+
+    def stop():
+        asked.append(1)
+        return len(asked) > 3  # three entries checked, then stop
+
+    with pytest.raises(Stopped):
+        gradcheck(net, X, y, stop=stop)
+    assert len(asked) == 4
+    np.testing.assert_array_equal(net.params, before)
+    assert gradcheck(net, X, y, stop=lambda: False) == gradcheck(net, X, y)

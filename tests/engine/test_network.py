@@ -249,3 +249,24 @@ def test_float32_network_runs_in_float32():
 def test_mismatched_activation_count_is_rejected():
     with pytest.raises(ValueError):
         Network([2, 3, 1], ["tanh"], loss="mse")
+
+
+def test_set_parameters_replaces_every_layer_or_refuses_and_changes_nothing():
+    from app.engine.network import ParameterError
+    net = Network([2, 3, 1], ["tanh", "identity"], loss="mse")
+    net.initialize(0)
+    before = net.params.copy()
+    W1, b1, W2, b2 = np.ones((3, 2)), np.arange(3.0), np.full((1, 3), 2.0), np.array([5.0])
+    for layers, loc, message in [
+            ([(W1, b1)], ("layers",), "expected 2 layers, got 1"),
+            ([(W1, b1), (np.ones((3, 1)), b2)], ("layers", 1, "W"), "layer 2 W: expected shape [1, 3], got [3, 1]"),
+            ([(W1, None), (W2, b2)], ("layers", 0, "b"), "layer 1 has a bias; send a list of 3 numbers"),
+            ([(W1, b1), (W2, np.zeros(2))], ("layers", 1, "b"), "layer 2 b: expected shape [1], got [2]")]:
+        with pytest.raises(ParameterError) as e:
+            net.set_parameters(layers)
+        assert (e.value.loc, e.value.message) == (loc, message)
+        np.testing.assert_array_equal(net.params, before)
+    net.set_parameters([(W1, b1), (W2, b2)])
+    for d, (W, b) in zip(net.dense, [(W1, b1), (W2, b2)]):
+        np.testing.assert_array_equal(d.params["W"], W)
+        np.testing.assert_array_equal(d.params["b"], b)

@@ -13,12 +13,13 @@ from starlette.concurrency import run_in_threadpool
 from app.api.body import BodyRoute
 from app.api.deps import LimitsDep, ModelId, Repo, SettingsDep
 from app.api.disconnect import CLIENT_LEFT, run_while_connected
-from app.api.schemas import (Batch, CheckRequest, CheckResponse, Convention, GradcheckRequest, GradcheckResponse,
+from app.api.schemas import (Batch, BoundaryResponse, CheckRequest, DataResponse, CheckResponse, Convention, GradcheckRequest, GradcheckResponse,
                              GradientsResponse, HistoryResponse, PredictRequest, PredictResponse, TraceResponse,
-                             finite, jsonable, to_json)
+                             finite, jsonable, matrix_array, to_json)
 from app.service.errors import Unprocessable as unprocessable
 from app.engine.boundary import boundary as boundary_grid
 from app.engine.checker import check_student
+from app.engine.gradcheck import Stopped as GradcheckStopped
 from app.engine.gradcheck import float64_copy
 from app.engine.gradcheck import gradcheck as run_gradcheck
 from app.engine.losses import target_error
@@ -31,11 +32,9 @@ def rows(model, settings, X, loc: str, width: int | None = None) -> np.ndarray:
     """A client matrix as an array: rectangular, within the row limit, with the expected width."""
     if len(X) == 0:
         raise unprocessable(("body", loc), "is empty")
-    if len({len(r) for r in X}) > 1:
-        raise unprocessable(("body", loc), "is ragged: its rows have different lengths")
-    if len(X) > settings.max_rows:
-        raise unprocessable(("body", loc), f"has {len(X)} rows; the limit is {settings.max_rows}")
-    a = np.asarray(X, np.float64).reshape(len(X), -1)
+    a = matrix_array(X, ("body", loc))
+    if len(a) > settings.max_rows:
+        raise unprocessable(("body", loc), f"has {len(a)} rows; the limit is {settings.max_rows}")
     width = model.raw_dim if width is None else width
     if a.shape[1] != width:
         what = "raw input columns" if width == model.raw_dim and loc.startswith("X") else "columns"
@@ -136,25 +135,15 @@ async def gradcheck(model_id: ModelId, models: Repo, limits: LimitsDep, settings
     net, Xb, yb, k = await run_in_threadpool(_gradcheck_input, model_id, models, limits, settings, body)
 
     def compute(leaving: threading.Event) -> dict | None:
-        def objective(X, y, _objective=net.objective):  # the copy's own objective, with a way out
-            if leaving.is_set():
-                raise _ClientLeft
-            return _objective(X, y)
-
-        net.objective = objective
         try:
-            return to_json(run_gradcheck(net, Xb, yb, eps=body.eps, max_entries=k))
-        except _ClientLeft:
+            return to_json(run_gradcheck(net, Xb, yb, eps=body.eps, max_entries=k, stop=leaving.is_set))
+        except GradcheckStopped:
             return None
 
     out, left = await run_while_connected(request, compute)
     if left or out is None:  # the client left and the work stopped: nobody reads this answer
         return Response(status_code=CLIENT_LEFT)
     return out
-
-
-class _ClientLeft(Exception):
-    """The gradcheck's client disconnected; the computation stopped."""
 
 
 def _gradcheck_input(model_id, models, limits, settings, body):
@@ -206,7 +195,7 @@ def check(model_id: ModelId, body: CheckRequest, models: Repo, settings: Setting
             raise unprocessable(("body", "layers"), str(e)) from None
 
 
-@router.get("/{model_id}/boundary")
+@router.get("/{model_id}/boundary", response_model=BoundaryResponse)
 def boundary(model_id: ModelId, models: Repo, settings: SettingsDep,
              resolution: int = Query(50, ge=2, description="grid points per axis")) -> dict:
     """Output over a grid covering the data, and every hidden neuron at a lower resolution (2-D inputs)."""
@@ -223,7 +212,7 @@ def boundary_json(model, resolution: int, neuron_resolution: int = 16) -> dict:
     return {**b, "output": jsonable(b["output"]), "neurons": [jsonable(n) for n in b["neurons"]]}
 
 
-@router.get("/{model_id}/data")
+@router.get("/{model_id}/data", response_model=DataResponse)
 def data(model_id: ModelId, models: Repo) -> dict:
     """The training and test points (raw inputs) and targets."""
     with models.use(model_id) as model:

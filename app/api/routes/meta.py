@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.deps import ServicesDep, SettingsDep
-from app.api.schemas import Health
+from app.api.schemas import Catalog, Health
 from app.engine import activations, losses
 from app.engine.datasets import FEATURE_LABELS, dataset_catalog
 from app.engine.init import INITS
@@ -23,7 +23,7 @@ def health(services: ServicesDep) -> dict:
     return {"status": "ok"}
 
 
-@router.get("/catalog")
+@router.get("/catalog", response_model=Catalog)
 def catalog(settings: SettingsDep) -> dict:
     """Activations, losses, optimizers, inits, datasets and features with their parameters, and the limits."""
     limits = settings.model_dump(exclude={"store", "admin_token", "cors_origins"})

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.schemas import MAX_TOKEN, StreamMessage, finite
-from app.engine.boundary import grid_range
+from app.engine.boundary import Grid
 from app.engine.network import release_memory
 from app.service.errors import DomainError, NotFound
 from app.service.scheduler import FROZEN, StreamJob
@@ -114,20 +114,14 @@ def _macs_per_row(net) -> int:
 
 
 class _GridInputs:
-    """The boundary's grid for one live model: its ranges and network inputs, computed once (the data
-    never changes), as app/engine/boundary.py computes them for GET /boundary. It holds R^2 x input width
-    floats and r^2 row indices (a 2-input net: at most 27.6 KB), and goes with the model (a weak key)."""
+    """The boundary's grid for one live model (app/engine/boundary.py's Grid, computed once: the data never
+    changes) and how often a playing stream evaluates it. It holds R^2 x input width floats and r^2 row
+    indices (a 2-input net: at most 27.6 KB), and goes with the model (a weak key)."""
 
     def __init__(self, model, resolution: int, neuron_resolution: int = 16):
         self.raw_train, self.sizes = model.raw_train, list(model.net.sizes)
-        self.x_range, self.y_range = grid_range(np.concatenate([model.raw_train, model.raw_test]))
-        self.finite = all(math.isfinite(x) for x in (*self.x_range, *self.y_range))
-        xs, ys = np.linspace(*self.x_range, resolution), np.linspace(*self.y_range, resolution)
-        gx, gy = np.meshgrid(xs, ys)
-        self.X = model.inputs(np.column_stack([gx.ravel(), gy.ravel()]))
-        self.resolution, self.r = resolution, min(neuron_resolution, resolution)
-        sub = np.linspace(0, resolution - 1, self.r).round().astype(int)
-        self.rows = (sub[:, None] * resolution + sub[None, :]).ravel()  # grid point (j, k) is row j * R + k
+        self.grid = Grid(model, resolution, neuron_resolution)
+        self.finite = all(math.isfinite(x) for x in (*self.grid.x_range, *self.grid.y_range))
         self.thumbs = sum(model.net.sizes[1:-1]) <= FRAME_MAX_NEURONS
         # while playing, a boundary every `every` frames keeps the pass's mean cost within FRAME_GRID_MACS
         self.every = max(1, -(-resolution ** 2 * _macs_per_row(model.net) // FRAME_GRID_MACS))
@@ -152,16 +146,9 @@ def boundary(model, every_frame: bool = True) -> dict | None:
         g.skipped += 1
         return None
     g.skipped = 0
-    R, r = g.resolution, g.r
-    if g.thumbs:
-        y_hat, hidden = model.net.predict(g.X, hidden_rows=g.rows)
-        neurons = [grid(z.T.reshape(-1, r, r)) for z in hidden]
-    else:
-        y_hat, neurons = model.net.predict(g.X), None
-    K = y_hat.shape[1]
-    out = y_hat[:, 0] if K == 1 else y_hat[:, 1] if K == 2 else y_hat.argmax(axis=1) / (K - 1)
-    return {"resolution": R, "x_range": g.x_range, "y_range": g.y_range, "neuron_resolution": r,
-            "output": grid(out.reshape(R, R)), "neurons": neurons}
+    out, zs = g.grid.evaluate(model.net, neurons=g.thumbs)
+    return {"resolution": g.grid.resolution, "x_range": g.grid.x_range, "y_range": g.grid.y_range,
+            "neuron_resolution": g.grid.r, "output": grid(out), "neurons": None if zs is None else list(map(grid, zs))}
 
 
 def _float32(a: np.ndarray) -> np.ndarray:

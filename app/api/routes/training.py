@@ -7,8 +7,9 @@ from fastapi import APIRouter, Body, Request, Response
 from app.api.body import BodyRoute
 from app.api.deps import ClassroomDep, LimitsDep, ModelId, OwnedModelId, Repo, SettingsDep
 from app.api.disconnect import CLIENT_LEFT, run_while_connected
-from app.api.schemas import Parameters, TrainRequest, TrainResponse, jsonable
-from app.service.errors import Unprocessable
+from app.api.schemas import Parameters, TrainRequest, TrainResponse, jsonable, matrix_array
+from app.engine.network import ParameterError
+from app.service.errors import spec_error
 
 router = APIRouter(prefix="/models", tags=["training"], route_class=BodyRoute)  # large bodies: app/api/body.py
 
@@ -23,7 +24,7 @@ async def train(model_id: OwnedModelId, limits: LimitsDep, classroom: ClassroomD
 
     def run(leaving):  # in a worker thread: the freeze is a store read
         classroom.check_not_frozen()
-        # sched: trained in turns with every stream and train call of this process (app/service/scheduler.py)
+        # trained in turns with every stream and train call of this process (app/service/scheduler.py)
         return scheduler.train(model_id, body.steps, settings.train_time_budget, leaving)
 
     result, left = await run_while_connected(request, run)
@@ -42,43 +43,16 @@ def get_parameters(model_id: ModelId, models: Repo) -> dict:
 @router.put("/{model_id}/parameters", response_model=Parameters)
 def put_parameters(model_id: OwnedModelId, body: Parameters, models: Repo) -> dict:
     """Replace every layer's parameters; each shape must match exactly."""
+    new = [(matrix_array(layer.W, ("body", "layers", i, "W"), f"layer {i + 1} W"),
+            None if layer.b is None else np.asarray(layer.b, np.float64)) for i, layer in enumerate(body.layers)]
     with models.use(model_id, save=True) as model:
-        dense = model.net.dense
-        if len(body.layers) != len(dense):
-            raise Unprocessable(("body", "layers"), f"expected {len(dense)} layers, got {len(body.layers)}")
-        new = []
-        for i, (layer, d) in enumerate(zip(body.layers, dense)):
-            W = _array(layer.W, ("body", "layers", i, "W"), f"layer {i + 1} W")
-            _same_shape(W, d.params["W"].shape, ("body", "layers", i, "W"), f"layer {i + 1} W")
-            if d.bias != (layer.b is not None):
-                raise Unprocessable(("body", "layers", i, "b"),
-                                    f"layer {i + 1} has {'a' if d.bias else 'no'} bias; "
-                                    f"send {'a list of ' + str(d.n_out) + ' numbers' if d.bias else 'null'}")
-            b = np.asarray(layer.b, np.float64) if d.bias else None
-            if b is not None:
-                _same_shape(b, d.params["b"].shape, ("body", "layers", i, "b"), f"layer {i + 1} b")
-            new.append((W, b))
-        for d, (W, b) in zip(dense, new):  # only after every layer passed, so a refusal changes nothing
-            d.params["W"][...] = W
-            if b is not None:
-                d.params["b"][...] = b
-        model.evaluate()
+        try:
+            model.set_parameters(new)
+        except ParameterError as e:
+            raise spec_error(e) from None
         return _parameters(model)
 
 
 def _parameters(model) -> dict:
     return {"layers": [{"W": jsonable(d.params["W"]), "b": jsonable(d.params["b"]) if d.bias else None}
                        for d in model.net.dense]}
-
-
-def _array(rows: list, loc: tuple, name: str) -> np.ndarray:
-    if len({len(r) for r in rows}) > 1:
-        raise Unprocessable(loc, f"{name} is ragged: its rows have different lengths")
-    if len(rows) == 0:  # an array from app/api/body.py has no truth value
-        return np.zeros((0, 0))
-    return np.asarray(rows, np.float64).reshape(len(rows), -1)
-
-
-def _same_shape(a: np.ndarray, expected: tuple, loc: tuple, name: str) -> None:
-    if a.shape != expected:
-        raise Unprocessable(loc, f"{name}: expected shape {list(expected)}, got {list(a.shape)}")

@@ -5,72 +5,30 @@ import json
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from app.api.body import BodyRoute
 from app.api.deps import ClientKey, DatasetsDep, LimitsDep, ModelId, Repo
 from app.api.routes.models import public
-from app.api.schemas import Int, ModelCreated, Nickname, Strict
+from app.api.schemas import Checkpoint, CsvUpload, DatasetPublic, ForkRequest, ModelCreated, Nickname
 from app.engine import Model
 from app.engine.codegen import numpy_script
-from app.engine.csvdata import CsvError, one_hot_labels, standardization
 from app.engine.transfer import ImportLimits, TransferError, export_json, export_npz, import_json, import_npz
 from app.service.errors import Unprocessable
 
 router = APIRouter(tags=["transfer"], route_class=BodyRoute)  # large bodies: app/api/body.py
 
 
-class CsvUpload(Strict):
-    csv: str = Field(min_length=1, description="the file's text, with a header row",
-                     examples=["x1,x2,label\n0.1,0.2,red\n0.5,-1,blue\n"])
-    inputs: list[str] | None = Field(None, description="input columns by header name; default all but the targets")
-    targets: list[str] | None = Field(None, description="target columns by header name; default the last column")
-    standardize: StrictBool = Field(False, description="report the inputs' mean and std; a model standardizes its inputs "
-                                                 "when its spec's data says \"standardize\": true")
-    one_hot: StrictBool = Field(False, description="one target column of integer class labels (0, 1, 2, ...) becomes "
-                                             "one-hot columns, one per class, for a softmax output")
-
-
-class Standardization(BaseModel):
-    mean: list[float]
-    std: list[float]
-
-
-class DatasetPublic(BaseModel):
-    id: str
-    rows: int
-    input_columns: list[str]
-    target_columns: list[str]
-    classes: list[str] | None
-    standardize: Standardization | None = None
-
-
-class ForkRequest(Strict):
-    step: Int | None = Field(None, ge=0, description="fork from the latest checkpoint at or before this step")
-
-
 @router.post("/datasets", status_code=201, response_model=DatasetPublic, tags=["datasets"])
 def upload_dataset(body: CsvUpload, datasets: DatasetsDep) -> dict:
     """Upload a CSV; use the returned id in a spec as {"data": {"dataset_id": ...}}."""
-    parsed = datasets.parse(text=body.csv, inputs=body.inputs, targets=body.targets)
-    if body.one_hot and parsed.classes is None:
-        try:
-            parsed.y, parsed.classes = one_hot_labels(parsed.y, parsed.target_columns, datasets.settings.max_units)
-        except CsvError as e:
-            raise Unprocessable(("body", "one_hot"), e.message) from None
-    stats = None
-    if body.standardize:  # checked before saving: statistics that are not finite are refused, naming the column
-        try:
-            stats = standardization(parsed.X, parsed.input_columns)
-        except CsvError as e:
-            raise Unprocessable(("body", "standardize"), e.message) from None
-    dataset_id = datasets.save(parsed)  # the raw inputs: a model standardizes with its own training rows
+    dataset_id, parsed, stats = datasets.upload(text=body.csv, inputs=body.inputs, targets=body.targets,
+                                                one_hot=body.one_hot, standardize=body.standardize)
     return {"id": dataset_id, "rows": parsed.n_rows, "input_columns": parsed.input_columns,
             "target_columns": parsed.target_columns, "classes": parsed.classes, "standardize": stats}
 
 
-@router.get("/models/{model_id}/export", tags=["transfer"],
+@router.get("/models/{model_id}/export", tags=["transfer"], response_class=Response,
             responses={200: {"content": {"application/json": {}, "application/octet-stream": {},
                                          "text/x-python": {}}}})
 def export_model(model_id: ModelId, models: Repo,
@@ -123,7 +81,7 @@ def _import(body: bytes, binary: bool, models, limits, nickname: str | None, cli
     return {**public(model_id, *models.status(model_id)), "token": token}
 
 
-@router.get("/models/{model_id}/checkpoints", tags=["transfer"])
+@router.get("/models/{model_id}/checkpoints", tags=["transfer"], response_model=list[Checkpoint])
 def checkpoints(model_id: ModelId, models: Repo) -> list[dict]:
     """Automatic checkpoints, taken every PLAYGROUND_CHECKPOINT_EVERY steps."""
     return [{"step": step, "created_at": created_at, "train_loss": status.get("train_loss"),

@@ -2,14 +2,17 @@
 leaderboard, presets and freezing; and the hidden test set never reaching a student."""
 from __future__ import annotations
 
+import base64
 import json
 import struct
+import threading
 
 import numpy as np
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
 from app.engine import Model
+from app.service.errors import Busy
 
 from ..utils import SMALL, bool_refused, client_for, create, make_app
 
@@ -344,6 +347,15 @@ def test_gallery_is_capped_and_refuses_a_resolution_over_the_limit():
         assert (r.status_code, r.json()) == (403, {"detail": WRONG})
 
 
+@pytest.mark.parametrize("body,field", [({"X": [[1, 2], [3]], "y": [[1], [0]]}, "X"),
+                                        ({"X": [[1, 2], [3, 4]], "y": [[1], [0, 1]]}, "y")])
+def test_a_ragged_hidden_set_is_refused_at_its_field(klass, body, field):
+    r = admin(klass, "PUT", "/api/class/hidden-test", body)
+    assert r.status_code == 422, r.text
+    assert [(e["loc"], e["msg"]) for e in r.json()["detail"]] == [
+        (["body", field], "is ragged: its rows have different lengths")]
+
+
 def test_hidden_test_set_must_be_consistent(klass):
     for body, loc in (({"X": [[1, 2], [3]], "y": [[1], [0]]}, ["body", "X"]),
                       ({"X": [[1, 2], [3, 4]], "y": [[1]]}, ["body", "y"]),
@@ -608,3 +620,80 @@ def test_frozen_refusal_comes_after_the_token_check(klass):
         with pytest.raises(WebSocketDisconnect) as e:
             ws.receive_json()
     assert e.value.code == 4401
+
+
+# -- the instructor's views never wait on one student's lock ---------------------------------------
+class HeldLock:
+    """A model's store lock held by another thread (as a student's long call holds it) until release()."""
+
+    def __init__(self, store, model_id: str):
+        self.taken, self.done = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._hold, args=(store, model_id), daemon=True)
+        self.thread.start()
+        assert self.taken.wait(10)
+
+    def _hold(self, store, model_id):
+        with store.lock(model_id, timeout=10):
+            self.taken.set()
+            self.done.wait(30)
+
+    def release(self):
+        self.done.set()
+        self.thread.join(10)
+
+
+def test_the_instructors_views_answer_while_a_model_is_locked_with_its_last_saved_state():
+    with client_for(make_app(admin_token=ADMIN, lock_timeout=0.2)) as c:
+        free = create(c, SMALL, nickname="ada")["id"]
+        busy = create(c, SMALL, nickname="bob", seed=4)["id"]
+        c.post(f"/api/models/{busy}/train", json={"steps": 30})
+        X, y = circle_hidden()
+        assert admin(c, "PUT", "/api/class/hidden-test", {"X": X.tolist(), "y": y.tolist()}).status_code == 200
+        before = {path: admin(c, "GET", path).json()
+                  for path in ("/api/class/leaderboard", "/api/class/gallery", "/api/class/curves")}
+        held = HeldLock(c.app.state.services.store, busy)
+        try:
+            with pytest.raises(Busy) as e:  # the lock is really held: a student's own call gets the 503
+                with c.app.state.services.models.use(busy):
+                    pass
+            assert str(e.value) == f"model {busy} is busy with another call; try again shortly"
+            during = {}
+            for path in before:
+                r = admin(c, "GET", path)
+                assert r.status_code == 200, r.text
+                during[path] = r.json()
+        finally:
+            held.release()
+        evals = c.get(f"/api/models/{busy}/history").json()["eval"]["step"]
+    assert during == before  # the busy model is in all three, as last saved
+    board = during["/api/class/leaderboard"]
+    assert {row["id"] for row in board["ranked"]} == {free, busy} and board["apart"] == []
+    assert {t["id"]: t["step"] for t in during["/api/class/gallery"]["models"]} == {free: 0, busy: 30}
+    assert [(k["id"], k["step"]) for k in during["/api/class/curves"]] == [(free, []), (busy, evals)]
+    assert evals and evals[-1] <= 30
+
+
+def test_the_stream_the_gallery_and_get_boundary_give_the_same_grid(klass):
+    mid = create(klass, SMALL)["id"]
+    klass.post(f"/api/models/{mid}/train", json={"steps": 25})
+    with klass.websocket_connect(f"/api/models/{mid}/stream") as ws:
+        ws.send_json({"action": "step"})
+        frame = ws.receive_json()
+    b = frame["boundary"]
+    R = b["resolution"]
+    own = klass.get(f"/api/models/{mid}/boundary?resolution={R}").json()
+    (tile,) = admin(klass, "GET", f"/api/class/gallery?resolution={R}").json()["models"]
+    assert frame["step"] == own_step(klass, mid) == tile["step"]
+    assert b["x_range"] == own["x_range"] == tile["x_range"] and b["y_range"] == own["y_range"] == tile["y_range"]
+    exact = np.asarray(own["output"])
+    assert exact.shape == (R, R) == np.asarray(tile["output"]).shape
+    np.testing.assert_array_equal(tile["output"], np.round(exact, 3))  # the gallery sends 3 decimals
+    g = b["output"]  # 8-bit levels of [lo, hi]: within half a level
+    levels = np.frombuffer(base64.b64decode(g["u8"]), np.uint8).reshape(g["shape"])
+    assert (g["lo"], g["hi"]) == (exact.min(), exact.max())
+    np.testing.assert_allclose(g["lo"] + (g["hi"] - g["lo"]) * levels / 255, exact, rtol=0,
+                               atol=(g["hi"] - g["lo"]) / 510 + 1e-12)
+
+
+def own_step(client, mid: str) -> int:
+    return client.get(f"/api/models/{mid}").json()["step"]

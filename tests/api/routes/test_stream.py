@@ -408,5 +408,5 @@ def test_rendering_a_large_networks_frame_leaves_no_caches_on_it():
     # and the arrays the model really holds are within it; the stream keeps only its grid's inputs, (R^2, 2)
     assert m.nbytes() == counted
     assert held_bytes(m) <= counted
-    g = _GRID_INPUTS[m]
+    g = _GRID_INPUTS[m].grid
     assert g.X.nbytes + g.rows.nbytes <= 40 * 40 * 2 * 8 + 16 * 16 * 8
