@@ -270,7 +270,7 @@ class SqliteStore(Store):
         shrinks now. Best effort: when another connection is busy the space is simply reused later."""
         try:
             conn = self._conn()
-            conn.execute("PRAGMA incremental_vacuum").fetchall()
+            conn.executescript("PRAGMA incremental_vacuum;")  # execute() would free one page per call
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.OperationalError as exc:
             log.info("could not reclaim free space in %s now: %s", self.path, exc)
