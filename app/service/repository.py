@@ -28,6 +28,7 @@ from app.store.base import OverQuota, Quota, StaleVersion
 
 from .auth import new_token, token_hash
 from .errors import Busy, Conflict, NotFound, OverLimit, not_found
+from .status import ModelStatus, StoredModel
 
 log = logging.getLogger("playground")
 
@@ -213,7 +214,7 @@ class ModelRepository:
 
     def checkpoints(self, model_id: str) -> list[tuple[int, dict, float]]:
         """(step, status, created_at) of the model's checkpoints by step; NotFound for an unknown model."""
-        self.status(model_id)
+        self.status(model_id)  # NotFound
         return self.store.list_checkpoints(model_id)
 
     def checkpoint_at_or_before(self, model_id: str, step: int) -> tuple[bytes, dict]:
@@ -225,13 +226,15 @@ class ModelRepository:
         return found[0], found[2]
 
     # -- reads ----------------------------------------------------------------------------
-    def status(self, model_id: str) -> tuple[dict, dict]:
-        """(spec, status) without loading arrays; a live model with unsaved steps answers for itself. A use."""
+    def status(self, model_id: str) -> StoredModel:
+        """The model's spec and status without loading arrays; a live model with unsaved steps answers for
+        itself. A use; NotFound."""
         found = self.store.get_status(model_id)
         if found is None:
             raise not_found(model_id)
         self._touch(model_id)
-        return self.freshest(model_id, *found)
+        spec, status = self.freshest(model_id, *found)
+        return StoredModel(model_id, spec, ModelStatus.from_dict(status))
 
     def freshest(self, model_id: str, spec: dict, status: dict) -> tuple[dict, dict]:
         """The stored (spec, status), updated from this process's live model when it has unsaved steps."""
