@@ -113,7 +113,10 @@ class SqliteStore(Store):
         again free for a moment) so that later deletes can give their space back."""
         if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
             conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            conn.execute("VACUUM")
+            try:
+                conn.execute("VACUUM")
+            except sqlite3.OperationalError as exc:  # another process is using the file: the next open retries
+                log.warning("could not vacuum %s into incremental mode yet: %s", self.path, exc)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Bring the file to FORMAT_VERSION in one write transaction (so two processes opening it agree)."""
