@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     checkpoint_bytes_per_model: int = Field(64 * 1024 * 1024, ge=0, description="checkpoint bytes kept per model, "
                                                                                 "oldest pruned first (0: no budget)")
 
+    # -- stored bytes: model records and their checkpoints, counted by every store backend (datasets have their
+    # own budget above); a write past either bound is a 507 that stores nothing
+    max_bytes_per_client: int = Field(1024 ** 3, ge=0, description="bytes of models and checkpoints stored for "
+                                      "the models one client address created (0: no quota); 507 past it")
+    max_store_bytes: int = Field(4 * 1024 ** 3, ge=0, description="bytes of models and checkpoints stored in all "
+                                 "(0: no bound); 507 past it")
+
     # -- your own gradients and equations (/check, /derive) ---------------------------------
     check_max_entries: int = Field(1_000_000, description="numbers in one dW or db sent to /check")
     derive_max_equations: int = Field(32, description="equations per /derive call")

@@ -7,7 +7,6 @@ of the loop's time under a class's load). Only ``found_model`` reads the store, 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -16,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app.config import Settings
 from app.service import Auth, Classroom, Datasets, Limits, ModelRepository, Services
 from app.service.errors import not_found
+from app.service.status import StoredModel
 from app.store import validate_id
 
 bearer = HTTPBearer(auto_error=False, description="the model's token from POST /api/models")
@@ -80,18 +80,9 @@ async def model_id_param(model_id: Annotated[str, Path(description="the id retur
 ModelId = Annotated[str, Depends(model_id_param)]
 
 
-@dataclass
-class StoredModel:
-    """A model's id with its (spec, status) as stored (merged with this process's unsaved steps); no arrays."""
-
-    id: str
-    spec: dict
-    status: dict
-
-
 def found_model(model_id: ModelId, models: Repo) -> StoredModel:
     """The model named in the path, or 404."""
-    return StoredModel(model_id, *models.status(model_id))
+    return models.status(model_id)
 
 
 FoundModel = Annotated[StoredModel, Depends(found_model)]

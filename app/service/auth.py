@@ -8,6 +8,7 @@ import secrets
 from app.config import Settings
 
 from .errors import Forbidden, Unauthorized
+from .status import ModelStatus
 
 NO_TOKEN = "this call changes the model: send its token as 'Authorization: Bearer <token>'"
 
@@ -30,9 +31,9 @@ class Auth:
         admin = self.settings.admin_token
         return bool(admin and token and hmac.compare_digest(token.encode(), admin.encode()))
 
-    def authorize(self, status: dict, token: str | None) -> None:
+    def authorize(self, status: ModelStatus, token: str | None) -> None:
         """The model's own token, or the instructor's, may change it: Unauthorized / Forbidden otherwise."""
         if not token:
             raise Unauthorized(NO_TOKEN)
-        if not (hmac.compare_digest(token_hash(token), status.get("token_hash", "")) or self.is_admin(token)):
+        if not (hmac.compare_digest(token_hash(token), status.token_hash) or self.is_admin(token)):
             raise Forbidden("the token does not match this model")

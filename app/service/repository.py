@@ -22,15 +22,25 @@ from typing import Iterator
 from app.config import Settings
 from app.engine import Model
 from app.store import ModelRecord, Store
-from app.store.base import StaleVersion
+from app.store.base import OverQuota, Quota, StaleVersion
 
 from .auth import new_token, token_hash
 from .errors import Busy, Conflict, NotFound, OverLimit, not_found
+from .status import ModelStatus, StoredModel
 
 log = logging.getLogger("playground")
 
 PLAYING_ELSEWHERE = "the model is playing elsewhere; pause it first"
 CHANGED_ELSEWHERE = "the model was changed elsewhere during this call; nothing was saved, try again"
+
+
+def over_quota(e: OverQuota) -> OverLimit:
+    """The 507 for a write the store refused by its byte quota, naming the setting that bounds it."""
+    if e.scope == "owner":
+        return OverLimit(507, f"this address stores at most {e.limit} bytes of models and checkpoints; delete a "
+                              "model first (PLAYGROUND_MAX_BYTES_PER_CLIENT)")
+    return OverLimit(507, f"the server stores at most {e.limit} bytes of models and checkpoints; delete models "
+                          "or ask the operator to raise PLAYGROUND_MAX_STORE_BYTES")
 
 
 def model_bytes(model: Model) -> int:
@@ -103,9 +113,10 @@ class ModelRepository:
                owner: str = "") -> tuple[str, str]:
         """Store a new model under a fresh id; return (id, token).
 
-        ``owner`` (a key for the client address) counts against ``max_models_per_client`` (OverLimit 429).
-        At ``max_models`` the least recently used model is evicted, never one used in the last
-        ``protect_recent_seconds`` nor one playing: OverLimit 507 when none can go.
+        ``owner`` (a key for the client address) counts against ``max_models_per_client`` (OverLimit 429)
+        and, with the model's first checkpoint, against ``max_bytes_per_client`` and ``max_store_bytes``
+        (OverLimit 507, nothing stored). At ``max_models`` the least recently used model is evicted, never
+        one used in the last ``protect_recent_seconds`` nor one playing: OverLimit 507 when none can go.
         """
         self._make_room(owner)
         # 128 random bits, unguessable; hex, so an id never starts with "-" and reads as an option in a shell
@@ -116,10 +127,21 @@ class ModelRepository:
         record = ModelRecord(id=model_id, spec=model.spec, status=status, created_at=status["created_at"],
                              token_hash=status["token_hash"], state=model.to_bytes(),
                              history=model.history.to_bytes(), owner=owner)
-        self.store.create(record)
+        try:
+            self.store.create(record, self.quota())
+        except OverQuota as e:
+            raise over_quota(e) from None
+        try:
+            self.checkpoint(model_id, model)
+        except OverLimit:
+            self.store.delete(model_id)  # the record fit but not its first checkpoint: store neither
+            raise
         self._remember(model_id, _Live(model, 1))
-        self.checkpoint(model_id, model)
         return model_id, token
+
+    def quota(self) -> Quota:
+        """The byte bounds every write of a model or checkpoint passes to the store."""
+        return Quota(per_owner=self.settings.max_bytes_per_client, total=self.settings.max_store_bytes)
 
     def _make_room(self, owner: str) -> None:
         s = self.settings
@@ -170,10 +192,14 @@ class ModelRepository:
     def _write_checkpoints(self, model_id: str, checkpoints: list) -> None:
         s = self.settings
         try:
-            self.store.put_checkpoints(model_id, checkpoints, s.checkpoints_kept, s.checkpoint_bytes_per_model)
+            self.store.put_checkpoints(model_id, checkpoints, s.checkpoints_kept, s.checkpoint_bytes_per_model,
+                                       self.quota())
         except KeyError:  # deleted by another process (after its wait for this one's lease)
             self._forget(model_id)
             raise not_found(model_id) from None
+        except OverQuota as e:  # the live model went past what is stored: drop it, the stored one stays
+            self._forget(model_id)
+            raise over_quota(e) from None
 
     def restart_checkpoints(self, model_id: str, model: Model) -> None:
         """After a reset the old run's checkpoints no longer describe this model."""
@@ -182,7 +208,7 @@ class ModelRepository:
 
     def checkpoints(self, model_id: str) -> list[tuple[int, dict, float]]:
         """(step, status, created_at) of the model's checkpoints by step; NotFound for an unknown model."""
-        self.status(model_id)
+        self.status(model_id)  # NotFound
         return self.store.list_checkpoints(model_id)
 
     def checkpoint_at_or_before(self, model_id: str, step: int) -> tuple[bytes, dict]:
@@ -194,13 +220,15 @@ class ModelRepository:
         return found[0], found[2]
 
     # -- reads ----------------------------------------------------------------------------
-    def status(self, model_id: str) -> tuple[dict, dict]:
-        """(spec, status) without loading arrays; a live model with unsaved steps answers for itself. A use."""
+    def status(self, model_id: str) -> StoredModel:
+        """The model's spec and status without loading arrays; a live model with unsaved steps answers for
+        itself. A use; NotFound."""
         found = self.store.get_status(model_id)
         if found is None:
             raise not_found(model_id)
         self._touch(model_id)
-        return self.freshest(model_id, *found)
+        spec, status = self.freshest(model_id, *found)
+        return StoredModel(model_id, spec, ModelStatus.from_dict(status))
 
     def freshest(self, model_id: str, spec: dict, status: dict) -> tuple[dict, dict]:
         """The stored (spec, status), updated from this process's live model when it has unsaved steps."""
@@ -265,7 +293,8 @@ class ModelRepository:
         """The store's model lock; NotFound for an id that cannot exist, Busy when not had within timeout."""
         timeout = self.settings.lock_timeout if timeout == -1.0 else timeout
         try:
-            lock = self.store.lock(model_id, timeout=timeout)
+            # the lock's lease is the stream lease's: a killed process frees both within lease_ttl
+            lock = self.store.lock(model_id, timeout=timeout, lease=self.settings.lease_ttl)
             lock.__enter__()
         except ValueError:
             raise not_found(model_id) from None
@@ -377,7 +406,8 @@ class ModelRepository:
         return live
 
     def _save(self, model_id: str, live: _Live, extra: dict | None = None) -> None:
-        """Compare-and-swap on the version loaded: Conflict (nothing saved, cache dropped) if it moved on."""
+        """Compare-and-swap on the version loaded: Conflict (nothing saved, cache dropped) if it moved on;
+        OverLimit 507 (nothing saved, cache dropped) past a byte quota."""
         old = live.status
         if old is None:
             found = self.store.get_status(model_id)
@@ -390,7 +420,10 @@ class ModelRepository:
         try:
             self.store.put(ModelRecord(id=model_id, spec=m.spec, status=status, token_hash=old.get("token_hash", ""),
                                        state=m.to_bytes(), history=m.history.to_bytes()),
-                           expected_version=live.version)
+                           expected_version=live.version, quota=self.quota())
+        except OverQuota as e:
+            self._forget(model_id)
+            raise over_quota(e) from None
         except StaleVersion:
             self._forget(model_id)
             raise Conflict(CHANGED_ELSEWHERE) from None

@@ -7,7 +7,7 @@ import operator
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ContextManager, Sequence
+from typing import Any, ContextManager, NamedTuple, Sequence
 
 # Ids end up in file names (sqlite lock files), so only URL-safe token characters are allowed;
 # the length cap keeps "<id>.lock" well under the usual 255-byte file name limit.
@@ -16,9 +16,10 @@ _KEY_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_STEP = 2**53  # redis scores are doubles: steps stay exact below this
 
 # The layout every backend writes. 1: release 5b7985d (no marker); 2: model versions for compare-and-swap
-# saves, last use, creator, leases, datasets in their own compact records. Each store migrates forward on
-# open; a store newer than this code is refused rather than damaged.
-FORMAT_VERSION = 2
+# saves, last use, creator, leases, datasets in their own compact records; 3: the bytes of every model and
+# checkpoint, and byte counters per owner and in all (SQLite: incremental auto-vacuum). Each store migrates
+# forward on open; a store newer than this code is refused rather than damaged.
+FORMAT_VERSION = 3
 
 
 class StaleVersion(Exception):
@@ -27,6 +28,70 @@ class StaleVersion(Exception):
 
 class NewerFormat(RuntimeError):
     """The store was written by a newer release than this code understands."""
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Bytes of models and their checkpoints a write may leave stored: per owner and in all (0: no bound).
+
+    Datasets have their own budget and are not counted here.
+    """
+
+    per_owner: int = 0
+    total: int = 0
+
+
+NO_QUOTA = Quota()
+
+
+class OverQuota(Exception):
+    """A write would leave more bytes stored than its Quota allows; the store changed nothing.
+
+    ``scope`` is "owner" or "total"; ``limit`` the bound, ``used`` the bytes stored before the write and
+    ``needed`` the bytes the write adds.
+    """
+
+    def __init__(self, scope: str, limit: int, used: int, needed: int):
+        super().__init__(f"{scope} quota of {limit} bytes: {used} stored, the write adds {needed}")
+        self.scope, self.limit, self.used, self.needed = scope, limit, used, needed
+
+
+def check_quota(quota: Quota, owner: str, owner_used: int, total_used: int, delta: int) -> None:
+    """Raise OverQuota if adding ``delta`` bytes passes a bound; a write that frees bytes always passes.
+
+    An owner of "" (a model made by no client) is bounded only by the total.
+    """
+    if delta <= 0:
+        return
+    if quota.per_owner and owner and owner_used + delta > quota.per_owner:
+        raise OverQuota("owner", quota.per_owner, owner_used, delta)
+    if quota.total and total_used + delta > quota.total:
+        raise OverQuota("total", quota.total, total_used, delta)
+
+
+class ModelRow(NamedTuple):
+    """One model as list_status() gives it: no blobs."""
+
+    id: str
+    spec: dict
+    status: dict
+    updated_at: float
+
+
+class CheckpointRow(NamedTuple):
+    """One checkpoint as list_checkpoints() gives it: no blobs."""
+
+    step: int
+    status: dict
+    created_at: float
+
+
+class DatasetRow(NamedTuple):
+    """One uploaded dataset as list_datasets() gives it: no blob."""
+
+    id: str
+    created_at: float
+    nbytes: int
 
 
 @dataclass
@@ -47,6 +112,16 @@ class ModelRecord:
     def version(self) -> int:
         """The save counter kept in status; put(expected_version=...) compares against it."""
         return int(self.status.get("version", 0) or 0)
+
+
+def record_bytes(spec: str | bytes, status: str | bytes, state: bytes, history: bytes) -> int:
+    """The bytes a model record counts against its quota: its encoded spec and status plus both blobs."""
+    return len(spec) + len(status) + len(state) + len(history)
+
+
+def checkpoint_bytes(status: str | bytes, state: bytes, history: bytes) -> int:
+    """The bytes a checkpoint counts against its model owner's quota."""
+    return len(status) + len(state) + len(history)
 
 
 def validate_id(model_id: str) -> str:
@@ -120,22 +195,28 @@ class Store(ABC):
     """Persistence for model records; every backend must be safe to share between threads."""
 
     @abstractmethod
-    def create(self, record: ModelRecord) -> None:
-        """Insert a new record (sets created_at if 0, and updated_at); KeyError if the id exists."""
+    def create(self, record: ModelRecord, quota: Quota = NO_QUOTA) -> None:
+        """Insert a new record (sets created_at if 0, and updated_at); KeyError if the id exists, OverQuota
+        if its bytes do not fit (nothing stored)."""
 
     @abstractmethod
     def get(self, model_id: str) -> ModelRecord | None:
         """Return a fresh copy of the record, or None."""
 
     @abstractmethod
+    def bytes_used(self, owner: str | None = None) -> int:
+        """Bytes of model records and checkpoints stored for ``owner`` (the whole store with None)."""
+
+    @abstractmethod
     def get_status(self, model_id: str) -> tuple[dict, dict] | None:
         """Return (spec, status) without loading the blobs, or None."""
 
     @abstractmethod
-    def put(self, record: ModelRecord, expected_version: int | None = None) -> None:
+    def put(self, record: ModelRecord, expected_version: int | None = None, quota: Quota = NO_QUOTA) -> None:
         """Overwrite an existing record (created_at and owner are kept) and bump updated_at; KeyError if missing.
 
         With expected_version, a compare-and-swap: StaleVersion unless the stored version is that one.
+        OverQuota (nothing written) if the record grows past the quota of its owner or of the store.
         """
 
     @abstractmethod
@@ -185,7 +266,7 @@ class Store(ABC):
         """(meta, blob) or None; ValueError-free: a bad id finds nothing."""
 
     @abstractmethod
-    def list_datasets(self) -> list[tuple[str, float, int]]:
+    def list_datasets(self) -> list[DatasetRow]:
         """(id, created_at, blob bytes) of every dataset, oldest first."""
 
     @abstractmethod
@@ -205,7 +286,7 @@ class Store(ABC):
         """Raise the backend's own error if the store cannot be read right now (health checks)."""
 
     @abstractmethod
-    def list_status(self) -> list[tuple[str, dict, dict, float]]:
+    def list_status(self) -> list[ModelRow]:
         """(id, spec, status, updated_at) of every model, without blobs, ordered by created_at then id."""
 
     @abstractmethod
@@ -216,12 +297,14 @@ class Store(ABC):
     def put_setting(self, key: str, value: dict) -> None:
         """Store (overwrite) a JSON dict under key; ValueError for a bad key, TypeError for a non-dict."""
 
-    @abstractmethod
-    def put_checkpoint(self, model_id: str, step: int, state: bytes, history: bytes, status: dict) -> None:
-        """Save (overwrite) the checkpoint at step; ValueError for a bad id/step, KeyError if no such model."""
+    def put_checkpoint(self, model_id: str, step: int, state: bytes, history: bytes, status: dict,
+                       quota: Quota = NO_QUOTA) -> None:
+        """Save (overwrite) the checkpoint at step; ValueError for a bad id/step, KeyError if no such model,
+        OverQuota if it does not fit."""
+        self.put_checkpoints(model_id, [(step, state, history, status)], MAX_STEP - 1, quota=quota)
 
     @abstractmethod
-    def list_checkpoints(self, model_id: str) -> list[tuple[int, dict, float]]:
+    def list_checkpoints(self, model_id: str) -> list[CheckpointRow]:
         """(step, status, created_at) of the model's checkpoints sorted by step; [] if none."""
 
     @abstractmethod
@@ -230,31 +313,29 @@ class Store(ABC):
 
     @abstractmethod
     def prune_checkpoints(self, model_id: str, keep: int) -> None:
-        """Delete all but the `keep` checkpoints with the highest steps."""
-
-    def put_checkpoints(self, model_id: str, checkpoints: Sequence[tuple[int, bytes, bytes, dict]], keep: int,
-                        max_bytes: int = 0) -> None:
-        """Save several checkpoints ``(step, state, history, status)``, then keep only the model's newest
-        ``keep`` and, with ``max_bytes``, only the newest that fit in ``max_bytes`` (the newest always stays).
-
-        Errors as put_checkpoint. This default makes one call per checkpoint; backends override it to
-        do the whole batch in one transaction (a train call's checkpoints are written together).
-        """
-        validate_count(keep, "keep")
-        for step, *_ in checkpoints:  # a bad step writes none of the batch
-            validate_count(step, "step")
-        for step, state, history, status in checkpoints:
-            self.put_checkpoint(model_id, step, state, history, status)
-        self.prune_checkpoints(model_id, keep)
-        if max_bytes:
-            sizes = self.checkpoint_sizes(model_id)
-            fit = checkpoints_within(sizes, max_bytes)
-            if fit < len(sizes):
-                self.prune_checkpoints(model_id, fit)
+        """Delete all but the `keep` checkpoints with the highest steps (their bytes are freed)."""
 
     @abstractmethod
-    def lock(self, model_id: str, timeout: float = 30.0) -> ContextManager[None]:
-        """Exclusive, non-reentrant per-model lock; TimeoutError after timeout seconds (None waits forever)."""
+    def put_checkpoints(self, model_id: str, checkpoints: Sequence[tuple[int, bytes, bytes, dict]], keep: int,
+                        max_bytes: int = 0, quota: Quota = NO_QUOTA) -> None:
+        """Save several checkpoints ``(step, state, history, status)``, then keep only the model's newest
+        ``keep`` and, with ``max_bytes``, only the newest whose state + history fit in ``max_bytes`` (the
+        newest always stays), all in one atomic write.
+
+        ValueError for a bad id or step, KeyError if no such model, OverQuota if the checkpoints left add
+        more bytes than the quota allows: in every case nothing is written.
+        """
+
+    def reclaim(self) -> None:
+        """Give freed space back to the file system where the backend keeps a file (SQLite); else nothing."""
+
+    @abstractmethod
+    def lock(self, model_id: str, timeout: float | None = 30.0, lease: float | None = None) -> ContextManager[None]:
+        """Exclusive, non-reentrant per-model lock; TimeoutError after timeout seconds (None waits forever).
+
+        A holder that dies frees the lock within ``lease`` seconds (the backend's default with None): at
+        once for the flock and thread locks of SQLite and memory, after its lease for Redis.
+        """
 
     @abstractmethod
     def close(self) -> None:

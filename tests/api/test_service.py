@@ -53,7 +53,7 @@ def test_a_cached_model_is_reloaded_when_another_process_saved_it(db):
         ref = Model(SMALL)
         ref.train(7)
         np.testing.assert_array_equal(m.net.params, ref.net.params)
-    assert a.status(mid)[1]["step"] == 7
+    assert a.status(mid).status.step == 7
 
 
 def test_lazy_saves_wait_for_the_interval_and_flush_saves_now(db):
@@ -61,10 +61,10 @@ def test_lazy_saves_wait_for_the_interval_and_flush_saves_now(db):
     mid, _ = a.create(model=a.build(SMALL))
     with a.use(mid, save="lazy") as m:
         m.train(5)
-    assert a.status(mid)[1]["step"] == 5  # the live model answers for its unsaved steps
-    assert b.status(mid)[1]["step"] == 0  # not stored yet
+    assert a.status(mid).status.step == 5  # the live model answers for its unsaved steps
+    assert b.status(mid).status.step == 0  # not stored yet
     a.flush(mid)
-    assert b.status(mid)[1]["step"] == 5
+    assert b.status(mid).status.step == 5
     with b.use(mid) as m:
         assert m.step == 5
 
@@ -74,7 +74,7 @@ def test_lazy_saves_are_written_once_the_interval_has_passed(db):
     mid, _ = a.create(model=a.build(SMALL))
     with a.use(mid, save="lazy") as m:
         m.train(3)
-    assert b.status(mid)[1]["step"] == 3
+    assert b.status(mid).status.step == 3
 
 
 def test_the_cache_is_bounded_but_never_drops_unsaved_steps(db):
@@ -200,7 +200,7 @@ def test_a_playing_stream_holds_the_model_against_other_processes_writers(db):
     a.release(mid)  # pause: A saves its 5 steps and gives the lease up
     with b.use(mid, save=True) as m:
         m.train(3)
-    assert b.status(mid)[1]["step"] == 8
+    assert b.status(mid).status.step == 8
     with a.use(mid, save="lazy") as m:  # A plays on from B's newer save: nothing lost either way
         assert m.step == 8
         m.train(2)
@@ -219,7 +219,7 @@ def test_a_delete_from_another_process_waits_for_the_stream_like_any_writer(db):
     with pytest.raises(Conflict) as e:
         b.delete(mid)
     assert (e.value.status, e.value.detail) == (409, "the model is playing elsewhere; pause it first")
-    assert b.status(mid)[1]["step"] == 0  # still there
+    assert b.status(mid).status.step == 0  # still there
     a.release(mid)
     b.delete(mid)
     with pytest.raises(NotFound):
@@ -245,7 +245,7 @@ def test_a_lazy_use_that_trains_nothing_leaves_nothing_unsaved(db):
     assert b.services.store.get_status(mid)[1]["version"] == 1  # nothing to save: no write
     with b.use(mid, save=True) as m:
         m.train(4)
-    assert a.status(mid)[1]["step"] == 4  # A answers from the store, not from a stale live copy
+    assert a.status(mid).status.step == 4  # A answers from the store, not from a stale live copy
 
 
 def test_a_save_over_a_newer_version_is_refused_and_changes_nothing(db):
@@ -262,7 +262,7 @@ def test_a_save_over_a_newer_version_is_refused_and_changes_nothing(db):
     with pytest.raises(Conflict) as e:
         a._save(mid, live)
     assert e.value.detail == "the model was changed elsewhere during this call; nothing was saved, try again"
-    assert b.status(mid)[1]["step"] == 4
+    assert b.status(mid).status.step == 4
     with a.use(mid) as m:  # A reloads and goes on from the newer state
         assert m.step == 4
 

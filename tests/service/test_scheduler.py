@@ -59,7 +59,7 @@ def test_a_pause_frame_sent_after_the_client_read_late_gives_the_lease_back(two_
     with b.models.use(mid, save=True) as m:  # another process writes at once, from the paused step
         assert m.step == paused_at
         m.train(1)
-    assert a.models.status(mid)[1]["step"] == paused_at + 1  # and this process sees that write
+    assert a.models.status(mid).status.step == paused_at + 1  # and this process sees that write
 
 
 def test_a_train_call_beside_a_playing_stream_of_the_same_model_leaves_it_the_lease(two_processes):

@@ -19,6 +19,7 @@ from app.config import Settings
 from app.main import create_app
 from app.store import open_store
 from app.store.base import FORMAT_VERSION, NewerFormat
+from tests.api.test_byte_quota import stored_bytes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 MANIFEST = json.loads((FIXTURES / "release-5b7985d.json").read_text())
@@ -81,6 +82,9 @@ def test_a_release_sqlite_store_opens_migrated_and_the_class_goes_on(tmp_path):
         assert store.format_version() == FORMAT_VERSION
         assert [i for i, _, _ in store.list_datasets()] == [MANIFEST["dataset_id"]]
         check_the_class_survived(client, MANIFEST)
+        assert store.bytes_used() == stored_bytes(store) > 0  # counted on migration, then by every write
+    with sqlite3.connect(db) as raw:  # vacuumed once into incremental mode: a deleted class gives its disk back
+        assert raw.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
     with TestClient(app_on(f"sqlite:///{db}")) as client:  # opening again migrates nothing twice
         assert client.app.state.services.store.format_version() == FORMAT_VERSION
         mid = MANIFEST["models"]["trained"]["id"]
@@ -119,5 +123,6 @@ def test_a_release_redis_store_opens_migrated_and_the_class_goes_on(redis_server
         assert store.format_version() == FORMAT_VERSION
         manifest = {**snapshot["manifest"], "admin_token": MANIFEST["admin_token"]}
         check_the_class_survived(client, manifest)
+        assert store.bytes_used() == stored_bytes(store) > 0  # counted on migration, then by every write
     assert not list(raw.scan_iter(match=f"{prefix}setting:dataset.*"))  # moved to dataset records
     raw.close()

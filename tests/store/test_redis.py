@@ -122,11 +122,11 @@ def test_hash_and_zset_layout(store, raw, prefix):
     store.create(r)
     h = raw.hgetall(f"{prefix}model:m1")
     assert set(h) == {b"spec", b"status", b"token_hash", b"created_at", b"updated_at", b"state", b"history",
-                      b"version", b"owner"}
+                      b"version", b"owner", b"nbytes", b"ckpt_bytes"}
     assert h[b"state"] == b"\x00state\xff" and float(h[b"updated_at"]) == r.updated_at
     assert raw.zrange(f"{prefix}models", 0, -1, withscores=True) == [(b"m1", r.updated_at)]
     assert raw.zrange(f"{prefix}used", 0, -1, withscores=True) == [(b"m1", r.updated_at)]
-    assert raw.get(f"{prefix}format") == b"2"
+    assert raw.get(f"{prefix}format") == b"3"
     store.delete("m1")
     assert raw.exists(f"{prefix}model:m1", f"{prefix}models", f"{prefix}used") == 0
 
@@ -221,7 +221,7 @@ def test_checkpoint_layout_and_delete_removes_every_key(store, raw, prefix):
         store.put_checkpoint("m1", step, b"\x00s", b"h", {"step": step})
     assert raw.zrange(f"{prefix}checkpoints:m1", 0, -1, withscores=True) == [(b"1", 1.0), (b"2", 2.0), (b"3", 3.0)]
     h = raw.hgetall(f"{prefix}checkpoint:m1:2")
-    assert set(h) == {b"status", b"created_at", b"state", b"history"} and h[b"state"] == b"\x00s"
+    assert set(h) == {b"status", b"created_at", b"state", b"history", b"nbytes"} and h[b"state"] == b"\x00s"
     store.prune_checkpoints("m1", 1)
     assert raw.exists(f"{prefix}checkpoint:m1:1", f"{prefix}checkpoint:m1:2") == 0
     store.put_setting("class.preset", {})

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Body, Response
 
 from app.api.body import BodyRoute
 from app.api.deps import ClientKey, FoundModel, LimitsDep, OwnedModel, Repo, ServicesDep
+from app.service.status import StoredModel
 from app.api.schemas import ModelCreate, ModelCreated, ModelPatch, ModelPublic, ResetRequest
 from app.engine import SpecError
 from app.service.errors import spec_error
@@ -12,8 +13,9 @@ from app.service.errors import spec_error
 router = APIRouter(prefix="/models", tags=["models"], route_class=BodyRoute)  # large bodies: app/api/body.py
 
 
-def public(model_id: str, spec: dict, status: dict) -> dict:
-    return {"id": model_id, "spec": spec, **{k: status.get(k) for k in ModelPublic.model_fields if k not in ("id", "spec")}}
+def public(stored: StoredModel) -> dict:
+    """The answer's model fields from the service's typed view."""
+    return {"id": stored.id, "spec": stored.spec, **stored.status.public()}
 
 
 @router.post("", status_code=201, response_model=ModelCreated)
@@ -23,13 +25,13 @@ def create_model(services: ServicesDep, models: Repo, client: ClientKey, body: M
     The answer carries the model's token, once: send it as ``Authorization: Bearer <token>`` to change the model.
     """
     model_id, token = models.create(model=services.build(body.engine_spec()), nickname=body.nickname, owner=client)
-    return {**public(model_id, *models.status(model_id)), "token": token}
+    return {**public(models.status(model_id)), "token": token}
 
 
 @router.get("/{model_id}", response_model=ModelPublic)
 async def get_model(found: FoundModel) -> dict:  # async: found_model did the store read; no second thread hop
     """The spec and the status: step, epoch, losses, divergence."""
-    return public(found.id, found.spec, found.status)
+    return public(found)
 
 
 @router.patch("/{model_id}", response_model=ModelPublic)
@@ -50,7 +52,7 @@ def patch_model(owned: OwnedModel, body: ModelPatch, models: Repo, limits: Limit
                          batch_size=body.batch_size if "batch_size" in body.model_fields_set else "keep")
         except SpecError as e:
             raise spec_error(e) from None
-    return public(model_id, *models.status(model_id))
+    return public(models.status(model_id))
 
 
 @router.delete("/{model_id}", status_code=204, response_class=Response)
@@ -66,4 +68,4 @@ def reset_model(owned: OwnedModel, models: Repo, body: ResetRequest | None = Non
     with models.use(model_id, save=True) as model:
         model.reset(seed=body.seed if body else None)
         models.restart_checkpoints(model_id, model)
-    return public(model_id, *models.status(model_id))
+    return public(models.status(model_id))

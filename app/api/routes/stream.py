@@ -171,7 +171,7 @@ async def stream(ws: WebSocket, model_id: str):
     services, scheduler = ws.app.state.services, ws.app.state.scheduler
     await ws.accept()
     try:
-        _, status = await run_in_threadpool(services.models.status, validate_id(model_id))
+        status = (await run_in_threadpool(services.models.status, validate_id(model_id))).status
     except (ValueError, NotFound):
         await _refuse(ws, f"model {model_id} not found", 4404)
         return

@@ -40,7 +40,7 @@ def export_model(model_id: ModelId, models: Repo,
             X, y = model.batch(cap=8)
             return PlainTextResponse(numpy_script(model.net, X, y), media_type="text/x-python",
                                      headers=_attachment(f"model_{model_id}.py"))
-        status = {k: v for k, v in models.status(model_id)[1].items() if k != "token_hash"}
+        status = models.status(model_id).status.public()
         if format == "npz":
             return Response(export_npz(model, status), media_type="application/octet-stream",
                             headers=_attachment(f"model_{model_id}.npz"))
@@ -78,7 +78,7 @@ def _import(body: bytes, binary: bool, models, limits, nickname: str | None, cli
     limits.check_data_size(model)
     limits.check_step_cost(model)
     model_id, token = models.create(model=model, nickname=nickname, owner=client)
-    return {**public(model_id, *models.status(model_id)), "token": token}
+    return {**public(models.status(model_id)), "token": token}
 
 
 @router.get("/models/{model_id}/checkpoints", tags=["transfer"], response_model=list[Checkpoint])
@@ -104,9 +104,9 @@ def fork(model_id: ModelId, models: Repo, limits: LimitsDep, client: ClientKey,
             child.history = parent.history.truncated(child.step)
     limits.check_step_cost(child, loc=("path", "model_id"))  # a model stored under a higher limit
     parent = {"id": model_id, "step": child.step}
-    child_id, token = models.create(model=child, nickname=models.status(model_id)[1].get("nickname"), parent=parent,
+    child_id, token = models.create(model=child, nickname=models.status(model_id).status.nickname, parent=parent,
                                     owner=client)
-    return {**public(child_id, *models.status(child_id)), "token": token}
+    return {**public(models.status(child_id)), "token": token}
 
 
 def _attachment(name: str) -> dict:
