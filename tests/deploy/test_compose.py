@@ -64,6 +64,15 @@ def free_network() -> str:
             return f"172.28.{third}"
     raise AssertionError("no free 172.28.x.0/24 for the test stack")
 
+READY = ("import time, urllib.request\n"
+         "for _ in range(300):\n"
+         "    try:\n"
+         "        urllib.request.urlopen('http://127.0.0.1:8000/api/health', timeout=1); break\n"
+         "    except OSError:\n"
+         "        time.sleep(0.2)\n"
+         "else:\n"
+         "    raise SystemExit('no answer from /api/health')")
+
 
 class Stack:
     def __init__(self, tmp: Path, image: str):
@@ -85,6 +94,12 @@ class Stack:
     def containers(self, service: str) -> list[str]:
         return self.compose("ps", "-q", service).stdout.split()
 
+    def locks(self) -> list[int]:
+        """Milliseconds left on every model lock in Redis (a killed replica's locks outlive it by their lease)."""
+        (redis,) = self.containers("redis")
+        keys = docker("exec", redis, "redis-cli", "--scan", "--pattern", "playground:lock:*").stdout.split()
+        return [int(docker("exec", redis, "redis-cli", "PTTL", k).stdout) for k in keys]
+
     def saved_steps(self, ids: list[str]) -> dict[str, int]:
         """Each model's step as stored in Redis (app/store/redis.py's layout: the model hash's status)."""
         (redis,) = self.containers("redis")
@@ -101,6 +116,10 @@ def stack(image, tmp_path_factory):
         unavailable("docker-compose is not installed (apt-get install docker-compose)")
     s = Stack(tmp_path_factory.mktemp("compose"), image)
     try:
+        # the replicas first: nginx leaves out for fail_timeout a replica that refused while starting
+        s.compose("up", "-d", "--scale", "app=3", "redis", "app")
+        for replica in s.containers("app"):
+            docker("exec", replica, "python", "-c", READY, timeout=90)
         s.compose("up", "-d", "--scale", "app=3")
         deadline = time.monotonic() + 60
         while True:
@@ -116,7 +135,7 @@ def stack(image, tmp_path_factory):
         logs = s.compose("logs", "--no-color", "--tail", "100", check=False)
         print(logs.stdout[-6000:])
         for proxy in s.containers("proxy"):  # Debian's nginx logs its errors to a file
-            print(docker("exec", proxy, "tail", "-c", "30000", "/var/log/nginx/error.log", check=False).stdout)
+            print(docker("exec", proxy, "head", "-c", "20000", "/var/log/nginx/error.log", check=False).stdout)
         s.compose("down", "-v", "--remove-orphans", "-t", "5", check=False, timeout=120)
 
 
@@ -204,6 +223,7 @@ def test_forty_students_keep_playing_when_a_replica_is_killed(stack):
     assert len(replicas) == 3
 
     acked_at: list[float] = []
+    locks: list[int] = []  # ms left on the model locks in Redis right after the kill
 
     async def run() -> tuple[dict[str, int], list]:
         stop, answers = asyncio.Event(), []
@@ -218,6 +238,7 @@ def test_forty_students_keep_playing_when_a_replica_is_killed(stack):
             acked_at.append(time.monotonic())
             await asyncio.to_thread(docker, "kill", replicas[0])
             killed = time.monotonic()
+            locks.extend(await asyncio.to_thread(stack.locks))
             await wait_until(lambda: all(s.playing_since(killed + WAIT) >= 3 for s in students), 60,
                              "every student plays again after the kill")
         finally:
@@ -227,7 +248,8 @@ def test_forty_students_keep_playing_when_a_replica_is_killed(stack):
 
     acked, answers = asyncio.run(run())
     assert [a for a in answers if a[1] != 200] == []
-    assert [s.stalls for s in students] == [[]] * STUDENTS, [(s.id, s.stalls, s.reconnects) for s in students if s.stalls]
+    stalled = [(s.id, s.stalls, s.reconnects) for s in students if s.stalls]
+    assert not stalled, f"{len(stalled)} students stalled; model locks left after the kill (ms): {locks}; {stalled}"
     moved = [s for s in students if s.reconnects]
     assert moved, "no stream was on the killed replica"
     for s in students:
