@@ -134,9 +134,19 @@ export function decodeFrame(frame) {
 /**
  * WebSocket stream of training frames (schemas.StreamFrame). Messages sent before the socket
  * opens are queued; the first one sent is always {"action": "auth", "token"} when a token is held.
- * handlers: {onFrame(frame), onError(ApiError), onClose(code)}; an error message's `status`
- * (423 frozen) or the close code (4401 / 4403 / 4404) becomes the error's status.
+ * handlers: {onOpen(), onFrame(frame), onError(ApiError), onClose(code)}; an error message's `status`
+ * (423 frozen) or the close code (4401 / 4403 / 4404) becomes the error's status. A connection that fails
+ * or drops is told by onClose alone (code 1006, or 1012 from a server shutting down): see `lostConnection`.
  */
+/**
+ * Whether a stream's close code means the server went away (a restart, a dead replica, a network cut), so
+ * the same model's stream may be opened again: not a normal close (1000: the model was deleted) and not a
+ * refusal (44xx: unknown model, refused token, rate limit).
+ */
+export function lostConnection(code) {
+  return code !== 1000 && !(code >= 4400 && code < 4500);
+}
+
 export class Stream {
   constructor(modelId, handlers) {
     this.handlers = handlers; this.queue = []; this.closed = false;
@@ -144,7 +154,7 @@ export class Stream {
     const token = tokens.get(modelId);
     if (token) this.queue.push(JSON.stringify({ action: 'auth', token }));
     this.ws = new WebSocket(`${proto}://${location.host}${BASE}${m(modelId)}/stream`);
-    this.ws.onopen = () => { for (const msg of this.queue) this.ws.send(msg); this.queue = []; };
+    this.ws.onopen = () => { for (const msg of this.queue) this.ws.send(msg); this.queue = []; handlers.onOpen?.(); };
     this.ws.onmessage = (ev) => {
       let msg;
       // frames are strict JSON (non-finite numbers are null)
@@ -158,7 +168,7 @@ export class Stream {
         this.pendingError = setTimeout(() => { this.pendingError = null; handlers.onError?.(new ApiError(0, msg.detail)); }, 60);
       }
     };
-    this.ws.onerror = () => { if (!this.closed) handlers.onError?.(new ApiError(0, 'stream connection error')); };
+    this.ws.onerror = () => { /* always followed by onclose, which says what happened */ };
     this.ws.onclose = (ev) => {
       const was = this.closed; this.closed = true;
       if (was) return;

@@ -195,7 +195,7 @@ export class Config {
     const s = this.session;
     return {
       config: clone(this.cfg), modelId: s.id, playing: s.playing, busy: s.busy, frozen: !!this.frozen,
-      owned: s.owned, parent: s.model ? s.model.parent || null : null,
+      owned: s.owned, parent: s.model ? s.model.parent || null : null, away: !!s.away, reconnects: s.reconnects,
       step: s.frame ? s.frame.step : 0, diverged: !!(s.model && s.model.diverged),
       trainLoss: s.frame ? formatNum(s.frame.train_loss, 6) : null,
     };

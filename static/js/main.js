@@ -25,6 +25,7 @@ import { BudgetView } from './views/budget.js';
 import { UploadView } from './views/upload.js';
 import { TransferView } from './views/transfer.js';
 import { ForksView } from './views/forks.js';
+import { ConnectionView } from './views/connection.js';
 
 async function main() {
   const errors = new ErrorView(document.getElementById('error-banner'));
@@ -41,6 +42,7 @@ async function main() {
     onFrame: (frame) => events.emit('frame', frame),
     onPlaying: (on) => events.emit('playing', on),
     onError: (err) => events.emit('error', err),
+    onConnection: (away) => events.emit('connection', away),
   });
   const search = location.search;   // syncURL rewrites it; start() needs the original (model=...)
   const config = new Config({ cfg: fromQuery(search, catalog), catalog, session, events, errors });
@@ -51,7 +53,7 @@ async function main() {
   const network = new NetworkView(ctx);
   const layers = new LayersView(ctx);
   const transfer = new TransferView(ctx);
-  new DataView(ctx); new UploadView(ctx); new BuilderView(ctx); new OptionsView(ctx); new ForksView(ctx);
+  new DataView(ctx); new UploadView(ctx); new BuilderView(ctx); new OptionsView(ctx); new ForksView(ctx); new ConnectionView(ctx);
   new BudgetView(ctx);   // before the class status: it hears the first status
   const classStatus = new ClassStatusView(ctx);
 
