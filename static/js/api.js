@@ -97,7 +97,18 @@ export const api = {
   predict: (id, X) => request('POST', `${m(id)}/predict`, { X }),
   history: (id, since = 0, maxPoints = 2000) => request('GET', `${m(id)}/history?since=${since}&max_points=${maxPoints}`),
   gradcheck: (id, body = {}) => request('POST', `${m(id)}/gradcheck`, body),
-  trace: (id, batchSize) => request('GET', `${m(id)}/trace${batchSize ? `?batch_size=${batchSize}` : ''}`),
+  /** The backward pass with shapes; convention 'rows' | 'columns', batchSize B (omitted: the server's). */
+  trace: (id, { convention, batchSize } = {}) => {
+    const q = new URLSearchParams();
+    if (convention) q.set('convention', convention);
+    if (batchSize) q.set('batch_size', batchSize);
+    const query = q.toString();
+    return request('GET', `${m(id)}/trace${query ? `?${query}` : ''}`);
+  },
+  check: (id, body) => request('POST', `${m(id)}/check`, body),
+  derive: (id, body) => request('POST', `${m(id)}/derive`, body),
+  /** The question's and the passing equations, for model `id` (null: the default net). */
+  deriveExamples: (id) => request('GET', id ? `${m(id)}/derive/examples` : '/derive/examples'),
   boundary: (id, resolution = 48) => request('GET', `${m(id)}/boundary?resolution=${resolution}`),
   data: (id) => request('GET', `${m(id)}/data`),
 };

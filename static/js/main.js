@@ -57,13 +57,9 @@ async function main() {
   new BudgetView(ctx);   // before the class status: it hears the first status
   const classStatus = new ClassStatusView(ctx);
 
-  // derive's panels take {session, catalog}; the checker also drives the trace
+  // the checker marks its diagnosis in the trace
   const trace = new TraceView(ctx);
-  const gradcheck = new GradcheckView(ctx);
-  const checker = new CheckerView({ ...ctx, trace });
-  events.on('trace-batch', (id, batch) => trace.load(id, batch));
-  events.on('layer-hover', (layer) => trace.highlight(layer));
-  events.on('model', (model, data) => { gradcheck.clear(); checker.setModel(model, data); });
+  new GradcheckView(ctx); new CheckerView({ ...ctx, trace });
 
   copyShareLink(document.getElementById('copy-link'), document.getElementById('share-url'));
   const renderer = startRenderLoop(session, [controls, output, network, layers, transfer], () => config.state());
