@@ -3,7 +3,7 @@
 // the views through events (events.js). The views get this object as `config`.
 // The page URL also names the open model (?...&model=<id>) so a reload reopens it; the
 // share link does not (it describes the setup, and a model can only be changed with its token).
-import { clone, toSpec, fromSpec, shareURL, toQuery } from './state.js';
+import { clone, toSpec, fromSpec, readQuery, shareURL, toQuery } from './state.js';
 import { formatNum } from './charts/palette.js';
 import { tokens, nickname } from './tokens.js';
 
@@ -67,9 +67,9 @@ export class Config {
    * one this browser had open, when this browser holds its token; else a new one from the URL.
    */
   async start(search) {
-    const p = new URLSearchParams(search);
-    const setup = [...p.keys()].some((k) => k !== 'model');
-    const id = p.get('model') || (setup ? null : tokens.last());
+    const { model } = readQuery(search, this.catalog);
+    const setup = [...new URLSearchParams(search).keys()].some((k) => k !== 'model');
+    const id = model || (setup ? null : tokens.last());
     if (id && tokens.get(id)) {
       document.body.dataset.ready = 'false';
       try {
@@ -157,7 +157,7 @@ export class Config {
   syncURL() {
     const url = shareURL(this.cfg);
     const id = this.session.id;
-    history.replaceState(null, '', `?${toQuery(this.cfg)}${id ? `&model=${encodeURIComponent(id)}` : ''}`);
+    history.replaceState(null, '', `?${toQuery(this.cfg, id)}`);
     $('share-link').href = url;
     $('share-url').value = url;
   }

@@ -38,9 +38,13 @@ const str = { write: (v) => v, read: (s, cur) => (s === '' ? cur : s) };
 const float = { write: (v) => v, read: (s, cur) => num(s, cur) };
 const int = { write: (v) => v, read: (s, cur) => num(s, cur, { int: true }) };
 
+const yes = (s) => ['1', 'true'].includes(s);
+
 /**
- * The URL state, both ways: [query key, config field, {write(value) -> string, read(text, current) -> value}].
- * A key missing from the URL keeps the field's default.
+ * The URL state, both ways: [query key, field, {write(value) -> string | null, read(text, current) -> value}].
+ * Fields are the configuration's, and `model` (the open model: a reload reopens it; a share link leaves it
+ * out, as a model can only be changed with its token). A key missing from the URL keeps the field's default;
+ * a write of null leaves the key out.
  */
 export const PARAMS = [
   ['dataset', 'dataset', str], ['n', 'samples', int], ['noise', 'noise', float], ['test', 'test_fraction', float],
@@ -53,29 +57,34 @@ export const PARAMS = [
   ['opt', 'optimizer', str], ['lr', 'learning_rate', float], ['mom', 'momentum', float],
   ['bs', 'batch_size', { write: (v) => (v === null ? 'full' : v), read: (s, cur) => (s === 'full' ? null : num(s, cur, { int: true })) }],
   ['reg', 'reg_kind', str], ['rr', 'reg_rate', float],
+  // an uploaded dataset (GET /api/datasets): its id, and whether its columns are standardized
+  ['did', 'custom', { write: (v) => (v && v.dataset_id) || null, read: (s) => (s ? { dataset_id: s, standardize: false } : null) }],
+  ['std', 'custom', { write: (v) => (v && v.dataset_id && v.standardize ? 1 : null),
+    read: (s, cur) => (cur && cur.dataset_id ? { ...cur, standardize: yes(s) } : cur) }],
+  ['model', 'model', { write: (v) => v || null, read: (s) => s || null }],
 ];
 
 const enc = (v) => encodeURIComponent(String(v)).replace(/%2C/g, ',');
 
-/** Query string (without '?') describing the full configuration. */
-export function toQuery(cfg) {
-  const parts = PARAMS.map(([key, field, t]) => `${key}=${enc(t.write(cfg[field]))}`);
-  if (cfg.custom && cfg.custom.dataset_id) {
-    parts.push(`did=${enc(cfg.custom.dataset_id)}`);
-    if (cfg.custom.standardize) parts.push('std=1');
-  }
-  return parts.join('&');
+/** Query string (without '?') describing the full configuration, and the open model's id when given. */
+export function toQuery(cfg, model = null) {
+  const state = { ...cfg, model };
+  return PARAMS.map(([key, field, t]) => [key, t.write(state[field])])
+    .filter(([, v]) => v !== null).map(([key, v]) => `${key}=${enc(v)}`).join('&');
 }
 
-/** Configuration from a query string; unknown or missing keys keep their defaults. */
-export function fromQuery(search, catalog) {
+/** {config, model} from a query string; unknown or missing keys keep their defaults (model: null). */
+export function readQuery(search, catalog) {
   const p = new URLSearchParams(search);
-  const cfg = defaultConfig();
-  for (const [key, field, t] of PARAMS) if (p.has(key)) cfg[field] = t.read(p.get(key), cfg[field]);
+  const state = { ...defaultConfig(), model: null };
+  for (const [key, field, t] of PARAMS) if (p.has(key)) state[field] = t.read(p.get(key), state[field]);
+  const { model, ...cfg } = state;
   if (!p.has('out') && !p.has('loss') && catalog.isRegression(cfg.dataset)) adaptToDataset(cfg, catalog);
-  if (p.get('did')) cfg.custom = { dataset_id: p.get('did'), standardize: ['1', 'true'].includes(p.get('std')) };
-  return cfg;
+  return { config: cfg, model };
 }
+
+/** Configuration from a query string (readQuery's config). */
+export function fromQuery(search, catalog) { return readQuery(search, catalog).config; }
 
 /** Body of POST /api/models for a config (inline: the X / y of imported data, see app.js). */
 export function toSpec(cfg, catalog, inline = null) {

@@ -2,15 +2,24 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 
-import { DEFAULTS, PARAMS, defaultConfig, fromQuery, fromSpec, toQuery, toSpec } from '../../static/js/state.js';
+import { DEFAULTS, PARAMS, defaultConfig, fromQuery, fromSpec, readQuery, toQuery, toSpec } from '../../static/js/state.js';
 import { FALLBACK, featureFunction, normalizeCatalog, prettyFeature } from '../../static/js/catalog.js';
 
 const catalog = normalizeCatalog(null);
 
-test('every configuration field but custom data is in the URL table, once', () => {
-  const fields = PARAMS.map(([, field]) => field);
-  assert.deepEqual([...fields].sort(), Object.keys(DEFAULTS).filter((k) => k !== 'custom').sort());
+test('every configuration field and the open model are in the URL table; every key once', () => {
+  const fields = new Set(PARAMS.map(([, field]) => field));
+  assert.deepEqual([...fields].sort(), [...Object.keys(DEFAULTS), 'model'].sort());
   assert.equal(new Set(PARAMS.map(([key]) => key)).size, PARAMS.length);
+});
+
+test('the open model is in the page URL only when given, and reads back apart from the configuration', () => {
+  const cfg = { ...defaultConfig(), custom: { dataset_id: 'abc', standardize: false } };
+  const q = toQuery(cfg, 'm-1');
+  assert.match(q, /&did=abc&model=m-1$/);
+  assert.doesNotMatch(toQuery(cfg), /(^|&)(model|std)=/);
+  assert.deepEqual(readQuery(`?${q}`, catalog), { config: cfg, model: 'm-1' });
+  assert.deepEqual(readQuery('?std=1', catalog), { config: defaultConfig(), model: null });   // std without did
 });
 
 test('a configuration survives the URL both ways', () => {
