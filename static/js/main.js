@@ -1,12 +1,13 @@
-// Entry point. The session is built first; every view then gets what it needs ({session, config,
-// events}, and the catalog or the error banner where it needs them) and subscribes to the events
-// it shows. Nothing holds the whole page. Then the render loop starts and the first model is made.
+// Entry point. The session and the model controller are built first; every view then takes the same
+// context ({session, controller, events, catalog, errors}, the checker also the trace) and subscribes to
+// the events it shows. Nothing holds the whole page. Then the render loop starts and the first model is made.
 import { api } from './api.js';
 import { normalizeCatalog } from './catalog.js';
 import { createEvents } from './events.js';
 import { fromQuery } from './state.js';
 import { Session } from './session.js';
-import { Config } from './app.js';
+import { ModelController } from './controller.js';
+import { exposePlayground } from './testhooks.js';
 import { startRenderLoop } from './render.js';
 import { ErrorView } from './views/errors.js';
 import { ControlsView } from './views/controls.js';
@@ -19,7 +20,8 @@ import { LayersView } from './views/layers.js';
 import { TraceView } from './views/trace.js';
 import { GradcheckView } from './views/gradcheck.js';
 import { CheckerView } from './views/checker.js';
-import { copyShareLink } from './views/share.js';
+import { ShareView } from './views/share.js';
+import { BannersView } from './views/banners.js';
 import { ClassStatusView } from './views/classroom.js';
 import { BudgetView } from './views/budget.js';
 import { UploadView } from './views/upload.js';
@@ -45,15 +47,16 @@ async function main() {
     onConnection: (away) => events.emit('connection', away),
   });
   const search = location.search;   // syncURL rewrites it; start() needs the original (model=...)
-  const config = new Config({ cfg: fromQuery(search, catalog), catalog, session, events, errors });
-  const ctx = { session, config, events, catalog, errors };
+  const controller = new ModelController({ cfg: fromQuery(search, catalog), catalog, session, events, errors });
+  const ctx = { session, controller, events, catalog, errors };
 
   const controls = new ControlsView(ctx);
   const output = new OutputView(ctx);
   const network = new NetworkView(ctx);
   const layers = new LayersView(ctx);
   const transfer = new TransferView(ctx);
-  new DataView(ctx); new UploadView(ctx); new BuilderView(ctx); new OptionsView(ctx); new ForksView(ctx); new ConnectionView(ctx);
+  new DataView(ctx); new UploadView(ctx); new BuilderView(ctx); new OptionsView(ctx); new ForksView(ctx);
+  new ConnectionView(ctx); new BannersView(ctx); new ShareView(ctx);
   new BudgetView(ctx);   // before the class status: it hears the first status
   const classStatus = new ClassStatusView(ctx);
 
@@ -61,13 +64,12 @@ async function main() {
   const trace = new TraceView(ctx);
   new GradcheckView(ctx); new CheckerView({ ...ctx, trace });
 
-  copyShareLink(document.getElementById('copy-link'), document.getElementById('share-url'));
-  const renderer = startRenderLoop(session, [controls, output, network, layers, transfer], () => config.state());
+  const renderer = startRenderLoop(session, [controls, output, network, layers, transfer]);
   events.on('redraw', () => renderer.invalidate());
-  if (window.__testHooks) Object.assign(window.__playground, { config, events, views: { controls, output, network, layers, trace } });
-  config.syncURL();
+  exposePlayground({ stats: renderer.stats, session, controller, events, views: { controls, output, network, layers, trace } });
+  controller.syncURL();
   await classStatus.start();
-  await config.start(search);
+  await controller.start(search);
 }
 
 main().catch((err) => {

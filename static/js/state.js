@@ -86,7 +86,7 @@ export function readQuery(search, catalog) {
 /** Configuration from a query string (readQuery's config). */
 export function fromQuery(search, catalog) { return readQuery(search, catalog).config; }
 
-/** Body of POST /api/models for a config (inline: the X / y of imported data, see app.js). */
+/** Body of POST /api/models for a config (inline: the X / y of imported data, see controller.js). */
 export function toSpec(cfg, catalog, inline = null) {
   let data;
   if (cfg.custom && cfg.custom.dataset_id) {
