@@ -31,13 +31,8 @@ import { ConnectionView } from './views/connection.js';
 
 async function main() {
   const errors = new ErrorView(document.getElementById('error-banner'));
-  let raw = null;
-  try { raw = await api.catalog(); } catch (err) { errors.message(`Catalog unavailable (${err.message}); using defaults.`); }
-  let catalog;
-  try { catalog = normalizeCatalog(raw); } catch (err) {
-    errors.message(`Catalog not understood (${err.message}); using defaults.`);
-    catalog = normalizeCatalog(null);
-  }
+  // the option lists and the defaults are the server's: without them there is nothing to configure
+  const catalog = normalizeCatalog(await api.catalog());
   const events = createEvents();
   const session = new Session({
     onModel: (model, data, why) => events.emit('model', model, data, why),

@@ -1,24 +1,21 @@
 // Playground configuration <-> API spec <-> URL query string (so a shared link opens the same
 // setup). One table, PARAMS, says how every field is written to and read from the URL.
-// What a dataset is (regression, 1-D) comes from the catalog (catalog.js), passed in: this
-// module keeps no table of its own.
-export const DEFAULTS = Object.freeze({
-  dataset: 'circle', samples: 200, noise: 0, test_fraction: 0.5, data_seed: 0,
-  features: ['x1', 'x2'],
-  hidden: [{ units: 8, activation: 'tanh' }, { units: 8, activation: 'tanh' }],
-  output: { units: 1, activation: 'sigmoid' },
-  loss: 'bce', bias: true, init: 'xavier', init_std: 0.1, seed: 0, dtype: 'float64',
-  optimizer: 'adam', learning_rate: 0.03, momentum: 0.9,
-  reg_kind: 'none', reg_rate: 0, batch_size: 10,
-  // uploaded data instead of a generated dataset: null, or {dataset_id, standardize, rows?,
-  // input_columns?, target_columns?, classes?, name?}; {inline: true} for data that only the
-  // current model holds (an imported model), which is sent back as X / y on re-creation
-  custom: null,
-});
+// What a dataset is (regression, 1-D) and the defaults (the engine's default spec) come from the
+// catalog (catalog.js), passed in: this module keeps no table of its own.
+//
+// A configuration: dataset, samples, noise, test_fraction, data_seed, features, hidden [{units,
+// activation}], output {units, activation}, loss, bias, init, init_std, seed, dtype, optimizer,
+// learning_rate, momentum, reg_kind, reg_rate, batch_size, and custom: uploaded data instead of a
+// generated dataset: null, or {dataset_id, standardize, rows?, input_columns?, target_columns?,
+// classes?, name?}; {inline: true} for data that only the current model holds (an imported model),
+// which is sent back as X / y on re-creation.
 
 export function clone(cfg) { return JSON.parse(JSON.stringify(cfg)); }
 
-export function defaultConfig() { return clone(DEFAULTS); }
+/** The configuration of the catalog's default spec (momentum: the momentum optimizer's default). */
+export function defaultConfig(catalog) {
+  return fromSpec(catalog.defaults, { momentum: catalog.optimizerParams('momentum').momentum ?? 0.9, custom: null });
+}
 
 function num(s, fallback, { int = false } = {}) {
   if (s === null || s === undefined || s === '') return fallback;
@@ -76,7 +73,7 @@ export function toQuery(cfg, model = null) {
 /** {config, model} from a query string; unknown or missing keys keep their defaults (model: null). */
 export function readQuery(search, catalog) {
   const p = new URLSearchParams(search);
-  const state = { ...defaultConfig(), model: null };
+  const state = { ...defaultConfig(catalog), model: null };
   for (const [key, field, t] of PARAMS) if (p.has(key)) state[field] = t.read(p.get(key), state[field]);
   const { model, ...cfg } = state;
   if (!p.has('out') && !p.has('loss') && catalog.isRegression(cfg.dataset)) adaptToDataset(cfg, catalog);
@@ -113,7 +110,7 @@ export function toSpec(cfg, catalog, inline = null) {
 }
 
 /** Configuration of an existing model (GET /models/{id} spec); `base` fills what a spec lacks. */
-export function fromSpec(spec, base = defaultConfig()) {
+export function fromSpec(spec, base) {
   const cfg = clone(base);
   const layers = spec.layers || [];
   if (layers.length) {

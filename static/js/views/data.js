@@ -1,7 +1,7 @@
 // Data panel: dataset picker (select + thumbnails), test fraction, noise, samples,
 // and "regenerate" (a new data seed, which re-creates the model).
 import { fillSelect } from '../catalog.js';
-import { adaptToDataset, DEFAULTS } from '../state.js';
+import { adaptToDataset, defaultConfig } from '../state.js';
 import { drawDatasetIcon } from './icons.js';
 
 const $ = (id) => document.getElementById(id);
@@ -59,7 +59,10 @@ export class DataView {
     const cfg = this.controller.value;
     if (name === CUSTOM || (name === cfg.dataset && !cfg.custom)) return;
     this.controller.change((c) => {
-      if (c.custom) { c.custom = null; c.test_fraction = DEFAULTS.test_fraction; c.output = { ...DEFAULTS.output }; c.loss = DEFAULTS.loss; }
+      if (c.custom) {
+        const d = defaultConfig(this.catalog);
+        c.custom = null; c.test_fraction = d.test_fraction; c.output = d.output; c.loss = d.loss;
+      }
       c.dataset = name; adaptToDataset(c, this.catalog);
     });
   }
