@@ -17,6 +17,7 @@ export class Session {
     this.away = null;     // while the stream's server is unreachable: {attempt, timer} of the next try
     this.reconnects = 0;  // streams opened again after their server went away
     this.rebase = false;  // the next stream frame is taken whatever its step (the server's saved step rules)
+    this.resuming = null; // after a reconnect, until the first playing frame: {attempt} of the 409 retries
   }
 
   /** Steps the current model may still train under the budget (Infinity without one). */
