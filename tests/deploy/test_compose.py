@@ -264,3 +264,55 @@ def test_forty_students_keep_playing_when_a_replica_is_killed(stack):
         for s in students[:5]:
             assert http.get(f"/api/models/{s.id}").json()["step"] == paused[s.id]
 
+
+
+def stream_replica(stack: Stack, timeout: float = 10) -> str:
+    """The one replica with an established connection on :8000 (the page's stream, once the class has left)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        holding = []
+        for replica in stack.containers("app"):
+            table = docker("exec", replica, "cat", "/proc/net/tcp", check=False).stdout.splitlines()[1:]
+            if any(row.split()[1].endswith(":1F40") and row.split()[3] == "01" for row in table):
+                holding.append(replica)
+        if len(holding) == 1:
+            return holding[0]
+        assert time.monotonic() < deadline, f"replicas with an open connection: {holding}"
+        time.sleep(0.3)
+
+
+def test_a_page_through_the_proxy_reconnects_when_its_replica_is_killed(stack):
+    """The page's contract: while its stream is away #connection-banner is visible; back, it is hidden and
+    the page plays on from the saved step."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("playwright is not installed (pip install playwright)")
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+    if not Path(CHROMIUM).exists():
+        unavailable(f"chromium not found at {CHROMIUM} (apt-get install chromium)")
+    banner = "#connection-banner"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(f"{stack.url}/?dataset=xor&h=4.tanh&bs=10")
+            page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+            model = page.evaluate("window.__playground.state.modelId")
+            assert page.is_hidden(banner)
+            page.click("#play")
+            page.wait_for_selector("#play[aria-pressed=true]", timeout=5_000)
+            page.wait_for_function("() => window.__playground.state.step >= 50", timeout=30_000)
+
+            docker("kill", stream_replica(stack))
+            page.locator(banner).wait_for(state="visible", timeout=WAIT * 1000)
+            page.locator(banner).wait_for(state="hidden", timeout=WAIT * 1000)
+            with httpx.Client(base_url=stack.url, timeout=WAIT, trust_env=False) as http:
+                saved = http.get(f"/api/models/{model}").json()["step"]
+            page.wait_for_function("s => window.__playground.state.step > s + 20", arg=saved, timeout=30_000)
+            back = page.evaluate("window.__playground.state")
+            assert (back["modelId"], back["playing"]) == (model, True)
+            assert page.get_attribute("#play", "aria-pressed") == "true"
+            assert page.is_hidden("#error-banner")
+        finally:
+            browser.close()
