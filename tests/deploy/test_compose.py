@@ -143,13 +143,17 @@ def stack(image, tmp_path_factory):
 class Student:
     id: str
     token: str
-    frames: list[tuple[float, int, bool]] = field(default_factory=list)  # (monotonic time, step, playing)
+    # (when its connection opened, step, playing), monotonic seconds: a connection's first frames may have
+    # waited in socket buffers, but one opened after the kill can only carry steps loaded from the store
+    frames: list[tuple[float, int, bool]] = field(default_factory=list)
     reconnects: int = 0
     stalls: list[str] = field(default_factory=list)  # requests that waited WAIT seconds and got nothing
     errors: list[dict] = field(default_factory=list)
 
+    received: list[float] = field(default_factory=list)  # when each frame arrived
+
     def playing_since(self, t: float) -> int:
-        return sum(1 for at, _, playing in self.frames if at > t and playing)
+        return sum(1 for at, (_, _, playing) in zip(self.received, self.frames) if at > t and playing)
 
 
 async def attend(s: Student, ws_url: str, stop: asyncio.Event) -> None:
@@ -160,6 +164,7 @@ async def attend(s: Student, ws_url: str, stop: asyncio.Event) -> None:
         stage = "connect"
         try:
             async with connect(f"{ws_url}/api/models/{s.id}/stream", open_timeout=WAIT, close_timeout=2) as ws:
+                opened = time.monotonic()
                 await ws.send(json.dumps({"action": "auth", "token": s.token}))
                 await ws.send(json.dumps({"action": "play"}))
                 stage = "first frame"
@@ -167,7 +172,8 @@ async def attend(s: Student, ws_url: str, stop: asyncio.Event) -> None:
                     msg = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
                     if msg["type"] == "frame":
                         stage = "next frame"
-                        s.frames.append((time.monotonic(), msg["step"], msg["playing"]))
+                        s.frames.append((opened, msg["step"], msg["playing"]))
+                        s.received.append(time.monotonic())
                         backoff = 0.25
                         continue
                     s.errors.append(msg)
@@ -179,7 +185,8 @@ async def attend(s: Student, ws_url: str, stop: asyncio.Event) -> None:
                 while True:  # the pause frame: its step is saved before it is sent
                     msg = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
                     if msg["type"] == "frame" and not msg["playing"]:
-                        s.frames.append((time.monotonic(), msg["step"], False))
+                        s.frames.append((opened, msg["step"], False))
+                        s.received.append(time.monotonic())
                         return
         except TimeoutError:
             s.stalls.append(f"{stage}: nothing in {WAIT} s")
@@ -253,7 +260,7 @@ def test_forty_students_keep_playing_when_a_replica_is_killed(stack):
     moved = [s for s in students if s.reconnects]
     assert moved, "no stream was on the killed replica"
     for s in students:
-        later = [step for at, step, _ in s.frames if at > acked_at[0]]
+        later = [step for opened, step, _ in s.frames if opened > acked_at[0]]
         assert all(step >= acked[s.id] for step in later), (s.id, acked[s.id], later[:5])
         assert [e["status"] for e in s.errors] == [409] * len(s.errors)
     # every pause frame's step is the stored one: nothing a student was shown as saved is lost
@@ -295,7 +302,9 @@ def test_a_page_through_the_proxy_reconnects_when_its_replica_is_killed(stack):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page()
+            context = browser.new_context()
+            context.add_init_script("window.__testHooks = true;")  # the page exposes window.__playground
+            page = context.new_page()
             page.goto(f"{stack.url}/?dataset=xor&h=4.tanh&bs=10")
             page.wait_for_selector("body[data-ready=true]", timeout=30_000)
             model = page.evaluate("window.__playground.state.modelId")
