@@ -97,7 +97,18 @@ export const api = {
   predict: (id, X) => request('POST', `${m(id)}/predict`, { X }),
   history: (id, since = 0, maxPoints = 2000) => request('GET', `${m(id)}/history?since=${since}&max_points=${maxPoints}`),
   gradcheck: (id, body = {}) => request('POST', `${m(id)}/gradcheck`, body),
-  trace: (id, batchSize) => request('GET', `${m(id)}/trace${batchSize ? `?batch_size=${batchSize}` : ''}`),
+  /** The backward pass with shapes; convention 'rows' | 'columns', batchSize B (omitted: the server's). */
+  trace: (id, { convention, batchSize } = {}) => {
+    const q = new URLSearchParams();
+    if (convention) q.set('convention', convention);
+    if (batchSize) q.set('batch_size', batchSize);
+    const query = q.toString();
+    return request('GET', `${m(id)}/trace${query ? `?${query}` : ''}`);
+  },
+  check: (id, body) => request('POST', `${m(id)}/check`, body),
+  derive: (id, body) => request('POST', `${m(id)}/derive`, body),
+  /** The question's and the passing equations, for model `id` (null: the default net). */
+  deriveExamples: (id) => request('GET', id ? `${m(id)}/derive/examples` : '/derive/examples'),
   boundary: (id, resolution = 48) => request('GET', `${m(id)}/boundary?resolution=${resolution}`),
   data: (id) => request('GET', `${m(id)}/data`),
 };
@@ -134,9 +145,19 @@ export function decodeFrame(frame) {
 /**
  * WebSocket stream of training frames (schemas.StreamFrame). Messages sent before the socket
  * opens are queued; the first one sent is always {"action": "auth", "token"} when a token is held.
- * handlers: {onFrame(frame), onError(ApiError), onClose(code)}; an error message's `status`
- * (423 frozen) or the close code (4401 / 4403 / 4404) becomes the error's status.
+ * handlers: {onOpen(), onFrame(frame), onError(ApiError), onClose(code)}; an error message's `status`
+ * (423 frozen) or the close code (4401 / 4403 / 4404) becomes the error's status. A connection that fails
+ * or drops is told by onClose alone (code 1006, or 1012 from a server shutting down): see `lostConnection`.
  */
+/**
+ * Whether a stream's close code means the server went away (a restart, a dead replica, a network cut), so
+ * the same model's stream may be opened again: not a normal close (1000: the model was deleted) and not a
+ * refusal (44xx: unknown model, refused token, rate limit).
+ */
+export function lostConnection(code) {
+  return code !== 1000 && !(code >= 4400 && code < 4500);
+}
+
 export class Stream {
   constructor(modelId, handlers) {
     this.handlers = handlers; this.queue = []; this.closed = false;
@@ -144,7 +165,7 @@ export class Stream {
     const token = tokens.get(modelId);
     if (token) this.queue.push(JSON.stringify({ action: 'auth', token }));
     this.ws = new WebSocket(`${proto}://${location.host}${BASE}${m(modelId)}/stream`);
-    this.ws.onopen = () => { for (const msg of this.queue) this.ws.send(msg); this.queue = []; };
+    this.ws.onopen = () => { for (const msg of this.queue) this.ws.send(msg); this.queue = []; handlers.onOpen?.(); };
     this.ws.onmessage = (ev) => {
       let msg;
       // frames are strict JSON (non-finite numbers are null)
@@ -158,7 +179,7 @@ export class Stream {
         this.pendingError = setTimeout(() => { this.pendingError = null; handlers.onError?.(new ApiError(0, msg.detail)); }, 60);
       }
     };
-    this.ws.onerror = () => { if (!this.closed) handlers.onError?.(new ApiError(0, 'stream connection error')); };
+    this.ws.onerror = () => { /* always followed by onclose, which says what happened */ };
     this.ws.onclose = (ev) => {
       const was = this.closed; this.closed = true;
       if (was) return;

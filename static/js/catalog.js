@@ -1,23 +1,6 @@
-// GET /api/catalog as the page uses it: option lists, dataset kinds and the feature table. It reads
-// the shape the server sends (docs/api.md) and nothing else; FALLBACK is that same shape, used when
-// the catalog cannot be fetched. Nothing here is mutated after it is built.
-
-/** The server's catalog for the documented defaults (offline fallback), in the server's own shape. */
-export const FALLBACK = Object.freeze({
-  activations: ['identity', 'sigmoid', 'tanh', 'relu', 'leaky_relu', 'elu', 'softplus', 'silu', 'softmax']
-    .map((name) => ({ name, output_only: name === 'softmax' })),
-  losses: ['mse', 'bce', 'cross_entropy'].map((name) => ({ name })),
-  optimizers: ['sgd', 'momentum', 'adam'].map((name) => ({ name })),
-  inits: ['xavier', 'he', 'normal'].map((name) => ({ name })),
-  regularizations: ['none', 'l1', 'l2'],
-  dtypes: ['float64', 'float32'],
-  features: [['x1', 'x1'], ['x2', 'x2'], ['x1sq', 'x1^2'], ['x2sq', 'x2^2'], ['x1x2', 'x1*x2'], ['sinx1', 'sin x1'],
-    ['sinx2', 'sin x2']].map(([name, label]) => ({ name, label })),
-  datasets: [['xor', 'classification', 2], ['circle', 'classification', 2], ['gauss', 'classification', 2],
-    ['spiral', 'classification', 2], ['moons', 'classification', 2], ['plane', 'regression', 2],
-    ['multi_gauss', 'regression', 2], ['sine', 'regression', 1]].map(([name, kind, raw_dim]) => ({ name, kind, raw_dim })),
-  limits: {},
-});
+// GET /api/catalog as the page uses it: option lists, dataset kinds, the feature table and the engine's
+// default spec (the page's defaults). It reads the shape the server sends (docs/api.md) and nothing
+// else; the page loads it before anything else. Nothing here is mutated after it is built.
 
 const SUB = { 1: '₁', 2: '₂' };
 
@@ -46,12 +29,20 @@ function names(list, key) {
   return list.map((x) => (typeof x === 'string' ? x : x.name));
 }
 
+function deepFreeze(v) {
+  if (v && typeof v === 'object') { Object.values(v).forEach(deepFreeze); Object.freeze(v); }
+  return v;
+}
+
 /**
- * The page's catalog from GET /api/catalog's body (null: the fallback). Throws for a body of another
- * shape, so a server change is seen at once instead of being guessed around.
+ * The page's catalog from GET /api/catalog's body. Throws for a body of another shape, so a server
+ * change is seen at once instead of being guessed around.
  */
-export function normalizeCatalog(raw) {
-  const src = raw || FALLBACK;
+export function normalizeCatalog(src) {
+  if (!src || typeof src !== 'object') throw new Error('catalog: expected an object');
+  if (!src.defaults || !Array.isArray(src.defaults.layers) || !src.defaults.data) {
+    throw new Error('catalog: "defaults" must be a spec with layers and data');
+  }
   const datasets = src.datasets.map((d) => Object.freeze({ name: d.name, kind: d.kind, dim: d.raw_dim }));
   const byName = new Map(datasets.map((d) => [d.name, d]));
   const features = src.features.map((f) => Object.freeze({
@@ -72,6 +63,10 @@ export function normalizeCatalog(raw) {
     isRegression: (name) => (byName.get(name) || {}).kind === 'regression',
     isTwoD: (name) => (byName.get(name) || { dim: 2 }).dim !== 1,
     limits: Object.freeze({ ...(src.limits || {}) }),
+    /** The engine's default spec (the body of POST /api/models that an empty body means). */
+    defaults: deepFreeze(JSON.parse(JSON.stringify(src.defaults))),
+    /** An optimizer's default parameters ({learning_rate, momentum, ...}), {} for an unknown name. */
+    optimizerParams: (name) => ({ ...((src.optimizers.find((o) => o.name === name) || {}).params || {}) }),
   });
 }
 

@@ -1,12 +1,13 @@
-// Entry point. The session is built first; every view then gets what it needs ({session, config,
-// events}, and the catalog or the error banner where it needs them) and subscribes to the events
-// it shows. Nothing holds the whole page. Then the render loop starts and the first model is made.
+// Entry point. The session and the model controller are built first; every view then takes the same
+// context ({session, controller, events, catalog, errors}, the checker also the trace) and subscribes to
+// the events it shows. Nothing holds the whole page. Then the render loop starts and the first model is made.
 import { api } from './api.js';
 import { normalizeCatalog } from './catalog.js';
 import { createEvents } from './events.js';
 import { fromQuery } from './state.js';
 import { Session } from './session.js';
-import { Config } from './app.js';
+import { ModelController } from './controller.js';
+import { exposePlayground } from './testhooks.js';
 import { startRenderLoop } from './render.js';
 import { ErrorView } from './views/errors.js';
 import { ControlsView } from './views/controls.js';
@@ -19,32 +20,30 @@ import { LayersView } from './views/layers.js';
 import { TraceView } from './views/trace.js';
 import { GradcheckView } from './views/gradcheck.js';
 import { CheckerView } from './views/checker.js';
-import { copyShareLink } from './views/share.js';
+import { ShareView } from './views/share.js';
+import { BannersView } from './views/banners.js';
 import { ClassStatusView } from './views/classroom.js';
 import { BudgetView } from './views/budget.js';
 import { UploadView } from './views/upload.js';
 import { TransferView } from './views/transfer.js';
 import { ForksView } from './views/forks.js';
+import { ConnectionView } from './views/connection.js';
 
 async function main() {
   const errors = new ErrorView(document.getElementById('error-banner'));
-  let raw = null;
-  try { raw = await api.catalog(); } catch (err) { errors.message(`Catalog unavailable (${err.message}); using defaults.`); }
-  let catalog;
-  try { catalog = normalizeCatalog(raw); } catch (err) {
-    errors.message(`Catalog not understood (${err.message}); using defaults.`);
-    catalog = normalizeCatalog(null);
-  }
+  // the option lists and the defaults are the server's: without them there is nothing to configure
+  const catalog = normalizeCatalog(await api.catalog());
   const events = createEvents();
   const session = new Session({
     onModel: (model, data, why) => events.emit('model', model, data, why),
     onFrame: (frame) => events.emit('frame', frame),
     onPlaying: (on) => events.emit('playing', on),
     onError: (err) => events.emit('error', err),
+    onConnection: (away) => events.emit('connection', away),
   });
   const search = location.search;   // syncURL rewrites it; start() needs the original (model=...)
-  const config = new Config({ cfg: fromQuery(search, catalog), catalog, session, events, errors });
-  const ctx = { session, config, events, catalog, errors };
+  const controller = new ModelController({ cfg: fromQuery(search, catalog), catalog, session, events, errors });
+  const ctx = { session, controller, events, catalog, errors };
 
   const controls = new ControlsView(ctx);
   const output = new OutputView(ctx);
@@ -52,24 +51,20 @@ async function main() {
   const layers = new LayersView(ctx);
   const transfer = new TransferView(ctx);
   new DataView(ctx); new UploadView(ctx); new BuilderView(ctx); new OptionsView(ctx); new ForksView(ctx);
+  new ConnectionView(ctx); new BannersView(ctx); new ShareView(ctx);
   new BudgetView(ctx);   // before the class status: it hears the first status
   const classStatus = new ClassStatusView(ctx);
 
-  // derive's panels take {session, catalog}; the checker also drives the trace
+  // the checker marks its diagnosis in the trace
   const trace = new TraceView(ctx);
-  const gradcheck = new GradcheckView(ctx);
-  const checker = new CheckerView({ ...ctx, trace });
-  events.on('trace-batch', (id, batch) => trace.load(id, batch));
-  events.on('layer-hover', (layer) => trace.highlight(layer));
-  events.on('model', (model, data) => { gradcheck.clear(); checker.setModel(model, data); });
+  new GradcheckView(ctx); new CheckerView({ ...ctx, trace });
 
-  copyShareLink(document.getElementById('copy-link'), document.getElementById('share-url'));
-  const renderer = startRenderLoop(session, [controls, output, network, layers, transfer], () => config.state());
+  const renderer = startRenderLoop(session, [controls, output, network, layers, transfer]);
   events.on('redraw', () => renderer.invalidate());
-  if (window.__testHooks) Object.assign(window.__playground, { config, events, views: { controls, output, network, layers, trace } });
-  config.syncURL();
+  exposePlayground({ stats: renderer.stats, session, controller, events, views: { controls, output, network, layers, trace } });
+  controller.syncURL();
   await classStatus.start();
-  await config.start(search);
+  await controller.start(search);
 }
 
 main().catch((err) => {

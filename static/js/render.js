@@ -1,13 +1,9 @@
 // Render loop: one redraw per animation frame at most, always from the latest frame
-// (messages are never queued for drawing). Exposes window.__playground when the tests set window.__testHooks.
+// (messages are never queued for drawing). Its figures (`stats`) are what the browser tests read.
 const MAX_TIMESTAMPS = 5000;
 
-export function startRenderLoop(session, views, getState) {
-  const pg = {
-    frames: [], lastFrame: null, modelId: null, redraws: 0, session,
-    get state() { return getState(); },
-  };
-  if (window.__testHooks) window.__playground = pg;   // browser tests only
+export function startRenderLoop(session, views) {
+  const stats = { frames: [], lastFrame: null, modelId: null, redraws: 0 };
   let forced = false;
   const tick = () => {
     if (session.dirty || forced) {
@@ -16,12 +12,12 @@ export function startRenderLoop(session, views, getState) {
       for (const v of views) {
         try { v.render?.(frame); } catch (err) { console.error('render failed', v.constructor.name, err); }
       }
-      pg.frames.push(performance.now());
-      if (pg.frames.length > MAX_TIMESTAMPS) pg.frames.splice(0, pg.frames.length - MAX_TIMESTAMPS);
-      pg.lastFrame = frame; pg.modelId = session.id; pg.redraws += 1;
+      stats.frames.push(performance.now());
+      if (stats.frames.length > MAX_TIMESTAMPS) stats.frames.splice(0, stats.frames.length - MAX_TIMESTAMPS);
+      stats.lastFrame = frame; stats.modelId = session.id; stats.redraws += 1;
     }
     requestAnimationFrame(tick);
   };
   requestAnimationFrame(tick);
-  return { invalidate() { forced = true; } };
+  return { stats, invalidate() { forced = true; } };
 }

@@ -1,17 +1,23 @@
 // Session: owns the current model on the server, its WebSocket stream and the latest
 // frame. Views are told about every frame (to accumulate series) through onFrame;
-// drawing happens separately on requestAnimationFrame from session.frame.
-import { api, Stream } from './api.js';
+// drawing happens separately on requestAnimationFrame from session.frame. A stream whose server goes
+// away (a restart, a dead replica) is opened again with backoff, and play resumes if it was on.
+import { api, Stream, lostConnection } from './api.js';
+import { backoffDelay } from './backoff.js';
 import { tokens, forks } from './tokens.js';
 
 export class Session {
-  /** hooks: {onModel(model, data, why), onFrame(frame), onPlaying(bool), onError(err), onStatus(text)} */
+  /** hooks: {onModel(model, data, why), onFrame(frame), onPlaying(bool), onError(err), onConnection(away)} */
   constructor(hooks) {
     this.hooks = hooks;
     this.model = null; this.data = null; this.frame = null;
     this.playing = false; this.stream = null; this.stepsPerFrame = null;
     this.dirty = false; this.gen = 0; this.playSentAt = 0; this.busy = false;
     this.budget = null;   // the class assignment's step budget while this model is on it (views/budget.js)
+    this.away = null;     // while the stream's server is unreachable: {attempt, timer} of the next try
+    this.reconnects = 0;  // streams opened again after their server went away
+    this.rebase = false;  // the next stream frame is taken whatever its step (the server's saved step rules)
+    this.resuming = null; // after a reconnect, until the first playing frame: {attempt} of the 409 retries
   }
 
   /** Steps the current model may still train under the budget (Infinity without one). */
@@ -128,8 +134,10 @@ export class Session {
 
   accept(frame) {
     if (!this.model) return;
-    // a late stream frame (e.g. the reply to a pause) must not roll the view back
-    if (frame.source !== 'rest' && this.frame && frame.step < this.frame.step) return;
+    // a late stream frame (e.g. the reply to a pause) must not roll the view back; after a reconnect the
+    // server's step is the truth (steps a killed process had not saved are gone)
+    if (frame.source !== 'rest' && this.frame && frame.step < this.frame.step && !this.rebase) return;
+    if (frame.source !== 'rest') { this.rebase = false; if (frame.playing) this.resuming = null; }
     this.model.step = frame.step; this.model.epoch = frame.epoch;
     this.model.diverged = frame.diverged; this.model.diverged_at = frame.diverged_at;
     const prev = this.frame;
@@ -148,30 +156,82 @@ export class Session {
     if (this.stream && this.stream.open) return this.stream;
     const gen = this.gen;
     const s = new Stream(this.id, {
+      onOpen: () => { if (this.stream === s) this._reached(s); },
       onFrame: (f) => { if (gen === this.gen && this.stream === s) this.accept(f); },
       onError: (err) => {
         if (this.stream !== s) return;
+        // a replica that died playing this model holds its lease a while: the new one says 409 until it frees
+        if (err.status === 409 && this.resuming && this.playing) { this._playLater(s); return; }
         if (err.status === 423 || err.status === 401 || err.status === 403) this._setPlaying(false);
         this.hooks.onError(err);
       },
-      onClose: () => { if (this.stream === s) { this.stream = null; this._setPlaying(false); } },
+      onClose: (code) => {
+        if (this.stream !== s) return;
+        this.stream = null;
+        if (lostConnection(code) && gen === this.gen && this.model) this._lost();
+        else this._setPlaying(false);
+      },
     });
     this.stream = s;
     return s;
   }
 
-  _closeStream() { if (this.stream) { const s = this.stream; this.stream = null; s.close(); } this._setPlaying(false); }
+  /** The stream's server went away: try again after a backoff; `playing` stays as the student left it. */
+  _lost() {
+    const attempt = this.away ? this.away.attempt + 1 : 0;
+    if (this.away) clearTimeout(this.away.timer); else this.hooks.onConnection(true);
+    const gen = this.gen;
+    const timer = setTimeout(() => { if (gen === this.gen && this.away && !this.stream) this._retry(); }, backoffDelay(attempt));
+    this.away = { attempt, timer };
+  }
+
+  _retry() {
+    const s = this._ensureStream();   // its auth message goes first, then the play queued behind it
+    if (this.playing && this.budget === null) this._sendPlay(s);
+  }
+
+  /** A stream opened: after an absence the page is back, and plays on from the server's saved step. */
+  _reached(s) {
+    if (!this.away) return;
+    clearTimeout(this.away.timer); this.away = null;
+    this.reconnects += 1; this.rebase = true; this.resuming = this.playing ? { attempt: 0 } : null;
+    this.hooks.onConnection(false);
+    if (!this.playing) this.refresh().catch(() => {});
+    else if (this.budget === null && !s.sentPlay) this._sendPlay(s);
+  }
+
+  /** Play again on stream `s` after a backoff (a 409 while the lease of a dead process runs out). */
+  _playLater(s) {
+    const wait = backoffDelay(this.resuming.attempt++);
+    setTimeout(() => { if (this.stream === s && this.playing && this.resuming) this._sendPlay(s); }, wait);
+  }
+
+  _stopReconnect() {
+    if (this.away) { clearTimeout(this.away.timer); this.away = null; this.hooks.onConnection(false); }
+    this.resuming = null;
+  }
+
+  _closeStream() {
+    this._stopReconnect();
+    if (this.stream) { const s = this.stream; this.stream = null; s.close(); }
+    this._setPlaying(false);
+  }
 
   _setPlaying(on) { if (on !== this.playing) { this.playing = on; this.hooks.onPlaying(on); } }
 
   play() {
     if (!this.model || this.model.diverged) return;
     if (this.budget !== null) { this._playWithinBudget(); return; }
+    this._sendPlay(this._ensureStream());
+    this._setPlaying(true);
+  }
+
+  _sendPlay(s) {
     const msg = { action: 'play' };
     if (this.stepsPerFrame) msg.steps_per_frame = this.stepsPerFrame;
-    this._ensureStream().send(msg);
+    s.send(msg);
+    s.sentPlay = true;
     this.playSentAt = performance.now();
-    this._setPlaying(true);
   }
 
   /**

@@ -1,24 +1,21 @@
 // Playground configuration <-> API spec <-> URL query string (so a shared link opens the same
 // setup). One table, PARAMS, says how every field is written to and read from the URL.
-// What a dataset is (regression, 1-D) comes from the catalog (catalog.js), passed in: this
-// module keeps no table of its own.
-export const DEFAULTS = Object.freeze({
-  dataset: 'circle', samples: 200, noise: 0, test_fraction: 0.5, data_seed: 0,
-  features: ['x1', 'x2'],
-  hidden: [{ units: 8, activation: 'tanh' }, { units: 8, activation: 'tanh' }],
-  output: { units: 1, activation: 'sigmoid' },
-  loss: 'bce', bias: true, init: 'xavier', init_std: 0.1, seed: 0, dtype: 'float64',
-  optimizer: 'adam', learning_rate: 0.03, momentum: 0.9,
-  reg_kind: 'none', reg_rate: 0, batch_size: 10,
-  // uploaded data instead of a generated dataset: null, or {dataset_id, standardize, rows?,
-  // input_columns?, target_columns?, classes?, name?}; {inline: true} for data that only the
-  // current model holds (an imported model), which is sent back as X / y on re-creation
-  custom: null,
-});
+// What a dataset is (regression, 1-D) and the defaults (the engine's default spec) come from the
+// catalog (catalog.js), passed in: this module keeps no table of its own.
+//
+// A configuration: dataset, samples, noise, test_fraction, data_seed, features, hidden [{units,
+// activation}], output {units, activation}, loss, bias, init, init_std, seed, dtype, optimizer,
+// learning_rate, momentum, reg_kind, reg_rate, batch_size, and custom: uploaded data instead of a
+// generated dataset: null, or {dataset_id, standardize, rows?, input_columns?, target_columns?,
+// classes?, name?}; {inline: true} for data that only the current model holds (an imported model),
+// which is sent back as X / y on re-creation.
 
 export function clone(cfg) { return JSON.parse(JSON.stringify(cfg)); }
 
-export function defaultConfig() { return clone(DEFAULTS); }
+/** The configuration of the catalog's default spec (momentum: the momentum optimizer's default). */
+export function defaultConfig(catalog) {
+  return fromSpec(catalog.defaults, { momentum: catalog.optimizerParams('momentum').momentum ?? 0.9, custom: null });
+}
 
 function num(s, fallback, { int = false } = {}) {
   if (s === null || s === undefined || s === '') return fallback;
@@ -38,9 +35,13 @@ const str = { write: (v) => v, read: (s, cur) => (s === '' ? cur : s) };
 const float = { write: (v) => v, read: (s, cur) => num(s, cur) };
 const int = { write: (v) => v, read: (s, cur) => num(s, cur, { int: true }) };
 
+const yes = (s) => ['1', 'true'].includes(s);
+
 /**
- * The URL state, both ways: [query key, config field, {write(value) -> string, read(text, current) -> value}].
- * A key missing from the URL keeps the field's default.
+ * The URL state, both ways: [query key, field, {write(value) -> string | null, read(text, current) -> value}].
+ * Fields are the configuration's, and `model` (the open model: a reload reopens it; a share link leaves it
+ * out, as a model can only be changed with its token). A key missing from the URL keeps the field's default;
+ * a write of null leaves the key out.
  */
 export const PARAMS = [
   ['dataset', 'dataset', str], ['n', 'samples', int], ['noise', 'noise', float], ['test', 'test_fraction', float],
@@ -53,31 +54,36 @@ export const PARAMS = [
   ['opt', 'optimizer', str], ['lr', 'learning_rate', float], ['mom', 'momentum', float],
   ['bs', 'batch_size', { write: (v) => (v === null ? 'full' : v), read: (s, cur) => (s === 'full' ? null : num(s, cur, { int: true })) }],
   ['reg', 'reg_kind', str], ['rr', 'reg_rate', float],
+  // an uploaded dataset (GET /api/datasets): its id, and whether its columns are standardized
+  ['did', 'custom', { write: (v) => (v && v.dataset_id) || null, read: (s) => (s ? { dataset_id: s, standardize: false } : null) }],
+  ['std', 'custom', { write: (v) => (v && v.dataset_id && v.standardize ? 1 : null),
+    read: (s, cur) => (cur && cur.dataset_id ? { ...cur, standardize: yes(s) } : cur) }],
+  ['model', 'model', { write: (v) => v || null, read: (s) => s || null }],
 ];
 
 const enc = (v) => encodeURIComponent(String(v)).replace(/%2C/g, ',');
 
-/** Query string (without '?') describing the full configuration. */
-export function toQuery(cfg) {
-  const parts = PARAMS.map(([key, field, t]) => `${key}=${enc(t.write(cfg[field]))}`);
-  if (cfg.custom && cfg.custom.dataset_id) {
-    parts.push(`did=${enc(cfg.custom.dataset_id)}`);
-    if (cfg.custom.standardize) parts.push('std=1');
-  }
-  return parts.join('&');
+/** Query string (without '?') describing the full configuration, and the open model's id when given. */
+export function toQuery(cfg, model = null) {
+  const state = { ...cfg, model };
+  return PARAMS.map(([key, field, t]) => [key, t.write(state[field])])
+    .filter(([, v]) => v !== null).map(([key, v]) => `${key}=${enc(v)}`).join('&');
 }
 
-/** Configuration from a query string; unknown or missing keys keep their defaults. */
-export function fromQuery(search, catalog) {
+/** {config, model} from a query string; unknown or missing keys keep their defaults (model: null). */
+export function readQuery(search, catalog) {
   const p = new URLSearchParams(search);
-  const cfg = defaultConfig();
-  for (const [key, field, t] of PARAMS) if (p.has(key)) cfg[field] = t.read(p.get(key), cfg[field]);
+  const state = { ...defaultConfig(catalog), model: null };
+  for (const [key, field, t] of PARAMS) if (p.has(key)) state[field] = t.read(p.get(key), state[field]);
+  const { model, ...cfg } = state;
   if (!p.has('out') && !p.has('loss') && catalog.isRegression(cfg.dataset)) adaptToDataset(cfg, catalog);
-  if (p.get('did')) cfg.custom = { dataset_id: p.get('did'), standardize: ['1', 'true'].includes(p.get('std')) };
-  return cfg;
+  return { config: cfg, model };
 }
 
-/** Body of POST /api/models for a config (inline: the X / y of imported data, see app.js). */
+/** Configuration from a query string (readQuery's config). */
+export function fromQuery(search, catalog) { return readQuery(search, catalog).config; }
+
+/** Body of POST /api/models for a config (inline: the X / y of imported data, see controller.js). */
 export function toSpec(cfg, catalog, inline = null) {
   let data;
   if (cfg.custom && cfg.custom.dataset_id) {
@@ -104,7 +110,7 @@ export function toSpec(cfg, catalog, inline = null) {
 }
 
 /** Configuration of an existing model (GET /models/{id} spec); `base` fills what a spec lacks. */
-export function fromSpec(spec, base = defaultConfig()) {
+export function fromSpec(spec, base) {
   const cfg = clone(base);
   const layers = spec.layers || [];
   if (layers.length) {

@@ -14,42 +14,18 @@ dockerd and makes a local stand-in for the base image (../shared/tools/standin-p
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import free_port, unavailable
+from tests.support import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import ROOT, docker
+
 ADMIN_TOKEN = "container-test-admin-token"
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    if check:
-        assert done.returncode == 0, f"docker {' '.join(args)}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
-    return done
-
-
-@pytest.fixture(scope="module")
-def image():
-    if shutil.which("docker") is None:
-        unavailable("the docker command is not installed (apt-get install docker.io)")
-    info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60)
-    if info.returncode != 0:
-        unavailable(f"no Docker daemon answers (start dockerd): {info.stderr.strip()[-500:]}")
-    if docker("image", "inspect", "python:3.11-slim", check=False).returncode != 0:
-        unavailable("no python:3.11-slim image: run ../shared/tools/standin-python-image.sh (or docker pull it)")
-    tag = f"backprop-playground-test:{uuid.uuid4().hex[:12]}"
-    docker("build", "--network", "host", "-t", tag, str(ROOT), timeout=1200)
-    yield tag
-    docker("rmi", "-f", tag, check=False)
 
 
 @pytest.fixture

@@ -160,7 +160,11 @@ def test_compose_scales_behind_one_port_and_needs_an_admin_token():
     assert "redis" in app["depends_on"]
     # `--scale app=N` needs the replicas unpublished; the one published port is the proxy's
     assert "ports" not in app and [str(p) for p in app["expose"]] == ["8000"]
-    assert [str(p) for p in proxy["ports"]] == ["8000:8000"] and "app" in proxy["depends_on"]
+    assert [str(p) for p in proxy["ports"]] == ["${PLAYGROUND_PUBLISH:-8000}:8000"] and "app" in proxy["depends_on"]
+    # X-Forwarded-For is trusted from the proxy's fixed address only, never from "*"
+    net = "${PLAYGROUND_NETWORK:-172.29.157}"
+    assert proxy["networks"]["class"]["ipv4_address"] == app["environment"]["FORWARDED_ALLOW_IPS"] == f"{net}.2"
+    assert compose["networks"]["class"]["ipam"]["config"] == [{"subnet": f"{net}.0/24", "ip_range": f"{net}.128/25"}]
     # no fallback token: compose refuses to start without one (${VAR:?message})
     assert re.fullmatch(r"\$\{PLAYGROUND_ADMIN_TOKEN:\?[^}]+\}", app["environment"]["PLAYGROUND_ADMIN_TOKEN"])
     assert "change-me" not in (ROOT / "compose.yaml").read_text()
@@ -170,5 +174,5 @@ def test_compose_scales_behind_one_port_and_needs_an_admin_token():
     source, target = mount.split(":")[:2]
     conf = (ROOT / source).read_text()
     assert target == "/etc/nginx/conf.d/default.conf"
-    assert re.search(r"server app:8000;", conf) and re.search(r"listen 8000;", conf)
+    assert re.search(r"server app:8000[^;]*;", conf) and re.search(r"listen 8000;", conf)
     assert "proxy_set_header Upgrade $http_upgrade;" in conf and "X-Forwarded-For" in conf

@@ -39,31 +39,40 @@ def fresh_server():
 
 def _serve(log_name: str):
     ARTIFACTS.mkdir(exist_ok=True)
-    port = free_port()
     log = open(ARTIFACTS / log_name, "w")
-    # the instructor view is on (tests/e2e/test_class.py); the limiter would only slow the suite down
-    env = {**os.environ, "PLAYGROUND_STORE": "memory://", "PLAYGROUND_ADMIN_TOKEN": ADMIN_TOKEN,
-           "PLAYGROUND_RATE_LIMIT_PER_CLIENT": "0", "PLAYGROUND_RATE_LIMIT_PER_TOKEN": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-                             "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    proc, base = launch(free_port(), server_env(), log)
     try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"uvicorn exited with {proc.returncode}; see {log.name}", pytrace=False)
-            try:
-                if api(base, "/api/health").get("status") == "ok":
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("server did not answer GET /api/health within 30 s", pytrace=False)
-            time.sleep(0.2)
         yield base
     finally:
         stop(proc)
         log.close()
+
+
+def server_env(store: str = "memory://") -> dict:
+    # the instructor view is on (tests/e2e/test_class.py); the limiter would only slow the suite down
+    return {**os.environ, "PLAYGROUND_STORE": store, "PLAYGROUND_ADMIN_TOKEN": ADMIN_TOKEN,
+            "PLAYGROUND_RATE_LIMIT_PER_CLIENT": "0", "PLAYGROUND_RATE_LIMIT_PER_TOKEN": "0"}
+
+
+def launch(port: int, env: dict, log) -> tuple[subprocess.Popen, str]:
+    """The app under uvicorn on 127.0.0.1:port, once GET /api/health answers ok: (process, base URL).
+    Fails the test if it exits or does not answer within 30 s."""
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+                             "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"uvicorn exited with {proc.returncode}; see {log.name}", pytrace=False)
+        try:
+            if api(base, "/api/health").get("status") == "ok":
+                return proc, base
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            stop(proc)
+            pytest.fail("server did not answer GET /api/health within 30 s", pytrace=False)
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")

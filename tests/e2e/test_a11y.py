@@ -58,6 +58,10 @@ def test_playground_has_no_wcag_violation(page, server, axe_js):
     page.click("#step-epoch")   # the page after training: heatmaps, curves, trace filled in
     page.wait_for_function("() => document.querySelector('#step-value').textContent !== '0'")
     assert_clean(page, axe_js)
+    page.evaluate("window.__playground.events.emit('connection', true)")   # the banner while the server is away
+    page.wait_for_selector("#connection-banner:not([hidden])")
+    assert_clean(page, axe_js)
+    page.evaluate("window.__playground.events.emit('connection', false)")
 
 
 def test_instructor_page_and_gallery_have_no_wcag_violation(page, server, axe_js):

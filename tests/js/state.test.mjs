@@ -2,15 +2,35 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 
-import { DEFAULTS, PARAMS, defaultConfig, fromQuery, fromSpec, toQuery, toSpec } from '../../static/js/state.js';
-import { FALLBACK, featureFunction, normalizeCatalog, prettyFeature } from '../../static/js/catalog.js';
+import { PARAMS, defaultConfig as defaultsOf, fromQuery, fromSpec, readQuery, toQuery, toSpec } from '../../static/js/state.js';
+import { featureFunction, normalizeCatalog, prettyFeature } from '../../static/js/catalog.js';
+import { serverCatalog } from './server-catalog.mjs';
 
-const catalog = normalizeCatalog(null);
+const catalog = normalizeCatalog(serverCatalog);
+const defaultConfig = () => defaultsOf(catalog);
 
-test('every configuration field but custom data is in the URL table, once', () => {
-  const fields = PARAMS.map(([, field]) => field);
-  assert.deepEqual([...fields].sort(), Object.keys(DEFAULTS).filter((k) => k !== 'custom').sort());
+test("the page's defaults are the engine's default spec, as the catalog sends it", () => {
+  const spec = toSpec(defaultConfig(), catalog);
+  const { input_size: _, ...defaults } = serverCatalog.defaults;
+  const { name, learning_rate } = defaults.optimizer;   // the page sends adam's betas and eps as defaults
+  const { momentum } = serverCatalog.optimizers.find((o) => o.name === 'momentum').params;
+  assert.deepEqual(spec, { ...defaults, optimizer: { name, learning_rate, momentum } });
+  assert.equal(defaultConfig().custom, null);
+});
+
+test('every configuration field and the open model are in the URL table; every key once', () => {
+  const fields = new Set(PARAMS.map(([, field]) => field));
+  assert.deepEqual([...fields].sort(), [...Object.keys(defaultConfig()), 'model'].sort());
   assert.equal(new Set(PARAMS.map(([key]) => key)).size, PARAMS.length);
+});
+
+test('the open model is in the page URL only when given, and reads back apart from the configuration', () => {
+  const cfg = { ...defaultConfig(), custom: { dataset_id: 'abc', standardize: false } };
+  const q = toQuery(cfg, 'm-1');
+  assert.match(q, /&did=abc&model=m-1$/);
+  assert.doesNotMatch(toQuery(cfg), /(^|&)(model|std)=/);
+  assert.deepEqual(readQuery(`?${q}`, catalog), { config: cfg, model: 'm-1' });
+  assert.deepEqual(readQuery('?std=1', catalog), { config: defaultConfig(), model: null });   // std without did
 });
 
 test('a configuration survives the URL both ways', () => {
@@ -35,12 +55,14 @@ test('a spec made from a configuration reads back as the same configuration', ()
   const cfg = fromQuery('?dataset=xor&h=5.tanh&out=1.sigmoid&lr=0.1&bs=full&f=x1,x2,x1x2', catalog);
   const spec = toSpec(cfg, catalog);
   assert.deepEqual(spec.data.features, ['x1', 'x2', 'x1x2']);
-  assert.deepEqual(fromSpec({ ...spec, optimizer: { ...spec.optimizer } }), cfg);
+  assert.deepEqual(fromSpec({ ...spec, optimizer: { ...spec.optimizer } }, defaultConfig()), cfg);
   assert.equal(toSpec(fromQuery('?dataset=sine', catalog), catalog).data.features, undefined);   // 1-D: no features
 });
 
 test('the catalog is read as the server sends it, and nothing in it can be changed', () => {
-  assert.throws(() => normalizeCatalog({ ...FALLBACK, activations: { tanh: {} } }), /activations/);
+  assert.throws(() => normalizeCatalog({ ...serverCatalog, activations: { tanh: {} } }), /activations/);
+  assert.throws(() => normalizeCatalog({ ...serverCatalog, defaults: null }), /defaults/);
+  assert.throws(() => normalizeCatalog(null), /expected an object/);
   assert.ok(Object.isFrozen(catalog) && Object.isFrozen(catalog.datasets[0]));
   assert.equal(catalog.isRegression('plane'), true);
   assert.equal(catalog.isTwoD('sine'), false);
@@ -48,7 +70,7 @@ test('the catalog is read as the server sends it, and nothing in it can be chang
 });
 
 test('the feature table comes from the engine labels', () => {
-  assert.deepEqual(FALLBACK.features.map((f) => prettyFeature(f.label)), ['x₁', 'x₂', 'x₁²', 'x₂²', 'x₁x₂', 'sin x₁', 'sin x₂']);
+  assert.deepEqual(serverCatalog.features.map((f) => prettyFeature(f.label)), ['x₁', 'x₂', 'x₁²', 'x₂²', 'x₁x₂', 'sin x₁', 'sin x₂']);
   const at = (label) => featureFunction(label)(1.5, -2);
   assert.deepEqual(['x1', 'x2', 'x1^2', 'x2^2', 'x1*x2', 'sin x1', 'sin x2'].map(at),
     [1.5, -2, 2.25, 4, -3, Math.sin(1.5), Math.sin(-2)]);

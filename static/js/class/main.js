@@ -9,10 +9,10 @@ import { HiddenTest } from './hidden.js';
 import { Leaderboard } from './leaderboard.js';
 import { ClassControls } from './controls.js';
 import { Gallery } from './gallery.js';
+import { expose, pollMs } from '../testhooks.js';
 
 const $ = (id) => document.getElementById(id);
-const TEST = !!window.__testHooks;   // set by the browser tests only
-const TICK_MS = (TEST && window.__classPollMs) || 3000;   // models + status; curves and leaderboard every other tick
+const TICK_MS = pollMs('__classPollMs', 3000);   // models + status; curves and leaderboard every other tick
 const GALLERY_RESOLUTION = 32;
 
 /** What the sign-in box says for a refused call: our sentence, plus the server's detail only when it adds something. */
@@ -40,7 +40,7 @@ class ClassPage {
     $('leaderboard-refresh').addEventListener('click', () => this.refreshLeaderboard());
     $('view-tables').addEventListener('click', () => this.showView('tables'));
     $('view-gallery').addEventListener('click', () => this.showView('gallery'));
-    if (TEST) window.__class = this;
+    expose('__class', this);
   }
 
   signIn(token) { adminToken.set(token); return this.refresh(); }

@@ -15,18 +15,18 @@ function el(tag, attrs = {}, ...children) {
 }
 
 export class BuilderView {
-  constructor({ config, events, catalog }) {
-    this.config = config; this.catalog = catalog;
+  constructor({ controller, events, catalog }) {
+    this.controller = controller; this.catalog = catalog;
     this.root = $('builder');
     this.maxLayers = Math.min(10, (catalog.limits.max_layers || 9) - 1);
     const MAX_LAYERS = this.maxLayers;
-    $('add-layer').addEventListener('click', () => config.change((c) => {
+    $('add-layer').addEventListener('click', () => controller.change((c) => {
       if (c.hidden.length >= MAX_LAYERS) return;
       const prev = c.hidden[c.hidden.length - 1];
       c.hidden.push({ units: prev ? prev.units : 4, activation: prev ? prev.activation : 'tanh' });
     }));
-    $('remove-layer').addEventListener('click', () => config.change((c) => { c.hidden.pop(); }));
-    this.setConfig(config.value);
+    $('remove-layer').addEventListener('click', () => controller.change((c) => { c.hidden.pop(); }));
+    this.setConfig(controller.value);
     events.on('config', (cfg) => this.setConfig(cfg));
   }
 
@@ -56,7 +56,7 @@ export class BuilderView {
       const id = `feature-${f}`;
       const cb = el('input', { type: 'checkbox', id, value: f });
       cb.checked = cfg.features.includes(f);
-      cb.addEventListener('change', () => this.config.change((c) => {
+      cb.addEventListener('change', () => this.controller.change((c) => {
         const set = new Set(c.features);
         if (cb.checked) set.add(f); else set.delete(f);
         c.features = this.catalog.features.filter((x) => set.has(x));
@@ -75,15 +75,15 @@ export class BuilderView {
     const minus = el('button', { type: 'button', id: `units-minus-${k}`, class: 'round tiny', 'aria-label': `Remove a unit from ${name}`, text: '−' });
     const plus = el('button', { type: 'button', id: `units-plus-${k}`, class: 'round tiny', 'aria-label': `Add a unit to ${name}`, text: '+' });
     minus.disabled = layer.units <= 1; plus.disabled = layer.units >= MAX_UNITS;
-    minus.addEventListener('click', () => this.config.change((c) => { get(c).units = Math.max(1, get(c).units - 1); }));
-    plus.addEventListener('click', () => this.config.change((c) => { get(c).units = Math.min(MAX_UNITS, get(c).units + 1); }));
+    minus.addEventListener('click', () => this.controller.change((c) => { get(c).units = Math.max(1, get(c).units - 1); }));
+    plus.addEventListener('click', () => this.controller.change((c) => { get(c).units = Math.min(MAX_UNITS, get(c).units + 1); }));
     const count = el('output', { id: `units-${k}`, class: 'units', 'aria-label': `units in ${name}`, 'aria-live': 'polite', text: String(layer.units) });
     col.append(el('div', { class: 'field units-row' }, minus, count, plus));
     col.append(el('div', { class: 'units-label', text: layer.units === 1 ? 'unit' : 'units' }));
     const sel = el('select', { id: `act-${k}`, 'aria-label': `Activation of ${name}` });
     const acts = this.catalog.activations.filter((a) => isOutput || !this.catalog.outputOnly.includes(a));
     fillSelect(sel, acts, layer.activation);
-    sel.addEventListener('change', () => this.config.change((c) => {
+    sel.addEventListener('change', () => this.controller.change((c) => {
       get(c).activation = sel.value;
       if (isOutput && sel.value === 'softmax') { c.loss = 'cross_entropy'; if (c.output.units < 2) c.output.units = 2; }
       if (isOutput && sel.value === 'sigmoid' && c.loss === 'cross_entropy') c.loss = 'bce';

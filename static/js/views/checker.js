@@ -2,12 +2,11 @@
 // your backward pass as equations (columns or rows) through POST /derive, on the batch the panel shows
 // (by default the one GET /gradients uses). Verdicts per layer; the diagnosis (first_error) marks the
 // wrong step in the trace.
-import { request, ApiError } from '../api.js';
+import { api, ApiError } from '../api.js';
 import { formatNum } from '../charts/palette.js';
 import { parseNpy, parseNpz } from './npy.js';
 
 const $ = (id) => document.getElementById(id);
-const m = (id) => `/models/${encodeURIComponent(id)}`;
 const esc = (s) => String(s ?? '').replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }[c]));
 const shape = (s) => (Array.isArray(s) ? `(${s.join('×')})` : '');
 const GRAD = /^d([Wb])(\d+)$/;
@@ -50,8 +49,11 @@ function shapeOnly(v) {
 const asText = (eqs) => eqs.map((e) => `${e.target} = ${e.expr}`).join('\n');
 
 export class CheckerView {
-  constructor(app) {
-    this.app = app; this.model = null; this.data = null; this.defaultText = ''; this.uploaded = null;
+  /** trace: the TraceView, where a diagnosis is marked. */
+  constructor({ session, events, catalog, trace }) {
+    Object.assign(this, { session, catalog, trace });
+    events.on('model', (model, data) => this.setModel(model, data));
+    this.model = null; this.data = null; this.defaultText = ''; this.uploaded = null;
     this.examples = null; this.req = 0;
     this.out = $('checker-result');
     for (const r of document.querySelectorAll('input[name=checker-mode]')) r.addEventListener('change', () => this.setMode(r.value));
@@ -66,7 +68,7 @@ export class CheckerView {
     $('checker-batch').addEventListener('input', () => this.summarize());
     $('checker-example-question').addEventListener('click', () => this.example('question'));
     $('checker-example-correct').addEventListener('click', () => this.example('correct'));
-    $('checker-convention').addEventListener('change', () => this.app.trace?.setConvention?.($('checker-convention').value));
+    $('checker-convention').addEventListener('change', () => this.trace.setConvention($('checker-convention').value));
   }
 
   mode() { return document.querySelector('input[name=checker-mode]:checked').value; }
@@ -80,7 +82,7 @@ export class CheckerView {
   // ---- app hooks ----
   setModel(model, data) {
     this.model = model; this.data = data; this.uploaded = null;
-    const cap = Number(this.app.catalog?.limits?.gradients_default_rows) || 32;
+    const cap = Number(this.catalog.limits.gradients_default_rows) || 32;
     const train = data && data.train ? data.train : { X: [], y: [] };
     this.defaultText = JSON.stringify({ X: train.X.slice(0, cap), y: train.y.slice(0, cap) });
     $('checker-batch').value = this.defaultText;
@@ -89,7 +91,7 @@ export class CheckerView {
     this.clear();
   }
 
-  clear() { this.out.replaceChildren(); this.app.trace?.markError?.(null); }
+  clear() { this.out.replaceChildren(); this.trace.markError(null); }
 
   // ---- the batch ----
   summarize() {
@@ -124,7 +126,7 @@ export class CheckerView {
   async copyParameters() {
     if (!this.model) return;
     try {
-      const p = await request('GET', `${m(this.model.id)}/parameters`);
+      const p = await api.parameters(this.model.id);
       await this.copy(JSON.stringify(p), 'Parameters W, b copied ({"layers": [{"W", "b"}]}, W_i is (out, in))');
     } catch (err) { this.note(`Could not read the parameters: ${err.message}`, true); }
   }
@@ -168,9 +170,9 @@ export class CheckerView {
   // ---- examples ----
   async example(which) {
     try {
-      const id = this.app.session?.id;
+      const id = this.session.id;
       if (!this.examples || this.examplesFor !== id) {
-        this.examples = await request('GET', id ? `${m(id)}/derive/examples` : '/derive/examples');
+        this.examples = await api.deriveExamples(id);
         this.examplesFor = id;
       }
       const conv = $('checker-convention').value;
@@ -186,7 +188,7 @@ export class CheckerView {
 
   // ---- run ----
   async run() {
-    const id = this.app.session?.id;
+    const id = this.session.id;
     if (!id) return;
     const req = ++this.req; const mode = this.mode();
     $('checker-run').disabled = true; this.out.textContent = 'Checking…';
@@ -199,19 +201,19 @@ export class CheckerView {
           throw new Error(`paste JSON such as {"layers": [{"dW": [[…]], "db": […]}]} (${e.message})`);
         }
         if (!body || !Array.isArray(body.layers)) throw new Error('the JSON needs "layers": [{"dW": …, "db": …}, …], layer 1 first');
-        r = await request('POST', `${m(id)}/check`, { ...this.batch(), layers: body.layers });
+        r = await api.check(id, { ...this.batch(), layers: body.layers });
       } else {
         eqs = parseEquations($('checker-eqs').value);
         const convention = $('checker-convention').value;
-        r = await request('POST', `${m(id)}/derive`, { convention, ...this.batch(),
+        r = await api.derive(id, { convention, ...this.batch(),
           equations: eqs.map(({ target, expr }) => ({ target, expr })) });
         r.convention = convention; this.lastEquations = eqs;
       }
-      if (req !== this.req || id !== this.app.session.id) return;
+      if (req !== this.req || id !== this.session.id) return;
       this.show(r, mode);
     } catch (err) {
       if (req !== this.req) return;
-      this.app.trace?.markError?.(null);
+      this.trace.markError(null);
       this.note(err instanceof ApiError ? `Refused: ${this.explain(err, eqs)}` : err.message, true);
     } finally {
       if (req === this.req) $('checker-run').disabled = false;
@@ -267,7 +269,7 @@ export class CheckerView {
       `<tbody>${r.layers.map((l) => `<tr data-layer="${esc(l.layer)}"><th scope="row">${esc(l.layer)}</th>${verdict(l.dW)}${verdict(l.db)}</tr>` +
         (steps(l) ? `<tr><td></td><td colspan="2"><ul class="steps-errors">${steps(l)}</ul></td></tr>` : '')).join('')}</tbody></table>`;
     this.out.dataset.passed = String(!!r.passed);
-    if (mode === 'equations' && r.convention) this.app.trace?.setConvention?.(r.convention, fe);
-    else this.app.trace?.markError?.(fe || null);
+    if (mode === 'equations' && r.convention) this.trace.setConvention(r.convention, fe);
+    else this.trace.markError(fe || null);
   }
 }

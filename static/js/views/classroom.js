@@ -3,6 +3,7 @@
 // shown to the instructor (sent when a model is created).
 import { api } from '../api.js';
 import { nickname } from '../tokens.js';
+import { pollMs } from '../testhooks.js';
 
 const $ = (id) => document.getElementById(id);
 const DISMISSED = 'bp.preset-dismissed';
@@ -20,7 +21,7 @@ export function safeLink(link) {
 }
 
 export class ClassStatusView {
-  constructor({ session, config, events }, { interval = (window.__testHooks && window.__playgroundPollMs) || 10_000 } = {}) {
+  constructor({ session, controller, events }, { interval = pollMs('__playgroundPollMs', 10_000) } = {}) {
     this.events = events; this.interval = interval; this.timer = null; this.status = null;
     events.on('class-poll', () => this.poll());
     $('preset-dismiss').addEventListener('click', () => this._dismiss());
@@ -33,7 +34,7 @@ export class ClassStatusView {
       input.value = v;
       nickname.set(v);
       // an untrained network is simply made again, so the instructor sees the name at once
-      if (session.model && session.model.step === 0 && !session.busy) config.recreate();
+      if (session.model && session.model.step === 0 && !session.busy) controller.recreate();
       else $('nickname-hint').textContent = 'Used for the next network you make (Reset keeps this one).';
     });
   }

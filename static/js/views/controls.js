@@ -6,11 +6,11 @@ import { fillSelect } from '../catalog.js';
 const $ = (id) => document.getElementById(id);
 
 export class ControlsView {
-  constructor({ session, config, events, catalog, errors }) {
-    this.config = config; this.errors = errors;
-    fillSelect($('optimizer'), catalog.optimizers, config.value.optimizer);
-    fillSelect($('reg-kind'), catalog.regularization, config.value.reg_kind);
-    this.setConfig(config.value);
+  constructor({ session, controller, events, catalog, errors }) {
+    this.controller = controller; this.errors = errors;
+    fillSelect($('optimizer'), catalog.optimizers, controller.value.optimizer);
+    fillSelect($('reg-kind'), catalog.regularization, controller.value.reg_kind);
+    this.setConfig(controller.value);
     events.on('config', (cfg) => this.setConfig(cfg));
     events.on('playing', (on) => this.setPlaying(on));
     events.on('diverged', (on) => this.setDiverged(on));
@@ -18,24 +18,24 @@ export class ControlsView {
     const s = () => session;
     $('play').addEventListener('click', () => s().toggle());
     $('step').addEventListener('click', () => s().step());
-    $('step-epoch').addEventListener('click', () => config.run(() => s().stepEpoch(), 'Step epoch: '));
-    $('reset').addEventListener('click', () => config.reset());
+    $('step-epoch').addEventListener('click', () => controller.run(() => s().stepEpoch(), 'Step epoch: '));
+    $('reset').addEventListener('click', () => controller.reset());
     $('learning-rate').addEventListener('change', (e) => {
       const v = this._number(e.target);
-      if (v !== undefined) config.patch(this._optimizer({ learning_rate: v }), (c) => { c.learning_rate = v; });
+      if (v !== undefined) controller.patch(this._optimizer({ learning_rate: v }), (c) => { c.learning_rate = v; });
     });
     $('batch-size').addEventListener('change', (e) => {
       const raw = e.target.value.trim();
       const v = raw === '' ? null : this._number(e.target);
-      if (v !== undefined) config.patch({ batch_size: v === null ? null : Math.trunc(v) }, (c) => { c.batch_size = v === null ? null : Math.trunc(v); });
+      if (v !== undefined) controller.patch({ batch_size: v === null ? null : Math.trunc(v) }, (c) => { c.batch_size = v === null ? null : Math.trunc(v); });
     });
     $('optimizer').addEventListener('change', (e) => {
       const name = e.target.value;
-      config.patch(this._optimizer({ name }), (c) => { c.optimizer = name; });
+      controller.patch(this._optimizer({ name }), (c) => { c.optimizer = name; });
     });
     const reg = () => {
       const kind = $('reg-kind').value; const rate = this._number($('reg-rate'));
-      if (rate !== undefined) config.patch({ regularization: { kind, rate } }, (c) => { c.reg_kind = kind; c.reg_rate = rate; });
+      if (rate !== undefined) controller.patch({ regularization: { kind, rate } }, (c) => { c.reg_kind = kind; c.reg_rate = rate; });
     };
     $('reg-kind').addEventListener('change', reg);
     $('reg-rate').addEventListener('change', reg);
@@ -55,7 +55,7 @@ export class ControlsView {
    * the learning rate are always sent together.
    */
   _optimizer(change) {
-    const c = this.config.value;
+    const c = this.controller.value;
     return { optimizer: { name: c.optimizer, learning_rate: c.learning_rate, ...change } };
   }
 

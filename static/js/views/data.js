@@ -1,7 +1,7 @@
 // Data panel: dataset picker (select + thumbnails), test fraction, noise, samples,
 // and "regenerate" (a new data seed, which re-creates the model).
 import { fillSelect } from '../catalog.js';
-import { adaptToDataset, DEFAULTS } from '../state.js';
+import { adaptToDataset, defaultConfig } from '../state.js';
 import { drawDatasetIcon } from './icons.js';
 
 const $ = (id) => document.getElementById(id);
@@ -10,11 +10,11 @@ const label = (n) => LABELS[n] || n;
 const CUSTOM = '__custom';
 
 export class DataView {
-  constructor({ config, events, catalog }) {
-    this.config = config; this.catalog = catalog;
+  constructor({ controller, events, catalog }) {
+    this.controller = controller; this.catalog = catalog;
     const names = catalog.datasets.map((d) => d.name);
     const kindOf = Object.fromEntries(catalog.datasets.map((d) => [d.name, d.kind]));
-    fillSelect($('dataset'), names, config.value.dataset, (n) => `${label(n)} (${kindOf[n] || '?'})`);
+    fillSelect($('dataset'), names, controller.value.dataset, (n) => `${label(n)} (${kindOf[n] || '?'})`);
     // shown while the model trains on uploaded data (picking a dataset goes back to generated data)
     this.customOption = document.createElement('option');
     this.customOption.value = CUSTOM; this.customOption.textContent = 'your data (uploaded)';
@@ -38,28 +38,31 @@ export class DataView {
     const slider = (id, key) => {
       const el = $(id);
       el.addEventListener('input', () => { $(`${id}-value`).textContent = this._fmt(id, Number(el.value)); });
-      el.addEventListener('change', () => config.change((c) => { c[key] = Number(el.value); }));
+      el.addEventListener('change', () => controller.change((c) => { c[key] = Number(el.value); }));
     };
     slider('test-fraction', 'test_fraction');
     slider('noise', 'noise');
     $('samples').addEventListener('change', (e) => {
       const v = Math.trunc(Number(e.target.value));
-      if (Number.isFinite(v)) config.change((c) => { c.samples = v; });
+      if (Number.isFinite(v)) controller.change((c) => { c.samples = v; });
     });
-    $('regenerate').addEventListener('click', () => config.change((c) => {
+    $('regenerate').addEventListener('click', () => controller.change((c) => {
       c.data_seed = Math.floor(Math.random() * 1e6);
     }));
-    this.setConfig(config.value);
+    this.setConfig(controller.value);
     events.on('config', (cfg) => this.setConfig(cfg));
   }
 
   _fmt(id, v) { return id === 'test-fraction' ? `${Math.round(v * 100)}%` : String(v); }
 
   _pick(name) {
-    const cfg = this.config.value;
+    const cfg = this.controller.value;
     if (name === CUSTOM || (name === cfg.dataset && !cfg.custom)) return;
-    this.config.change((c) => {
-      if (c.custom) { c.custom = null; c.test_fraction = DEFAULTS.test_fraction; c.output = { ...DEFAULTS.output }; c.loss = DEFAULTS.loss; }
+    this.controller.change((c) => {
+      if (c.custom) {
+        const d = defaultConfig(this.catalog);
+        c.custom = null; c.test_fraction = d.test_fraction; c.output = d.output; c.loss = d.loss;
+      }
       c.dataset = name; adaptToDataset(c, this.catalog);
     });
   }

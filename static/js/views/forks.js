@@ -9,8 +9,8 @@ const COLORS = ['#1b7837', '#2166ac', '#c51b7d', '#8c510a', '#01665e', '#b2182b'
 const OWN = '#542788';   // the loss chart's own train curve
 
 export class ForksView {
-  constructor({ session, config, events }) {
-    Object.assign(this, { session, config, events });
+  constructor({ session, controller, events }) {
+    Object.assign(this, { session, controller, events });
     this.req = 0; this.curves = new Map();
     events.on('model', (model, data, why) => this.setModel(model, data, why));
   }
@@ -51,7 +51,7 @@ export class ForksView {
       if (id === model.id) { b.setAttribute('aria-current', 'true'); b.title = 'the model on this page'; }
       else {
         b.title = `Open ${names.get(id)}`;
-        b.addEventListener('click', () => this.config.switchTo(async () => {
+        b.addEventListener('click', () => this.controller.switchTo(async () => {
           try { await this.session.open(id, 'switch'); } catch (err) {
             if (err.status !== 404) throw err;
             forks.remove(id);   // gone from the server (evicted): not this page's model, so nothing is re-created

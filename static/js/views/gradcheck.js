@@ -6,8 +6,9 @@ import { formatNum } from '../charts/palette.js';
 const esc = (s) => String(s ?? '').replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }[c]));
 
 export class GradcheckView {
-  constructor(app) {
-    this.app = app;
+  constructor({ session, events }) {
+    this.session = session;
+    events.on('model', () => this.clear());
     this.btn = document.getElementById('gradcheck');
     this.out = document.getElementById('gradcheck-result');
     this.btn.addEventListener('click', () => this.run());
@@ -16,13 +17,13 @@ export class GradcheckView {
   clear() { this.out.replaceChildren(); }
 
   async run() {
-    const id = this.app.session.id;
+    const id = this.session.id;
     if (!id) return;
     this.btn.disabled = true; this.out.textContent = 'Checking…';
     try {
       const epsBox = document.getElementById('gradcheck-eps');
       const r = await api.gradcheck(id, epsBox ? { eps: Number(epsBox.value) } : {});
-      if (id !== this.app.session.id) return;
+      if (id !== this.session.id) return;
       const row = (l) => {
         const cell = (p) => (p ? `<td>${formatNum(p.relative_error, 3)}</td><td>${formatNum(p.max_abs_error, 3)}</td>` : '<td>–</td><td>–</td>');
         return `<tr><th scope="row">${l.layer}</th>${cell(l.W)}${cell(l.b)}</tr>`;

@@ -3,8 +3,8 @@
 import { NetworkDiagram } from '../charts/network.js';
 
 export class NetworkView {
-  constructor({ config, events, catalog }) {
-    this.config = config; this.catalog = catalog;
+  constructor({ controller, events, catalog }) {
+    this.controller = controller; this.catalog = catalog;
     this.diagram = new NetworkDiagram(document.getElementById('network'), { onLayerHover: (i) => events.emit('layer-hover', i) });
     this.lastBoundary = null;
     events.on('model', (model, data) => this.setModel(model, data));
@@ -15,11 +15,11 @@ export class NetworkView {
     const dims = data && data.train.X.length ? data.train.X[0].length : 2;
     const twoD = dims === 2;
     const custom = spec.data && spec.data.source === 'custom';
-    const features = (spec.data && spec.data.features) || (data && data.features) || (custom ? ['x1', 'x2'] : this.config.value.features);
+    const features = (spec.data && spec.data.features) || (data && data.features) || (custom ? ['x1', 'x2'] : this.controller.value.features);
     this.features = custom ? Array.from({ length: dims }, (_, i) => `x${i + 1}`) : twoD ? features : ['x'];
     const info = custom && spec.data.info;
     const labels = info && info.input_columns && info.input_columns.length === dims ? info.input_columns : null;
-    this.classification = data ? data.kind !== 'regression' : !this.catalog.isRegression(this.config.value.dataset);
+    this.classification = data ? data.kind !== 'regression' : !this.catalog.isRegression(this.controller.value.dataset);
     this.diagram.setStructure({
       inputs: labels || this.features.map((f) => (this.catalog.feature(f) || { label: f }).label),
       layers: spec.layers, thumbs: twoD,

@@ -17,31 +17,31 @@ function make(tag, id, attrs = {}) {
 }
 
 export class OptionsView {
-  constructor({ config, events, catalog }) {
+  constructor({ controller, events, catalog }) {
         const root = $('options');
-    const loss = make('select', 'loss'); fillSelect(loss, catalog.losses, config.value.loss);
-    const init = make('select', 'init'); fillSelect(init, catalog.inits, config.value.init);
+    const loss = make('select', 'loss'); fillSelect(loss, catalog.losses, controller.value.loss);
+    const init = make('select', 'init'); fillSelect(init, catalog.inits, controller.value.init);
     const std = make('input', 'init-std', { type: 'number', step: 'any', min: '0', inputmode: 'decimal' });
     const seed = make('input', 'seed', { type: 'number', step: '1', inputmode: 'numeric' });
-    const dtype = make('select', 'dtype'); fillSelect(dtype, catalog.dtypes, config.value.dtype);
+    const dtype = make('select', 'dtype'); fillSelect(dtype, catalog.dtypes, controller.value.dtype);
     const bias = make('input', 'bias', { type: 'checkbox' });
     const biasField = document.createElement('div'); biasField.className = 'field check';
     const bl = document.createElement('label'); bl.htmlFor = 'bias'; bl.textContent = 'Bias';
     biasField.append(bias, bl);
     root.append(field('Loss', loss), field('Init', init), field('Init std', std), field('Seed', seed),
       field('dtype', dtype), biasField);
-    const change = (fn) => () => config.change(fn);
+    const change = (fn) => () => controller.change(fn);
     loss.addEventListener('change', change((c) => {
       c.loss = loss.value;
       if (c.loss === 'bce') c.output.activation = 'sigmoid';
       if (c.loss === 'cross_entropy') { c.output.activation = 'softmax'; c.output.units = Math.max(2, c.output.units); }
     }));
     init.addEventListener('change', change((c) => { c.init = init.value; }));
-    std.addEventListener('change', () => { const v = Number(std.value); if (Number.isFinite(v)) config.change((c) => { c.init_std = v; }); });
-    seed.addEventListener('change', () => { const v = Math.trunc(Number(seed.value)); if (Number.isFinite(v)) config.change((c) => { c.seed = v; }); });
+    std.addEventListener('change', () => { const v = Number(std.value); if (Number.isFinite(v)) controller.change((c) => { c.init_std = v; }); });
+    seed.addEventListener('change', () => { const v = Math.trunc(Number(seed.value)); if (Number.isFinite(v)) controller.change((c) => { c.seed = v; }); });
     dtype.addEventListener('change', change((c) => { c.dtype = dtype.value; }));
     bias.addEventListener('change', change((c) => { c.bias = bias.checked; }));
-    this.setConfig(config.value);
+    this.setConfig(controller.value);
     events.on('config', (cfg) => this.setConfig(cfg));
   }
 

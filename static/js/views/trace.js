@@ -2,7 +2,7 @@
 // live shapes, every operand's shape as it is used (W₁ᵀ is (2×8) on 2-8-8-1), transposed operands
 // highlighted, per-layer shapes of a, z, delta on hover, the closed-form gradient when the server
 // has one, and the step "Check your gradients" diagnosed as wrong marked.
-import { request } from '../api.js';
+import { api } from '../api.js';
 
 const fmtShape = (s) => (Array.isArray(s) ? `(${s.join('×')})` : s === null || s === undefined ? '' : String(s));
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }[c]));
@@ -20,8 +20,10 @@ export const usedShape = (o) => o.shape;
 const baseName = (t) => String(t || '').replace(/[_^]?\{?\d+\}?$/, '').replace(/^δ$/, 'delta').toLowerCase();
 
 export class TraceView {
-  constructor(app) {
-    this.app = app; this.root = document.getElementById('trace'); this.trace = null; this.req = 0;
+  constructor({ events }) {
+    events.on('trace-batch', (id, batch) => this.load(id, batch));
+    events.on('layer-hover', (layer) => this.highlight(layer));
+    this.root = document.getElementById('trace'); this.trace = null; this.req = 0;
     this.convention = 'rows'; this.args = null; this.mark = null;
     for (const r of document.querySelectorAll('input[name=trace-convention]')) {
       r.addEventListener('change', () => { if (r.checked) this.setConvention(r.value); });
@@ -31,10 +33,8 @@ export class TraceView {
   async load(modelId, batchSize) {
     this.args = [modelId, batchSize];
     const req = ++this.req;
-    const q = new URLSearchParams({ convention: this.convention });
-    if (batchSize) q.set('batch_size', batchSize);
     try {
-      const t = await request('GET', `/models/${encodeURIComponent(modelId)}/trace?${q}`);
+      const t = await api.trace(modelId, { convention: this.convention, batchSize });
       if (req === this.req) { this._show(t); this._applyMark(); }
     } catch (err) {
       if (req === this.req) this.root.innerHTML = `<p class="field-error">Trace unavailable: ${esc(err.message)}</p>`;

@@ -15,8 +15,8 @@ export function saveBlob(blob, name) {
 }
 
 export class TransferView {
-  constructor({ session, config, events }) {
-    this.session = session; this.config = config;
+  constructor({ session, controller, events }) {
+    this.session = session; this.controller = controller;
     events.on('model', (model, data, why) => this.setModel(model, data, why));
     $('fork').addEventListener('click', () => this.fork());
     $('download-model').addEventListener('click', () => this.download());
@@ -45,9 +45,9 @@ export class TransferView {
 
   async fork() {
     this._status('');
-    const { session, config } = this;
+    const { session, controller } = this;
     const from = session.frame ? session.frame.step : 0;
-    const ok = await config.switchTo(() => session.fork(), 'Fork: ');
+    const ok = await controller.switchTo(() => session.fork(), 'Fork: ');
     if (ok) this._status(`Forked at step ${from}. This is the fork; the original's curve stays on the loss chart.`);
   }
 
@@ -74,9 +74,9 @@ export class TransferView {
     this._status('');
     const binary = /\.npz$/i.test(file.name);
     const body = binary ? await file.arrayBuffer() : await file.text();
-    const { session, config } = this;
+    const { session, controller } = this;
     let done = false;
-    await config.switchTo(async () => {
+    await controller.switchTo(async () => {
       let model;
       try {
         model = await api.importModel(body);

@@ -42,8 +42,8 @@ export function outputFor(ds, values) {
 }
 
 export class UploadView {
-  constructor({ config, events }) {
-    this.config = config; this.text = null; this.name = null;
+  constructor({ controller, events }) {
+    this.controller = controller; this.text = null; this.name = null;
     events.on('config', (cfg) => this.setConfig(cfg));
     $('csv-file').addEventListener('change', (e) => this._read(e.target.files[0]));
     $('csv-use').addEventListener('click', () => this.upload());
@@ -100,7 +100,7 @@ export class UploadView {
       const name = this.name;
       $('csv-status').textContent = `${name}: ${ds.rows} rows, ${ds.input_columns.length} input${ds.input_columns.length === 1 ? '' : 's'}` +
         (ds.classes ? `, ${ds.classes.length} classes` : '');
-      this.config.change((c) => {
+      this.controller.change((c) => {
         if (!c.custom) c.test_fraction = 0.2;   // the generated datasets' 50% is a lot for real data
         c.custom = {
           dataset_id: ds.id, standardize, name, rows: ds.rows, input_columns: ds.input_columns,

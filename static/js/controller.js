@@ -1,25 +1,11 @@
-// The configuration and the model's life cycle: holds the configuration, turns edits into model
-// re-creation (debounced) or PATCHes, keeps the URL / share link in sync, shows errors, and tells
-// the views through events (events.js). The views get this object as `config`.
-// The page URL also names the open model (?...&model=<id>) so a reload reopens it; the
-// share link does not (it describes the setup, and a model can only be changed with its token).
-import { clone, toSpec, fromSpec, shareURL, toQuery } from './state.js';
-import { formatNum } from './charts/palette.js';
+// The model's life cycle, driven by the configuration: holds the configuration, turns edits into model
+// re-creation (debounced) or PATCHes, and applies the error policy (a model the server lost is made
+// again; a frozen class pauses). It tells the views through events (events.js): config, frozen,
+// diverged (on, frame) and url (cfg, modelId), which views/share.js writes to the address bar.
+import { clone, toSpec, fromSpec, readQuery } from './state.js';
 import { tokens, nickname } from './tokens.js';
 
-const $ = (id) => document.getElementById(id);
-
-/**
- * The divergence banner. The refused step is never taken, so the network stays at `step` (what the
- * step counter shows) and `divergedAt` is step + 1: both numbers are named for what they are.
- */
-export function divergenceText(step, divergedAt) {
-  const refused = divergedAt ?? step + 1;
-  return `Training stopped at step ${step}: step ${refused} made the loss or the weights non-finite, so it was ` +
-    'refused and the network keeps its weights. Try a smaller learning rate, then press Reset.';
-}
-
-export class Config {
+export class ModelController {
   /** cfg: the starting configuration; session: Session; events: createEvents(); errors: ErrorView. */
   constructor({ cfg, catalog, session, events, errors }) {
     Object.assign(this, { cfg, catalog, session, events, errors });
@@ -67,9 +53,9 @@ export class Config {
    * one this browser had open, when this browser holds its token; else a new one from the URL.
    */
   async start(search) {
-    const p = new URLSearchParams(search);
-    const setup = [...p.keys()].some((k) => k !== 'model');
-    const id = p.get('model') || (setup ? null : tokens.last());
+    const { model } = readQuery(search, this.catalog);
+    const setup = [...new URLSearchParams(search).keys()].some((k) => k !== 'model');
+    const id = model || (setup ? null : tokens.last());
     if (id && tokens.get(id)) {
       document.body.dataset.ready = 'false';
       try {
@@ -144,9 +130,6 @@ export class Config {
     if (on && this.session.playing) this.session.pause();
     if (on === this.frozen && !refused) return;
     this.frozen = on;
-    const box = $('frozen-banner');
-    box.hidden = !on;
-    if (on) box.textContent = 'Training is frozen by your teacher. You can look around; Play works again when they unfreeze.';
     this.events.emit('frozen', on);
     if (refused) this.events.emit('class-poll');
   }
@@ -154,13 +137,8 @@ export class Config {
   /** B for the trace: the batch size, or the number of training rows for full batch. */
   traceBatch() { return this.cfg.batch_size || this.session.nTrain || undefined; }
 
-  syncURL() {
-    const url = shareURL(this.cfg);
-    const id = this.session.id;
-    history.replaceState(null, '', `?${toQuery(this.cfg)}${id ? `&model=${encodeURIComponent(id)}` : ''}`);
-    $('share-link').href = url;
-    $('share-url').value = url;
-  }
+  /** Tell the address bar and the share link (views/share.js) the configuration and the open model. */
+  syncURL() { this.events.emit('url', this.cfg, this.session.id); }
 
   _onModel(model, data, why) {
     if (why !== 'create' && why !== 'reset') {
@@ -178,26 +156,6 @@ export class Config {
     this.events.emit('redraw');
   }
 
-  /** frame: the diverged frame, or null to hide. */
-  _showDivergence(frame) {
-    const box = $('divergence-message');
-    const on = !!frame;
-    if (on) {
-      const text = divergenceText(frame.step, frame.diverged_at);
-      if (box.textContent !== text) box.textContent = text;
-    }
-    box.hidden = !on;
-    this.events.emit('diverged', on);
-  }
-
-  /** What the browser tests read (window.__playground.state). */
-  state() {
-    const s = this.session;
-    return {
-      config: clone(this.cfg), modelId: s.id, playing: s.playing, busy: s.busy, frozen: !!this.frozen,
-      owned: s.owned, parent: s.model ? s.model.parent || null : null,
-      step: s.frame ? s.frame.step : 0, diverged: !!(s.model && s.model.diverged),
-      trainLoss: s.frame ? formatNum(s.frame.train_loss, 6) : null,
-    };
-  }
+  /** frame: the diverged frame, or null when training may go on. */
+  _showDivergence(frame) { this.events.emit('diverged', !!frame, frame); }
 }
