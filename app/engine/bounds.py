@@ -20,15 +20,17 @@ import numpy as np
 from app.config import Settings
 
 ITEM = 8  # bytes per value (float64)
-# One interpreted step (an expression node: its dispatch, its checks, its message text) costs about
-# as much CPU as this many multiply-adds of NumPy, so a long expression on tiny arrays is bounded too.
-STEP_COST = 10_000
+# One interpreted step (an expression node: its dispatch, its checks, its bookkeeping) takes a few
+# microseconds of Python, as long as BLAS takes for about this many multiply-adds, so a long expression
+# on tiny arrays, evaluated again and again by a repair search, is bounded too.
+STEP_COST = 50_000
 
 
 class OverBudget(Exception):
     """``resource`` ("bytes" or "cost") would reach ``needed``, past ``limit``, making ``what``."""
 
-    def __init__(self, resource: str, needed: int, limit: int, what: str):
+    def __init__(self, resource: str, needed: int, limit: int, what: str | Callable[[], str]):
+        what = what() if callable(what) else what
         unit = "bytes" if resource == "bytes" else "operations"
         super().__init__(f"{what} would take the evaluation to {needed} {unit}; the limit is {limit}")
         self.resource, self.needed, self.limit, self.what = resource, needed, limit, what
@@ -80,7 +82,7 @@ class Budget:
         self.held = self.live = self.spent = 0
         self._search: Budget | None = None
 
-    def step(self, ops: int = 0, what: str = "this step") -> None:
+    def step(self, ops: int = 0, what: str | Callable[[], str] = "this step") -> None:
         """Charge one step and ``ops`` operations; OverBudget past max_cost, Cancelled when cancelled."""
         if self.cancelled():
             raise Cancelled
@@ -89,7 +91,7 @@ class Budget:
             raise OverBudget("cost", spent, self.max_cost, what)
         self.spent = spent
 
-    def make(self, shape: tuple, what: str, ops: int | None = None) -> int:
+    def make(self, shape: tuple, what: str | Callable[[], str], ops: int | None = None) -> int:
         """Before a value of ``shape`` is made: charge its ``ops`` (default: its entries) and claim its bytes.
 
         Returns the bytes claimed (give them back with ``release``). Raises OverBudget, Cancelled."""

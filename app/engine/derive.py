@@ -366,13 +366,24 @@ def _matmul_check(x: _Val, y: _Val, batched: bool) -> None:
                         f"left to equal the rows of the right")
 
 
+def _stacked_product(xa: np.ndarray, ya: np.ndarray) -> np.ndarray:
+    """np.matmul, with a stack (B, n, k) against one matrix done as one matrix product: BLAS then reads
+    the matrix once, not once per sample."""
+    if xa.ndim == 3 and ya.ndim == 2:  # (B, n, k) @ (k, m)
+        return (xa.reshape(-1, xa.shape[2]) @ ya).reshape(xa.shape[0], xa.shape[1], ya.shape[1])
+    if xa.ndim == 2 and ya.ndim == 3:  # (n, k) @ (B, k, m): each sample's (m, k) @ (k, n), transposed
+        return np.swapaxes(_stacked_product(np.swapaxes(ya, 1, 2), xa.T), 1, 2)
+    return np.matmul(xa, ya)
+
+
 def _matmul(x: _Val, y: _Val, env: _Env, node) -> _Val:
     batched = x.batched or y.batched
     _matmul_check(x, y, batched)
     shape = ((max(x.lead, y.lead),) if batched else ()) + x.shape[:-1] + y.shape[1:]
+    temp = env.make((x.arr.size + y.arr.size,), node, 0) if batched else 0  # the stack laid out as one matrix
     claimed = env.make(shape, node, int(np.prod(shape, dtype=np.float64)) * x.shape[-1])
-    out = np.matmul(x.arr, y.arr)
-    env.budget.release(x.claimed + y.claimed)
+    out = _stacked_product(x.arr, y.arr)
+    env.budget.release(temp + x.claimed + y.claimed)
     return _Val(out, node, f"{_fmt(x.shape)} @ {_fmt(y.shape)}", batched, claimed)
 
 
@@ -625,14 +636,18 @@ class DeriveOverBudget(Exception):
         self.index, self.layer, self.target, self.resource = index, layer, target, over.resource
 
 
-def _run(tree, env: _Env, i: int, mean: bool = False) -> _Val:
-    """Evaluate one equation at layer i once, for the whole batch.
+def _concrete(tree, i: int, L: int) -> ast.Expression:
+    """The equation's tree with every index resolved for layer i (a copy)."""
+    return ast.fix_missing_locations(_Concrete(i, L).visit(copy.deepcopy(tree)))
+
+
+def _run(concrete, env: _Env, i: int, mean: bool = False) -> _Val:
+    """Evaluate one equation, its tree made concrete for layer i, once for the whole batch.
 
     rows: the result as is. columns: every sample at once as stacked columns (B, ...), or (1, ...) for a
     value the same for every sample; with ``mean`` (dW and db) the mean over the samples, one sample's
     value, made without a (B, n, m) stack where the expression is linear in the samples (see _mean).
     On any exception the values made are given back to the budget."""
-    concrete = ast.fix_missing_locations(_Concrete(i, env.b.L).visit(copy.deepcopy(tree)))
     env.layer, live = i, env.budget.live
     try:
         if not env.columns:
@@ -668,7 +683,7 @@ def _repairs(tree, env: _Env, i: int, true_delta) -> str | None:
     Each try is one evaluation on the budget's search(); when the searches' CPU runs out, SEARCH_STOPPED."""
     b, columns = env.b, env.columns
     search = _Env(b, columns, env.deltas, i, env.y, env.limit, env.budget.search())
-    concrete = _Concrete(i, b.L).visit(copy.deepcopy(tree))
+    concrete = _concrete(tree, i, b.L)
     nodes = [n for n in ast.walk(concrete) if isinstance(n, (ast.Subscript, ast.Attribute))]
     for n in nodes:
         options = []
@@ -750,7 +765,7 @@ def derive(net: Network, X, y, equations: list[dict], convention: str = "rows", 
             step = {"target": f"{kind}[{i}]", "expr": expr, "shape": None, "error": None}
             steps[i].append(step)
             try:
-                val = _run(tree, env, i, mean=kind != "delta")
+                val = _run(_concrete(tree, i, L), env, i, mean=kind != "delta")
                 env.budget.keep(val.claimed)  # read by the layers below (delta) or checked at the end (dW, db)
             except OverBudget as e:
                 raise DeriveOverBudget(index, i, f"{kind}[{i}]", expr, e) from None
