@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     derive_max_rows: int = Field(256, description="rows of X per /derive call (columns: every sample at once, "
                                  "stacked)")
     # A correct backward pass on the largest net (2M weights, 256 rows) holds about 30 MB and costs about
-    # 1e9 multiply-adds; 2e9 is about a second of one core, as gradcheck_max_cost is.
+    # 1e9 multiply-adds; 2e9 is under a second of one core here, as gradcheck_max_cost is.
     derive_max_bytes: int = Field(64 * 1024 * 1024, ge=1, description="bytes of values one /derive call holds "
                                   "at once, from the shapes before any is made (422 naming the equation past it)")
     derive_max_cost: int = Field(2_000_000_000, ge=1, description="multiply-adds and entries one /derive call "
