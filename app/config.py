@@ -86,7 +86,15 @@ class Settings(BaseSettings):
     check_max_entries: int = Field(1_000_000, description="numbers in one dW or db sent to /check")
     derive_max_equations: int = Field(32, description="equations per /derive call")
     derive_max_expr_length: int = Field(400, description="characters per /derive expression")
-    derive_max_rows: int = Field(256, description="rows of X per /derive call (columns: one sample at a time)")
+    derive_max_rows: int = Field(256, description="rows of X per /derive call (columns: every sample at once, "
+                                 "stacked)")
+    # A correct backward pass on the largest net (2M weights, 256 rows) holds about 30 MB and costs about
+    # 1e9 multiply-adds; 2e9 is under a second of one core here, as gradcheck_max_cost is.
+    derive_max_bytes: int = Field(64 * 1024 * 1024, ge=1, description="bytes of values one /derive call holds "
+                                  "at once, from the shapes before any is made (422 naming the equation past it)")
+    derive_max_cost: int = Field(2_000_000_000, ge=1, description="multiply-adds and entries one /derive call "
+                                 "computes, its CPU budget (422 naming the equation past it); its repair search "
+                                 "has as much again, and stops with a note past it")
     # -- per-client fairness: concurrency caps, enforced by app/api/fairness.py; 0 turns one off
     concurrent_per_client: int = Field(4, ge=0, description="expensive calls (train, gradcheck, boundary, predict, "
                                        "gradients, check, derive, create, import, export, ...) at once per client address")

@@ -2,13 +2,13 @@
 language, layer by layer from the top, and say where it goes wrong and why.
 
 Note for the web side (derive): the interface is the one agreed, plus
-- ``derive(net, X, y, equations, convention)`` -> {"passed", "first_error": {"layer", "target",
+- ``derive(net, X, y, equations, convention, bounds, cancelled)`` -> {"passed", "first_error": {"layer", "target",
   "message"} | None, "layers": [{"layer", "dW", "db", "steps": [{"target", "expr", "shape": list |
   None, "error": str | None}]}]}; target strings are concrete ("delta[2]", "dW[3]"); in columns db
   is compared as a column (n, 1) and "shape" is one sample's.
-- DeriveSyntaxError(index, position, message) also for more than MAX_EQUATIONS equations, an expr
-  over MAX_EXPR_CHARS characters or MAX_NODES parts, a number over 1e15, and a target naming a
-  layer outside 1..L. ValueError for a convention other than "rows" / "columns".
+- DeriveSyntaxError(index, position, message) also for more than bounds.max_equations equations,
+  an expr over bounds.max_expr_chars characters or MAX_NODES parts, a number over 1e15, and a
+  target naming a layer outside 1..L. ValueError for a convention other than "rows" / "columns".
 - QUESTION_EQUATIONS[convention] (the one-click example), CORRECT_EQUATIONS[convention] (MSE) and
   ``correct_equations(net, convention)`` (this net's loss and output, db only with a bias).
 - checker.check_student's result now also has "first_error" (the entry point); trace operands have
@@ -27,8 +27,9 @@ Conventions:
 - "rows": the engine's batch notation, z[k] and delta[k] are (B, n_k), b[k] is (n_k,); dW and db
   are compared as given (dW = delta[i].T @ z[i-1] sums over the rows; delta[L] carries the 1/B).
 - "columns": the question's notation, one sample as a column: z[k], a[k], delta[k], b[k] are
-  (n_k, 1), y and y_hat (K, 1). Equations are evaluated sample by sample and dW, db averaged over
-  the samples, as the loss is: delta[L] is the per-sample error, 2 (y_hat - y) * f'(a_L) for MSE.
+  (n_k, 1), y and y_hat (K, 1). Each equation is evaluated once, every sample at once as a stacked
+  axis, and dW, db averaged over the samples, as the loss is: delta[L] is the per-sample error,
+  2 (y_hat - y) * f'(a_L) for MSE.
 Elementwise operations need equal shapes, as in the mathematics: no broadcasting, apart from a
 scalar (a number, B, L or a 1x1 value) and, in rows, a bias (n,) added to every row of (B, n).
 
@@ -36,22 +37,31 @@ Errors: a syntax error or a name outside the language raises DeriveSyntaxError(i
 message). A shape error is the student's mathematics, not a bad request: it is reported in the
 result's first_error with the operands and their shapes, and a repair when one is found (an
 operand replaced by its neighbour layer's or its transpose that gives the right values).
+
+Bounds (app/engine/bounds.py, the numbers from app/config.py): before each value is made its size is
+computed from the shapes for the whole batch. One larger than any step of a backward pass needs
+(BUDGET entries, or twice the batch or the widest layer's square) is the student's mistake, a
+StepError in the result. Past the call's bytes held at once or its operations (the CPU budget), the
+derivation stops with DeriveOverBudget naming the equation; the repair search has as many operations
+again and, past them, stops with SEARCH_STOPPED as its diagnosis. ``cancelled()`` is asked at every
+step; once true, bounds.Cancelled.
 """
 from __future__ import annotations
 
 import ast
 import copy
 import re
+from typing import Callable
 
 import numpy as np
 
+from .bounds import Bounds, Budget, OverBudget
 from .checker import TOLERANCE, Diagnosis, verdicts
+from .evaluate import Concrete, Env, StepError, Val, evaluate, fmt, mean_over_samples
 from .gradcheck import relative_error
 from .network import Network
 
 CONVENTIONS = ("rows", "columns")
-MAX_EQUATIONS = 32
-MAX_EXPR_CHARS = 400
 MAX_NODES = 120
 ARRAYS = ("W", "b", "a", "z", "delta")
 SCALARS = ("y", "y_hat", "B", "L")
@@ -112,14 +122,6 @@ class DeriveSyntaxError(ValueError):
     def __init__(self, index: int, position: int, message: str):
         super().__init__(f"equation {index}, position {position}: {message}")
         self.index, self.position, self.message = index, position, message
-
-
-class StepError(Exception):
-    """The student's mathematics does not evaluate (shapes, a delta not yet computed)."""
-
-
-def _fmt(shape) -> str:
-    return "(" + ", ".join(map(str, shape)) + (",)" if len(shape) == 1 else ")")
 
 
 # -- parsing ------------------------------------------------------------------------------------------
@@ -194,12 +196,17 @@ def _check(node, index: int, expr: str) -> None:
     fail(node, f"{type(node).__name__} is not in the language")
 
 
-def parse(equations: list[dict]) -> list[tuple[str, str, ast.Expression, str]]:
-    """[(kind, layer spec, tree, expr)] for each equation; DeriveSyntaxError naming the one that fails."""
+def parse(equations: list[dict], bounds: Bounds | None = None) -> list[tuple[str, str, ast.Expression, str, int]]:
+    """[(kind, layer spec, tree, expr, index)] for each equation; DeriveSyntaxError naming the one that fails.
+
+    At most ``bounds.max_equations`` equations of ``bounds.max_expr_chars`` characters (default:
+    Bounds.default()) and MAX_NODES parts each."""
+    bounds = bounds or Bounds.default()
+    max_equations, max_chars = bounds.max_equations, bounds.max_expr_chars
     if not isinstance(equations, (list, tuple)) or not equations:
         raise DeriveSyntaxError(0, 0, "give at least one equation {target, expr}")
-    if len(equations) > MAX_EQUATIONS:
-        raise DeriveSyntaxError(MAX_EQUATIONS, 0, f"at most {MAX_EQUATIONS} equations")
+    if len(equations) > max_equations:
+        raise DeriveSyntaxError(max_equations, 0, f"at most {max_equations} equations")
     out = []
     for k, eq in enumerate(equations):
         if not isinstance(eq, dict) or not isinstance(eq.get("target"), str) or not isinstance(eq.get("expr"), str):
@@ -209,8 +216,8 @@ def parse(equations: list[dict]) -> list[tuple[str, str, ast.Expression, str]]:
             raise DeriveSyntaxError(k, 0, f"target {eq['target']!r}: write delta[i], dW[i] or db[i], or name "
                                           f"one layer: delta[L], delta[L-1], dW[2]")
         expr = eq["expr"]
-        if len(expr) > MAX_EXPR_CHARS:
-            raise DeriveSyntaxError(k, MAX_EXPR_CHARS, f"an expression has at most {MAX_EXPR_CHARS} characters")
+        if len(expr) > max_chars:
+            raise DeriveSyntaxError(k, max_chars, f"an expression has at most {max_chars} characters")
         try:
             tree = ast.parse(expr.strip(), mode="eval")
         except SyntaxError as e:
@@ -222,190 +229,21 @@ def parse(equations: list[dict]) -> list[tuple[str, str, ast.Expression, str]]:
     return out
 
 
-# -- evaluation -----------------------------------------------------------------------------------------
-class _Concrete(ast.NodeTransformer):
-    """The tree with every index resolved to a layer number (for evaluation and for messages)."""
-
-    def __init__(self, i: int, L: int):
-        self.i, self.L = i, L
-
-    def visit_Subscript(self, node):
-        s = node.slice
-        if isinstance(s, ast.Constant):
-            k = s.value
-        elif isinstance(s, ast.Name):
-            k = self.i if s.id == "i" else self.L
-        else:
-            base = self.i if s.left.id == "i" else self.L
-            k = base + s.right.value if isinstance(s.op, ast.Add) else base - s.right.value
-        return ast.copy_location(ast.Subscript(value=node.value, slice=ast.Constant(k), ctx=ast.Load()), node)
-
-
-class _Val:
-    """An array with the text it came from and, for a product, how it was formed.
-
-    In columns a value of one sample is (n, 1); ``batched`` values hold every sample at once,
-    stacked on a leading axis (B, n, 1), so the equations run once for the whole batch. Shapes in
-    checks and messages are always one sample's."""
-
-    def __init__(self, arr, text: str, how: str = "", batched: bool = False):
-        self.arr, self.text, self.how, self.batched = np.asarray(arr, np.float64), text, how, batched
-
-    @property
-    def shape(self) -> tuple:
-        return self.arr.shape[1:] if self.batched else self.arr.shape
-
-    @property
-    def scalar(self) -> bool:
-        return int(np.prod(self.shape)) == 1 and len(self.shape) <= 2
-
-    def describe(self) -> str:
-        return f"{self.text} of shape {_fmt(self.shape)}" + (f" (from {self.how})" if self.how else "")
-
-
-class _Env:
-    """The values one evaluation reads: every sample as a column stacked (columns) or the batch (rows)."""
-
-    def __init__(self, b, columns: bool, deltas: dict, layer: int, y: np.ndarray, rows: slice, limit: int):
-        self.b, self.columns, self.deltas, self.layer, self.y = b, columns, deltas, layer, y
-        self.rows, self.limit = rows, limit  # the samples of this chunk; the most entries one value may have
-
-    def vec(self, arr, text: str) -> _Val:
-        """A batch quantity (B, n): stacked columns (chunk, n, 1) in columns, as is in rows."""
-        return _Val(arr[self.rows][:, :, None], text, batched=True) if self.columns else _Val(arr, text)
-
-    def fits(self, shape: tuple, what: str) -> None:
-        """Refuse a value larger than any step of a backward pass needs (memory bound per call)."""
-        if int(np.prod(shape, dtype=np.float64)) > self.limit:
-            raise StepError(f"{what} would have {int(np.prod(shape, dtype=np.float64))} entries, more than any "
-                            f"step of this backward pass needs ({self.limit})")
-
-    def array(self, name: str, k: int, text: str) -> _Val:
-        b, L = self.b, self.b.L
-        lo = 0 if name == "z" else 1
-        if not lo <= k <= L:
-            raise StepError(f"{name}[{k}] does not exist: the layers are {lo}..{L}")
-        if name == "W":
-            return _Val(b.W[k - 1], text)
-        if name == "b":
-            if not b.net.bias:
-                raise StepError(f"b[{k}]: this network has no bias")
-            bias = b.net.dense[k - 1].params["b"].astype(np.float64)
-            return _Val(bias[:, None] if self.columns else bias, text)
-        if name == "a":
-            return self.vec(b.a[k - 1], text)
-        if name == "z":
-            return self.vec(b.z[k], text)
-        if k not in self.deltas:
-            raise StepError(f"delta[{k}] is not computed yet: layers are evaluated from the top (L = {L}) down, "
-                            f"so layer {self.layer} can use delta[{self.layer + 1}] and above")
-        return _Val(self.deltas[k][self.rows] if self.columns else self.deltas[k], text, batched=self.columns)
-
-
-def _elementwise(op: str, x: _Val, y: _Val, columns: bool) -> _Val:
-    if x.shape != y.shape:
-        bias = not columns and op in "+-" and len(x.shape) == 2 and len(y.shape) == 1 and x.shape[1] == y.shape[0]
-        if not (bias or (op in "*/" and (x.scalar or y.scalar)) or not x.shape or not y.shape):
-            word = {"+": "+", "-": "-", "*": "* (elementwise)", "/": "/ (elementwise)"}[op]
-            raise StepError(f"{x.describe()} against {y.describe()}: {word} needs equal shapes"
-                            + (" (a row against a column: one of them needs .T)"
-                               if sorted(x.shape) == sorted(y.shape) else ""))
-    xa, ya = x.arr, y.arr
-    if x.shape != y.shape and x.shape and y.shape:  # a 1x1 value scales every entry of the other
-        if x.scalar and not y.scalar:
-            xa = xa.reshape((-1,) + (1,) * len(y.shape)) if x.batched else xa.reshape(())
-        elif y.scalar and not x.scalar:
-            ya = ya.reshape((-1,) + (1,) * len(x.shape)) if y.batched else ya.reshape(())
-    with np.errstate(all="ignore"):
-        out = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}[op](xa, ya)
-    return _Val(out, "", batched=x.batched or y.batched)
-
-
-def _eval(node, env: _Env) -> _Val:
-    text = ast.unparse(node)
-    if isinstance(node, ast.Constant):
-        return _Val(node.value, text)
-    if isinstance(node, ast.Name):
-        b = env.b
-        if node.id in ("B", "L"):
-            return _Val(float(b.B if node.id == "B" else b.L), node.id)
-        return env.vec(b.z[b.L] if node.id == "y_hat" else env.y, node.id)  # y (B, K) as a batch quantity
-    if isinstance(node, ast.Subscript):
-        return env.array(node.value.id, node.slice.value, text)
-    if isinstance(node, ast.Attribute):
-        v = _eval(node.value, env)
-        arr = np.swapaxes(v.arr, -1, -2) if len(v.shape) == 2 else v.arr
-        return _Val(arr, text, v.how, v.batched)
-    if isinstance(node, ast.UnaryOp):
-        v = _eval(node.operand, env)
-        return _Val(-v.arr if isinstance(node.op, ast.USub) else v.arr, text, v.how, v.batched)
-    if isinstance(node, ast.BinOp):
-        x, y = _eval(node.left, env), _eval(node.right, env)
-        if isinstance(node.op, ast.MatMult):
-            if not x.shape or not y.shape or x.shape[-1] != y.shape[0] or len(x.shape) > 2 or len(y.shape) > 2 \
-                    or (x.batched or y.batched) and (len(x.shape) != 2 or len(y.shape) != 2):
-                raise StepError(f"{x.describe()} @ {y.describe()}: a matrix product needs the columns of the "
-                                f"left to equal the rows of the right")
-            lead = x.arr.shape[:1] if x.batched else y.arr.shape[:1] if y.batched else ()
-            env.fits(lead + x.shape[:-1] + y.shape[1:], f"{x.text} @ {y.text}")
-            return _Val(np.matmul(x.arr, y.arr), text, f"{_fmt(x.shape)} @ {_fmt(y.shape)}", x.batched or y.batched)
-        op = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}[type(node.op)]
-        v = _elementwise(op, x, y, env.columns)
-        v.text = text
-        return v
-    if isinstance(node, ast.Call):
-        name = node.func.id
-        args = [_eval(a, env) for a in node.args]
-        if name == "outer":
-            u, v = args
-            for w in (u, v):
-                if len(w.shape) == 2 and min(w.shape) != 1 or len(w.shape) > 2:
-                    raise StepError(f"outer({u.text}, {v.text}): {w.describe()} is not a vector")
-            env.fits((max(u.arr.shape[:1] if u.batched else (1,), v.arr.shape[:1] if v.batched else (1,))[0],
-                      int(np.prod(u.shape)), int(np.prod(v.shape))), text)
-            uu = u.arr.reshape((u.arr.shape[0], -1, 1) if u.batched else (-1, 1))
-            vv = v.arr.reshape((v.arr.shape[0], 1, -1) if v.batched else (1, -1))
-            return _Val(uu * vv, text, batched=u.batched or v.batched)
-        if name in ("sum", "mean"):
-            x = args[0]
-            axis = next((kw.value.value for kw in node.keywords), None)
-            if axis is not None and not -len(x.shape) <= axis < len(x.shape):
-                raise StepError(f"{text}: {x.describe()} has no axis {axis}")
-            if x.batched:
-                axis = tuple(range(1, x.arr.ndim)) if axis is None else (axis % len(x.shape)) + 1
-            return _Val(getattr(np, name)(x.arr, axis=axis), text, batched=x.batched)
-        arg = node.args[0]
-        k = arg.slice.value if isinstance(arg, ast.Subscript) and arg.value.id in ("a", "z") else env.layer
-        f = env.b.act(max(1, min(k, env.b.L)))
-        x = args[0]
-        if name == "f":
-            if f.output_only and env.columns:  # softmax runs over a column here, over a row in the engine
-                flat = np.swapaxes(x.arr, -1, -2)
-                out = f.forward(flat.reshape(-1, flat.shape[-1])).reshape(flat.shape)
-                return _Val(np.swapaxes(out, -1, -2), text, batched=x.batched)
-            return _Val(f.forward(x.arr if x.arr.ndim == 2 or not f.output_only else np.atleast_2d(x.arr)),
-                        text, batched=x.batched)
-        if f.output_only:
-            raise StepError(f"{text}: {f.name} has a Jacobian, not an elementwise derivative")
-        return _Val(f.derivative(x.arr, f.forward(x.arr)), text, batched=x.batched)
-    raise StepError(f"{text} cannot be evaluated")  # unreachable after _check
-
-
 # -- the derivation ---------------------------------------------------------------------------------------
 def _pick(parsed, L: int) -> dict:
-    """(kind, layer) -> (tree, expr): a named layer's equation overrides the general one.
+    """(kind, layer) -> (tree, expr, index): a named layer's equation overrides the general one.
 
     Raises DeriveSyntaxError for a target naming a layer outside 1..L."""
     out, named = {}, {}
     for kind, spec, tree, expr, index in parsed:
         if spec == "i":
             for i in range(1, L + 1):
-                out.setdefault((kind, i), (tree, expr))
+                out.setdefault((kind, i), (tree, expr, index))
             continue
         k = _layer(spec, L)
         if not 1 <= k <= L:
             raise DeriveSyntaxError(index, 0, f"target {kind}[{spec}] names layer {k}; this network has layers 1..{L}")
-        named[(kind, k)] = (tree, expr)
+        named[(kind, k)] = (tree, expr, index)
     out.update(named)
     return out
 
@@ -452,32 +290,51 @@ def _unused(parsed, L: int, bias: bool) -> list[dict]:
     return [used[k] for k in sorted(used)]
 
 
-BUDGET = 1 << 21  # entries of one value (16 MB in float64) that a chunk of samples may reach
+BUDGET = 1 << 21  # entries (16 MB in float64) any value may have; more when the batch or the net needs them
 
 
-def _run(tree, b, columns: bool, deltas: dict, i: int, y, mean: bool = False) -> np.ndarray:
-    """Evaluate one equation at layer i for the whole batch.
+class DeriveOverBudget(Exception):
+    """Equation ``index`` (its ``target`` at ``layer``) would take the call past its ``resource`` bound
+    ("bytes": Bounds.max_bytes, "cost": Bounds.max_cost); nothing past it was made."""
 
-    rows: once, the result as is. columns: every sample at once as stacked columns (B, ...), in
-    chunks of samples that keep a per-sample (n, n) value within BUDGET; with ``mean`` the chunks are
-    summed and averaged instead of stacked (dW and db), so no (B, n, n) array is ever held."""
-    concrete = ast.fix_missing_locations(_Concrete(i, b.L).visit(copy.deepcopy(tree)))
-    widest = max(b.net.sizes)
-    if not columns:
-        limit = max(BUDGET, 2 * b.B * widest, 2 * widest * widest)
-        return _eval(concrete.body, _Env(b, False, deltas, i, y, slice(None), limit)).arr
-    chunk = max(1, BUDGET // (widest * widest))
-    limit = max(BUDGET, 2 * chunk * widest * widest)
-    parts, total = [], None
-    for lo in range(0, b.B, chunk):
-        rows = slice(lo, min(lo + chunk, b.B))
-        v = _eval(concrete.body, _Env(b, True, deltas, i, y, rows, limit))
-        arr = v.arr if v.batched else np.broadcast_to(v.arr, (rows.stop - lo,) + v.arr.shape)
+    def __init__(self, index: int, layer: int, target: str, expr: str, over: OverBudget):
+        unit = "bytes of values at once" if over.resource == "bytes" else "operations (multiply-adds and entries)"
+        super().__init__(f"layer {layer}, {target} = {expr}: {over.what} would take this derivation to "
+                         f"{over.needed} {unit}; the limit is {over.limit}")
+        self.index, self.layer, self.target, self.resource = index, layer, target, over.resource
+
+
+def _concrete(tree, i: int, L: int) -> ast.Expression:
+    """The equation's tree with every index resolved for layer i (a copy)."""
+    return ast.fix_missing_locations(Concrete(i, L).visit(copy.deepcopy(tree)))
+
+
+def _run(concrete, env: Env, i: int, mean: bool = False) -> Val:
+    """Evaluate one equation, its tree made concrete for layer i, once for the whole batch.
+
+    rows: the result as is. columns: every sample at once as stacked columns (B, ...), or (1, ...) for a
+    value the same for every sample; with ``mean`` (dW and db) the mean over the samples, one sample's
+    value, made without a (B, n, m) stack where the expression is linear in the samples
+    (evaluate.mean_over_samples).
+    On any exception the values made are given back to the budget."""
+    env.layer, live = i, env.budget.live
+    try:
+        if not env.columns:
+            return evaluate(concrete.body, env)
         if mean:
-            total = arr.sum(axis=0) if total is None else total + arr.sum(axis=0)
-        else:
-            parts.append(arr)
-    return total[None] / b.B if mean else np.concatenate(parts)
+            return mean_over_samples(concrete.body, env)
+        v = evaluate(concrete.body, env)
+        return v if v.batched else Val(v.arr[None], v.src, v.how, True, v.claimed)
+    except BaseException:
+        env.budget.live = live
+        raise
+
+
+def _matches(v: Val, true: np.ndarray, columns: bool) -> bool:
+    """Whether delta ``v`` has the true delta's shape and values."""
+    if v.shape != (true.shape[1:] if columns else true.shape):
+        return False
+    return relative_error(np.broadcast_to(v.arr, true.shape) if columns else v.arr, true) <= TOLERANCE
 
 
 def put(parent, field: str, val, old, new) -> None:
@@ -485,9 +342,17 @@ def put(parent, field: str, val, old, new) -> None:
     setattr(parent, field, [new if e is old else e for e in val] if isinstance(val, list) else new)
 
 
-def _repairs(tree, b, columns, deltas, i, y, true_delta) -> str | None:
-    """An operand replaced by a neighbour layer's or its transpose that makes delta[i] right, if any."""
-    concrete = _Concrete(i, b.L).visit(copy.deepcopy(tree))
+SEARCH_STOPPED = ("no repair was found before the search for one reached its CPU budget (as many operations as "
+                  "the derivation's own)")
+
+
+def _repairs(tree, env: Env, i: int, true_delta) -> str | None:
+    """An operand replaced by a neighbour layer's or its transpose that makes delta[i] right, if any.
+
+    Each try is one evaluation on the budget's search(); when the searches' CPU runs out, SEARCH_STOPPED."""
+    b, columns = env.b, env.columns
+    search = Env(b, columns, env.deltas, i, env.y, env.limit, env.budget.search())
+    concrete = _concrete(tree, i, b.L)
     nodes = [n for n in ast.walk(concrete) if isinstance(n, (ast.Subscript, ast.Attribute))]
     for n in nodes:
         options = []
@@ -504,11 +369,17 @@ def _repairs(tree, b, columns, deltas, i, y, true_delta) -> str | None:
                         continue
                     put(parent, field, val, n, new)
                     try:
-                        got = _run(concrete, b, columns, deltas, i, y)
-                        ok = got.shape == true_delta.shape and relative_error(got, true_delta) <= TOLERANCE
+                        got = _run(concrete, search, i)
+                        ok = _matches(got, true_delta, columns)
+                        search.budget.release(got.claimed)
                     except StepError:
                         ok = False
-                    setattr(parent, field, val)
+                    except OverBudget as e:
+                        if e.resource == "cost":
+                            return SEARCH_STOPPED
+                        ok = False  # this try needs more bytes than the call has left: not the repair
+                    finally:
+                        setattr(parent, field, val)
                     if ok:
                         # the formula in the request's convention: one sample as a column, or the batch as rows
                         formula = (f"k_{i} = (W_{i + 1}^T k_{i + 1}) o f'(a_{i})" if columns else
@@ -520,17 +391,24 @@ def _repairs(tree, b, columns, deltas, i, y, true_delta) -> str | None:
     return None
 
 
-def derive(net: Network, X, y, equations: list[dict], convention: str = "rows") -> dict:
+def derive(net: Network, X, y, equations: list[dict], convention: str = "rows", bounds: Bounds | None = None,
+           cancelled: Callable[[], bool] | None = None) -> dict:
     """Evaluate the student's backward pass top-down on (X, y) and check each layer's dW and db.
+
+    Bounded by ``bounds`` (default: Bounds.default()): the equations' count and length, the bytes of the
+    values held at once and the operations done (each checked from the shapes before a value is made;
+    the repair search has as many operations again), and stopped once ``cancelled()`` is true.
 
     Returns {"passed", "first_error": {"layer", "target", "message"} | None,
     "layers": [{"layer", "dW": Verdict | None, "db": Verdict | None, "steps": [{"target", "expr", "shape",
     "error"}]}], "unused": [{"index", "target", "expr", "reason"}]} (Verdict as in checker.check_student;
-    "unused" lists the equations no layer of this net evaluates, see _unused). Raises DeriveSyntaxError for an equation outside
-    the language and ValueError for another convention."""
+    "unused" lists the equations no layer of this net evaluates, see _unused). Raises DeriveSyntaxError for an
+    equation outside the language, ValueError for another convention, DeriveOverBudget past the bytes or
+    operations of ``bounds``, and bounds.Cancelled once cancelled."""
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
-    parsed = parse(equations)
+    bounds = bounds or Bounds.default()
+    parsed = parse(equations, bounds)
     d = Diagnosis(net, X, y)
     b, L, columns = d.b, d.b.L, convention == "columns"
     eqs = _pick(parsed, L)  # first: a target naming a layer outside 1..L is refused before any work
@@ -544,25 +422,31 @@ def derive(net: Network, X, y, equations: list[dict], convention: str = "rows") 
     # the true delta as the equations see it: per sample without the 1/B in columns
     true_delta = {i: (b.delta[i - 1] * b.B)[:, :, None] if columns else b.delta[i - 1] for i in range(1, L + 1)}
     deltas, steps, arrays, first = {}, {}, {}, None
+    widest = max(net.sizes)
+    env = Env(b, columns, deltas, L, y64, max(BUDGET, 2 * b.B * widest, 2 * widest * widest),
+               Budget(bounds.max_bytes, bounds.max_cost, cancelled))
     for i in range(L, 0, -1):
         steps[i], arrays[i] = [], {}
         for kind in TARGETS:
             if kind == "db" and not net.bias or (kind, i) not in eqs:
                 continue
-            tree, expr = eqs[(kind, i)]
+            tree, expr, index = eqs[(kind, i)]
             step = {"target": f"{kind}[{i}]", "expr": expr, "shape": None, "error": None}
             steps[i].append(step)
             try:
-                val = _run(tree, b, columns, deltas, i, y64, mean=kind != "delta")
+                val = _run(_concrete(tree, i, L), env, i, mean=kind != "delta")
+                env.budget.keep(val.claimed)  # read by the layers below (delta) or checked at the end (dW, db)
+            except OverBudget as e:
+                raise DeriveOverBudget(index, i, f"{kind}[{i}]", expr, e) from None
             except StepError as e:
                 step["error"] = str(e)
                 if first is None:
-                    fix = _repairs(tree, b, columns, deltas, i, y64, true_delta[i]) if kind == "delta" else None
+                    fix = _repairs(tree, env, i, true_delta[i]) if kind == "delta" else None
                     first = {"layer": i, "target": f"{kind}[{i}]",
                              "message": f"layer {i}, {kind}[{i}] = {expr}: {e}" + (f". Diagnosis: {fix}" if fix else "")}
                 break
-            step["shape"] = list(val.shape[1:] if columns else val.shape)
-            if not np.isfinite(val).all():
+            step["shape"] = list(val.shape)
+            if not np.isfinite(val.arr).all():
                 step["error"] = f"{kind}[{i}] has a value that is not finite (an overflow or a division by zero)"
                 if first is None:
                     first = {"layer": i, "target": f"{kind}[{i}]", "message": f"layer {i}, {kind}[{i}] = {expr}: "
@@ -570,16 +454,18 @@ def derive(net: Network, X, y, equations: list[dict], convention: str = "rows") 
                 break
             if kind == "delta":
                 deltas[i] = val
-                if val.shape != true_delta[i].shape:
-                    step["error"] = (f"delta[{i}] has shape {_fmt(step['shape'])}; dL/da_{i} is "
-                                     f"{_fmt(true_delta[i].shape[1:] if columns else true_delta[i].shape)}")
-                elif relative_error(val, true_delta[i]) > TOLERANCE:
-                    step["error"] = f"delta[{i}] differs from dL/da_{i} (relative error {relative_error(val, true_delta[i]):.3g})"
-                    fix = _repairs(tree, b, columns, deltas, i, y64, true_delta[i])
+                true = true_delta[i]
+                if val.shape != (true.shape[1:] if columns else true.shape):
+                    step["error"] = (f"delta[{i}] has shape {fmt(step['shape'])}; dL/da_{i} is "
+                                     f"{fmt(true.shape[1:] if columns else true.shape)}")
+                elif not _matches(val, true, columns):
+                    error = relative_error(np.broadcast_to(val.arr, true.shape), true)
+                    step["error"] = f"delta[{i}] differs from dL/da_{i} (relative error {error:.3g})"
+                    fix = _repairs(tree, env, i, true)
                     if fix:
                         step["error"] += f"; {fix}"
             else:
-                arrays[i][kind] = val[0] if columns else val
+                arrays[i][kind] = val.arr
         if i not in deltas and first is not None:
             break
     layers = [arrays.get(i, {}) for i in range(1, L + 1)]

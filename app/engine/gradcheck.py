@@ -42,7 +42,14 @@ def relative_error(a: np.ndarray, n: np.ndarray) -> float:
 
 def float64_copy(net: Network) -> Network:
     """A float64 Network with the same architecture, loss, bias, penalty, activations and parameters."""
-    copy = Network(net.sizes, net.activation_names, loss=net.loss.name, bias=net.bias, dtype=np.float64,
+    return network_copy(net, np.float64)
+
+
+def network_copy(net: Network, dtype=None) -> Network:
+    """A Network with the same architecture, loss, bias, penalty, activations and parameters, in ``dtype``
+    (default: the network's own), that shares nothing with it."""
+    copy = Network(net.sizes, net.activation_names, loss=net.loss.name, bias=net.bias,
+                   dtype=net.dtype if dtype is None else dtype,
                    regularization=net.regularization, reg_rate=net.reg_rate)
     for mine, theirs in zip(copy.acts, net.acts):
         mine.f = theirs.f  # keeps non-default activation parameters (slopes, alpha, beta)

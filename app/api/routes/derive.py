@@ -3,23 +3,33 @@
 The equations are parsed by the engine (app.engine.derive: Python's ``ast`` with a whitelist, never
 ``eval``). A syntax error or a name outside the language is the request's fault: 422 naming the equation
 and the position. A shape error is the student's mathematics, not a bad request: 200 with ``first_error``.
+Equations whose values would pass PLAYGROUND_DERIVE_MAX_BYTES, or whose work would pass
+PLAYGROUND_DERIVE_MAX_COST, are a 422 naming the equation and the bound. The derivation runs on a copy of
+the network taken under the model's lock, outside it, and stops when its client leaves (499).
 """
 from __future__ import annotations
 
 import logging
+import threading
 
-from fastapi import APIRouter
+import numpy as np
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from app.api.body import BodyRoute
 from app.api.deps import ModelId, Repo, SettingsDep
+from app.api.disconnect import CLIENT_LEFT, run_while_connected
 from app.api.routes.inspect import student_batch
 from app.api.schemas import DeriveExamples, DeriveRequest, DeriveResponse, to_json
 from app.service.errors import Unprocessable as unprocessable
 from app.engine import derive as engine
-from app.engine.derive import DeriveSyntaxError, derive as run_derive
+from app.engine.bounds import Bounds, Cancelled
+from app.engine.derive import DeriveOverBudget, DeriveSyntaxError, derive as run_derive
+from app.engine.gradcheck import network_copy
 
 router = APIRouter(tags=["inspect"], route_class=BodyRoute)  # large bodies: app/api/body.py
 log = logging.getLogger("playground")
+SETTING = {"bytes": "PLAYGROUND_DERIVE_MAX_BYTES", "cost": "PLAYGROUND_DERIVE_MAX_COST"}
 
 
 def check_bounds(body: DeriveRequest, settings) -> None:
@@ -36,16 +46,27 @@ def check_bounds(body: DeriveRequest, settings) -> None:
 
 
 @router.post("/models/{model_id}/derive", response_model=DeriveResponse)
-def derive(model_id: ModelId, body: DeriveRequest, models: Repo, settings: SettingsDep) -> dict:
+async def derive(model_id: ModelId, body: DeriveRequest, models: Repo, settings: SettingsDep,
+                 request: Request) -> dict | Response:
     """Evaluate your equations for delta, dW and db layer by layer in the columns (the question's) or rows
     (the engine's) convention, on X, y (default: the batch GET /gradients uses), and compare every dW and db
-    with backprop. ``first_error`` names the layer, the equation and what is wrong, shape errors included."""
+    with backprop. ``first_error`` names the layer, the equation and what is wrong, shape errors included.
+
+    Bounded by PLAYGROUND_DERIVE_MAX_BYTES (values held at once) and PLAYGROUND_DERIVE_MAX_COST (operations,
+    the repair search with as many again): 422 naming the equation past either. It runs on a copy of the
+    network, outside the model's lock, and stops when the client leaves."""
     check_bounds(body, settings)
     equations = [eq.model_dump() for eq in body.equations]
-    with models.use(model_id) as model:
-        Xb, yb = student_batch(model, settings, body.X, body.y)
+    net, Xb, yb = await run_in_threadpool(_derive_input, model_id, models, settings, body)
+    bounds = Bounds.of(settings)
+
+    def compute(leaving: threading.Event) -> dict | None:
         try:
-            return to_json(run_derive(model.net, Xb, yb, equations, body.convention))
+            return to_json(run_derive(net, Xb, yb, equations, body.convention, bounds, leaving.is_set))
+        except Cancelled:
+            return None
+        except DeriveOverBudget as e:
+            raise unprocessable(("body", "equations", e.index, "expr"), f"{e} ({SETTING[e.resource]})") from None
         except DeriveSyntaxError as e:
             field = "target" if e.message.startswith("target ") else "expr"
             raise unprocessable(("body", "equations", e.index, field), f"position {e.position}: {e.message}") from None
@@ -58,6 +79,18 @@ def derive(model_id: ModelId, body: DeriveRequest, models: Repo, settings: Setti
             raise unprocessable(("body", "equations"), "these equations cannot be evaluated: an operation received "
                                                        "a value it does not take (e.g. fprime of a number; write "
                                                        "fprime(a[k]))") from None
+
+    out, left = await run_while_connected(request, compute)
+    if left or out is None:  # the client left and the work stopped: nobody reads this answer
+        return Response(status_code=CLIENT_LEFT)
+    return out
+
+
+def _derive_input(model_id, models, settings, body):
+    """Under the model's lock: a copy of the network (its own dtype) and the batch; the lock is released on return."""
+    with models.use(model_id) as model:
+        Xb, yb = student_batch(model, settings, body.X, body.y)
+        return network_copy(model.net), np.array(Xb), np.array(yb)
 
 
 @router.get("/derive/examples", response_model=DeriveExamples)
