@@ -40,7 +40,7 @@ import anyio.to_thread
 
 from app.api.security import SocketGuard, bearer, install_log_redaction, message_token, refuse_handshake, refuse_http
 from app.config import Settings
-from app.service.errors import Busy, OverLimit
+from app.service.errors import Busy, Kind, OverLimit
 from app.service.ratelimit import Slots, token_key
 
 _ID = r"[^/]+"
@@ -101,7 +101,7 @@ class FairnessMiddleware:
         try:
             for key, cap, refusal in self._caps(scope, "call", s.concurrent_per_client, s.concurrent_per_token):
                 if not await self._slot(key, cap, deadline):
-                    return await refuse_http(scope, receive, send, OverLimit(429, refusal, RETRY_AFTER))
+                    return await refuse_http(scope, receive, send, OverLimit(Kind.TOO_MANY, refusal, RETRY_AFTER))
                 held.append(key)
             if not await self._slot(PROCESS, s.concurrent_expensive, deadline):
                 busy = Busy(busy_detail(s.concurrent_expensive), RETRY_AFTER)
@@ -138,7 +138,7 @@ class FairnessMiddleware:
         try:
             for key, cap, refusal in self._caps(scope, "stream", s.streams_per_client, s.streams_per_token):
                 if not self.slots.acquire(key, cap):
-                    return await refuse_handshake(receive, send, OverLimit(429, refusal, RETRY_AFTER))
+                    return await refuse_handshake(receive, send, OverLimit(Kind.TOO_MANY, refusal, RETRY_AFTER))
                 held.append(key)
             if bearer(scope) is None:  # the token may come in a message: count it when it does
                 guard = SocketGuard(receive, send)
@@ -151,7 +151,7 @@ class FairnessMiddleware:
                             key = f"stream:token:{token_key(token)}"
                             if not self.slots.acquire(key, s.streams_per_token):
                                 detail = cap_detail("stream", "token", s.streams_per_token)
-                                return await guard.refuse(OverLimit(429, detail, RETRY_AFTER))
+                                return await guard.refuse(OverLimit(Kind.TOO_MANY, detail, RETRY_AFTER))
                             held.append(key)
                     return message
 
