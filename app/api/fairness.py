@@ -101,6 +101,8 @@ class FairnessMiddleware:
                 # concurrent_expensive of its threads
                 anyio.to_thread.current_default_thread_limiter().total_tokens = self.settings.worker_threads
                 install_log_redaction()
+            elif message["type"] == "lifespan.shutdown" and self.shared is not None:
+                await anyio.to_thread.run_sync(self.shared.close, limiter=self._store_threads)
             return message
         return lifespan_receive
 

@@ -58,6 +58,17 @@ class SharedSlots(ABC):
         except store_errors() as e:
             log.warning("could not free the slot %s (it lapses within %s s): %s", key, self.ttl, e)
 
+    def close(self) -> None:
+        """Give back every lease this process holds (at shutdown); the renewer ends on its next turn."""
+        with self._mu:
+            held, self._held = list(self._held.items()), {}
+        for holder, key in held:
+            self.release(key, holder)
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        """Close the connection to the store (a later call opens a new one)."""
+
     def holding(self) -> int:
         with self._mu:
             return len(self._held)
@@ -122,6 +133,9 @@ class RedisSlots(SharedSlots):
     def _give(self, key: str, holder: str) -> None:
         self._r.zrem(self.prefix + key, holder)
 
+    def _disconnect(self) -> None:
+        self._r.close()  # the pool's connections; redis-py opens new ones on the next command
+
     def _renew(self, held: list[tuple[str, str]]) -> None:
         self._renew_script(keys=[self.prefix + k for _, k in held],
                            args=[h for h, _ in held] + [int(self.ttl * 1000)])
@@ -132,42 +146,58 @@ class SqliteSlots(SharedSlots):
 
     def __init__(self, path: str, ttl: float, busy_timeout: float = 5.0):
         super().__init__(ttl)
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self.path = path
-        # one connection, serialized: every statement is short; leases are worth no fsync
-        self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        self.path, self._busy = path, busy_timeout
+        self._db: sqlite3.Connection | None = None  # opened on first use, closed by close()
         self._db_mu = threading.Lock()
-        with self._db_mu:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=OFF")
-            self._db.execute("CREATE TABLE IF NOT EXISTS slots (key TEXT NOT NULL, holder TEXT NOT NULL, "
-                             "expires REAL NOT NULL, PRIMARY KEY (key, holder)) WITHOUT ROWID")
-            self._db.execute("CREATE INDEX IF NOT EXISTS slots_expires ON slots (expires)")
+
+    def _conn(self) -> sqlite3.Connection:
+        """The one connection (callers hold _db_mu): every statement is short; leases are worth no fsync."""
+        if self._db is None:
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=self._busy, isolation_level=None, check_same_thread=False)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=OFF")
+                db.execute("CREATE TABLE IF NOT EXISTS slots (key TEXT NOT NULL, holder TEXT NOT NULL, "
+                           "expires REAL NOT NULL, PRIMARY KEY (key, holder)) WITHOUT ROWID")
+                db.execute("CREATE INDEX IF NOT EXISTS slots_expires ON slots (expires)")
+            except BaseException:
+                db.close()
+                raise
+            self._db = db
+        return self._db
 
     def _take(self, key: str, holder: str, cap: int) -> bool:
         now = time.time()
         with self._db_mu:
-            self._db.execute("BEGIN IMMEDIATE")
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("DELETE FROM slots WHERE expires <= ?", (now,))  # every key's lapsed leases
-                (n,), = self._db.execute("SELECT count(*) FROM slots WHERE key = ?", (key,))
+                db.execute("DELETE FROM slots WHERE expires <= ?", (now,))  # every key's lapsed leases
+                (n,), = db.execute("SELECT count(*) FROM slots WHERE key = ?", (key,))
                 if n < cap:
-                    self._db.execute("INSERT INTO slots VALUES (?, ?, ?)", (key, holder, now + self.ttl))
-                self._db.execute("COMMIT")
+                    db.execute("INSERT INTO slots VALUES (?, ?, ?)", (key, holder, now + self.ttl))
+                db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
         return n < cap
 
     def _give(self, key: str, holder: str) -> None:
         with self._db_mu:
-            self._db.execute("DELETE FROM slots WHERE key = ? AND holder = ?", (key, holder))
+            self._conn().execute("DELETE FROM slots WHERE key = ? AND holder = ?", (key, holder))
 
     def _renew(self, held: list[tuple[str, str]]) -> None:
         expires = time.time() + self.ttl
         with self._db_mu:
-            self._db.executemany("UPDATE slots SET expires = ? WHERE key = ? AND holder = ?",
-                                 [(expires, k, h) for h, k in held])
+            self._conn().executemany("UPDATE slots SET expires = ? WHERE key = ? AND holder = ?",
+                                     [(expires, k, h) for h, k in held])
+
+    def _disconnect(self) -> None:
+        with self._db_mu:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
 
 def shared_slots(store, store_url: str, ttl: float) -> SharedSlots | None:
