@@ -97,8 +97,10 @@ class SharedSlots(ABC):
         """Extend each (holder, key) lease to ttl from now."""
 
 
-# KEYS[1]: the key's sorted set (member holder, score expiry in ms); ARGV: holder, cap, ttl in ms
-_TAKE = """local t = redis.call('TIME')
+# KEYS[1]: the key's sorted set (member holder, score expiry in ms); ARGV: holder, cap, ttl in ms.
+# replicate_commands: writes after TIME on Redis before 5 (a no-op since)
+_TAKE = """redis.replicate_commands()
+local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
@@ -106,7 +108,8 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1"""
 # KEYS: sorted sets; ARGV: their holders, then the ttl in ms
-_RENEW = """local t = redis.call('TIME')
+_RENEW = """redis.replicate_commands()
+local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[#ARGV])
 for i, key in ipairs(KEYS) do
