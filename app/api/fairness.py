@@ -66,6 +66,7 @@ PROCESS = "process"
 WAITING = "waiting"  # calls waiting for a slot, counted for tests and diagnostics
 RETRY_AFTER = 1  # seconds: most expensive calls take well under that; the client retries
 SHARED_POLL = (0.05, 0.5)  # seconds between tries at a slot other processes hold: first, at most (doubling)
+STREAM_GRACE = 0.5  # seconds a stream over its cap across processes retries before it is refused
 
 
 def is_expensive(method: str, path: str) -> bool:
@@ -128,7 +129,14 @@ class FairnessMiddleware:
                 busy = Busy(busy_detail(s.concurrent_expensive), RETRY_AFTER)
                 return await refuse_http(scope, receive, send, busy)
             held.append((PROCESS, None))
-            await self.app(scope, receive, send)
+
+            async def freeing_send(message):
+                # the slots are free before the client has the whole answer, so its next call finds them
+                if message["type"] == "http.response.body" and not message.get("more_body", False):
+                    await self._release(held)
+                await send(message)
+
+            await self.app(scope, receive, freeing_send)
         finally:
             await self._release(held)
 
@@ -160,12 +168,14 @@ class FairnessMiddleware:
             pause = min(2 * pause, SHARED_POLL[1])
 
     async def _release(self, held: list[tuple[str, str | None]]) -> None:
-        """Give back every slot and lease in held (shielded: a cancelled call still frees what it holds)."""
+        """Give back every slot and lease in held (shielded: a cancelled call still frees what it holds). The
+        local slots go first, at once; a waiter handed one retries for the lease while it is given back."""
+        leases = [(key, lease) for key, lease in held if lease is not None]
+        while held:  # emptied as it goes: a second call gives nothing back twice
+            self.slots.release(held.pop()[0])
         with anyio.CancelScope(shield=True):
-            for key, lease in held:
-                self.slots.release(key)
-                if lease is not None:
-                    await anyio.to_thread.run_sync(self.shared.release, key, lease, limiter=self._store_threads)
+            for key, lease in leases:
+                await anyio.to_thread.run_sync(self.shared.release, key, lease, limiter=self._store_threads)
 
     def _caps(self, scope, what: str, per_client: int, per_token: int):
         """(slot key, cap, refusal detail) for the client address and the token, when each is known."""
@@ -189,7 +199,8 @@ class FairnessMiddleware:
 
                 async def counted_receive():
                     message = await guard.receive()
-                    if not any(k.startswith("stream:token:") for k, _ in held) and message["type"] == "websocket.receive":
+                    counted = any(k.startswith("stream:token:") for k, _ in held)
+                    if not counted and message["type"] == "websocket.receive":
                         token = message_token(message)
                         if token:
                             detail = cap_detail("stream", "token", s.streams_per_token)
@@ -200,17 +211,33 @@ class FairnessMiddleware:
                     return message
 
                 receive, send = counted_receive, guard.send
-            await self.app(scope, receive, send)
+            await self.app(scope, *self._freeing(held, receive, send))
         finally:
             await self._release(held)
+
+    def _freeing(self, held: list, receive, send):
+        """receive and send that give the stream's slots back as soon as the connection ends, before the
+        route's last save, so the client may open its next stream at once."""
+        async def freeing_receive():
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                await self._release(held)
+            return message
+
+        async def freeing_send(message):
+            if message["type"] == "websocket.close":
+                await self._release(held)
+            await send(message)
+
+        return freeing_receive, freeing_send
 
     async def _stream_slot(self, held: list, key: str, cap: int, refusal: str):
         """Take key's stream slot here and across processes, adding it to held; the refusal if there is one."""
         if not self.slots.acquire(key, cap):
             return OverLimit(Kind.TOO_MANY, refusal, RETRY_AFTER)
         held.append((key, None))
-        try:
-            lease = await self._shared_slot(key, cap, None)
+        try:  # a stream closed a moment ago, here or in another process, may still be giving its lease back
+            lease = await self._shared_slot(key, cap, anyio.current_time() + STREAM_GRACE)
         except store_errors() as e:
             log.warning("store error counting %s: %s", key, e)
             return StoreUnavailable()

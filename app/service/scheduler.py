@@ -135,7 +135,8 @@ class StreamJob(_Job):
         return items
 
     def put_message(self, message: DomainError | dict) -> None:
-        """An error for the client (the web layer writes it as a frame); at most MAX_MESSAGES wait (older ones are dropped)."""
+        """An error for the client, which the web layer writes as a frame; at most MAX_MESSAGES wait (older
+        ones are dropped)."""
         with self.lock:
             if sum(1 for x in self.out if x is not _FRAME) >= MAX_MESSAGES:
                 for i, x in enumerate(self.out):
