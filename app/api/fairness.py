@@ -159,7 +159,8 @@ class FairnessMiddleware:
             return None
         pause = SHARED_POLL[0]
         while True:
-            holder = await anyio.to_thread.run_sync(self.shared.acquire, key, cap, limiter=self._store_threads)
+            with anyio.CancelScope(shield=True):  # a lease taken is always handed back to the caller to free
+                holder = await anyio.to_thread.run_sync(self.shared.acquire, key, cap, limiter=self._store_threads)
             if holder is not None:
                 return holder
             if deadline is None or anyio.current_time() + pause > deadline:
