@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["authorization", "content-type"])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(FairnessMiddleware, settings=settings)  # concurrency caps; worker threads at startup
+    app.add_middleware(FairnessMiddleware, settings=settings, store=store)  # concurrency caps; worker threads at startup
     app.add_middleware(SecurityMiddleware, per_client=settings.rate_limit_per_client,
                        per_token=settings.rate_limit_per_token, store=settings.store)
     install_log_redaction()  # tokens out of uvicorn's logs, however the app is served

@@ -1,28 +1,80 @@
-"""Domain and store errors mapped to responses, once: every route raises app.service.errors, never builds these."""
+"""Domain and store errors mapped to the wire, once: every route raises app.service.errors, never builds these.
+
+``WIRE`` maps each domain Kind to its HTTP status, its extra headers, whether a stream's error frame names
+the status, and the close code of a stream refused with it (4000 + status, as a browser can read).
+"""
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.service.errors import DomainError, StoreUnavailable
+from app.service.errors import DomainError, Kind, StoreUnavailable, store_errors
 
 log = logging.getLogger("playground")
 
 
-def store_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean the store is unreachable or stuck, not that the request was wrong."""
-    kinds: list[type[BaseException]] = [sqlite3.OperationalError]
-    try:
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
-        kinds += [RedisConnectionError, RedisTimeoutError]
-    except ImportError:  # redis is optional
-        pass
-    return tuple(kinds)
+@dataclass(frozen=True)
+class Wire:
+    """How one kind of domain error is answered: an HTTP status (and fixed headers); on a stream, an error
+    frame (``{"type": "error", "status"?, "detail", "retry_after"?}``) and the close code."""
+    status: int
+    headers: dict = field(default_factory=dict)
+    frame_status: bool = True  # the frame names the status; frames that only end or refuse a stream do not
+
+    @property
+    def close_code(self) -> int:
+        return 4000 + self.status
+
+
+WIRE: dict[Kind, Wire] = {
+    Kind.NOT_FOUND: Wire(404, frame_status=False),
+    Kind.UNAUTHORIZED: Wire(401, {"WWW-Authenticate": "Bearer"}, frame_status=False),
+    Kind.FORBIDDEN: Wire(403, frame_status=False),
+    Kind.FROZEN: Wire(423),
+    Kind.CONFLICT: Wire(409),
+    Kind.BUSY: Wire(503),
+    Kind.TOO_LARGE: Wire(413),
+    Kind.TOO_MANY: Wire(429),
+    Kind.STORE_FULL: Wire(507),
+    Kind.UNPROCESSABLE: Wire(422),
+    Kind.STORE_UNAVAILABLE: Wire(503),
+    Kind.FAILED: Wire(500, frame_status=False),
+}
+
+
+def status_of(err: DomainError) -> int:
+    return WIRE[err.kind].status
+
+
+def retry_after(err: DomainError) -> int | None:
+    """Whole seconds of the Retry-After header (at least 1), or None when the error names no wait."""
+    return None if err.retry_after is None else max(1, int(round(err.retry_after)))
+
+
+def headers_of(err: DomainError) -> dict:
+    headers = dict(WIRE[err.kind].headers)
+    if retry_after(err) is not None:
+        headers["Retry-After"] = str(retry_after(err))
+    return headers
+
+
+def close_code(err: DomainError) -> int:
+    return WIRE[err.kind].close_code
+
+
+def error_frame(err: DomainError) -> dict:
+    """The stream's error message for err."""
+    frame: dict = {"type": "error"}
+    if WIRE[err.kind].frame_status:
+        frame["status"] = status_of(err)
+    frame["detail"] = err.detail
+    if frame.get("status") is not None and retry_after(err) is not None:
+        frame["retry_after"] = retry_after(err)
+    return frame
 
 
 class ErrorResponse(JSONResponse):
@@ -35,7 +87,7 @@ class ErrorResponse(JSONResponse):
 
 
 def domain_response(exc: DomainError) -> JSONResponse:
-    return ErrorResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers or None)
+    return ErrorResponse({"detail": exc.detail}, status_code=status_of(exc), headers=headers_of(exc) or None)
 
 
 def register(app: FastAPI) -> None:

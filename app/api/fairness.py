@@ -28,11 +28,15 @@ threads FastAPI starts for their dependencies) to use it; the cap lives in one m
 call has not read its body or touched a model, so it changes nothing. The CPU itself is shared by the
 scheduler that trains (app/service/scheduler.py); this module bounds how many calls may ask for it.
 
-Slots are per process, like the threads and the CPU they protect; the rate limits (security.py) are the
-limit that holds across processes on Redis.
+The process slot is per process, like the threads and the CPU it protects. The address and token caps
+hold across processes when they share a store, as the rate limits (security.py) do: each such slot is
+also a lease in app/service/shared_slots.py (one round trip to take, one to give back; a dead process's
+leases lapse within ``PLAYGROUND_LEASE_TTL``). A call refused there by other processes' leases retries
+with a growing pause until its wait is over; a store that cannot count answers 503, as the store does.
 """
 from __future__ import annotations
 
+import logging
 import re
 
 import anyio
@@ -40,8 +44,11 @@ import anyio.to_thread
 
 from app.api.security import SocketGuard, bearer, install_log_redaction, message_token, refuse_handshake, refuse_http
 from app.config import Settings
-from app.service.errors import Busy, OverLimit
+from app.service.errors import Busy, Kind, OverLimit, StoreUnavailable, store_errors
 from app.service.ratelimit import Slots, token_key
+from app.service.shared_slots import shared_slots
+
+log = logging.getLogger("playground")
 
 _ID = r"[^/]+"
 EXPENSIVE: list[tuple[str, re.Pattern]] = [(method, re.compile(path)) for method, path in [
@@ -58,6 +65,8 @@ STREAM = re.compile(rf"/api/models/{_ID}/stream")
 PROCESS = "process"
 WAITING = "waiting"  # calls waiting for a slot, counted for tests and diagnostics
 RETRY_AFTER = 1  # seconds: most expensive calls take well under that; the client retries
+SHARED_POLL = (0.05, 0.5)  # seconds between tries at a slot other processes hold: first, at most (doubling)
+STREAM_GRACE = 0.5  # seconds a stream over its cap across processes retries before it is refused
 
 
 def is_expensive(method: str, path: str) -> bool:
@@ -66,10 +75,13 @@ def is_expensive(method: str, path: str) -> bool:
 
 
 class FairnessMiddleware:
-    def __init__(self, app, *, settings: Settings):
+    def __init__(self, app, *, settings: Settings, store=None):
         self.app = app
         self.settings = settings
         self.slots = Slots()
+        self.shared = shared_slots(store, settings.store, settings.lease_ttl)
+        # the store's calls run in threads of their own, never in the pool the routes need
+        self._store_threads = anyio.CapacityLimiter(8) if self.shared else None
 
     async def __call__(self, scope, receive, send):
         kind = scope["type"]
@@ -90,6 +102,8 @@ class FairnessMiddleware:
                 # concurrent_expensive of its threads
                 anyio.to_thread.current_default_thread_limiter().total_tokens = self.settings.worker_threads
                 install_log_redaction()
+            elif message["type"] == "lifespan.shutdown" and self.shared is not None:
+                await anyio.to_thread.run_sync(self.shared.close, limiter=self._store_threads)
             return message
         return lifespan_receive
 
@@ -97,20 +111,34 @@ class FairnessMiddleware:
     async def _expensive(self, scope, receive, send):
         s = self.settings
         deadline = anyio.current_time() + s.busy_wait
-        held = []
+        held: list[tuple[str, str | None]] = []
         try:
             for key, cap, refusal in self._caps(scope, "call", s.concurrent_per_client, s.concurrent_per_token):
                 if not await self._slot(key, cap, deadline):
-                    return await refuse_http(scope, receive, send, OverLimit(429, refusal, RETRY_AFTER))
-                held.append(key)
+                    return await refuse_http(scope, receive, send, OverLimit(Kind.TOO_MANY, refusal, RETRY_AFTER))
+                held.append((key, None))
+                try:
+                    lease = await self._shared_slot(key, cap, deadline)
+                except store_errors() as e:
+                    log.warning("store error counting %s: %s", key, e)
+                    return await refuse_http(scope, receive, send, StoreUnavailable())
+                if lease is False:
+                    return await refuse_http(scope, receive, send, OverLimit(Kind.TOO_MANY, refusal, RETRY_AFTER))
+                held[-1] = (key, lease)
             if not await self._slot(PROCESS, s.concurrent_expensive, deadline):
                 busy = Busy(busy_detail(s.concurrent_expensive), RETRY_AFTER)
                 return await refuse_http(scope, receive, send, busy)
-            held.append(PROCESS)
-            await self.app(scope, receive, send)
+            held.append((PROCESS, None))
+
+            async def freeing_send(message):
+                # the slots are free before the client has the whole answer, so its next call finds them
+                if message["type"] == "http.response.body" and not message.get("more_body", False):
+                    await self._release(held)
+                await send(message)
+
+            await self.app(scope, receive, freeing_send)
         finally:
-            for key in held:
-                self.slots.release(key)
+            await self._release(held)
 
     async def _slot(self, key: str, cap: int, deadline: float) -> bool:
         """A slot under cap, waiting in line until deadline for one to free (a page's burst of a few calls
@@ -123,6 +151,33 @@ class FairnessMiddleware:
         finally:
             self.slots.release(WAITING)
 
+    async def _shared_slot(self, key: str, cap: int, deadline: float | None) -> str | None | bool:
+        """A lease on key's slot across processes: its holder id; None when nothing is shared (one process,
+        or no cap); False when other processes hold cap slots until deadline (None: no wait). Raises the
+        store's error when it cannot count."""
+        if self.shared is None or not cap:
+            return None
+        pause = SHARED_POLL[0]
+        while True:
+            with anyio.CancelScope(shield=True):  # a lease taken is always handed back to the caller to free
+                holder = await anyio.to_thread.run_sync(self.shared.acquire, key, cap, limiter=self._store_threads)
+            if holder is not None:
+                return holder
+            if deadline is None or anyio.current_time() + pause > deadline:
+                return False
+            await anyio.sleep(pause)
+            pause = min(2 * pause, SHARED_POLL[1])
+
+    async def _release(self, held: list[tuple[str, str | None]]) -> None:
+        """Give back every slot and lease in held (shielded: a cancelled call still frees what it holds). The
+        local slots go first, at once; a waiter handed one retries for the lease while it is given back."""
+        leases = [(key, lease) for key, lease in held if lease is not None]
+        while held:  # emptied as it goes: a second call gives nothing back twice
+            self.slots.release(held.pop()[0])
+        with anyio.CancelScope(shield=True):
+            for key, lease in leases:
+                await anyio.to_thread.run_sync(self.shared.release, key, lease, limiter=self._store_threads)
+
     def _caps(self, scope, what: str, per_client: int, per_token: int):
         """(slot key, cap, refusal detail) for the client address and the token, when each is known."""
         if scope.get("client"):
@@ -134,32 +189,63 @@ class FairnessMiddleware:
     # -- streams -----------------------------------------------------------------------------------
     async def _stream(self, scope, receive, send):
         s = self.settings
-        held = []
+        held: list[tuple[str, str | None]] = []
         try:
             for key, cap, refusal in self._caps(scope, "stream", s.streams_per_client, s.streams_per_token):
-                if not self.slots.acquire(key, cap):
-                    return await refuse_handshake(receive, send, OverLimit(429, refusal, RETRY_AFTER))
-                held.append(key)
+                refused = await self._stream_slot(held, key, cap, refusal)
+                if refused is not None:
+                    return await refuse_handshake(receive, send, refused)
             if bearer(scope) is None:  # the token may come in a message: count it when it does
                 guard = SocketGuard(receive, send)
 
                 async def counted_receive():
                     message = await guard.receive()
-                    if not any(k.startswith("stream:token:") for k in held) and message["type"] == "websocket.receive":
+                    counted = any(k.startswith("stream:token:") for k, _ in held)
+                    if not counted and message["type"] == "websocket.receive":
                         token = message_token(message)
                         if token:
-                            key = f"stream:token:{token_key(token)}"
-                            if not self.slots.acquire(key, s.streams_per_token):
-                                detail = cap_detail("stream", "token", s.streams_per_token)
-                                return await guard.refuse(OverLimit(429, detail, RETRY_AFTER))
-                            held.append(key)
+                            detail = cap_detail("stream", "token", s.streams_per_token)
+                            refused = await self._stream_slot(held, f"stream:token:{token_key(token)}",
+                                                              s.streams_per_token, detail)
+                            if refused is not None:
+                                return await guard.refuse(refused)
                     return message
 
                 receive, send = counted_receive, guard.send
-            await self.app(scope, receive, send)
+            await self.app(scope, *self._freeing(held, receive, send))
         finally:
-            for key in held:
-                self.slots.release(key)
+            await self._release(held)
+
+    def _freeing(self, held: list, receive, send):
+        """receive and send that give the stream's slots back as soon as the connection ends, before the
+        route's last save, so the client may open its next stream at once."""
+        async def freeing_receive():
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                await self._release(held)
+            return message
+
+        async def freeing_send(message):
+            if message["type"] == "websocket.close":
+                await self._release(held)
+            await send(message)
+
+        return freeing_receive, freeing_send
+
+    async def _stream_slot(self, held: list, key: str, cap: int, refusal: str):
+        """Take key's stream slot here and across processes, adding it to held; the refusal if there is one."""
+        if not self.slots.acquire(key, cap):
+            return OverLimit(Kind.TOO_MANY, refusal, RETRY_AFTER)
+        held.append((key, None))
+        try:  # a stream closed a moment ago, here or in another process, may still be giving its lease back
+            lease = await self._shared_slot(key, cap, anyio.current_time() + STREAM_GRACE)
+        except store_errors() as e:
+            log.warning("store error counting %s: %s", key, e)
+            return StoreUnavailable()
+        if lease is False:
+            return OverLimit(Kind.TOO_MANY, refusal, RETRY_AFTER)
+        held[-1] = (key, lease)
+        return None
 
 
 _CAP_TEXT = {

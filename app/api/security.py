@@ -19,8 +19,8 @@ import logging
 import re
 from urllib.parse import unquote_plus
 
-from app.api.errors import domain_response
-from app.service.errors import DomainError, OverLimit, StoreUnavailable
+from app.api.errors import close_code, domain_response, error_frame
+from app.service.errors import DomainError, Kind, OverLimit, StoreUnavailable
 from app.service.ratelimit import LimiterUnavailable, RateLimiter, Refusal
 
 SECURITY_HEADERS = [
@@ -80,7 +80,7 @@ class SecurityMiddleware:
             refusal = await self.limiter.hit(client, token)
         except LimiterUnavailable:  # the counters live in the store's Redis: the same 503 as the store's
             return StoreUnavailable()
-        return None if refusal is None else OverLimit(429, rate_limit_detail(refusal), refusal.retry_after)
+        return None if refusal is None else OverLimit(Kind.TOO_MANY, rate_limit_detail(refusal), refusal.retry_after)
 
     def _metered(self, client, token, receive, send):
         """receive and send for a stream whose every client message is charged to the limits."""
@@ -100,22 +100,10 @@ class SecurityMiddleware:
 
 
 # -- refusals ------------------------------------------------------------------------------------
-def retry_after(err: DomainError) -> int | None:
-    value = (err.headers or {}).get("Retry-After")
-    return int(value) if value is not None else None
-
-
 async def refuse_http(scope, receive, send, err: DomainError) -> None:
     """Answer a domain error (its status, detail and Retry-After) without calling the app; the same
     response app/api/errors.py gives when a route raises it."""
     await domain_response(err)(scope, receive, send)
-
-
-def error_frame(err: DomainError) -> str:
-    frame = {"type": "error", "status": err.status, "detail": err.detail}
-    if retry_after(err) is not None:
-        frame["retry_after"] = retry_after(err)
-    return json.dumps(frame)
 
 
 def close_reason(detail: str) -> str:
@@ -125,14 +113,14 @@ def close_reason(detail: str) -> str:
 
 
 async def refuse_handshake(receive, send, err: DomainError) -> None:
-    """Refuse a stream before the app sees it: accept, send the error frame, close with 4000 + status (as
+    """Refuse a stream before the app sees it: accept, send the error frame, close with its code (as
     the stream route does for 4401/4403/4404), so a browser can read why."""
     message = await receive()
     if message["type"] != "websocket.connect":
         return
     await send({"type": "websocket.accept"})
-    await send({"type": "websocket.send", "text": error_frame(err)})
-    await send({"type": "websocket.close", "code": 4000 + err.status, "reason": close_reason(str(err.detail))})
+    await send({"type": "websocket.send", "text": json.dumps(error_frame(err))})
+    await send({"type": "websocket.close", "code": close_code(err), "reason": close_reason(str(err.detail))})
 
 
 class SocketGuard:
@@ -165,12 +153,12 @@ class SocketGuard:
                 self.closed_code = message.get("code", 1000)
 
     async def refuse(self, err: DomainError) -> dict:
-        code = 4000 + err.status
+        code = close_code(err)
         async with self._lock:
             if self.closed_code is None:
                 self.closed_code = code
                 try:
-                    await self._send({"type": "websocket.send", "text": error_frame(err)})
+                    await self._send({"type": "websocket.send", "text": json.dumps(error_frame(err))})
                     await self._send({"type": "websocket.close", "code": code, "reason": close_reason(str(err.detail))})
                 except OSError:  # the client left meanwhile
                     pass

@@ -7,8 +7,6 @@ from app.store import Store
 
 from .errors import Frozen
 
-FROZEN = "training is frozen by the instructor"
-
 
 class Classroom:
     def __init__(self, store: Store):
@@ -18,9 +16,9 @@ class Classroom:
         return bool((self.store.get_setting("class.frozen") or {}).get("frozen"))
 
     def check_not_frozen(self) -> None:
-        """Frozen (423) while the instructor has frozen training for everyone."""
+        """Frozen while the instructor has frozen training for everyone."""
         if self.frozen():
-            raise Frozen(FROZEN)
+            raise Frozen()
 
     def set_frozen(self, frozen: bool) -> None:
         self.store.put_setting("class.frozen", {"frozen": bool(frozen)})

@@ -9,7 +9,7 @@ from app.config import Settings
 from app.engine.csvdata import CsvData, CsvError, one_hot_labels, parse_csv, standardization
 from app.store import Store
 
-from .errors import OverLimit, Unprocessable
+from .errors import Kind, OverLimit, Unprocessable
 
 
 def encode(X: np.ndarray, y: np.ndarray) -> bytes:
@@ -70,12 +70,12 @@ class Datasets:
 
         Within max_datasets and max_dataset_bytes (all datasets together): the oldest datasets are
         evicted to make room (models built from them keep their own copy of the rows). One dataset
-        larger than the whole budget is OverLimit 413, and nothing is stored.
+        larger than the whole budget is OverLimit TOO_LARGE, and nothing is stored.
         """
         s = self.settings
         data = encode(parsed.X, parsed.y)
         if len(data) > s.max_dataset_bytes:
-            raise OverLimit(413, f"the dataset needs {len(data)} bytes; the server keeps at most "
+            raise OverLimit(Kind.TOO_LARGE, f"the dataset needs {len(data)} bytes; the server keeps at most "
                                  f"{s.max_dataset_bytes} bytes of datasets (PLAYGROUND_MAX_DATASET_BYTES)")
         dataset_id = secrets.token_hex(12)
         meta = {"rows": int(parsed.X.shape[0]), "x_columns": int(parsed.X.shape[1]),

@@ -12,8 +12,8 @@ Storage. Memory (one process) by default; the store's Redis when ``PLAYGROUND_ST
 limit holds across workers and hosts (keys under the store's prefix + "ratelimit"). The async storages
 keep the event loop free; a dead Redis raises ``LimiterUnavailable`` within the socket timeout.
 
-Slots count calls in progress (concurrency caps), in this process only: what they protect, threads and
-CPU, is per process.
+Slots count calls in progress (concurrency caps) in this process, and order its waiters; on a shared store,
+shared_slots.py counts the per-client and per-token caps across processes as well.
 """
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ class RateLimiter:
                       "token": window(per_token) if per_token > 0 else None}
         self.per_minute = {"client": per_client, "token": per_token}
         self.enabled = any(self.items.values())
-        self._redis = _redis_options(store_url)
+        self._redis = redis_options(store_url)
         self._shared = None if self._redis else SlidingWindowCounterRateLimiter(MemoryStorage())
         self._per_loop: tuple[asyncio.AbstractEventLoop, SlidingWindowCounterRateLimiter] | None = None
 
@@ -126,22 +126,23 @@ class RateLimiter:
         loop = asyncio.get_running_loop()
         if self._per_loop is None or self._per_loop[0] is not loop:
             url, prefix = self._redis
-            storage = RedisStorage(url, implementation="redispy", key_prefix=prefix, wrap_exceptions=True,
+            storage = RedisStorage("async+" + url, implementation="redispy", key_prefix=prefix + "ratelimit",
+                                   wrap_exceptions=True,
                                    socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
             self._per_loop = (loop, SlidingWindowCounterRateLimiter(storage))
         return self._per_loop[1]
 
 
-def _redis_options(store_url: str) -> tuple[str, str] | None:
-    """(async+redis URL, key prefix) when the store is Redis, else None. The store's ?prefix= (default
-    "playground:") namespaces the counters too; it is not a connection option."""
+def redis_options(store_url: str) -> tuple[str, str] | None:
+    """(Redis URL, the store's key prefix) when the store is Redis, else None. The store's ?prefix= (default
+    "playground:") namespaces the counters and slots too; it is not a connection option."""
     parts = urlsplit(store_url.strip())
     if parts.scheme.lower() not in ("redis", "rediss"):
         return None
     query = parse_qsl(parts.query, keep_blank_values=True)
     prefix = next((v for k, v in query if k == "prefix"), "playground:")
     url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "prefix"])))
-    return "async+" + url, prefix + "ratelimit"
+    return url, prefix
 
 
 class Slots:

@@ -3,7 +3,7 @@
 Every use of a model happens under the store's per-model lock, because a forward pass writes the
 network's caches. Every save is a compare-and-swap on the version loaded, so no process overwrites a
 newer save. A process that keeps unsaved steps of a model (a playing stream) holds the model's *lease*:
-writers in other processes wait up to ``lease_wait`` seconds for it and then get Conflict (409), so
+writers in other processes wait up to ``lease_wait`` seconds for it and then get Conflict, so
 steps a frame has shown are never overwritten. Reads count as use (at most one store write per model
 every ``touch_interval``), and eviction never takes a model used in the last ``protect_recent_seconds``.
 """
@@ -25,7 +25,7 @@ from app.store import ModelRecord, Store
 from app.store.base import OverQuota, Quota, StaleVersion
 
 from .auth import new_token, token_hash
-from .errors import Busy, Conflict, NotFound, OverLimit, not_found
+from .errors import Busy, Conflict, Kind, NotFound, OverLimit, not_found
 from .status import ModelStatus, StoredModel
 
 log = logging.getLogger("playground")
@@ -37,10 +37,10 @@ CHANGED_ELSEWHERE = "the model was changed elsewhere during this call; nothing w
 def over_quota(e: OverQuota) -> OverLimit:
     """The 507 for a write the store refused by its byte quota, naming the setting that bounds it."""
     if e.scope == "owner":
-        return OverLimit(507, f"this address stores at most {e.limit} bytes of models and checkpoints; delete a "
-                              "model first (PLAYGROUND_MAX_BYTES_PER_CLIENT)")
-    return OverLimit(507, f"the server stores at most {e.limit} bytes of models and checkpoints; delete models "
-                          "or ask the operator to raise PLAYGROUND_MAX_STORE_BYTES")
+        return OverLimit(Kind.STORE_FULL, f"this address stores at most {e.limit} bytes of models and checkpoints; "
+                                          "delete a model first (PLAYGROUND_MAX_BYTES_PER_CLIENT)")
+    return OverLimit(Kind.STORE_FULL, f"the server stores at most {e.limit} bytes of models and checkpoints; "
+                                      "delete models or ask the operator to raise PLAYGROUND_MAX_STORE_BYTES")
 
 
 def model_bytes(model: Model) -> int:
@@ -113,10 +113,11 @@ class ModelRepository:
                owner: str = "") -> tuple[str, str]:
         """Store a new model under a fresh id; return (id, token).
 
-        ``owner`` (a key for the client address) counts against ``max_models_per_client`` (OverLimit 429)
+        ``owner`` (a key for the client address) counts against ``max_models_per_client`` (OverLimit TOO_MANY)
         and, with the model's first checkpoint, against ``max_bytes_per_client`` and ``max_store_bytes``
-        (OverLimit 507, nothing stored). At ``max_models`` the least recently used model is evicted, never
-        one used in the last ``protect_recent_seconds`` nor one playing: OverLimit 507 when none can go.
+        (OverLimit STORE_FULL, nothing stored). At ``max_models`` the least recently used model is evicted,
+        never one used in the last ``protect_recent_seconds`` nor one playing: OverLimit STORE_FULL when none
+        can go.
         """
         self._make_room(owner)
         # 128 random bits, unguessable; hex, so an id never starts with "-" and reads as an option in a shell
@@ -146,12 +147,12 @@ class ModelRepository:
     def _make_room(self, owner: str) -> None:
         s = self.settings
         if s.max_models_per_client and owner and self.store.count_owned(owner) >= s.max_models_per_client:
-            raise OverLimit(429, f"this address holds its limit of {s.max_models_per_client} models; delete one "
+            raise OverLimit(Kind.TOO_MANY, f"this address holds its limit of {s.max_models_per_client} models; delete one "
                                  "first (PLAYGROUND_MAX_MODELS_PER_CLIENT)")
         if self.store.count() < s.max_models:
             return
         if s.at_model_limit == "refuse":
-            raise OverLimit(507, f"the server holds its limit of {s.max_models} models; "
+            raise OverLimit(Kind.STORE_FULL, f"the server holds its limit of {s.max_models} models; "
                                  "delete one or ask the operator to raise PLAYGROUND_MAX_MODELS")
         cutoff = time.time() - s.protect_recent_seconds
         for victim in self.store.least_used(cutoff, limit=16):
@@ -164,7 +165,7 @@ class ModelRepository:
                 return  # someone else removed it: the room is there
             except (Busy, Conflict):
                 continue  # in use right now, or started playing since the check
-        raise OverLimit(507, f"the server holds its limit of {s.max_models} models and each was used in the last "
+        raise OverLimit(Kind.STORE_FULL, f"the server holds its limit of {s.max_models} models and each was used in the last "
                              f"{s.protect_recent_seconds:g} seconds; try again later or ask the operator to raise "
                              "PLAYGROUND_MAX_MODELS")
 
@@ -254,7 +255,7 @@ class ModelRepository:
 
     # -- leases ---------------------------------------------------------------------------
     def hold(self, model_id: str) -> None:
-        """Take or renew this process's lease on the model (a playing stream); Conflict (409) if another
+        """Take or renew this process's lease on the model (a playing stream); Conflict if another
         process holds it. Renewals reach the store at most every lease_ttl / 3."""
         ttl = self.settings.lease_ttl
         last = self._leased.get(model_id)
@@ -313,7 +314,7 @@ class ModelRepository:
         ``status`` holds fields kept beside the model (its nickname) to store with this save.
         Writers (save=True) wait up to lease_wait for another process's stream, then raise Conflict; a
         lazy writer (a stream's or the scheduler's slice) takes the lease itself and gets Conflict at once
-        when another process holds it (it must not block a shared thread). Busy (503) when the lock is not
+        when another process holds it (it must not block a shared thread). Busy when the lock is not
         had within lock_timeout.
         """
         if save is True:

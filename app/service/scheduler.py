@@ -38,7 +38,7 @@ from typing import Callable, Iterator
 
 from app.engine.model import TrainResult
 
-from .errors import Busy, Conflict, DomainError, NotFound
+from .errors import Busy, Conflict, DomainError, Frozen, NotFound, StoreUnavailable, StreamFailed, store_errors
 
 log = logging.getLogger("playground.scheduler")
 
@@ -126,15 +126,17 @@ class StreamJob(_Job):
         return True
 
     def take(self) -> list:
-        """What to send now, in order: error messages (dicts) and the latest frame (encoded text)."""
+        """What to send now, in order: errors (DomainError from training, dicts the connection put) and the
+        latest frame (encoded text)."""
         with self.lock:
             items = [self.slot if x is _FRAME else x for x in self.out]
             self.out.clear()
             self.slot = None
         return items
 
-    def put_message(self, message: dict) -> None:
-        """An error message for the client; at most MAX_MESSAGES wait (older ones are dropped)."""
+    def put_message(self, message: DomainError | dict) -> None:
+        """An error for the client, which the web layer writes as a frame; at most MAX_MESSAGES wait (older
+        ones are dropped)."""
         with self.lock:
             if sum(1 for x in self.out if x is not _FRAME) >= MAX_MESSAGES:
                 for i, x in enumerate(self.out):
@@ -426,26 +428,29 @@ class Scheduler:
             self._stream_refused(job, e)
             return
         except NotFound as e:  # deleted: the stream ends
-            job.put_message({"type": "error", "detail": e.detail})
+            job.put_message(e)
             job.playing = False
             self.close_stream(job)
             job.notify()
         except DomainError as e:
             self._stream_refused(job, e)
+        except store_errors() as e:  # the store refuses or is away: play stops, the client may retry
+            log.warning("store error on the stream of model %s: %s", job.model_id, e)
+            self._stream_refused(job, StoreUnavailable())
         except Exception:
             log.exception("stream of model %s failed", job.model_id)
-            job.put_message({"type": "error", "detail": "the stream stopped on a server error"})
+            job.put_message(StreamFailed())
             job.playing = False
             self.close_stream(job)
             job.notify()
 
     def _stream_refused(self, job: StreamJob, e) -> None:
-        """A refusal (409 playing elsewhere, 507, ...): play stops, the connection stays open."""
+        """A refusal (playing elsewhere, the store full, ...): play stops, the connection stays open."""
         with job.lock:
             job.playing = job.halted = False
             job.commands.clear()
         job.frame_wanted = job.owed = False
-        job.put_message({"type": "error", "status": e.status, "detail": e.detail})
+        job.put_message(e)
         job.notify()
 
     def _stream_turn(self, job: StreamJob, slice_s: float, now: float) -> None:
@@ -469,7 +474,7 @@ class Scheduler:
                     job.frame_wanted = stepped = True
             if job.playing and self._frozen_now():
                 job.playing = False
-                job.put_message({"type": "error", "status": 423, "detail": FROZEN})
+                job.put_message(Frozen())
                 job.frame_wanted = paused = True
             if job.playing and not job.halted and not job.frame_wanted and now >= job.next_at:
                 job.next_at = now + self.period
@@ -524,5 +529,3 @@ class Scheduler:
         job.frames_made += 1
         job.notify()
 
-
-FROZEN = "training is frozen by the instructor"

@@ -283,7 +283,8 @@ class Store(ABC):
 
     @abstractmethod
     def ping(self) -> None:
-        """Raise the backend's own error if the store cannot be read right now (health checks)."""
+        """Raise the backend's own error if the store cannot serve right now: read, and where a backend can
+        refuse writes alone (Redis out of memory or read-only), write (health checks)."""
 
     @abstractmethod
     def list_status(self) -> list[ModelRow]:

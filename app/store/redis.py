@@ -468,7 +468,9 @@ class RedisStore(Store):
         return int(v) if v is not None else 1
 
     def ping(self) -> None:
-        self._client().ping()
+        # a write, with a short life: a server that answers PING but refuses writes (out of memory with
+        # noeviction, a read-only replica) cannot serve the app either
+        self._client().set(self.prefix + "health", b"1", px=10_000)
 
     def list_status(self) -> list[ModelRow]:
         """Every model by created_at then id; pipelined HMGETs, no blobs."""

@@ -12,7 +12,7 @@ import pytest
 from app.config import Settings
 from app.engine import Model
 from app.service import Services
-from app.service.errors import NotFound
+from app.service.errors import Kind, NotFound
 from app.store import SqliteStore
 
 from .utils import SMALL, XOR, client_for, create, make_app
@@ -99,10 +99,10 @@ def test_use_of_an_unknown_or_deleted_model_is_404(db):
         with pytest.raises(NotFound) as e:
             with s.use(model_id):
                 pass
-        assert (e.value.status, e.value.detail) == (404, f"model {model_id} not found")
+        assert (e.value.kind, e.value.detail) == (Kind.NOT_FOUND, f"model {model_id} not found")
     with pytest.raises(NotFound) as e:
         s.delete(mid)
-    assert e.value.status == 404
+    assert e.value.kind is Kind.NOT_FOUND
 
 
 def test_eviction_picks_the_least_recently_used_model(db):
@@ -194,7 +194,7 @@ def test_a_playing_stream_holds_the_model_against_other_processes_writers(db):
     with pytest.raises(Conflict) as e:
         with b.use(mid, save=True) as m:
             m.train(3)
-    assert (e.value.status, e.value.detail) == (409, "the model is playing elsewhere; pause it first")
+    assert (e.value.kind, e.value.detail) == (Kind.CONFLICT, "the model is playing elsewhere; pause it first")
     with b.use(mid) as m:  # reads go on (from the last save)
         assert m.step == 0
     a.release(mid)  # pause: A saves its 5 steps and gives the lease up
@@ -218,7 +218,7 @@ def test_a_delete_from_another_process_waits_for_the_stream_like_any_writer(db):
         m.train(5)
     with pytest.raises(Conflict) as e:
         b.delete(mid)
-    assert (e.value.status, e.value.detail) == (409, "the model is playing elsewhere; pause it first")
+    assert (e.value.kind, e.value.detail) == (Kind.CONFLICT, "the model is playing elsewhere; pause it first")
     assert b.status(mid).status.step == 0  # still there
     a.release(mid)
     b.delete(mid)

@@ -114,3 +114,91 @@ def test_a_lock_that_cannot_be_had_in_time_is_503_with_retry_after():
             release.set()
             t.join()
         assert client.post(f"/api/models/{mid}/train", json={"steps": 1}).json()["step"] == 1
+
+
+# -- a Redis that answers, but refuses ------------------------------------------------------------
+def _refuse_auth(admin: redis.Redis) -> None:
+    """A password the app does not know; the app's connections are dropped, so it must log in again."""
+    admin.config_set("requirepass", "not-the-apps")
+    admin.client_kill_filter(_type="normal", skipme=True)
+
+
+def _allow_auth(admin: redis.Redis) -> None:
+    admin.config_set("requirepass", "")
+
+
+def _out_of_memory(admin: redis.Redis) -> None:
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", "1")
+
+
+def _memory_back(admin: redis.Redis) -> None:
+    admin.config_set("maxmemory", "0")
+
+
+def _read_only(admin: redis.Redis) -> None:
+    admin.replicaof("127.0.0.1", free_port())  # a master that is not there: a stale, read-only replica
+    admin.config_set("replica-read-only", "yes")
+
+
+def _writable(admin: redis.Redis) -> None:
+    admin.replicaof("NO", "ONE")
+
+
+def _paused(admin: redis.Redis) -> None:
+    admin.client_pause(3000)  # every command waits 3 s: longer than the app's socket timeout
+
+
+def _unpaused(admin: redis.Redis) -> None:
+    admin.client_unpause()
+
+
+MISBEHAVIOURS = {"refusing": (_refuse_auth, _allow_auth), "out of memory": (_out_of_memory, _memory_back),
+                 "read-only": (_read_only, _writable), "timing out": (_paused, _unpaused)}
+UNAVAILABLE_FRAME = {"type": "error", "status": 503, **UNAVAILABLE, "retry_after": 5}
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server for one test, which the test may break: (url, admin client)."""
+    from tests import support
+    servers = support.redis_server(tmp_path)
+    url = next(servers)
+    admin = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        yield url + "?socket_timeout=0.5&socket_connect_timeout=0.5", admin
+    finally:
+        admin.close()
+        servers.close()
+
+
+@pytest.mark.parametrize("rate_limit", [0, 1000], ids=["store", "store and rate limits"])
+@pytest.mark.parametrize("how", list(MISBEHAVIOURS))
+def test_a_redis_that_refuses_is_503_on_health_create_train_and_stream_and_recovers(own_redis, how, rate_limit):
+    url, admin = own_redis
+    breaks, mends = MISBEHAVIOURS[how]
+    with TestClient(make_app(store=url, rate_limit_per_client=rate_limit)) as client:  # any unhandled error raises
+        made = client.post("/api/models", json=SMALL).json()
+        mid = made["id"]
+        client.headers["Authorization"] = f"Bearer {made['token']}"
+        assert client.post(f"/api/models/{mid}/train", json={"steps": 5}).json()["step"] == 5
+        breaks(admin)
+        try:
+            for method, path, body in [("GET", "/api/health", None), ("POST", "/api/models", SMALL),
+                                       ("POST", f"/api/models/{mid}/train", {"steps": 5})]:
+                r = client.request(method, path, json=body)
+                assert (r.status_code, r.json(), r.headers.get("retry-after")) == (503, UNAVAILABLE, "5"), \
+                    (method, path, r.text)
+            with client.websocket_connect(f"/api/models/{mid}/stream?token={made['token']}") as ws:
+                ws.send_json({"action": "play"})
+                assert ws.receive_json() == UNAVAILABLE_FRAME
+        finally:
+            if how == "refusing":
+                admin.auth("not-the-apps")
+            mends(admin)
+        assert client.get("/api/health").json() == {"status": "ok"}
+        assert client.get(f"/api/models/{mid}").json()["step"] == 5  # the refusals changed nothing
+        assert client.post(f"/api/models/{mid}/train", json={"steps": 5}).json()["step"] == 10
+        with client.websocket_connect(f"/api/models/{mid}/stream?token={made['token']}") as ws:
+            ws.send_json({"action": "step"})
+            assert ws.receive_json()["step"] == 11

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import math
 import threading
 import weakref
@@ -24,14 +25,16 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from app.api.errors import close_code, error_frame
 from app.api.schemas import MAX_TOKEN, StreamMessage, finite
 from app.engine.boundary import Grid
 from app.engine.network import release_memory
-from app.service.errors import DomainError, NotFound
-from app.service.scheduler import FROZEN, StreamJob
+from app.service.errors import DomainError, Frozen, Kind, NotFound, OverLimit, StoreUnavailable, store_errors
+from app.service.scheduler import StreamJob
 from app.store import validate_id
 
 router = APIRouter(tags=["stream"])
+log = logging.getLogger("playground")
 
 FRAME_LOSSES = 100       # at most this many per-step losses per frame, evenly strided
 FRAME_MAX_PARAMS = 20_000  # larger nets stream their norms but not their weights
@@ -173,7 +176,11 @@ async def stream(ws: WebSocket, model_id: str):
     try:
         status = (await run_in_threadpool(services.models.status, validate_id(model_id))).status
     except (ValueError, NotFound):
-        await _refuse(ws, f"model {model_id} not found", 4404)
+        await _refuse(ws, NotFound(f"model {model_id} not found"))
+        return
+    except store_errors() as e:
+        log.warning("store error on stream %s: %s", model_id, e)
+        await _refuse(ws, StoreUnavailable())
         return
     # browsers cannot set headers on a WebSocket: the page sends the token in its first message
     # ({"action": "auth", "token": ...}), which keeps it out of URLs and access logs; ?token= still works
@@ -183,7 +190,7 @@ async def stream(ws: WebSocket, model_id: str):
     try:
         services.auth.authorize(status, token)
     except DomainError as e:
-        await _refuse(ws, e.detail, 4000 + e.status)  # 4401 or 4403
+        await _refuse(ws, e)  # 4401 or 4403
         return
 
     ready = asyncio.Event()
@@ -199,12 +206,19 @@ async def stream(ws: WebSocket, model_id: str):
                 continue
             if msg.action == "auth":
                 continue  # already authorized
-            if msg.action in ("play", "step") and await run_in_threadpool(services.classroom.frozen):
-                _reply(job, {"type": "error", "status": 423, "detail": FROZEN})
-                continue
+            if msg.action in ("play", "step"):
+                try:
+                    frozen = await run_in_threadpool(services.classroom.frozen)
+                except store_errors() as e:
+                    log.warning("store error on stream %s: %s", model_id, e)
+                    _reply(job, StoreUnavailable())
+                    continue
+                if frozen:
+                    _reply(job, Frozen())
+                    continue
             if not job.command(msg.action, msg.steps_per_frame):
-                _reply(job, {"type": "error", "status": 429, "detail": "too many messages are waiting; "
-                                                                       "wait for a frame before sending more"})
+                _reply(job, OverLimit(Kind.TOO_MANY, "too many messages are waiting; "
+                                                     "wait for a frame before sending more"))
             scheduler.wake()
         await sender  # the job ended (model deleted): send what is left, then close
     except (WebSocketDisconnect, RuntimeError):
@@ -220,6 +234,8 @@ async def stream(ws: WebSocket, model_id: str):
                 await run_in_threadpool(scheduler.release, model_id)
             except DomainError:
                 pass  # deleted meanwhile: nothing to save
+            except store_errors() as e:  # the store cannot take the save: the lease lapses, as on a crash
+                log.warning("store error saving stream %s: %s", model_id, e)
             # the stream's steps, frames and saves left freed heap in the trainer's and worker threads' arenas
             # (a large net's: tens of MB each): give it back to the OS, as large request bodies do (app/api/body.py)
             await run_in_threadpool(release_memory)
@@ -283,7 +299,8 @@ async def _send_frames(ws: WebSocket, job: StreamJob, ready: asyncio.Event, sche
             if items:
                 scheduler.wake()  # the slot is free: a job waiting for its client may go on
             for item in items:
-                await ws.send_text(item if isinstance(item, str) else encode(item))
+                await ws.send_text(item if isinstance(item, str) else encode(
+                    error_frame(item) if isinstance(item, DomainError) else item))
             if job.done and not job.pending:  # the model is gone: the error is sent, close
                 await ws.close()
                 return
@@ -291,15 +308,15 @@ async def _send_frames(ws: WebSocket, job: StreamJob, ready: asyncio.Event, sche
         pass
 
 
-def _reply(job: StreamJob, message: dict) -> None:
+def _reply(job: StreamJob, message: DomainError | dict) -> None:
     job.put_message(message)
     job.notify()
 
 
-async def _refuse(ws: WebSocket, detail: str, code: int) -> None:
+async def _refuse(ws: WebSocket, err: DomainError) -> None:
     try:
-        await ws.send_text(encode({"type": "error", "detail": detail}))
-        await ws.close(code=code)
+        await ws.send_text(encode(error_frame(err)))
+        await ws.close(code=close_code(err))
     except (WebSocketDisconnect, RuntimeError):
         pass
 
