@@ -19,7 +19,7 @@ engine's initial weights copied in and torch.set_num_threads set to numpy's BLAS
 Repetitions of the two are interleaved (alternating order, with a short pause before each timed
 block so that the other library's spinning worker threads are idle) and the medians compared.
 
-Model.train against the bare step (issue #10, target <= 1.3x): the playground model itself (the
+Model.train against the bare step (target <= 1.3x): the playground model itself (the
 default spec: 2-8-8-1 tanh, sigmoid + bce, batch 10, circle with 100 training and 100 test points,
 so a full train + test evaluation every 10 steps), sgd and adam; the bare step is forward +
 backward + optimizer step of the same network on one preloaded batch of 10 rows. Blocks of 400

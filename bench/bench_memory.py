@@ -1,4 +1,4 @@
-"""Benchmark, run by hand: a server's peak and retained memory for the large-net cases of issue #9.
+"""Benchmark, run by hand: a server's peak and retained memory for the large-net cases.
 
     python bench/bench_memory.py [--safety-mb 3000] [--skip gradients]
 

@@ -1,7 +1,7 @@
 """Your backward pass as equations: evaluate a student's backprop written in a small NumPy-like
 language, layer by layer from the top, and say where it goes wrong and why.
 
-Note for the web side (derive): the interface is the one agreed, plus
+Interface:
 - ``derive(net, X, y, equations, convention, bounds, cancelled)`` -> {"passed", "first_error": {"layer", "target",
   "message"} | None, "layers": [{"layer", "dW", "db", "steps": [{"target", "expr", "shape": list |
   None, "error": str | None}]}]}; target strings are concrete ("delta[2]", "dW[3]"); in columns db
@@ -11,8 +11,6 @@ Note for the web side (derive): the interface is the one agreed, plus
   target naming a layer outside 1..L. ValueError for a convention other than "rows" / "columns".
 - QUESTION_EQUATIONS[convention] (the one-click example), CORRECT_EQUATIONS[convention] (MSE) and
   ``correct_equations(net, convention)`` (this net's loss and output, db only with a bias).
-- checker.check_student's result now also has "first_error" (the entry point); trace operands have
-  "shape" as used plus "stored_shape"; gradcheck adds "kinks" and "eps_note".
 
 Language (parsed with ``ast`` against a whitelist of node types and names; never ``eval``):
   names      W[k], b[k], a[k], z[k] (z[0] is the input), delta[k], y, y_hat, B, L

@@ -35,7 +35,7 @@ app = create_app(Settings(store="memory://", max_layers=4, max_units=32, max_par
                           max_samples_x_features=4000, max_steps=50, train_time_budget=0.5,
                           max_rows=200, max_resolution=60, max_models=40, max_body_bytes=256 * 1024,
                           protect_recent_seconds=0,  # the fuzz creates many models: let it evict its own
-                          # issue 9's budgets, small so the fuzz reaches them: gradcheck capped or refused by
+                          # the budgets, small so the fuzz reaches them: gradcheck capped or refused by
                           # its cost, datasets evicted by count and bytes, checkpoints pruned by bytes,
                           # history answered in at most 50 points, a per-address model quota, short lock waits
                           gradcheck_max_cost=300_000, max_datasets=3, max_dataset_bytes=20_000,

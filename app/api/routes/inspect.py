@@ -61,7 +61,7 @@ def xy(model, settings, X, y) -> tuple[np.ndarray | None, np.ndarray | None]:
 def _gradients(model_id, models, settings, body: Batch | None) -> dict:
     with models.use(model_id) as model:
         X, y = xy(model, settings, body.X if body else None, body.y if body else None)
-        if X is not None:  # engine: the per-row a, z, delta, dz are bounded before anything is computed
+        if X is not None:  # the per-row a, z, delta, dz are bounded before anything is computed
             per_row = model.net.display_values(1)
             if len(X) * per_row > settings.max_gradient_values:
                 raise unprocessable(("body", "X"), f"has {len(X)} rows; this network's a, z, delta and dz take "

@@ -1,4 +1,4 @@
-"""Engine limits seen through the API (issue #9): statistics that are not finite are a 422 naming the
+"""Engine limits seen through the API: statistics that are not finite are a 422 naming the
 column (custom data, CSV in a spec, CSV upload), no export holds a non-JSON number, and imports are
 checked before they are unpacked (a compressed bomb and a member declaring a huge shape are 4xx)."""
 from __future__ import annotations
@@ -107,7 +107,7 @@ def test_import_limits_follow_the_settings(limited):
                                "state_params: declares 17 elements; the limit is 10")
 
 
-# -- integer class labels (issue #11) -------------------------------------------------------------------
+# -- integer class labels -------------------------------------------------------------------
 LABELS = "x1,x2,label\n" + "".join(f"{i * 0.1},{(i * 7) % 5 * 0.2},{i % 3}\n" for i in range(30))
 SOFTMAX3 = {"layers": [{"units": 4, "activation": "tanh"}, {"units": 3, "activation": "softmax"}],
             "loss": "cross_entropy"}
