@@ -96,6 +96,9 @@ class SqliteStore(Store):
         # nothing; only a power cut could drop the last commits. Pass "FULL" to fsync each commit.
         self._sync = synchronous
         self._local = threading.local()
+        # Threads of one process queue here for a write transaction: SQLite's busy handler polls, and a
+        # thread that writes in a loop would starve the others until busy_timeout.
+        self._writing = threading.RLock()
         self._conns: weakref.WeakSet[_Conn] = weakref.WeakSet()  # so close() reaches every thread's connection
         self._closed = False
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -167,13 +170,14 @@ class SqliteStore(Store):
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """Run the block's statements as one write transaction."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._writing:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     @staticmethod
     def _charge(conn: sqlite3.Connection, quota: Quota, owner: str, delta: int) -> None:
@@ -273,8 +277,9 @@ class SqliteStore(Store):
         shrinks now. Best effort: when another connection is busy the space is simply reused later."""
         try:
             conn = self._conn()
-            conn.executescript("PRAGMA incremental_vacuum;")  # execute() would free one page per call
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            with self._writing:
+                conn.executescript("PRAGMA incremental_vacuum;")  # execute() would free one page per call
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.OperationalError as exc:
             log.info("could not reclaim free space in %s now: %s", self.path, exc)
 
