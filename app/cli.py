@@ -38,7 +38,9 @@ def serve(args) -> int:
 
     if args.store:
         os.environ["PLAYGROUND_STORE"] = args.store  # read when app.main builds the app, below
-    run(args.host, args.port, log_level=args.log_level, proxy_headers=args.proxy_headers)
+    # X-Forwarded-For is the client's own word unless a proxy the operator names sets it
+    proxy_headers = args.proxy_headers if args.proxy_headers is not None else "FORWARDED_ALLOW_IPS" in os.environ
+    run(args.host, args.port, log_level=args.log_level, proxy_headers=proxy_headers)
     return 0
 
 
@@ -289,9 +291,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--store", help="memory:// or sqlite:///path (default: $PLAYGROUND_STORE or "
                                    "sqlite:///data/playground.sqlite3)")
     s.add_argument("--log-level", default="info")
-    s.add_argument("--proxy-headers", action=argparse.BooleanOptionalAction, default=True,
+    s.add_argument("--proxy-headers", action=argparse.BooleanOptionalAction, default=None,
                    help="take the client's address from X-Forwarded-For sent by $FORWARDED_ALLOW_IPS "
-                        "(default 127.0.0.1); on by default, as in uvicorn")
+                        "(uvicorn's default 127.0.0.1); default: on only when FORWARDED_ALLOW_IPS is set")
     s.set_defaults(run=serve)
 
     t = sub.add_parser("train", help="train a spec (the JSON POST /api/models takes), here or on a server")

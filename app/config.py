@@ -119,13 +119,16 @@ class Settings(BaseSettings):
                                        "more is a 431 and the connection closes")
     http_header_timeout: float = Field(10.0, gt=0, description="seconds to send a whole request line and headers "
                                        "once a connection opens or a request starts; then 408 and close")
+    http_body_timeout: float = Field(60.0, gt=0, description="seconds a whole request body may take, however it "
+                                     "trickles; then 408 and close")
     http_idle_timeout: float = Field(30.0, gt=0, description="seconds a request body may pause between bytes; "
                                      "then 408 and close")
     http_keep_alive: float = Field(5.0, gt=0, description="seconds an idle keep-alive connection stays open "
                                    "between requests")
     connections_per_client: int = Field(256, ge=0, description="open connections (streams included) per client "
                                         "TCP address; more are a 429 and closed; a trusted proxy is exempt (0: off)")
-    max_connections: int = Field(1024, ge=1, description="open connections per process; more are a 503 and closed")
+    # 32 addresses at their cap before the process is full: a few students cannot fill it
+    max_connections: int = Field(8192, ge=1, description="open connections per process; more are a 503 and closed")
     # -- the class: the instructor's gallery of decision boundaries --
     gallery_max_models: int = Field(60, ge=1, description="models per GET /api/class/gallery (most recently updated first)")
     gallery_max_resolution: int = Field(48, ge=2, description="boundary grid resolution per gallery tile")

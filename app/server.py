@@ -5,7 +5,9 @@ Before a request reaches the app, each connection is bounded here, from the PLAY
 - the request line and headers: at most ``http_max_header_bytes`` (h11 buffers linearly; more is a 431);
 - the time to send them: ``http_header_timeout`` seconds from the connection's start, or from the first
   byte of the next request on a keep-alive connection (then a 408);
-- a pause inside a request body: ``http_idle_timeout`` seconds (then a 408); between requests,
+- a pause inside a request body: ``http_idle_timeout`` seconds, and the whole body ``http_body_timeout``
+  seconds, however slowly it trickles (then a 408); a body the app answered without reading it whole (a
+  413, say) is not read on: the connection closes after the answer; between requests,
   ``http_keep_alive`` seconds; WebSocket streams keep uvicorn's ping and ping timeout (20 s each);
 - open connections, streams included: ``connections_per_client`` per TCP peer address, and
   ``max_connections`` per process. An excess connection gets a 429 or 503 and is closed, before any
@@ -123,7 +125,8 @@ class HTTPProtocol(H11Protocol):
         self.gate = gate_for(config)
         if self.ws_protocol_class is not None:
             self.ws_protocol_class = websocket_protocol(self.ws_protocol_class)
-        self.timer = None  # the header or body-idle deadline, whichever applies
+        self.timer = None  # the header or body deadline, whichever applies
+        self.body_deadline: float | None = None  # loop time by which the request body must be whole
         self.lingering = False
         self.discarded = 0
         self.error_status = 400
@@ -175,9 +178,22 @@ class HTTPProtocol(H11Protocol):
             return
         state = self.conn.their_state
         if state is h11.SEND_BODY:
-            self.arm(self.settings.http_idle_timeout, self.body_timed_out)
-        elif state is not h11.IDLE:
-            self.disarm()
+            now = self.loop.time()
+            if self.body_deadline is None:
+                self.body_deadline = now + self.settings.http_body_timeout
+            self.arm(min(self.settings.http_idle_timeout, max(0.0, self.body_deadline - now)), self.body_timed_out)
+        else:
+            self.body_deadline = None
+            if state is not h11.IDLE:
+                self.disarm()
+
+    def on_response_complete(self) -> None:
+        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
+            # the app answered before the body ended (a 413, say): reading the rest would cost CPU for nothing
+            self.server_state.total_requests += 1
+            self.linger(b"")
+            return
+        super().on_response_complete()
 
     def handle_websocket_upgrade(self, event) -> None:
         self.disarm()
@@ -215,8 +231,12 @@ class HTTPProtocol(H11Protocol):
             return
         if self.cycle is not None:
             self.cycle.disconnected = True
-        self.linger(answer(408, f"the request body paused over {self.settings.http_idle_timeout:g} s "
-                                f"(PLAYGROUND_HTTP_IDLE_TIMEOUT)"))
+        if self.body_deadline is not None and self.loop.time() >= self.body_deadline:
+            self.linger(answer(408, f"the request body took over {self.settings.http_body_timeout:g} s "
+                                    f"(PLAYGROUND_HTTP_BODY_TIMEOUT)"))
+        else:
+            self.linger(answer(408, f"the request body paused over {self.settings.http_idle_timeout:g} s "
+                                    f"(PLAYGROUND_HTTP_IDLE_TIMEOUT)"))
 
     def linger(self, response: bytes) -> None:
         """Send ``response``, stop writing, and close after discarding what the client still sends."""

@@ -386,3 +386,22 @@ def test_a_stream_spamming_messages_is_closed_cleanly_and_keeps_its_steps(live):
             time.sleep(0.05)
         assert step >= frames[-1]["step"]
         assert h.get("/api/health").status_code == 200
+
+
+def test_the_instructors_calls_never_queue_behind_a_full_process_cap():
+    gate = Gate()
+    app = gate.app(concurrent_per_client=0, concurrent_per_token=2, concurrent_expensive=3, worker_threads=8,
+                   busy_wait=0.2, admin_token="the-teachers-secret")
+    with student(app, "10.0.0.1") as a, student(app, "10.0.0.9") as teacher, ThreadPoolExecutor(10) as pool:
+        running = [pool.submit(a.post, f"/api/models/m{i}/train") for i in range(3)]
+        gate.wait_entered(3)
+        board = pool.submit(teacher.post, "/api/models/m9/train",
+                            headers={"Authorization": "Bearer the-teachers-secret"})
+        gate.wait_entered(1)  # the process cap is full, and the instructor's call runs all the same
+        r = a.post("/api/models/m3/train")
+        assert (r.status_code, r.json()) == (503, {"detail": BUSY.format(3)})  # a student's still waits, refused
+        forged = teacher.post("/api/models/m4/train", headers={"Authorization": "Bearer not-the-secret"})
+        assert forged.status_code == 503
+        gate.release.set()
+        assert [f.result().status_code for f in running + [board]] == [200] * 4
+        assert app.slots.held("process") == 0

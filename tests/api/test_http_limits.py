@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from contextlib import ExitStack
 
 import httpx
@@ -27,7 +28,8 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("http")
     port = free_port()
     env = {"PLAYGROUND_STORE": f"sqlite:///{tmp}/s.sqlite3", "PLAYGROUND_HTTP_HEADER_TIMEOUT": "1",
-           "PLAYGROUND_HTTP_IDLE_TIMEOUT": "1", "PLAYGROUND_CONNECTIONS_PER_CLIENT": str(CAP),
+           "PLAYGROUND_HTTP_IDLE_TIMEOUT": "1", "PLAYGROUND_HTTP_BODY_TIMEOUT": "2",
+           "PLAYGROUND_CONNECTIONS_PER_CLIENT": str(CAP), "PLAYGROUND_MAX_BODY_BYTES": "100000",
            "FORWARDED_ALLOW_IPS": "127.0.0.3"}
     proc = start([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--log-level", "warning"],
                  port, env, tmp / "server.log")
@@ -70,6 +72,52 @@ def test_a_stalled_body_is_closed_after_the_idle_timeout(server):
                   b"Content-Length: 100\r\n\r\n{")
         status, detail = body(read_all(s))
         assert (status, detail) == (408, {"detail": "the request body paused over 1 s (PLAYGROUND_HTTP_IDLE_TIMEOUT)"})
+
+
+def test_a_trickled_body_is_closed_after_the_body_timeout(server):
+    with connect(server, timeout=30) as s:
+        s.sendall(b"POST /api/models HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100\r\n\r\n{")
+        try:
+            for _ in range(40):  # a byte every 0.25 s: never a pause of 1 s, never the whole body
+                time.sleep(0.25)
+                s.sendall(b" ")
+        except OSError:  # closed by the server
+            pass
+        assert body(read_all(s)) == (408, {"detail": "the request body took over 2 s (PLAYGROUND_HTTP_BODY_TIMEOUT)"})
+
+
+@pytest.mark.parametrize("framing", [b"Transfer-Encoding: chunked", b"Content-Length: 100000000000"])
+def test_a_body_answered_early_is_not_read_on(server, framing):
+    """A 413 ends the connection: the rest of an endless body is never read (only the linger's few KiB)."""
+    with connect(server, timeout=30) as s:
+        s.sendall(b"POST /api/models HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + framing +
+                  b"\r\n\r\n")
+        chunk = b"10000\r\n" + b" " * 0x10000 + b"\r\n" if b"chunked" in framing else b" " * 0x10000
+        sent = 0
+        try:
+            while sent < 200_000_000:
+                s.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass
+        assert sent < 20_000_000  # the body limit is 100 kB: the server stopped reading soon after it
+        assert body(read_all(s))[0] == 413
+
+
+def test_a_forged_forwarded_for_is_ignored_when_no_proxy_is_named(tmp_path):
+    """`playground serve` with no FORWARDED_ALLOW_IPS takes no client's word for its address, loopback's neither."""
+    port = free_port()
+    proc = start([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--log-level", "warning"], port,
+                 {"PLAYGROUND_STORE": f"sqlite:///{tmp_path}/s.sqlite3", "PLAYGROUND_MAX_MODELS_PER_CLIENT": "1"},
+                 tmp_path / "server.log")
+    try:
+        url = f"http://127.0.0.1:{port}/api/models"
+        first = httpx.post(url, json={}, headers={"X-Forwarded-For": "10.0.0.1"}, trust_env=False, timeout=30)
+        second = httpx.post(url, json={}, headers={"X-Forwarded-For": "10.0.0.2"}, trust_env=False, timeout=30)
+    finally:
+        stop(proc)
+    assert (first.status_code, second.status_code) == (201, 429)
 
 
 def test_the_per_address_cap_refuses_the_excess_while_another_address_connects(server):

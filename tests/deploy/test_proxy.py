@@ -122,3 +122,25 @@ def test_a_replica_dying_with_the_request_in_hand(app, tmp_path):
             assert set(answers[:-1]) <= {401, 404}
     finally:
         dying.close()
+
+
+def test_the_proxy_bounds_each_clients_connections(app, tmp_path):
+    """nginx answers 429 past 64 connections from one address, while another address still gets through."""
+    import socket
+
+    with Nginx(tmp_path / "nginx", [f"127.0.0.1:{app.port}"]) as proxy:
+        held = []
+        try:
+            for _ in range(64):  # each a request in progress: its head sent, its body never
+                s = socket.create_connection(("127.0.0.1", proxy.port), timeout=10, source_address=("127.0.0.2", 0))
+                s.sendall(b"POST /api/models HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{")
+                held.append(s)
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=10,
+                                          source_address=("127.0.0.2", 0)) as extra:
+                extra.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                assert extra.recv(65536).startswith(b"HTTP/1.1 429 ")
+            with http(proxy) as c:  # 127.0.0.1
+                assert c.get("/api/health").status_code == 200
+        finally:
+            for s in held:
+                s.close()
