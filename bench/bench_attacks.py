@@ -12,7 +12,9 @@ at 127.0.0.1 sends `GET /api/models/{id}` every 50 ms; the hostile client, at 12
 - derive-outer, derive-broadcast, derive-chain: the /derive bombs quoted in the issue (columns
   `delta[L] = outer(z[1], z[1])` on 2-1024-1 and `delta[i] = W[2]` on 2-512-512-1 at 256 rows, rows: a
   109-character chain of `@` on 2-1024-1024-1), one call after another;
-- xff: 8 connections sending GETs as fast as they can, each with a forged X-Forwarded-For.
+- xff: 8 connections sending GETs as fast as they can, each with a forged X-Forwarded-For;
+- trickle: 256 connections (the per-address cap) each sending a body a byte every 2 s;
+- endless-body: 6 connections each sending a chunked body without end, as fast as they can.
 
 One line per attack, after a baseline with no attack ("none"): the bystander's p50 / p99 and its failures. Target: p99 <= 300 ms. The server's
 address space is capped (--server-memory-gb) so that a bomb that is not refused cannot take the machine.
@@ -24,6 +26,7 @@ import multiprocessing
 import os
 import random
 import resource
+import socket
 import statistics
 import subprocess
 import sys
@@ -85,6 +88,48 @@ def xff_flood(base: str, seconds: float, connections: int = 8) -> None:
         t.join()
 
 
+def trickle(port: int, seconds: float, connections: int = 256) -> None:
+    socks = []
+    for _ in range(connections):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(ATTACKER, 0))
+            s.sendall(b"POST /api/models HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
+            socks.append(s)
+        except OSError:
+            pass
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        for s in socks:
+            try:
+                s.sendall(b" ")
+            except OSError:
+                pass
+    for s in socks:
+        s.close()
+
+
+def endless_body(port: int, seconds: float, connections: int = 6) -> None:
+    deadline = time.monotonic() + seconds
+    chunk = b"10000\r\n" + b" " * 0x10000 + b"\r\n"
+
+    def one() -> None:
+        while time.monotonic() < deadline:  # reconnect whenever the server closes
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(ATTACKER, 0)) as s:
+                    s.sendall(b"POST /api/models HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    while time.monotonic() < deadline:
+                        s.sendall(chunk)
+            except OSError:
+                pass
+
+    threads = [threading.Thread(target=one) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def hold(make, seconds: float) -> None:
     """Open the connections ``make`` returns and keep them for ``seconds``."""
     socks = make()
@@ -100,6 +145,8 @@ def attacks(base: str, port: int, seconds: float) -> dict:
         "large-headers": lambda: hold(lambda: large_headers(port, 60, 16 * 1024 * 1024), seconds),
         "half-open": lambda: hold(lambda: half_open(port, 1100), seconds),
         "xff": lambda: xff_flood(base, seconds),
+        "trickle": lambda: trickle(port, seconds),
+        "endless-body": lambda: endless_body(port, seconds),
     }
     for name, args in BOMBS.items():
         found[name] = lambda args=args: derive_bomb(base, *args, seconds)
