@@ -198,6 +198,8 @@ def _split_url(url: str) -> tuple[str, str | None]:
     return urlunsplit(parts._replace(query=urlencode(kept))), prefix
 
 
+HEALTH_TIMEOUT = 2.0  # seconds /api/health waits for Redis
+
 class RedisStore(Store):
     """Store on a Redis server; safe to share between threads, processes and hosts.
 
@@ -226,6 +228,10 @@ class RedisStore(Store):
                   **redis_kwargs, "decode_responses": False}
         # Lazy: nothing connects until the first command; the pool re-creates connections after fork().
         self._r: redis.Redis | None = redis.Redis.from_url(conn_url, **kwargs)
+        # health answers within a load balancer's check (a few seconds) even when the server hangs
+        health = {**kwargs, "socket_timeout": min(HEALTH_TIMEOUT, kwargs["socket_timeout"] or HEALTH_TIMEOUT),
+                  "socket_connect_timeout": HEALTH_TIMEOUT}
+        self._health: redis.Redis | None = redis.Redis.from_url(conn_url, **health)
         self._zset = prefix + "models"
         self._used = prefix + "used"
         self._datasets = prefix + "datasets"
@@ -470,7 +476,11 @@ class RedisStore(Store):
     def ping(self) -> None:
         # a write, with a short life: a server that answers PING but refuses writes (out of memory with
         # noeviction, a read-only replica) cannot serve the app either
-        self._client().set(self.prefix + "health", b"1", px=10_000)
+        self._client()  # closed, or a format to migrate: the same answer as every other call
+        health = self._health
+        if health is None:
+            raise RuntimeError(f"store {self.url} is closed")
+        health.set(self.prefix + "health", b"1", px=10_000)
 
     def list_status(self) -> list[ModelRow]:
         """Every model by created_at then id; pipelined HMGETs, no blobs."""
@@ -552,9 +562,11 @@ class RedisStore(Store):
     def close(self) -> None:
         """Drop the connection pool; idempotent, later calls raise RuntimeError."""
         r, self._r = self._r, None
-        if r is not None:
-            r.close()
-            r.connection_pool.disconnect()
+        health, self._health = self._health, None
+        for client in (r, health):
+            if client is not None:
+                client.close()
+                client.connection_pool.disconnect()
 
     def __repr__(self) -> str:
         return f"RedisStore({self.url!r}, prefix={self.prefix!r})"
