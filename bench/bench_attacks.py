@@ -68,6 +68,15 @@ def derive_bomb(base: str, hidden: list[int], convention: str, target: str, expr
                 pass
 
 
+def in_threads(run, n: int) -> None:
+    """``run`` in n threads at once, until every one returns."""
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def xff_flood(base: str, seconds: float, connections: int = 8) -> None:
     deadline = time.monotonic() + seconds
 
@@ -81,11 +90,7 @@ def xff_flood(base: str, seconds: float, connections: int = 8) -> None:
                 except httpx.HTTPError:
                     pass
 
-    threads = [threading.Thread(target=one) for _ in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(one, connections)
 
 
 def trickle(port: int, seconds: float, connections: int = 256) -> None:
@@ -123,11 +128,7 @@ def endless_body(port: int, seconds: float, connections: int = 6) -> None:
             except OSError:
                 pass
 
-    threads = [threading.Thread(target=one) for _ in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(one, connections)
 
 
 def hold(make, seconds: float) -> None:
