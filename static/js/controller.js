@@ -4,8 +4,12 @@
 // diverged (on, frame) and url (cfg, modelId), which views/share.js writes to the address bar.
 // A change the server could not be reached for is kept (the fields show it) and sent once it answers.
 import { unreachable } from './api.js';
+import { backoffDelay } from './backoff.js';
 import { clone, toSpec, fromSpec, readQuery } from './state.js';
 import { tokens, nickname } from './tokens.js';
+
+// PATCH tries on a 409 after a reconnect: the backoff's waits add up past PLAYGROUND_LEASE_TTL's default 10 s
+const FLUSH_TRIES = 6;
 
 export class ModelController {
   /** cfg: the starting configuration; session: Session; events: createEvents(); errors: ErrorView. */
@@ -112,20 +116,29 @@ export class ModelController {
     if (!this.pending || !this.pending.create) this.pending = { body: { ...(this.pending ? this.pending.body : {}), ...body } };
   }
 
-  /** The server answers again: send what was kept while it was away (a new model, or one PATCH). */
-  async _flush() {
+  /**
+   * The server answers again: send what was kept while it was away (a new model, or one PATCH). A 409 is
+   * the lease of a process that died playing the model: tried again with backoff until it runs out.
+   */
+  async _flush(attempt = 0) {
     const p = this.pending;
     this.pending = null;
     if (!p) return;
     if (p.create || !this.session.model) { await this.recreate(); return; }
     this.errors.clear();
+    const id = this.session.id;
     try {
       await this.session.patch(p.body);
       this._patched(p.body, () => {});
     } catch (err) {
+      if (err.status === 409 && attempt < FLUSH_TRIES) {
+        this._keep(p.body, () => {});
+        setTimeout(() => { if (this.session.id === id) this._flush(attempt + 1); else this.pending = null; }, backoffDelay(attempt));
+        return;
+      }
       if (unreachable(err)) this._keep(p.body, () => {});
-      else if (this.session.model && (err.status === 400 || err.status === 422)) {
-        // a value the server refuses: the controls go back to what the model has
+      else if (this.session.model && ![401, 403, 404].includes(err.status)) {
+        // refused: the controls go back to what the model has (a lost model is made again from them)
         this.cfg = fromSpec(this.session.model.spec, this.cfg);
         this.events.emit('config', this.cfg);
         this.syncURL();

@@ -76,8 +76,8 @@ def _query(page) -> dict:
     return page.evaluate("() => Object.fromEntries(new URLSearchParams(location.search))")
 
 
-@pytest.mark.parametrize("playing", [True, False])
-def test_settings_changed_while_the_server_is_away_reach_the_model_once_it_is_back(page, tmp_path, playing):
+@pytest.mark.parametrize(("playing", "end"), [(True, "stop"), (True, "kill"), (False, "stop")])
+def test_settings_changed_while_the_server_is_away_reach_the_model_once_it_is_back(page, tmp_path, playing, end):
     """A playing page notices from its stream; a paused one (no stream yet) from the failed PATCH. Either way
     it shows the connection banner, not "Failed to fetch", and the model gets the settings on the reconnect."""
     ARTIFACTS.mkdir(exist_ok=True)
@@ -89,7 +89,11 @@ def test_settings_changed_while_the_server_is_away_reach_the_model_once_it_is_ba
             if playing:
                 play(page)
                 page.wait_for_function("() => window.__playground.state.step >= 20", timeout=20_000)
-            stop(proc)
+            if end == "stop":
+                stop(proc)
+            else:
+                proc.kill()
+                proc.wait(10)
             if playing:
                 page.locator(BANNER).wait_for(state="visible", timeout=10_000)
             set_input(page, "#learning-rate", "0.1")
@@ -101,7 +105,7 @@ def test_settings_changed_while_the_server_is_away_reach_the_model_once_it_is_ba
 
             proc, _ = launch(port, env, log)
             page.locator(BANNER).wait_for(state="hidden", timeout=30_000)
-            page.wait_for_function("() => new URLSearchParams(location.search).get('reg') === 'l2'", timeout=10_000)
+            page.wait_for_function("() => new URLSearchParams(location.search).get('reg') === 'l2'", timeout=30_000)
             spec = api(base, f"/api/models/{model}")["spec"]
             assert (spec["optimizer"]["learning_rate"], spec["regularization"]["kind"]) == (0.1, "l2")
             query = _query(page)
