@@ -23,6 +23,17 @@ export class ApiError extends Error {
   get fieldErrors() { return Array.isArray(this.detail) ? this.detail : []; }
 }
 
+/**
+ * A call that did not reach the server: fetch failed (the server is down, the network is cut), or a proxy
+ * in front answered that the server behind it is (502, 504). Status 0 for a failed fetch.
+ */
+export class NetworkError extends ApiError {
+  constructor(status, detail) { super(status, detail); this.network = true; }
+}
+
+/** Whether `err` says the server was unreachable (so the call may be made again once it answers). */
+export const unreachable = (err) => !!(err && err.network);
+
 /** Human-readable text for an error `detail` (string, list of {loc,msg}, or object). */
 export function formatDetail(detail) {
   if (detail === null || detail === undefined) return '';
@@ -52,7 +63,9 @@ export async function request(method, path, body, opts = {}) {
   if (opts.token) init.headers.Authorization = `Bearer ${opts.token}`;
   if (opts.raw !== undefined) { init.headers['Content-Type'] = opts.type || 'application/json'; init.body = opts.raw; }
   else if (body !== undefined) { init.headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(body); }
-  const res = await fetch(BASE + path, init);
+  let res;
+  try { res = await fetch(BASE + path, init); } catch (err) { throw new NetworkError(0, err.message || 'network error'); }
+  if (res.status === 502 || res.status === 504) { const e = await errorOf(res); throw new NetworkError(e.status, e.detail); }
   if (!res.ok) throw await errorOf(res);
   if (opts.as === 'blob') return res.blob();
   if (opts.as === 'response') return res;

@@ -2,14 +2,23 @@
 // re-creation (debounced) or PATCHes, and applies the error policy (a model the server lost is made
 // again; a frozen class pauses). It tells the views through events (events.js): config, frozen,
 // diverged (on, frame) and url (cfg, modelId), which views/share.js writes to the address bar.
+// A change the server could not be reached for is kept (the fields show it) and sent once it answers.
+import { unreachable } from './api.js';
+import { backoffDelay } from './backoff.js';
 import { clone, toSpec, fromSpec, readQuery } from './state.js';
 import { tokens, nickname } from './tokens.js';
+
+// PATCH tries on a 409 after a reconnect: the backoff's waits add up past PLAYGROUND_LEASE_TTL's default 10 s
+const FLUSH_TRIES = 6;
 
 export class ModelController {
   /** cfg: the starting configuration; session: Session; events: createEvents(); errors: ErrorView. */
   constructor({ cfg, catalog, session, events, errors }) {
     Object.assign(this, { cfg, catalog, session, events, errors });
     this.createTimer = null; this.frozen = false; this.inlineData = null;
+    // edits made while the server was unreachable: {create} a new model, or {body} the merged PATCH body
+    this.pending = null;
+    events.on('connection', (away) => { if (!away) this._flush(); });
     events.on('model', (m, d, why) => this._onModel(m, d, why));
     events.on('frame', (f) => { if (f.diverged) this._showDivergence(f); });
     events.on('error', (err, context) => this.fail(err, context));
@@ -36,6 +45,7 @@ export class ModelController {
   async recreate() {
     this.errors.clear();
     document.body.dataset.ready = 'false';
+    if (this.session.away) { this.pending = { create: true }; return; }   // made once the server answers
     try {
       const custom = this.cfg.custom && this.cfg.custom.inline;
       if (custom && !this.inlineData) throw new Error('the imported data is no longer available; pick a dataset');
@@ -43,6 +53,7 @@ export class ModelController {
         { nickname: nickname.get() });
       if (done) document.body.dataset.ready = 'true';
     } catch (err) {
+      if (unreachable(err)) { this.pending = { create: true }; this.fail(err); return; }
       this.errors.show(err, 'Could not create the model: ');
       document.body.dataset.ready = 'error';
     }
@@ -87,21 +98,67 @@ export class ModelController {
   /** Change hyper-parameters of the running model (no reset); `mutate` records them in the configuration. */
   async patch(body, mutate) {
     this.errors.clear();
+    if (this.pending || this.session.away) { this._keep(body, mutate); return; }
     try {
       await this.session.patch(body);
-      const next = clone(this.cfg);
-      mutate(next);
-      this.cfg = next;
-      if (this.session.model && this.session.model.diverged) {
-        // the refused step left the parameters intact: new settings may train on from here
-        this.session.model.diverged = false;
-        this._showDivergence(null);
-      }
-      this.syncURL();
-      if ('batch_size' in body && this.session.id) this.events.emit('trace-batch', this.session.id, this.traceBatch());
+      this._patched(body, mutate);
     } catch (err) {
+      if (unreachable(err)) this._keep(body, mutate);
       this.fail(err);
     }
+  }
+
+  /** An edit the server could not be reached for: the configuration holds it, the model gets it on the reconnect. */
+  _keep(body, mutate) {
+    const next = clone(this.cfg);
+    mutate(next);
+    this.cfg = next;
+    if (!this.pending || !this.pending.create) this.pending = { body: { ...(this.pending ? this.pending.body : {}), ...body } };
+  }
+
+  /**
+   * The server answers again: send what was kept while it was away (a new model, or one PATCH). A 409 is
+   * the lease of a process that died playing the model: tried again with backoff until it runs out.
+   */
+  async _flush(attempt = 0) {
+    const p = this.pending;
+    this.pending = null;
+    if (!p) return;
+    if (p.create || !this.session.model) { await this.recreate(); return; }
+    this.errors.clear();
+    const id = this.session.id;
+    try {
+      await this.session.patch(p.body);
+      this._patched(p.body, () => {});
+    } catch (err) {
+      if (err.status === 409 && attempt < FLUSH_TRIES) {
+        this._keep(p.body, () => {});
+        setTimeout(() => { if (this.session.id === id) this._flush(attempt + 1); else this.pending = null; }, backoffDelay(attempt));
+        return;
+      }
+      if (unreachable(err)) this._keep(p.body, () => {});
+      else if (this.session.model && ![401, 403, 404].includes(err.status)) {
+        // refused: the controls go back to what the model has (a lost model is made again from them)
+        this.cfg = fromSpec(this.session.model.spec, this.cfg);
+        this.events.emit('config', this.cfg);
+        this.syncURL();
+      }
+      this.fail(err);
+    }
+  }
+
+  /** The server took PATCH `body`: `mutate` records it in the configuration. */
+  _patched(body, mutate) {
+    const next = clone(this.cfg);
+    mutate(next);
+    this.cfg = next;
+    if (this.session.model && this.session.model.diverged) {
+      // the refused step left the parameters intact: new settings may train on from here
+      this.session.model.diverged = false;
+      this._showDivergence(null);
+    }
+    this.syncURL();
+    if ('batch_size' in body && this.session.id) this.events.emit('trace-batch', this.session.id, this.traceBatch());
   }
 
   async run(fn, context = '') {
@@ -113,6 +170,7 @@ export class ModelController {
   /** Show an error; a model the server no longer has (e.g. after a restart) is re-created. */
   fail(err, context = '') {
     if (err && err.status === 423) { this.setFrozen(true, true); return; }
+    if (unreachable(err)) { this.session.unreachable(); return; }   // the connection banner says it
     const lost = err && (err.status === 404 || /model \S+ not found/.test(err.message || ''));
     const refused = err && (err.status === 401 || err.status === 403);
     if ((lost || refused) && this.session.id) {

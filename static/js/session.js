@@ -185,17 +185,31 @@ export class Session {
     this.away = { attempt, timer };
   }
 
+  /**
+   * A REST call did not reach the server (paused, or between two streams): the page is away as when its
+   * stream drops, and probes with the same backoff until the server answers. A stream still open is opened
+   * again, since only its opening tells that the server is back.
+   */
+  unreachable() {
+    if (this.away) return;
+    if (this.stream) { const s = this.stream; this.stream = null; s.close(); }
+    this._lost();
+  }
+
   _retry() {
+    // without a model there is no stream to open: the health check is the probe
+    if (!this.model) { api.health().then(() => this._reached(null), () => { if (this.away && !this.model) this._lost(); }); return; }
     const s = this._ensureStream();   // its auth message goes first, then the play queued behind it
     if (this.playing && this.budget === null) this._sendPlay(s);
   }
 
-  /** A stream opened: after an absence the page is back, and plays on from the server's saved step. */
+  /** The server answered (a stream `s` opened): after an absence the page is back, and plays on from its saved step. */
   _reached(s) {
     if (!this.away) return;
     clearTimeout(this.away.timer); this.away = null;
-    this.reconnects += 1; this.rebase = true; this.resuming = this.playing ? { attempt: 0 } : null;
+    this.reconnects += 1; this.rebase = true; this.resuming = this.playing && s ? { attempt: 0 } : null;
     this.hooks.onConnection(false);
+    if (!s) return;
     if (!this.playing) this.refresh().catch(() => {});
     else if (this.budget === null && !s.sentPlay) this._sendPlay(s);
   }

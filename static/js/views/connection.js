@@ -1,5 +1,6 @@
-// The banner while the stream's server is away (a restart, a dead replica): the session tries again
-// with backoff and plays on by itself, so the student only needs to know that it is waiting.
+// The banner while the server is away (a restart, a dead replica; told by the stream or by a call that
+// could not reach it): the session tries again with backoff, plays on by itself and the controller sends
+// the changes made meanwhile, so the student only needs to know that it is waiting.
 export class ConnectionView {
   constructor({ events }) {
     this.box = document.getElementById('connection-banner');
@@ -7,7 +8,7 @@ export class ConnectionView {
   }
 
   show(away) {
-    if (away) this.box.textContent = 'Lost the connection to the server; reconnecting… Your network keeps its saved steps, and training goes on once it is back.';
+    if (away) this.box.textContent = 'Lost the connection to the server; reconnecting… Your network keeps its saved steps; training goes on and your changes are applied once it is back.';
     this.box.hidden = !away;
   }
 }
