@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.engine.bounds import DEFAULT as DERIVE
+
 DEFAULT_STORE = "sqlite:///data/playground.sqlite3"  # relative to the working directory
 
 
@@ -84,15 +86,13 @@ class Settings(BaseSettings):
 
     # -- your own gradients and equations (/check, /derive) ---------------------------------
     check_max_entries: int = Field(1_000_000, description="numbers in one dW or db sent to /check")
-    derive_max_equations: int = Field(32, description="equations per /derive call")
-    derive_max_expr_length: int = Field(400, description="characters per /derive expression")
+    derive_max_equations: int = Field(DERIVE.max_equations, description="equations per /derive call")
+    derive_max_expr_length: int = Field(DERIVE.max_expr_chars, description="characters per /derive expression")
     derive_max_rows: int = Field(256, description="rows of X per /derive call (columns: every sample at once, "
                                  "stacked)")
-    # A correct backward pass on the largest net (2M weights, 256 rows) holds about 30 MB and costs about
-    # 1e9 multiply-adds; 2e9 is under a second of one core here, as gradcheck_max_cost is.
-    derive_max_bytes: int = Field(64 * 1024 * 1024, ge=1, description="bytes of values one /derive call holds "
+    derive_max_bytes: int = Field(DERIVE.max_bytes, ge=1, description="bytes of values one /derive call holds "
                                   "at once, from the shapes before any is made (422 naming the equation past it)")
-    derive_max_cost: int = Field(2_000_000_000, ge=1, description="multiply-adds and entries one /derive call "
+    derive_max_cost: int = Field(DERIVE.max_cost, ge=1, description="multiply-adds and entries one /derive call "
                                  "computes, its CPU budget (422 naming the equation past it); its repair search "
                                  "has as much again, and stops with a note past it")
     # -- per-client fairness: concurrency caps, enforced by app/api/fairness.py; 0 turns one off

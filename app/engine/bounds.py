@@ -8,7 +8,7 @@ Three things bound it, checked before each value is made, from the shapes alone:
 - ``cancelled()``: true once nobody waits for the answer (the client left); checked at every step.
 
 Over a bound, ``OverBudget`` is raised before the value is made; ``Cancelled`` when cancelled. The
-numbers are the server's settings (app/config.py), the one place they are set.
+defaults are set here, once; the server's settings (app/config.py, PLAYGROUND_DERIVE_*) start from them.
 """
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-
-from app.config import Settings
 
 ITEM = 8  # bytes per value (float64)
 # One interpreted step (an expression node: its dispatch, its checks, its bookkeeping) takes a few
@@ -57,10 +55,8 @@ class Bounds:
 
     @classmethod
     def default(cls) -> Bounds:
-        """The settings' defaults (not the environment's): for callers without a server."""
-        fields = Settings.model_fields
-        return cls(*(fields[f"derive_{name}"].default for name in
-                     ("max_equations", "max_expr_length", "max_bytes", "max_cost")))
+        """The defaults (not the environment's): for callers without a server."""
+        return DEFAULT
 
 
 def _never() -> bool:
@@ -119,3 +115,8 @@ class Budget:
         s = self._search
         s.max_bytes, s.held, s.live = self.max_bytes, self.held + self.live, 0
         return s
+
+
+# A correct backward pass on the largest net (2M weights, 256 rows) holds about 30 MB and costs about
+# 1e9 multiply-adds; 2e9 is under a second of one core here, as gradcheck_max_cost is.
+DEFAULT = Bounds(max_equations=32, max_expr_chars=400, max_bytes=64 * 1024 * 1024, max_cost=2_000_000_000)

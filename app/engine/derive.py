@@ -36,7 +36,7 @@ message). A shape error is the student's mathematics, not a bad request: it is r
 result's first_error with the operands and their shapes, and a repair when one is found (an
 operand replaced by its neighbour layer's or its transpose that gives the right values).
 
-Bounds (app/engine/bounds.py, the numbers from app/config.py): before each value is made its size is
+Bounds (app/engine/bounds.py; the server sets them from app/config.py): before each value is made its size is
 computed from the shapes for the whole batch. One larger than any step of a backward pass needs
 (BUDGET entries, or twice the batch or the widest layer's square) is the student's mistake, a
 StepError in the result. Past the call's bytes held at once or its operations (the CPU budget), the

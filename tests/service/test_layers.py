@@ -30,6 +30,24 @@ def test_the_layer_imports_no_web_framework(layer):
     assert [hit for f in files for hit in web_imports(f)] == []
 
 
+def imports_of(path: Path) -> list[str]:
+    """Every absolute module path imported in path."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            found.append(node.module or "")
+    return found
+
+
+def test_the_engine_imports_nothing_of_the_app_above_it():
+    """The engine is NumPy only: no settings, service, store or web module; they start from its defaults."""
+    above = [f"{f.name} {m}" for f in sorted((APP / "engine").rglob("*.py")) for m in imports_of(f)
+             if m.startswith("app.") and not m.startswith("app.engine")]
+    assert above == []
+
+
 def test_the_check_finds_both_import_forms(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("import os\nfrom starlette.requests import Request\nimport fastapi.responses\nfrom . import x\n")
