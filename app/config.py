@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     concurrent_per_client: int = Field(4, ge=0, description="expensive calls (train, gradcheck, boundary, predict, "
                                        "gradients, check, derive, create, import, export, ...) at once per client address")
     concurrent_per_token: int = Field(2, ge=0, description="expensive calls at once per model token")
+    concurrent_heavy: int = Field(4, ge=0, description="derive, check and gradcheck calls at once in one process, "
+                                  "a part of concurrent_expensive, so a few students' heavy calls leave the rest "
+                                  "to the class's train, predict and create (then 503)")
     streams_per_client: int = Field(4, ge=0, description="open streams per client address")
     streams_per_token: int = Field(2, ge=0, description="open streams per model token")
     concurrent_expensive: int = Field(16, ge=0, description="expensive calls at once in one process; below "

@@ -62,8 +62,13 @@ EXPENSIVE: list[tuple[str, re.Pattern]] = [(method, re.compile(path)) for method
     ("PUT", rf"/api/models/{_ID}/parameters"),  # evaluates the full data
     ("GET", r"/api/class/(leaderboard|curves|gallery)"),  # every model of the class
 ]]
+# the calls that run a student's own work (equations, gradients, a gradient check), each up to about a
+# second of CPU: they share a smaller part of the process's slots, so a few students' heavy calls never
+# take every slot from the class's train, predict and create
+HEAVY = re.compile(rf"/api/models/{_ID}/(derive|check|gradcheck)")
 STREAM = re.compile(rf"/api/models/{_ID}/stream")
 PROCESS = "process"
+HEAVY_SLOTS = "heavy"
 WAITING = "waiting"  # calls waiting for a slot, counted for tests and diagnostics
 RETRY_AFTER = 1  # seconds: most expensive calls take well under that; the client retries
 SHARED_POLL = (0.05, 0.5)  # seconds between tries at a slot other processes hold: first, at most (doubling)
@@ -126,6 +131,11 @@ class FairnessMiddleware:
                 if lease is False:
                     return await refuse_http(scope, receive, send, OverLimit(Kind.TOO_MANY, refusal, RETRY_AFTER))
                 held[-1] = (key, lease)
+            if s.concurrent_heavy and scope["method"] == "POST" and HEAVY.fullmatch(scope.get("path", "")):
+                if not await self._slot(HEAVY_SLOTS, s.concurrent_heavy, deadline):
+                    busy = Busy(heavy_detail(s.concurrent_heavy), RETRY_AFTER)
+                    return await refuse_http(scope, receive, send, busy)
+                held.append((HEAVY_SLOTS, None))
             # The instructor's calls keep their per-token cap but never queue behind the class's work:
             # a few students' heavy calls must not take the teacher's board off the projector.
             if not self._is_admin(scope):
@@ -273,3 +283,8 @@ def cap_detail(what: str, who: str, cap: int) -> str:
 def busy_detail(cap: int) -> str:
     return (f"the server is busy: {cap} expensive calls are running, the limit per process "
             f"(PLAYGROUND_CONCURRENT_EXPENSIVE); retry after {RETRY_AFTER} s")
+
+
+def heavy_detail(cap: int) -> str:
+    return (f"the server is busy: {cap} derive, check and gradcheck calls are running, the limit per process "
+            f"(PLAYGROUND_CONCURRENT_HEAVY); retry after {RETRY_AFTER} s")

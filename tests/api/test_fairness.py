@@ -24,7 +24,7 @@ from starlette.websockets import WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from app.api.fairness import FairnessMiddleware, is_expensive
+from app.api.fairness import FairnessMiddleware, heavy_detail, is_expensive
 from app.config import Settings
 
 from .test_live_server import SPEC, Server
@@ -119,6 +119,7 @@ class Gate:
                 pass
 
         inner = Starlette(routes=[Route("/api/models/{mid}/train", train, methods=["POST"]),
+                                  Route("/api/models/{mid}/derive", train, methods=["POST"]),
                                   Route("/api/models/{mid}", read, methods=["GET"]),
                                   WebSocketRoute("/api/models/{mid}/stream", stream)])
         settings.setdefault("store", "memory://")
@@ -405,3 +406,19 @@ def test_the_instructors_calls_never_queue_behind_a_full_process_cap():
         gate.release.set()
         assert [f.result().status_code for f in running + [board]] == [200] * 4
         assert app.slots.held("process") == 0
+
+
+def test_heavy_calls_take_only_their_part_of_the_process_slots():
+    gate = Gate()
+    app = gate.app(concurrent_per_client=0, concurrent_per_token=0, concurrent_expensive=4, concurrent_heavy=2,
+                   worker_threads=8, busy_wait=0.2)
+    with student(app, "10.0.0.1") as a, student(app, "10.0.0.2") as b, ThreadPoolExecutor(10) as pool:
+        derives = [pool.submit(a.post, f"/api/models/m{i}/derive") for i in range(2)]
+        gate.wait_entered(2)
+        r = a.post("/api/models/m2/derive")
+        assert (r.status_code, r.headers["retry-after"], r.json()) == (503, "1", {"detail": heavy_detail(2)})
+        trains = [pool.submit(b.post, f"/api/models/t{i}/train") for i in range(2)]
+        gate.wait_entered(2)  # the class's other calls still find the process's remaining slots
+        gate.release.set()
+        assert [f.result().status_code for f in derives + trains] == [200] * 4
+        assert (app.slots.held("process"), app.slots.held("heavy")) == (0, 0)
