@@ -738,6 +738,9 @@ class DatasetPublic(BaseModel):
     input_columns: list[str]
     target_columns: list[str]
     classes: list[str] | None
+    target_kind: Literal["classes", "binary", "numbers"] = Field(
+        description="classes: one-hot (softmax, cross_entropy); binary: one 0/1 column (sigmoid, bce); "
+                    "numbers (identity, mse)")
     standardize: Standardization | None = None
 
 

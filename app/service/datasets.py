@@ -9,7 +9,7 @@ from app.config import Settings
 from app.engine.csvdata import CsvData, CsvError, one_hot_labels, parse_csv, standardization
 from app.store import Store
 
-from .errors import Kind, OverLimit, Unprocessable
+from .errors import Kind, NotFound, OverLimit, Unprocessable
 
 
 def encode(X: np.ndarray, y: np.ndarray) -> bytes:
@@ -24,6 +24,15 @@ def decode(meta: dict, data: bytes) -> tuple[np.ndarray, np.ndarray]:
     if flat.size != n * (p + k):
         raise ValueError(f"dataset blob holds {flat.size} values, expected {n * (p + k)}")
     return flat[:n * p].reshape(n, p).astype(np.float64), flat[n * p:].reshape(n, k).astype(np.float64)
+
+
+def target_kind(y: np.ndarray, classes) -> str:
+    """What the targets y (rows, k) are, for the output layer that fits them: "classes" (one-hot of
+    `classes`: softmax, cross_entropy), "binary" (one column of 0 and 1: sigmoid, bce) or "numbers"
+    (k columns: identity, mse)."""
+    if classes:
+        return "classes"
+    return "binary" if y.shape[1] == 1 and bool(np.isin(y, (0.0, 1.0)).all()) else "numbers"
 
 
 def valid_dataset_id(dataset_id) -> bool:
@@ -104,6 +113,15 @@ class Datasets:
         meta, data = found
         X, y = decode(meta, data)
         return {**meta, "X": X, "y": y}
+
+    def describe(self, dataset_id) -> dict:
+        """{"id", "rows", "input_columns", "target_columns", "classes", "target_kind"} of a stored upload
+        (its rows are decoded once to tell the targets' kind); NotFound when no upload has this id."""
+        ds = self.load(dataset_id)
+        if not ds:
+            raise NotFound("no uploaded dataset has this id")
+        return {"id": dataset_id, "rows": ds["rows"], "target_kind": target_kind(ds["y"], ds["classes"]),
+                **{k: ds[k] for k in ("input_columns", "target_columns", "classes")}}
 
     def resolve(self, spec: dict) -> dict:
         """Turn {"dataset_id"} or {"csv"} data into the engine's custom X/y split (seeded)."""

@@ -104,6 +104,7 @@ export const api = {
     raw: body, type: typeof body === 'string' ? 'application/json' : 'application/octet-stream',
   }).then(keep),
   uploadDataset: (body) => request('POST', '/datasets', body),
+  dataset: (id) => request('GET', `/datasets/${encodeURIComponent(id)}`),
   classStatus: () => request('GET', '/class/status'),
   parameters: (id) => request('GET', `${m(id)}/parameters`),
   gradients: (id) => request('GET', `${m(id)}/gradients`),

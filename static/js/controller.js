@@ -3,9 +3,9 @@
 // again; a frozen class pauses). It tells the views through events (events.js): config, frozen,
 // diverged (on, frame) and url (cfg, modelId), which views/share.js writes to the address bar.
 // A change the server could not be reached for is kept (the fields show it) and sent once it answers.
-import { unreachable } from './api.js';
+import { api, unreachable } from './api.js';
 import { backoffDelay } from './backoff.js';
-import { clone, toSpec, fromSpec, readQuery } from './state.js';
+import { clone, toSpec, fromSpec, readQuery, uploadToFit, useUpload } from './state.js';
 import { tokens, nickname } from './tokens.js';
 
 // PATCH tries on a 409 after a reconnect: the backoff's waits add up past PLAYGROUND_LEASE_TTL's default 10 s
@@ -16,6 +16,8 @@ export class ModelController {
   constructor({ cfg, catalog, session, events, errors }) {
     Object.assign(this, { cfg, catalog, session, events, errors });
     this.createTimer = null; this.frozen = false; this.inlineData = null;
+    // the uploaded dataset whose description the output layer and loss are still to be fitted to (start())
+    this.uploadToFit = null;
     // edits made while the server was unreachable: {create} a new model, or {body} the merged PATCH body
     this.pending = null;
     events.on('connection', (away) => { if (!away) this._flush(); });
@@ -49,12 +51,13 @@ export class ModelController {
     try {
       const custom = this.cfg.custom && this.cfg.custom.inline;
       if (custom && !this.inlineData) throw new Error('the imported data is no longer available; pick a dataset');
+      await this._fitUpload();
       const done = await this.session.create(toSpec(this.cfg, this.catalog, custom ? this.inlineData : null),
         { nickname: nickname.get() });
       if (done) document.body.dataset.ready = 'true';
     } catch (err) {
       if (unreachable(err)) { this.pending = { create: true }; this.fail(err); return; }
-      this.errors.show(err, 'Could not create the model: ');
+      this.errors.show(err, this.uploadToFit ? 'Could not open the uploaded dataset: ' : 'Could not create the model: ');
       document.body.dataset.ready = 'error';
     }
   }
@@ -76,7 +79,23 @@ export class ModelController {
         if (err.status === 404) tokens.remove(id);
       }
     }
+    this.uploadToFit = uploadToFit(search);
     await this.recreate();
+  }
+
+  /**
+   * A link named an uploaded dataset without its output layer and loss: they are taken from the dataset's
+   * description (GET /api/datasets/{id}), once; the configuration keeps the dataset when that fails.
+   */
+  async _fitUpload() {
+    const did = this.uploadToFit;
+    const c = this.cfg.custom;
+    if (!did || !c || c.dataset_id !== did) { this.uploadToFit = null; return; }
+    const ds = await api.dataset(did);
+    this.uploadToFit = null;
+    this.cfg = useUpload(clone(this.cfg), ds, { standardize: c.standardize });
+    this.events.emit('config', this.cfg);
+    this.syncURL();
   }
 
   /** Switch to a model created by an upload or a fork (already made; `fn` resolves when shown). */

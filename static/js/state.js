@@ -80,6 +80,34 @@ export function readQuery(search, catalog) {
   return { config: cfg, model };
 }
 
+/**
+ * The uploaded dataset's id when a link names one without `out` and `loss` (its output layer and loss are
+ * then fitted to the dataset's description, see useUpload), else null.
+ */
+export function uploadToFit(search) {
+  const p = new URLSearchParams(search);
+  return p.get('did') && !p.has('out') && !p.has('loss') ? p.get('did') : null;
+}
+
+/** Output layer and loss for an upload's targets (`target_kind` of POST /api/datasets or GET /api/datasets/{id}). */
+export function outputForTargets(ds) {
+  if (ds.target_kind === 'classes') {
+    return { output: { units: Math.max(2, ds.classes.length), activation: 'softmax' }, loss: 'cross_entropy' };
+  }
+  if (ds.target_kind === 'binary') return { output: { units: 1, activation: 'sigmoid' }, loss: 'bce' };
+  return { output: { units: ds.target_columns.length, activation: 'identity' }, loss: 'mse' };
+}
+
+/** Train on an upload (its description `ds`): its columns, and the output layer and loss its targets take. */
+export function useUpload(cfg, ds, { standardize = false, name = null } = {}) {
+  cfg.custom = {
+    dataset_id: ds.id, standardize, ...(name ? { name } : {}), rows: ds.rows, input_columns: ds.input_columns,
+    target_columns: ds.target_columns, classes: ds.classes || null,
+  };
+  Object.assign(cfg, outputForTargets(ds));
+  return cfg;
+}
+
 /** Configuration from a query string (readQuery's config). */
 export function fromQuery(search, catalog) { return readQuery(search, catalog).config; }
 

@@ -2,7 +2,9 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 
-import { PARAMS, defaultConfig as defaultsOf, fromQuery, fromSpec, readQuery, toQuery, toSpec } from '../../static/js/state.js';
+import {
+  PARAMS, defaultConfig as defaultsOf, fromQuery, fromSpec, readQuery, toQuery, toSpec, uploadToFit, useUpload,
+} from '../../static/js/state.js';
 import { featureFunction, normalizeCatalog, prettyFeature } from '../../static/js/catalog.js';
 import { serverCatalog } from './server-catalog.mjs';
 
@@ -31,6 +33,21 @@ test('the open model is in the page URL only when given, and reads back apart fr
   assert.doesNotMatch(toQuery(cfg), /(^|&)(model|std)=/);
   assert.deepEqual(readQuery(`?${q}`, catalog), { config: cfg, model: 'm-1' });
   assert.deepEqual(readQuery('?std=1', catalog), { config: defaultConfig(), model: null });   // std without did
+});
+
+test('a link naming an upload without out and loss has them fitted to its targets', () => {
+  assert.equal(uploadToFit('?did=abc&h=4.tanh'), 'abc');
+  for (const q of ['?did=abc&out=1.sigmoid', '?did=abc&loss=bce', '?dataset=xor', '?did=']) assert.equal(uploadToFit(q), null);
+  const ds = { id: 'abc', rows: 16, input_columns: ['a', 'b'], target_columns: ['label'], classes: ['no', 'yes'] };
+  const fit = (d) => { const c = useUpload(fromQuery('?did=abc&std=1', catalog), d, { standardize: true }); return [c.output, c.loss]; };
+  assert.deepEqual(fit({ ...ds, target_kind: 'classes' }), [{ units: 2, activation: 'softmax' }, 'cross_entropy']);
+  assert.deepEqual(fit({ ...ds, classes: null, target_kind: 'binary' }), [{ units: 1, activation: 'sigmoid' }, 'bce']);
+  assert.deepEqual(fit({ ...ds, classes: null, target_columns: ['p', 'q'], target_kind: 'numbers' }),
+    [{ units: 2, activation: 'identity' }, 'mse']);
+  const cfg = useUpload(fromQuery('?did=abc&std=1', catalog), { ...ds, target_kind: 'classes' }, { standardize: true });
+  assert.deepEqual(cfg.custom, { dataset_id: 'abc', standardize: true, rows: 16, input_columns: ['a', 'b'],
+    target_columns: ['label'], classes: ['no', 'yes'] });
+  assert.match(toQuery(cfg), /&out=2\.softmax&loss=cross_entropy&.*&did=abc&std=1$/);
 });
 
 test('a configuration survives the URL both ways', () => {

@@ -14,6 +14,7 @@ from app.api.schemas import Checkpoint, CsvUpload, DatasetPublic, ForkRequest, M
 from app.engine import Model
 from app.engine.codegen import numpy_script
 from app.engine.transfer import ImportLimits, TransferError, export_json, export_npz, import_json, import_npz
+from app.service.datasets import target_kind
 from app.service.errors import Unprocessable
 
 router = APIRouter(tags=["transfer"], route_class=BodyRoute)  # large bodies: app/api/body.py
@@ -25,7 +26,14 @@ def upload_dataset(body: CsvUpload, datasets: DatasetsDep) -> dict:
     dataset_id, parsed, stats = datasets.upload(text=body.csv, inputs=body.inputs, targets=body.targets,
                                                 one_hot=body.one_hot, standardize=body.standardize)
     return {"id": dataset_id, "rows": parsed.n_rows, "input_columns": parsed.input_columns,
-            "target_columns": parsed.target_columns, "classes": parsed.classes, "standardize": stats}
+            "target_columns": parsed.target_columns, "classes": parsed.classes,
+            "target_kind": target_kind(parsed.y, parsed.classes), "standardize": stats}
+
+
+@router.get("/datasets/{dataset_id}", response_model=DatasetPublic, tags=["datasets"])
+def describe_dataset(dataset_id: str, datasets: DatasetsDep) -> dict:
+    """An upload's columns and the kind of its targets (a page opened by its id fits the output layer to them)."""
+    return datasets.describe(dataset_id)
 
 
 @router.get("/models/{model_id}/export", tags=["transfer"], response_class=Response,

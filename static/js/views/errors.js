@@ -36,7 +36,9 @@ export class ErrorView {
       el.removeAttribute('aria-invalid');
       el.removeAttribute('aria-errormessage');
       const msg = document.getElementById(`${el.id}-error`);
-      if (msg) msg.remove();
+      // a message element of the page's own (e.g. the upload's) stays, empty and hidden
+      if (msg && msg.dataset.marked) msg.remove();
+      else if (msg) { msg.hidden = true; msg.textContent = ''; }
     }
     this.marked = [];
     this.banner.hidden = true; this.banner.textContent = '';
@@ -65,10 +67,11 @@ export class ErrorView {
     if (!span) {
       span = document.createElement('span');
       span.id = `${el.id}-error`; span.className = 'field-error'; span.setAttribute('role', 'alert');
+      span.dataset.marked = '1';
       const host = el.closest('.field') || el.parentElement;
       host.appendChild(span);
     }
-    span.textContent = msg;
+    span.textContent = msg; span.hidden = false;
     el.setAttribute('aria-invalid', 'true');
     el.setAttribute('aria-errormessage', span.id);
     this.marked.push(el);

@@ -1,7 +1,9 @@
 // "Your own data": pick a CSV file, choose input and target columns from its header and
 // whether to standardize, POST /api/datasets, then re-create the model on {"dataset_id"}.
+// The output layer and the loss follow the targets' kind in the server's answer.
 // The server's 422 messages name the line of the file; they appear next to the control.
 import { api, formatDetail } from '../api.js';
+import { useUpload } from '../state.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -19,26 +21,11 @@ export function splitCsvLine(line) {
   return out;
 }
 
-/** Header names and the text of one column (for guessing the target's kind). */
+/** Header names of a CSV text. */
 export function readHeader(text) {
   const lines = text.replace(/^\ufeff/, '').split(/\r?\n/);
   const first = lines.findIndex((l) => l.trim() !== '');
-  if (first < 0) return { header: [], column: () => [] };
-  const header = splitCsvLine(lines[first]);
-  const column = (k) => lines.slice(first + 1).filter((l) => l.trim() !== '').map((l) => splitCsvLine(l)[k]);
-  return { header, column };
-}
-
-/** Output layer and loss for a target: one-hot classes, a 0/1 column, or numbers. */
-export function outputFor(ds, values) {
-  const k = ds.target_columns.length;
-  if (ds.classes && ds.classes.length) {
-    return { output: { units: Math.max(2, ds.classes.length), activation: 'softmax' }, loss: 'cross_entropy' };
-  }
-  if (k === 1 && values.length && values.every((v) => v === '0' || v === '1' || Number(v) === 0 || Number(v) === 1)) {
-    return { output: { units: 1, activation: 'sigmoid' }, loss: 'bce' };
-  }
-  return { output: { units: k, activation: 'identity' }, loss: 'mse' };
+  return { header: first < 0 ? [] : splitCsvLine(lines[first]) };
 }
 
 export class UploadView {
@@ -95,18 +82,12 @@ export class UploadView {
     button.disabled = true;
     try {
       const ds = await api.uploadDataset({ csv: this.text, inputs, targets: [target], standardize });
-      const { header, column } = readHeader(this.text);
-      const { output, loss } = outputFor(ds, column(header.indexOf(target)).slice(0, 5000));
       const name = this.name;
       $('csv-status').textContent = `${name}: ${ds.rows} rows, ${ds.input_columns.length} input${ds.input_columns.length === 1 ? '' : 's'}` +
         (ds.classes ? `, ${ds.classes.length} classes` : '');
       this.controller.change((c) => {
         if (!c.custom) c.test_fraction = 0.2;   // the generated datasets' 50% is a lot for real data
-        c.custom = {
-          dataset_id: ds.id, standardize, name, rows: ds.rows, input_columns: ds.input_columns,
-          target_columns: ds.target_columns, classes: ds.classes || null,
-        };
-        c.output = output; c.loss = loss;
+        useUpload(c, ds, { standardize, name });
       });
     } catch (err) {
       this._error(err.detail !== undefined ? formatDetail(Array.isArray(err.detail)

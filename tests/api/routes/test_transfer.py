@@ -127,6 +127,23 @@ def test_an_unknown_dataset_id(client):
     unprocessable(r, ["body", "data", "samples"], "cannot be combined with uploaded data (dataset_id or csv)")
 
 
+def test_an_upload_is_described_by_its_id(client):
+    """GET /api/datasets/{id}: the columns and the targets' kind, as the upload answered them."""
+    answers = {}
+    for kind, text in [("numbers", CSV), ("classes", "a,b,label\n1,2,no\n3,4,yes\n5,6,no\n"),
+                       ("binary", "a,b,hit\n1,2,0\n3,4,1\n5,6,1\n")]:
+        up = client.post("/api/datasets", json={"csv": text, "standardize": True})
+        assert up.status_code == 201, up.text
+        assert up.json()["target_kind"] == kind
+        r = client.get(f"/api/datasets/{up.json()['id']}")
+        assert r.status_code == 200, r.text
+        answers[kind] = r.json()
+        assert r.json() == {**up.json(), "standardize": None}   # the whole file's statistics are the upload's
+    assert answers["classes"]["classes"] == ["no", "yes"] and answers["classes"]["target_columns"] == ["label"]
+    r = client.get("/api/datasets/nosuchdataset")
+    assert r.status_code == 404 and r.json() == {"detail": "no uploaded dataset has this id"}
+
+
 # -- categorical targets and standardization --------------------------------------------------------
 LABELS = ["red", "blue", "green", "blue", "red", "green", "green", "red", "blue"]
 LABELLED = "x1,x2,colour\n" + "".join(f"{i},{-i * 0.5},{c}\n" for i, c in enumerate(LABELS))
@@ -135,7 +152,8 @@ LABELLED = "x1,x2,colour\n" + "".join(f"{i},{-i * 0.5},{c}\n" for i, c in enumer
 def test_a_categorical_target_becomes_one_hot_with_sorted_classes(client):
     ds = client.post("/api/datasets", json={"csv": LABELLED}).json()
     assert ds == {"id": ds["id"], "rows": 9, "input_columns": ["x1", "x2"], "target_columns": ["colour"],
-                  "classes": ["blue", "green", "red"], "standardize": None}
+                  "classes": ["blue", "green", "red"], "target_kind": "classes",
+                  "standardize": None}
     spec = {"layers": [{"units": 3}, {"units": 3, "activation": "softmax"}], "loss": "cross_entropy",
             "data": {"dataset_id": ds["id"], "test_fraction": 0.0}}
     m = create(client, spec)
