@@ -56,6 +56,7 @@ EXPENSIVE: list[tuple[str, re.Pattern]] = [(method, re.compile(path)) for method
     ("POST", r"/api/models"),                 # create: builds and evaluates the data
     ("POST", r"/api/models/import"),
     ("POST", r"/api/datasets"),               # parses a CSV of up to the body limit
+    ("GET", rf"/api/datasets/{_ID}"),         # decodes the stored dataset's rows to describe its targets
     ("POST", rf"/api/models/{_ID}/(train|gradcheck|predict|gradients|check|derive|fork|reset)"),
     ("GET", rf"/api/models/{_ID}/(boundary|gradients|export)"),
     ("GET", rf"/api/models/{_ID}/(data|parameters)"),  # every row, every weight: up to megabytes of JSON

@@ -52,7 +52,7 @@ BUSY = ("the server is busy: {} expensive calls are running, the limit per proce
 
 # -- which calls are expensive -------------------------------------------------------------------
 @pytest.mark.parametrize("method,path", [
-    ("POST", "/api/models"), ("POST", "/api/models/import"), ("POST", "/api/datasets"),
+    ("POST", "/api/models"), ("POST", "/api/models/import"), ("POST", "/api/datasets"), ("GET", "/api/datasets/abc"),
     *[("POST", f"/api/models/abc/{p}") for p in ("train", "gradcheck", "predict", "gradients", "check", "derive",
                                                    "fork", "reset")],
     *[("GET", f"/api/models/abc/{p}") for p in ("boundary", "gradients", "export", "data", "parameters")],
