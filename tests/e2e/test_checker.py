@@ -22,7 +22,7 @@ def test_trace_chips_show_every_operand_as_used(page, server):
     assert "stored (8×2)" in chip.get_attribute("title")
     # the question's notation: a_1 = W_1 z_0 with W_1 (8×2) untransposed, and W_2^T (8×8) sent down
     page.check('input[name=trace-convention][value=columns]')
-    page.wait_for_selector('#trace .trace-step[data-target="a_1"] .operand:not(.transposed)')
+    page.wait_for_selector('#trace p.hint:has-text("Columns: one sample")')  # the columns trace has replaced the rows one
     a1 = page.locator('#trace .trace-step[data-target="a_1"] .operand').first.inner_text().replace("\n", "")
     assert a1 == "W1 (8×2)"
     down = page.locator('#trace .trace-step[data-target="dz_1"] .operand.transposed').inner_text().replace("\n", "")
