@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .helpers import api
+from .helpers import READY, api
 
 
 @pytest.fixture
@@ -65,10 +65,12 @@ def test_redoc_lists_every_operation_offline(offline_page, server):
 def test_the_page_links_the_question_and_the_docs(offline_page, server):
     page = offline_page
     page.goto(f"{server}/")
+    page.wait_for_selector(READY)  # the page writes its address once ready: a click before that may be undone
     page.click("footer a[href='question']")
     page.wait_for_url(f"{server}/question")
     assert page.inner_text("body").startswith("# The question this project started from")
     page.goto(f"{server}/")
+    page.wait_for_selector(READY)
     page.click("footer a[href='docs']")
     page.wait_for_selector(".opblock", timeout=30_000)
     assert page.outside == []

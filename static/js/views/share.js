@@ -8,10 +8,18 @@ export class ShareView {
   constructor({ events }) {
     events.on('url', (cfg, modelId) => this.show(cfg, modelId));
     copyShareLink($('copy-link'), $('share-url'));
+    // a same-document address change cancels a navigation in progress (a footer link clicked while
+    // the model loads): while the page is leaving, its address is not ours to write. A page still here a
+    // second later was not left (a download, say)
+    this.leaving = false;
+    window.addEventListener('beforeunload', () => {
+      this.leaving = true;
+      setTimeout(() => { this.leaving = false; }, 1000);
+    });
   }
 
   show(cfg, modelId) {
-    history.replaceState(null, '', `?${toQuery(cfg, modelId)}`);
+    if (!this.leaving) history.replaceState(null, '', `?${toQuery(cfg, modelId)}`);
     const url = shareURL(cfg);
     $('share-link').href = url;
     $('share-url').value = url;
