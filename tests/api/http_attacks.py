@@ -146,13 +146,7 @@ def endless_header(port: int, seconds: float, source: str = ATTACKER) -> int:
 
 def large_headers(port: int, n: int, size: int, source: str = ATTACKER) -> list[socket.socket]:
     """``n`` connections that each send ``size`` bytes of one unfinished header, then stay open."""
-    socks = []
-    for _ in range(n):
-        try:
-            s = connect(port, source)
-            s.sendall(PARTIAL_HEAD)
-        except OSError:
-            continue
+    socks = half_open(port, n, source)
+    for s in socks:
         send_until_closed(s, size)
-        socks.append(s)
     return socks
