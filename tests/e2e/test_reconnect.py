@@ -22,6 +22,15 @@ MOVED_ON = """([shown, saved]) => { const first = window.__steps.find((x) => x !
   return first !== undefined && window.__playground.state.step > Math.max(first, saved) + 20; }"""
 
 
+def end_server(proc, end: str) -> None:
+    """Stop the server as a restart does (SIGTERM, "stop") or as a crash does (SIGKILL, "kill")."""
+    if end == "stop":
+        stop(proc)
+    else:
+        proc.kill()
+        proc.wait(10)
+
+
 @pytest.mark.parametrize("end", ["stop", "kill"])
 def test_the_page_reconnects_and_plays_on_after_a_server_restart(page, tmp_path, end):
     """stop: SIGTERM, the stream saves its steps as it closes. kill: SIGKILL, the steps since the last save are
@@ -36,11 +45,7 @@ def test_the_page_reconnects_and_plays_on_after_a_server_restart(page, tmp_path,
             play(page)
             page.wait_for_function("() => window.__playground.state.step >= 50", timeout=20_000)
 
-            if end == "stop":
-                stop(proc)
-            else:
-                proc.kill()
-                proc.wait(10)
+            end_server(proc, end)
             page.locator(BANNER).wait_for(state="visible", timeout=10_000)
             assert page.get_attribute(BANNER, "role") == "status"
             away = state(page)
@@ -89,11 +94,7 @@ def test_settings_changed_while_the_server_is_away_reach_the_model_once_it_is_ba
             if playing:
                 play(page)
                 page.wait_for_function("() => window.__playground.state.step >= 20", timeout=20_000)
-            if end == "stop":
-                stop(proc)
-            else:
-                proc.kill()
-                proc.wait(10)
+            end_server(proc, end)
             if playing:
                 page.locator(BANNER).wait_for(state="visible", timeout=10_000)
             set_input(page, "#learning-rate", "0.1")
