@@ -12,12 +12,10 @@ Interface:
 - QUESTION_EQUATIONS[convention] (the one-click example), CORRECT_EQUATIONS[convention] (MSE) and
   ``correct_equations(net, convention)`` (this net's loss and output, db only with a bias).
 
-Language (parsed with ``ast`` against a whitelist of node types and names; never ``eval``):
-  names      W[k], b[k], a[k], z[k] (z[0] is the input), delta[k], y, y_hat, B, L
-  indices    i, L, integers, and i±k / L±k
-  operators  + - * / @, unary -, .T, numbers
-  functions  f(x) and fprime(x) (the activation of layer k when x is a[k] or z[k], else of the
-             layer being computed), sum(x, axis=k), mean(x, axis=k), outer(u, v)
+Language: app/engine/language.py (parse, the spellings, DeriveSyntaxError; every name is importable from
+here too). It is parsed with ``ast`` against a whitelist, never ``eval``: W[k], b[k], a[k], z[k], delta[k],
+y, y_hat, B, L; + - * / @ ** .T; f, fprime, sum, mean, outer, the activations by name; NumPy's spellings
+(np.dot, x.sum(axis=0), ...) and the question's notation (W^T, W', f'(a), ⊙, ⊗).
 Targets: delta[i], dW[i], db[i] for every layer, or for one layer: delta[L], delta[L-1], dW[2]...;
 a named layer's equation overrides the general one there.
 
@@ -59,12 +57,9 @@ from .evaluate import Concrete, Env, StepError, Val, evaluate, fmt, mean_over_sa
 from .gradcheck import relative_error
 from .network import Network
 
+from .language import ARRAYS, FUNCTIONS, MAX_NODES, SCALARS, TARGETS, DeriveSyntaxError, parse  # noqa: F401
+
 CONVENTIONS = ("rows", "columns")
-MAX_NODES = 120
-ARRAYS = ("W", "b", "a", "z", "delta")
-SCALARS = ("y", "y_hat", "B", "L")
-FUNCTIONS = ("f", "fprime", "sum", "mean", "outer")
-TARGETS = ("delta", "dW", "db")
 
 # The question's backward pass as its student wrote it (k_i is delta[i]); the one-click example.
 # In columns the row vector k_{i+1}^T W_i is transposed back to a column, as the student's 1-D code did.
@@ -112,119 +107,6 @@ def correct_equations(net: Network, convention: str) -> list[dict]:
     elif loss.name != "mse":  # dL/dy_hat from the loss's own export snippet (it is in the language)
         eqs[0]["expr"] = f"{'B * ' if per_sample else ''}{loss.dz_code} * fprime(a[L])"
     return eqs
-
-
-class DeriveSyntaxError(ValueError):
-    """Equation ``index`` (0-based) cannot be read at character ``position`` (0-based)."""
-
-    def __init__(self, index: int, position: int, message: str):
-        super().__init__(f"equation {index}, position {position}: {message}")
-        self.index, self.position, self.message = index, position, message
-
-
-# -- parsing ------------------------------------------------------------------------------------------
-_TARGET = re.compile(r"^\s*(delta|dW|db)\s*\[\s*(i|L|L\s*-\s*\d+|\d+)\s*\]\s*$")
-
-
-def _index_ok(node) -> bool:
-    """i, L, an integer, or i/L plus or minus an integer."""
-    if isinstance(node, ast.Name):
-        return node.id in ("i", "L")
-    if isinstance(node, ast.Constant):
-        return type(node.value) is int
-    return (isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)) and
-            isinstance(node.left, ast.Name) and node.left.id in ("i", "L") and
-            isinstance(node.right, ast.Constant) and type(node.right.value) is int)
-
-
-def _check(node, index: int, expr: str) -> None:
-    """Refuse every node type and name outside the language, with the position."""
-    def fail(n, message):
-        raise DeriveSyntaxError(index, getattr(n, "col_offset", 0), message)
-
-    if isinstance(node, ast.Expression):
-        return _check(node.body, index, expr)
-    if isinstance(node, ast.BinOp):
-        if not isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.MatMult)):
-            fail(node, f"operator {type(node.op).__name__} is not in the language (+ - * / @)")
-        _check(node.left, index, expr)
-        return _check(node.right, index, expr)
-    if isinstance(node, ast.UnaryOp):
-        if not isinstance(node.op, (ast.USub, ast.UAdd)):
-            fail(node, "only unary - and + are allowed")
-        return _check(node.operand, index, expr)
-    if isinstance(node, ast.Constant):
-        if type(node.value) not in (int, float):
-            fail(node, f"{node.value!r} is not a number")
-        if not abs(node.value) <= 1e15:
-            fail(node, f"{node.value!r} is too large a number (at most 1e15)")
-        return None
-    if isinstance(node, ast.Name):
-        if node.id not in SCALARS:
-            hint = f"; write {node.id}[k]" if node.id in ARRAYS else ""
-            fail(node, f"unknown name {node.id!r}: the language knows {', '.join(ARRAYS)} (indexed) and "
-                       f"{', '.join(SCALARS)}{hint}")
-        return None
-    if isinstance(node, ast.Subscript):
-        if not (isinstance(node.value, ast.Name) and node.value.id in ARRAYS):
-            fail(node, f"only {', '.join(ARRAYS)} can be indexed")
-        if not _index_ok(node.slice):
-            fail(node.slice, "an index is i, L, a number, or i/L plus or minus a number")
-        return None
-    if isinstance(node, ast.Attribute):
-        if node.attr != "T":
-            fail(node, f"attribute .{node.attr} is not allowed; only .T (transpose)")
-        return _check(node.value, index, expr)
-    if isinstance(node, ast.Call):
-        if not (isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS):
-            fail(node, f"unknown function; the language has {', '.join(FUNCTIONS)}")
-        name = node.func.id
-        want = 2 if name == "outer" else 1
-        if len(node.args) != want:
-            fail(node, f"{name} takes {want} argument{'s' if want > 1 else ''}")
-        for kw in node.keywords:
-            if name not in ("sum", "mean") or kw.arg != "axis":
-                fail(node, f"{name} takes no keyword {kw.arg!r}" if name not in ("sum", "mean")
-                     else "sum and mean take only axis=")
-            if not (isinstance(kw.value, ast.Constant) and (kw.value.value is None or type(kw.value.value) is int)):
-                fail(kw.value, "axis is 0, 1 or None")
-        for a in node.args:
-            _check(a, index, expr)
-        return None
-    fail(node, f"{type(node).__name__} is not in the language")
-
-
-def parse(equations: list[dict], bounds: Bounds | None = None) -> list[tuple[str, str, ast.Expression, str, int]]:
-    """[(kind, layer spec, tree, expr, index)] for each equation; DeriveSyntaxError naming the one that fails.
-
-    At most ``bounds.max_equations`` equations of ``bounds.max_expr_chars`` characters (default:
-    Bounds.default()) and MAX_NODES parts each."""
-    bounds = bounds or Bounds.default()
-    max_equations, max_chars = bounds.max_equations, bounds.max_expr_chars
-    if not isinstance(equations, (list, tuple)) or not equations:
-        raise DeriveSyntaxError(0, 0, "give at least one equation {target, expr}")
-    if len(equations) > max_equations:
-        raise DeriveSyntaxError(max_equations, 0, f"at most {max_equations} equations")
-    out = []
-    for k, eq in enumerate(equations):
-        if not isinstance(eq, dict) or not isinstance(eq.get("target"), str) or not isinstance(eq.get("expr"), str):
-            raise DeriveSyntaxError(k, 0, "an equation is {\"target\": \"delta[i]\", \"expr\": \"...\"}")
-        m = _TARGET.match(eq["target"])
-        if not m:
-            raise DeriveSyntaxError(k, 0, f"target {eq['target']!r}: write delta[i], dW[i] or db[i], or name "
-                                          f"one layer: delta[L], delta[L-1], dW[2]")
-        expr = eq["expr"]
-        if len(expr) > max_chars:
-            raise DeriveSyntaxError(k, max_chars, f"an expression has at most {max_chars} characters")
-        try:
-            tree = ast.parse(expr.strip(), mode="eval")
-        except SyntaxError as e:
-            raise DeriveSyntaxError(k, max(0, (e.offset or 1) - 1), f"syntax error: {e.msg}") from None
-        if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
-            raise DeriveSyntaxError(k, 0, f"an expression has at most {MAX_NODES} parts")
-        _check(tree, k, expr)
-        out.append((m.group(1), re.sub(r"\s", "", m.group(2)), tree, expr.strip(), k))
-    return out
 
 
 # -- the derivation ---------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The equations' interpreter: a tree of the derive language (already checked by derive.parse) evaluated
+"""The equations' interpreter: a canonical tree of the derive language (app/engine/language.py) evaluated
 for the whole batch at once, each value sized from its shapes and charged to a Budget before it is made.
 
 ``evaluate(node, env)`` gives a node's value (Val) for every sample; ``mean_over_samples(node, env)`` its
@@ -12,6 +12,7 @@ import ast
 
 import numpy as np
 
+from .activations import ACTIVATIONS
 from .bounds import Budget
 
 
@@ -128,14 +129,42 @@ class Env:
         return Val(d.arr, src, batched=d.batched)
 
 
-def _elementwise(op: str, x: Val, y: Val, env: Env, node) -> Val:
+_WORDS = {"+": "+", "-": "-", "*": "* (elementwise)", "/": "/ (elementwise)", "**": "**",
+          "max": "np.maximum", "where": "np.where", ">": ">", ">=": ">=", "<": "<", "<=": "<=", "==": "==",
+          "!=": "!="}
+_OPS = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "max": np.maximum,
+        ">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal, "==": np.equal,
+        "!=": np.not_equal}
+
+
+def _shape_hint(op: str, x: Val, y: Val) -> str:
+    """Why two shapes meet in an elementwise operation, and what was probably meant."""
+    xs, ys = x.shape, y.shape
+    if op in "*/" and len(xs) == len(ys) == 2 and ({xs[1], ys[0]} == {1} or {xs[0], ys[1]} == {1}) \
+            and 1 not in (xs[0] * xs[1], ys[0] * ys[1]):
+        col, row = (x, y) if xs[1] == 1 else (y, x)
+        n, m = col.shape[0], row.shape[1]
+        return (f" (a column against a row: NumPy would broadcast them to ({n}, {m}), an outer product; "
+                f"if you meant it, write outer({col.text}, {row.text}) or {col.text} @ {row.text}, "
+                f"a matrix product; if not, one of them needs .T)")
+    if sorted(xs) == sorted(ys):
+        return " (a row against a column: one of them needs .T)"
+    if op in "*/" and len(xs) == len(ys) == 2 and (xs[1] == ys[0] or xs[0] == ys[1] or xs[0] == ys[0]):
+        return (" (for a product of matrices write @, the matrix product, e.g. delta.T @ z; outer(u, v) "
+                "multiplies two vectors into a matrix)")
+    return ""
+
+
+def _align(op: str, x: Val, y: Val, env: Env, node):
+    """x's and y's arrays for an elementwise operation (equal shapes, a scalar, or in rows a bias added to
+    every row); StepError otherwise, naming the shapes and what was probably meant."""
     if x.shape != y.shape:
         bias = not env.columns and op in "+-" and len(x.shape) == 2 and len(y.shape) == 1 and x.shape[1] == y.shape[0]
-        if not (bias or (op in "*/" and (x.scalar or y.scalar)) or not x.shape or not y.shape):
-            word = {"+": "+", "-": "-", "*": "* (elementwise)", "/": "/ (elementwise)"}[op]
-            raise StepError(f"{x.describe()} against {y.describe()}: {word} needs equal shapes"
-                            + (" (a row against a column: one of them needs .T)"
-                               if sorted(x.shape) == sorted(y.shape) else ""))
+        if not (bias or (op not in "+-" and (x.scalar or y.scalar)) or not x.shape or not y.shape):
+            e = StepError(f"{x.describe()} against {y.describe()}: {_WORDS[op]} needs equal shapes"
+                          + _shape_hint(op, x, y))
+            e.node = node
+            raise e
     xa, ya = x.arr, y.arr
     if x.shape != y.shape and x.shape and y.shape:  # a 1x1 value scales every entry of the other
         if x.scalar and not y.scalar:
@@ -147,11 +176,68 @@ def _elementwise(op: str, x: Val, y: Val, env: Env, node) -> Val:
             xa = xa.reshape((-1,) + (1,) * len(y.shape))
         if y.batched and not y.shape:
             ya = ya.reshape((-1,) + (1,) * len(x.shape))
+    return xa, ya
+
+
+def _elementwise(op: str, x: Val, y: Val, env: Env, node) -> Val:
+    xa, ya = _align(op, x, y, env, node)
     claimed = env.make(np.broadcast_shapes(xa.shape, ya.shape), node)
     with np.errstate(all="ignore"):
-        out = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}[op](xa, ya)
+        out = _OPS[op](xa, ya)
     env.budget.release(x.claimed + y.claimed)
     return Val(out, node, batched=x.batched or y.batched, claimed=claimed)
+
+
+def _where(c: Val, x: Val, y: Val, env: Env, node) -> Val:
+    """np.where(c, x, y) with the shapes of an elementwise operation between each pair."""
+    ca, xa = _align("where", c, x, env, node)
+    shape = np.broadcast_shapes(ca.shape, xa.shape)
+    picked = Val(np.broadcast_to(xa, shape), x.src, batched=c.batched or x.batched)
+    ta, ya = _align("where", picked, y, env, node)
+    cond = np.broadcast_to(ca, shape).reshape(ta.shape)
+    claimed = env.make(np.broadcast_shapes(ta.shape, ya.shape), node)
+    out = np.where(cond != 0, ta, ya)
+    env.budget.release(c.claimed + x.claimed + y.claimed)
+    return Val(out, node, batched=picked.batched or y.batched, claimed=claimed)
+
+
+def _unary(fn, x: Val, env: Env, node) -> Val:
+    """An elementwise function of one value (np.exp, np.log, x ** n, ones_like, zeros_like)."""
+    claimed = env.make(x.arr.shape, node)
+    with np.errstate(all="ignore"):
+        out = fn(x.arr)
+    env.budget.release(x.claimed)
+    return Val(out, node, batched=x.batched, claimed=claimed)
+
+
+def _reshape(x: Val, node, env: Env) -> Val:
+    """x.reshape(n, m) of one sample's value (a view)."""
+    want = [a.value for a in node.args[1:]]
+    size = int(np.prod(x.shape))
+    known = int(np.prod([d for d in want if d != -1]))
+    if want.count(-1) > 1 or (-1 in want and (known == 0 or size % known)) or -1 not in want and known != size:
+        raise StepError(f"{ast.unparse(node)}: {x.describe()} has {size} entries, it cannot be reshaped to "
+                        f"({', '.join(map(str, want))})")
+    shape = tuple(size // known if d == -1 else d for d in want)
+    env.budget.step()
+    return Val(x.arr.reshape(((x.lead,) if x.batched else ()) + shape), node, x.how, x.batched, x.claimed)
+
+
+def _activate(f, name: str, x: Val, env: Env, node) -> Val:
+    """f(x) (name "f") or f'(x) (name "fprime") of activation ``f``, for every sample."""
+    if name == "fprime" and f.output_only:
+        raise StepError(f"{ast.unparse(node)}: {f.name} has a Jacobian, not an elementwise derivative")
+    claimed = env.make((2,) + x.arr.shape, node)  # f and f' both: the derivative reads the forward value
+    with np.errstate(all="ignore"):
+        if name == "f" and f.output_only and env.columns:  # softmax runs over a column here, over a row in the engine
+            flat = np.swapaxes(x.arr, -1, -2)
+            out = np.swapaxes(f.forward(flat.reshape(-1, flat.shape[-1])).reshape(flat.shape), -1, -2)
+        elif name == "f":
+            out = f.forward(x.arr if x.arr.ndim == 2 or not f.output_only else np.atleast_2d(x.arr))
+        else:
+            out = f.derivative(x.arr, f.forward(x.arr))
+    env.budget.release(x.claimed + claimed // 2)
+    return Val(out, node, batched=x.batched, claimed=claimed - claimed // 2)
 
 
 def _matmul_check(x: Val, y: Val, batched: bool) -> None:
@@ -202,17 +288,29 @@ def _outer(u: Val, v: Val, env: Env, node) -> Val:
 
 def _reduce(name: str, x: Val, node, env: Env) -> Val:
     """sum or mean of one sample's value, over its axis ``axis`` (or all of it)."""
-    axis = next((kw.value.value for kw in node.keywords), None)
+    axis = next((kw.value.value for kw in node.keywords if kw.arg == "axis"), None)
+    keep = next((kw.value.value for kw in node.keywords if kw.arg == "keepdims"), False)
     if axis is not None and not -len(x.shape) <= axis < len(x.shape):
         raise StepError(f"{ast.unparse(node)}: {x.describe()} has no axis {axis}")
     if x.batched:
         axis = tuple(range(1, x.arr.ndim)) if axis is None else (axis % len(x.shape)) + 1
     axes = range(x.arr.ndim) if axis is None else (axis % x.arr.ndim,) if isinstance(axis, int) else axis
-    kept = tuple(d for k, d in enumerate(x.arr.shape) if k not in axes)
+    kept = tuple(1 if k in axes else d for k, d in enumerate(x.arr.shape) if keep or k not in axes)
     claimed = env.make(kept, node, x.arr.size)
-    out = getattr(np, name)(x.arr, axis=axis)
+    out = getattr(np, name)(x.arr, axis=axis, keepdims=keep)
     env.budget.release(x.claimed)
     return Val(out, node, batched=x.batched, claimed=claimed)
+
+
+UNARY = {"exp": np.exp, "log": np.log, "ones_like": np.ones_like, "zeros_like": np.zeros_like}
+
+
+def _grouping(node) -> str:
+    """How ``(x * y) @ z`` grouped, for a shape error in it: * and @ have equal precedence."""
+    x, y, op = node.left.left, node.left.right, "*" if isinstance(node.left.op, ast.Mult) else "/"
+    return (f"{op} and @ have equal precedence and group left to right, so this reads "
+            f"({ast.unparse(node.left)}) @ {ast.unparse(node.right)}; if you meant "
+            f"{ast.unparse(x)} {op} ({ast.unparse(y)} @ {ast.unparse(node.right)}), put those parentheses")
 
 
 def evaluate(node, env: Env) -> Val:
@@ -242,10 +340,27 @@ def evaluate(node, env: Env) -> Val:
         env.budget.release(v.claimed)
         return Val(out, node, v.how, v.batched, claimed)
     if isinstance(node, ast.BinOp):
-        x, y = evaluate(node.left, env), evaluate(node.right, env)
+        if isinstance(node.op, ast.MatMult) and isinstance(node.left, ast.BinOp) and \
+                isinstance(node.left.op, (ast.Mult, ast.Div)):
+            try:
+                return _matmul(evaluate(node.left, env), evaluate(node.right, env), env, node)
+            except StepError as e:
+                if getattr(e, "node", None) is node.left or getattr(e, "node", None) is node:
+                    raise StepError(f"{e}. {_grouping(node)}") from None
+                raise
+        x = evaluate(node.left, env)
+        if isinstance(node.op, ast.Pow):
+            n = node.right.value
+            return _unary(lambda a: np.power(a, n), x, env, node)
+        y = evaluate(node.right, env)
         if isinstance(node.op, ast.MatMult):
             return _matmul(x, y, env, node)
         return _elementwise({ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}[type(node.op)], x, y, env, node)
+    if isinstance(node, ast.Compare):
+        x, y = evaluate(node.left, env), evaluate(node.comparators[0], env)
+        op = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!="}[type(node.ops[0])]
+        v = _elementwise(op, x, y, env, node)
+        return Val(v.arr.astype(np.float64), node, batched=v.batched, claimed=v.claimed)  # 0/1, the same size
     if isinstance(node, ast.Call):
         name = node.func.id
         args = [evaluate(a, env) for a in node.args]
@@ -254,22 +369,19 @@ def evaluate(node, env: Env) -> Val:
             return _outer(*args, env, node)
         if name in ("sum", "mean"):
             return _reduce(name, args[0], node, env)
+        if name in UNARY:
+            return _unary(UNARY[name], args[0], env, node)
+        if name == "maximum":
+            return _elementwise("max", args[0], args[1], env, node)
+        if name == "where":
+            return _where(*args, env, node)
+        if name == "reshape":
+            return _reshape(args[0], node, env)
+        if name in ACTIVATIONS:  # by name: that activation with its default parameters
+            return _activate(ACTIVATIONS[name](), "f", args[0], env, node)
         arg = node.args[0]
         k = arg.slice.value if isinstance(arg, ast.Subscript) and arg.value.id in ("a", "z") else env.layer
-        f = env.b.act(max(1, min(k, env.b.L)))
-        x = args[0]
-        if name == "fprime" and f.output_only:
-            raise StepError(f"{ast.unparse(node)}: {f.name} has a Jacobian, not an elementwise derivative")
-        claimed = env.make((2,) + x.arr.shape, node)  # f and f' both: the derivative reads the forward value
-        if name == "f" and f.output_only and env.columns:  # softmax runs over a column here, over a row in the engine
-            flat = np.swapaxes(x.arr, -1, -2)
-            out = np.swapaxes(f.forward(flat.reshape(-1, flat.shape[-1])).reshape(flat.shape), -1, -2)
-        elif name == "f":
-            out = f.forward(x.arr if x.arr.ndim == 2 or not f.output_only else np.atleast_2d(x.arr))
-        else:
-            out = f.derivative(x.arr, f.forward(x.arr))
-        env.budget.release(x.claimed + claimed // 2)
-        return Val(out, node, batched=x.batched, claimed=claimed - claimed // 2)
+        return _activate(env.b.act(max(1, min(k, env.b.L))), name, args[0], env, node)
     raise StepError(f"{ast.unparse(node)} cannot be evaluated")  # unreachable after _check
 
 

@@ -167,14 +167,21 @@ def test_each_mistake_gets_its_hint(client, name, bias):
 
 # -- refusals --------------------------------------------------------------------------------------
 REFUSED = [  # (expr, field, exact message): syntax errors and names outside the language are 422s
-    ("__import__('os').system('true')", "expr", "position 0: unknown function; the language has f, fprime, sum, mean, outer"),
-    ("W[i].shape", "expr", "position 0: attribute .shape is not allowed; only .T (transpose)"),
+    ("__import__('os').system('true')", "expr", "position 0: unknown function '__import__'; the language has "
+     "f, fprime, sum, mean, outer, np.dot, np.matmul, np.multiply, np.sum, np.mean, np.outer, "
+     "np.transpose, np.exp, np.log, np.tanh, np.maximum, np.where, np.ones_like, np.zeros_like, np.square, np.sqrt; "
+     "the activations by name are identity, sigmoid, tanh, relu, leaky_relu, elu, softplus, silu, softmax"),
+    ("W[i].shape", "expr", "position 0: attribute .shape is not in the language: B is the batch size and L the "
+     "number of layers"),
     ("delta[i] @ W[i].__class__", "expr", "position 11: attribute .__class__ is not allowed; only .T (transpose)"),
-    ("foo[i] * 2", "expr", "position 0: only W, b, a, z, delta can be indexed"),
+    ("foo[i] * 2", "expr", "position 0: only W, b, a, z, delta can be indexed (by layer)"),
     ("delta[i] * k", "expr", "position 11: unknown name 'k': the language knows W, b, a, z, delta (indexed) and "
                              "y, y_hat, B, L"),
-    ("eval('1')", "expr", "position 0: unknown function; the language has f, fprime, sum, mean, outer"),
-    ("lambda: 1", "expr", "position 0: Lambda is not in the language"),
+    ("eval('1')", "expr", "position 0: unknown function 'eval'; the language has f, fprime, sum, mean, outer, np.dot, np.matmul, np.multiply, np.sum, np.mean, np.outer, "
+     "np.transpose, np.exp, np.log, np.tanh, np.maximum, np.where, np.ones_like, np.zeros_like, np.square, np.sqrt; "
+     "the activations by name are identity, sigmoid, tanh, relu, leaky_relu, elu, softplus, silu, softmax"),
+    ("lambda: 1", "expr", "position 0: lambda is not in the language: write the expression itself (a backward "
+     "pass needs no functions of your own)"),
 ]
 
 
