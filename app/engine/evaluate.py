@@ -149,7 +149,7 @@ def _shape_hint(op: str, x: Val, y: Val) -> str:
                 f"a matrix product; if not, one of them needs .T)")
     if sorted(xs) == sorted(ys):
         return " (a row against a column: one of them needs .T)"
-    if op in "*/" and len(xs) == len(ys) == 2 and (xs[1] == ys[0] or xs[0] == ys[1] or xs[0] == ys[0]):
+    if op in "*/" and len(xs) == len(ys) == 2 and (xs[1] == ys[0] or xs[0] == ys[1]):
         return (" (for a product of matrices write @, the matrix product, e.g. delta.T @ z; outer(u, v) "
                 "multiplies two vectors into a matrix)")
     return ""

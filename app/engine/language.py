@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import ast
 import io
+import math
 import re
 import tokenize
 from typing import Callable
@@ -269,9 +270,9 @@ def expression(node, fail: Callable, names=SCALARS, arrays=ARRAYS, outer_at: Cal
             fail(kw.value, "axis is 0, 1, -1 or None" if kw.arg == "axis" else "keepdims is True or False")
         return ast.keyword(arg=kw.arg, value=v)
 
-    def reduce(name, x, n, extra_args=()):
+    def reduce(name, x, n, extra_args=(), shown=None):
         if extra_args:
-            fail(n, f"{name} takes the axis by name: {name}(x, axis=0)")
+            fail(n, f"{shown or name} takes the axis by name: {shown or name}(x, axis=0)")
         return _call(name, [go(x)], n, [keyword(kw, name) for kw in n.keywords])
 
     def arity(n, want, name):
@@ -339,6 +340,8 @@ def expression(node, fail: Callable, names=SCALARS, arrays=ARRAYS, outer_at: Cal
         return node
     if isinstance(node, ast.Attribute):
         dotted = _dotted(node)
+        if dotted in ("np.pi", "np.e", "math.pi", "math.e"):
+            fail(node, f"{dotted} is not in the language: write the number, {getattr(math, node.attr)!r}")
         if dotted and dotted.split(".")[0] in ("np", "numpy", "math"):
             fail(node, f"{dotted} is not a value in the language; its functions are called: {KNOWN}")
         if node.attr == "shape":
@@ -376,7 +379,7 @@ def _read_call(node, go, fail, reduce, arity):
         if name in ("sum", "mean"):
             if not node.args:
                 fail(node, f"np.{name} takes the array first: np.{name}(x, axis=0)")
-            return reduce(name, node.args[0], node, node.args[1:])
+            return reduce(name, node.args[0], node, node.args[1:], f"np.{name}")
         want = {"where": 3, "dot": 2, "matmul": 2, "multiply": 2, "outer": 2, "maximum": 2}.get(name, 1)
         arity(node, want, f"np.{name}")
         args = [go(a) for a in node.args]
@@ -409,7 +412,7 @@ def _read_call(node, go, fail, reduce, arity):
             fail(node, f"method .{method}() is not in the language; the methods are "
                        + ", ".join(f".{m}()" for m in METHODS) + " and the attribute .T")
         if method in ("sum", "mean"):
-            return reduce(method, x, node, node.args)
+            return reduce(method, x, node, node.args, f"x.{method}")
         if method == "transpose":
             if node.args or node.keywords:
                 fail(node, "x.transpose() takes no axes here: it swaps the two axes, as x.T")
