@@ -227,15 +227,20 @@ def _activate(f, name: str, x: Val, env: Env, node) -> Val:
     """f(x) (name "f") or f'(x) (name "fprime") of activation ``f``, for every sample."""
     if name == "fprime" and f.output_only:
         raise StepError(f"{ast.unparse(node)}: {f.name} has a Jacobian, not an elementwise derivative")
+    if name == "f" and f.output_only and len(x.shape) != 2:  # it normalizes a column (a row in rows)
+        raise StepError(f"{ast.unparse(node)}: {f.name} runs over each {'column' if env.columns else 'row'}; "
+                        f"{x.describe()} has none")
     claimed = env.make((2,) + x.arr.shape, node)  # f and f' both: the derivative reads the forward value
     with np.errstate(all="ignore"):
         if name == "f" and f.output_only and env.columns:  # softmax runs over a column here, over a row in the engine
             flat = np.swapaxes(x.arr, -1, -2)
             out = np.swapaxes(f.forward(flat.reshape(-1, flat.shape[-1])).reshape(flat.shape), -1, -2)
         elif name == "f":
-            out = f.forward(x.arr if x.arr.ndim == 2 or not f.output_only else np.atleast_2d(x.arr))
-        else:
-            out = f.derivative(x.arr, f.forward(x.arr))
+            a = x.arr.reshape(-1) if x.arr.ndim == 0 else x.arr
+            out = f.forward(a if a.ndim == 2 or not f.output_only else np.atleast_2d(a)).reshape(x.arr.shape)
+        else:  # a number as a 1-entry array: some derivatives write into an output array
+            a = x.arr.reshape(-1) if x.arr.ndim == 0 else x.arr
+            out = f.derivative(a, f.forward(a)).reshape(x.arr.shape)
     env.budget.release(x.claimed + claimed // 2)
     return Val(out, node, batched=x.batched, claimed=claimed - claimed // 2)
 

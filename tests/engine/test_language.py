@@ -218,3 +218,18 @@ def test_a_grouping_error_says_how_star_and_at_grouped():
     fixed = derive(net, X, y, eqs("2 * (y_hat - y) * fprime(a[L])", "fprime(a[i]) * (W[i+1].T @ delta[i+1])",
                                   "delta[i] @ z[i-1].T", "delta[i]"), "columns")
     assert fixed["passed"], fixed["first_error"]
+
+
+@pytest.mark.parametrize("expr", ["fprime(2) * delta[i+1] @ W[i+1]", "softmax(2) * delta[i+1]",
+                                  "np.where(fprime(B) > 0, delta[i+1], B)", "softmax(np.mean(y)) * delta[i+1]",
+                                  "np.log(z[i] - z[i]) * delta[i+1]", "delta[i+1].reshape(1, -1) ⊗ z[i]"])
+@pytest.mark.parametrize("convention", ["rows", "columns"])
+def test_numbers_where_arrays_belong_get_a_verdict(expr, convention):
+    """A number given to an activation (ELU's derivative, softmax over a column) is a verdict, never a crash."""
+    net = Network([3, 4, 4, 2], ["elu", "elu", "softmax"], loss="cross_entropy")
+    net.initialize(0)
+    X, y = np.ones((3, 3)), np.eye(2)[[0, 1, 0]]
+    r = derive(net, X, y, [{"target": "delta[L]", "expr": "y_hat - y"}, {"target": "delta[i]", "expr": expr},
+                           {"target": "dW[i]", "expr": "delta[i].T @ z[i-1]" if convention == "rows"
+                            else "delta[i] @ z[i-1].T"}], convention)
+    assert r["passed"] is False and r["first_error"]["message"]
