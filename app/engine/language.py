@@ -7,11 +7,11 @@ Interface:
   position, message) for the first equation that cannot be read. ``position`` is 0-based in the student's
   own text (before the notation is rewritten).
 - ``read(expr, index)`` -> ast.Expression: one expression, rewritten, parsed and checked (canonical tree).
-- ``expression(node, fail, names=SCALARS, arrays=ARRAYS)`` -> ast.expr: one expression node (from
+- ``expression(node, fail, names=SCALARS, arrays=ARRAYS, outer_at=None, index_ok=...)`` -> ast.expr: one expression node (from
   ``ast.parse``) checked and mapped to the canonical tree; ``fail(node, message)`` is called (and must
   raise) for the first node outside the language. The pasted-code interpreter reuses it for the
-  expressions inside statements with its own ``names`` (plain values) and ``arrays`` (values indexed by
-  layer).
+  expressions inside statements with its own ``names`` (plain values), ``arrays`` (values indexed by
+  layer) and ``index_ok(slice)`` (which indices it reads).
 - ``rewrite(text)`` -> (python_text, positions): the question's notation as Python; ``positions[k]`` is
   the student's character for character k of the rewritten text.
 
@@ -152,9 +152,13 @@ def rewrite(text: str) -> tuple[str, list[int]]:
         c = src[k]
         if c == "\x00":
             before = src[:k]
-            if re.search(r"(?<![\w.])f$", before) and src[k + 1:].lstrip().startswith("("):
+            called = src[k + 1:].lstrip().startswith("(")
+            if re.search(r"(?<![\w.])f$", before) and called:
                 out.append("prime")
                 pos += [k] * 5  # f' -> fprime: the prime is five characters
+            elif re.search(r"(?<![\w.])[A-Za-z_]\w*$", before) and called:  # sigmoid'(a): refused, naming fprime
+                out.append("_prime")
+                pos += [k] * 6
             else:
                 out.append(".T")
                 pos += [k, k]
@@ -247,14 +251,16 @@ _BINOPS = {ast.Add: None, ast.Sub: None, ast.Mult: None, ast.Div: None, ast.MatM
            ast.LShift: "<<", ast.RShift: ">>"}
 
 
-def expression(node, fail: Callable, names=SCALARS, arrays=ARRAYS, outer_at: Callable | None = None) -> ast.expr:
+def expression(node, fail: Callable, names=SCALARS, arrays=ARRAYS, outer_at: Callable | None = None,
+               index_ok: Callable = _index_ok) -> ast.expr:
     """The canonical tree of one expression node (see the module docstring), or ``fail(node, message)``
     (which must raise) at the first node outside the language, with the spelling to write instead.
 
     ``names``: the plain names allowed (y, y_hat, B, L); ``arrays``: the names indexed by layer (W[k]...).
-    ``outer_at(node)``: whether a % BinOp was written ⊗ (the outer product); default: never."""
+    ``outer_at(node)``: whether a % BinOp was written ⊗ (the outer product); default: never.
+    ``index_ok(slice)``: whether an array's index is allowed (default: i, L, an integer, i±k, L±k)."""
     def go(n):
-        return expression(n, fail, names, arrays, outer_at)
+        return expression(n, fail, names, arrays, outer_at, index_ok)
 
     def keyword(kw, call_name):
         if kw.arg not in ("axis", "keepdims"):
@@ -335,7 +341,7 @@ def expression(node, fail: Callable, names=SCALARS, arrays=ARRAYS, outer_at: Cal
             fail(node.slice if not isinstance(node.value, ast.Subscript) else node, REFUSALS["slice"])
         if not (isinstance(node.value, ast.Name) and node.value.id in arrays):
             fail(node, f"only {', '.join(arrays)} can be indexed (by layer)")
-        if not _index_ok(node.slice):
+        if not index_ok(node.slice):
             fail(node.slice, "an index is i, L, a number, or i/L plus or minus a number")
         return node
     if isinstance(node, ast.Attribute):

@@ -233,3 +233,11 @@ def test_numbers_where_arrays_belong_get_a_verdict(expr, convention):
                            {"target": "dW[i]", "expr": "delta[i].T @ z[i-1]" if convention == "rows"
                             else "delta[i] @ z[i-1].T"}], convention)
     assert r["passed"] is False and r["first_error"]["message"]
+
+
+def test_an_activations_own_prime_points_to_fprime():
+    with pytest.raises(DeriveSyntaxError) as e:
+        read("delta[i] * sigmoid'(a[i])")
+    assert (e.value.position, e.value.message) == (11, "unknown function 'sigmoid_prime': the derivative of the "
+                                                       "layer's activation is written fprime(x) (or f'(x)), e.g. "
+                                                       "fprime(a[i])")
