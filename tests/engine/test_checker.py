@@ -336,6 +336,7 @@ def test_a_diverged_model_is_reported_as_diverged_not_as_relative_error_nan(valu
         net.params[:] = value  # every weight and bias (the last layer overflows its outputs' square)
         r = check_student(net, X, y, [{"dW": np.zeros((4, 3))}])
     assert r["passed"] is False
-    assert r["first_error"] == {"layer": 1, "target": "dW[1]", "message": f"the model has diverged: {why}; reset "
+    assert r["first_error"] == {"layer": 1, "target": "dW[1]", "kind": "diverged", "kinds": ["diverged"],
+                                "message": f"the model has diverged: {why}; reset "
                                                                             "the model or lower the learning rate, "
                                                                             "then check again"}
