@@ -356,9 +356,12 @@ def compose(b: Batch, i: int, key: str, arr: np.ndarray, candidates: list[Mistak
             if named is None:
                 continue
             kinds = ([m.kind] if m else []) + pk + named[1]
-            if not kinds or len(kinds) > MAX_MISTAKES:
+            # another loss's output error replaces the whole formula: it weighs as two mistakes, so that
+            # on sigmoid + MSE "(y_hat - y)/B" reads as the 2 and f' left out, not as bce's error
+            cost = len(kinds) + ("other_loss" in kinds)
+            if not kinds or cost > MAX_MISTAKES:
                 continue
-            rank = (len(kinds), bool(named[1]) and m is None, bool(named[1]), order)
+            rank = (cost, bool(named[1]) and m is None, bool(named[1]), order)
             if best is None or rank < best[0]:
                 best = (rank, kinds, m, c, named[0], pk)
     if best is None:

@@ -1,0 +1,76 @@
+"""The composed diagnosis on the quoted /check cases: each asserts the explanation and its kind."""
+import numpy as np
+
+from app.engine.checker import check_student
+from app.engine.mistakes import KINDS
+from app.engine.network import Network
+
+
+def net_of(sizes, acts, loss, B=5, seed=0):
+    net = Network(list(sizes), list(acts), loss=loss, bias=True)
+    net.initialize(seed, "normal", 0.7)
+    rng = np.random.default_rng(seed + 1)
+    X = rng.normal(size=(B, sizes[0]))
+    K = sizes[-1]
+    y = np.eye(K)[rng.integers(0, K, size=B)] if loss == "cross_entropy" else rng.normal(size=(B, K))
+    net.full_backward(X, y)
+    q = [dict(dW=l.dW.copy(), db=l.db.copy(), delta=l.delta.copy(), dz=l.dz.copy(), a=l.a.copy(), z=l.z.copy())
+         for l in net.quantities()]
+    return net, X, y, q
+
+
+def test_db_as_batch_mean_is_each_layers_own_mistake_never_inherited():
+    net, X, y, q = net_of((2, 4, 3), ("tanh", "softmax"), "cross_entropy")
+    layers = [{"dW": l["dW"], "db": l["delta"].mean(axis=0)} for l in q]
+    r = check_student(net, X, y, layers)
+    for entry in r["layers"]:
+        assert entry["dW"]["passed"] and entry["dW"]["kind"] is None
+        v = entry["db"]
+        assert not v["passed"] and v["kind"] == "batch_mean_twice" and v["kinds"] == ["batch_mean_twice"]
+        assert "the mean's 1/B is counted twice" in v["hint"] and "comes from above" not in v["hint"]
+    assert r["first_error"]["layer"] == 2 and r["first_error"]["kind"] == "batch_mean_twice"
+
+
+def test_y_minus_y_hat_without_the_2_and_without_fprime_is_three_mistakes():
+    net, X, y, q = net_of((3, 4, 3), ("tanh", "sigmoid"), "mse")  # K = 3: 1/K is not 1/2
+    delta = (y - q[1]["z"]) / X.shape[0]  # sign, the 2 and f'(a_2) all left out
+    v = check_student(net, X, y, [{}, {"dW": delta.T @ q[0]["z"]}])["layers"][1]["dW"]
+    assert sorted(v["kinds"]) == ["half", "no_fprime", "sign"] and v["kind"] == "no_fprime+sign+half"
+    assert "combines 3 mistakes" in v["hint"] and "times the true gradient: a constant factor" not in v["hint"]
+
+
+def test_mse_averaged_over_the_outputs_is_one_over_K():
+    net, X, y, q = net_of((3, 4, 2), ("tanh", "identity"), "mse")
+    v = check_student(net, X, y, [{}, {"dW": q[1]["dW"] / 2}])["layers"][1]["dW"]
+    assert v["kind"] == "output_mean" and "averaged over the K = 2 outputs too" in v["hint"]
+
+
+def test_a_one_entry_tensor_is_not_read_as_any_constant_multiple():
+    net, X, y, q = net_of((3, 4, 1), ("tanh", "sigmoid"), "mse")
+    r = check_student(net, X, y, [{}, {"db": q[1]["db"] * 9.6}])
+    v = r["layers"][1]["db"]
+    assert not v["passed"] and v["kind"] is None and v["hint"] is None
+    assert r["first_error"]["kind"] == "unexplained"
+    v = check_student(net, X, y, [{}, {"db": -q[1]["db"]}])["layers"][1]["db"]  # a named factor still reads
+    assert v["kind"] == "sign"
+    # a structural explanation is preferred to a factor that happens to fit one entry
+    delta = 2 * (q[1]["z"] - y) / X.shape[0]  # f'(a_2) left out
+    v = check_student(net, X, y, [{}, {"db": delta.sum(axis=0)}])["layers"][1]["db"]
+    assert v["kind"] == "no_fprime"
+
+
+def test_a_delta_mistake_below_is_inherited_and_named_once():
+    net, X, y, q = net_of((3, 4, 4, 2), ("tanh", "tanh", "identity"), "mse")
+    d2 = (q[2]["delta"] @ net.dense[2].params["W"])  # f'(a_2) left out at layer 2
+    d1 = net.acts[0].f.backward(q[0]["a"], q[0]["z"], d2 @ net.dense[1].params["W"])
+    r = check_student(net, X, y, [{"dW": d1.T @ X}, {"dW": d2.T @ q[0]["z"]}, {"dW": q[2]["dW"]}])
+    assert r["first_error"]["layer"] == 2 and r["first_error"]["kind"] == "no_fprime"
+    assert r["layers"][0]["dW"]["kind"] == "inherited" and "fix layer 2 first" in r["layers"][0]["dW"]["hint"]
+
+
+def test_every_kind_in_a_verdict_is_in_the_catalogue():
+    net, X, y, q = net_of((3, 4, 2), ("tanh", "sigmoid"), "mse")
+    delta = (y - q[1]["z"]) / X.shape[0]
+    r = check_student(net, X, y, [{"db": q[0]["db"] / 5}, {"dW": delta.T @ q[0]["z"]}])
+    kinds = [k for e in r["layers"] for v in (e["dW"], e["db"]) if v for k in v["kinds"]]
+    assert kinds and set(kinds) <= set(KINDS)
