@@ -195,6 +195,12 @@ def _step_mistakes(b: Batch, j: int) -> list[Mistake]:
             f"(f' is taken at the pre-activation a_{j}, even when its formula is written with z)", None)
         add("fprime_twice", b.output_delta("fprime_twice"),
             f"{{t}} matches f'(a_{j}) applied twice: delta_{j} = dz_{j} * f'(a_{j}) uses it once", None)
+        if loss.is_fused(f) and f == "softmax":
+            y_hat = b.z[j]
+            add("softmax_elementwise", b.delta[j - 1] * y_hat * (1.0 - y_hat),
+                f"{{t}} matches delta_{j} = (y_hat - y)/B * y_hat(1 - y_hat): softmax' is taken elementwise, but "
+                f"softmax has a Jacobian, each output depending on every a_{j}; with cross_entropy the two cancel "
+                f"and delta_{j} = (y_hat - y)/B", None)
         for other in LOSSES.values():
             if other.name != loss.name and other.fused_with in (None, f):
                 add("other_loss", b.output_delta_of(other()),
@@ -469,6 +475,16 @@ class Diagnosis:
         def diagnose(aligned):
             return base(aligned.reshape(self.true(i, key).shape))
 
+        if key == "dW" and b.net.bias and arr.ndim == 2 and arr.shape == (true.shape[0], true.shape[1] + 1) \
+                and expected is None and relative_error(arr[:, :-1], true) <= TOLERANCE \
+                and relative_error(arr[:, -1], b.db[i - 1]) <= TOLERANCE:
+            return {"expected_shape": list(true.shape), "shape": list(arr.shape), "passed": False,
+                    "max_abs_error": float(np.max(np.abs(arr[:, :-1] - true))),
+                    "relative_error": relative_error(arr[:, :-1], true), "kind": "bias_column",
+                    "kinds": ["bias_column"],
+                    "hint": f"dW_{i} holds [dW_{i} | db_{i}]: the bias is stored as an extra weight column (an input "
+                            f"fixed at 1); both parts are right, but here b_{i} is its own parameter: give dW_{i} "
+                            f"of shape {_shape(true.shape)} and db_{i} of shape ({n[i]},) separately"}
         v = _verdict(arr, true, diagnose, f"{key}_{i}", note, b.delta[i - 1] if key == "db" else None, accepted)
         if not v["passed"] and self.entry is None:
             self.entry = i

@@ -24,6 +24,9 @@ KINDS: dict[str, str] = {
     "fprime_z": "f' evaluated at the layer's output z_i instead of its pre-activation a_i",
     "fprime_twice": "f'(a_i) applied twice",
     "other_loss": "the output error of another loss than the network's",
+    "softmax_elementwise": "softmax' taken elementwise, y_hat(1 - y_hat), where softmax has a Jacobian "
+                           "(with cross-entropy the output error is (y_hat - y)/B)",
+    "bias_column": "the bias stored as an extra weight column: dW of shape (n, n_in + 1) holding [dW | db]",
     "own_W": "the layer's own W_i used where W_{i+1}^T belongs (the question's recurrence)",
     "no_T": "W_{i+1} used without its transpose in the backward step",
     "penalty_missing": "the l1/l2 penalty gradient is missing from dW",

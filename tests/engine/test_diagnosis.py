@@ -74,3 +74,20 @@ def test_every_kind_in_a_verdict_is_in_the_catalogue():
     r = check_student(net, X, y, [{"db": q[0]["db"] / 5}, {"dW": delta.T @ q[0]["z"]}])
     kinds = [k for e in r["layers"] for v in (e["dW"], e["db"]) if v for k in v["kinds"]]
     assert kinds and set(kinds) <= set(KINDS)
+
+
+def test_softmax_prime_taken_elementwise_is_named():
+    net, X, y, q = net_of((2, 4, 3), ("tanh", "softmax"), "cross_entropy")
+    y_hat = q[1]["z"]
+    delta = (y_hat - y) / X.shape[0] * y_hat * (1 - y_hat)
+    v = check_student(net, X, y, [{}, {"dW": delta.T @ q[0]["z"], "db": delta.sum(axis=0)}])["layers"][1]
+    for key in ("dW", "db"):
+        assert v[key]["kind"] == "softmax_elementwise" and "softmax has a Jacobian" in v[key]["hint"]
+
+
+def test_bias_as_an_extra_column_is_named():
+    net, X, y, q = net_of((2, 4, 3), ("tanh", "softmax"), "cross_entropy")
+    stacked = np.hstack([q[0]["dW"], q[0]["db"][:, None]])
+    v = check_student(net, X, y, [{"dW": stacked}])["layers"][0]["dW"]
+    assert not v["passed"] and v["kind"] == "bias_column" and "extra weight column" in v["hint"]
+    assert v["shape"] == [4, 3] and v["expected_shape"] == [4, 2]
