@@ -591,8 +591,9 @@ class FirstError(BaseModel):
     target: str | None = Field(None, description="the gradient or equation, e.g. dW[2] or delta[1]")
     message: str
     kind: str | None = Field(None, description="the entry point's mistake code, as in its verdict "
-                                               "('unexplained' when none fits)")
-    kinds: list[str] = Field([], description="the parts of a composed explanation")
+                                               "('unexplained' when none fits); absent on an equation's error",
+                             exclude_if=lambda v: v is None)
+    kinds: list[str] = Field([], description="the parts of a composed explanation", exclude_if=lambda v: not v)
 
 
 class CheckLayer(BaseModel):
