@@ -117,8 +117,11 @@ class Batch:
             dz = delta_above @ W_above
         return self.through_f(i, dz, mistake)
 
-    def through_f(self, i: int, dz: np.ndarray, mistake: str | None = None) -> np.ndarray | None:
+    def through_f(self, i: int, dz: np.ndarray, mistake=None) -> np.ndarray | None:
+        """dz * f'(a_i), or with ``mistake``: a name, or (written, why, fn) of f's wrong derivatives."""
         f = self.act(i)
+        if isinstance(mistake, tuple):
+            return dz * mistake[2](self.a[i - 1], self.z[i])
         if mistake == "no_fprime":
             return dz
         if mistake in ("fprime_z", "fprime_twice"):
@@ -201,6 +204,9 @@ def _step_mistakes(b: Batch, j: int) -> list[Mistake]:
                 f"{{t}} matches delta_{j} = (y_hat - y)/B * y_hat(1 - y_hat): softmax' is taken elementwise, but "
                 f"softmax has a Jacobian, each output depending on every a_{j}; with cross_entropy the two cancel "
                 f"and delta_{j} = (y_hat - y)/B", None)
+        if not loss.is_fused(f):
+            for form in b.act(j).wrong_derivatives:
+                add("wrong_derivative", b.through_f(j, b.dz[j - 1], form), _wrong_form(b, j, form), None)
         for other in LOSSES.values():
             if other.name != loss.name and other.fused_with in (None, f):
                 add("other_loss", b.output_delta_of(other()),
@@ -230,7 +236,15 @@ def _step_mistakes(b: Batch, j: int) -> list[Mistake]:
         f"taken at the pre-activation a_{j}, even when its formula is written with z)", "fprime_z")
     add("fprime_twice", b.down(j, above, "fprime_twice"),
         f"{{t}} matches f'(a_{j}) applied twice: delta_{j} = dz_{j} * f'(a_{j}) uses it once", "fprime_twice")
+    for form in b.act(j).wrong_derivatives:
+        add("wrong_derivative", b.through_f(j, above @ b.W[j], form), _wrong_form(b, j, form), None)
     return out
+
+
+def _wrong_form(b: Batch, j: int, form: tuple) -> str:
+    f = b.act(j)
+    return (f"{{t}} matches {f.name}'(a_{j}) written as {form[0]}: {form[1]}; the right formula is "
+            f"{f.name}'(a_{j}) = {f.derivative_text} with z_{j} = {f.name}(a_{j})")
 
 
 def explain_scale(c: float, B: int, loss: str, K: int = 1) -> str | None:

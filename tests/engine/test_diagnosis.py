@@ -91,3 +91,19 @@ def test_bias_as_an_extra_column_is_named():
     v = check_student(net, X, y, [{"dW": stacked}])["layers"][0]["dW"]
     assert not v["passed"] and v["kind"] == "bias_column" and "extra weight column" in v["hint"]
     assert v["shape"] == [4, 3] and v["expected_shape"] == [4, 2]
+
+
+def test_wrong_derivative_formulas_are_named_with_the_right_one():
+    net, X, y, q = net_of((3, 4, 4, 2), ("tanh", "sigmoid", "identity"), "mse")
+    W3, z1, a2, z2 = net.dense[2].params["W"], q[0]["z"], q[1]["a"], q[1]["z"]
+    dz2 = q[2]["delta"] @ W3
+    for wrong, said in ((a2 * (1 - a2), "written as a(1 - a): the wrong variable"),
+                        (z2 * (1 + z2), "written as z(1 + z): the wrong sign"),
+                        (1 - z2 ** 2, "written as 1 - z^2: tanh's derivative")):
+        v = check_student(net, X, y, [{}, {"dW": (dz2 * wrong).T @ z1}, {"dW": q[2]["dW"]}])["layers"][1]["dW"]
+        assert v["kind"] == "wrong_derivative", v
+        assert said in v["hint"] and "the right formula is sigmoid'(a_2) = z(1 - z)" in v["hint"]
+    net, X, y, q = net_of((3, 4, 2), ("tanh", "tanh"), "mse")
+    dz = 2 * (q[1]["z"] - y) / X.shape[0]
+    v = check_student(net, X, y, [{}, {"dW": (dz * (1 + q[1]["z"] ** 2)).T @ q[0]["z"]}])["layers"][1]["dW"]
+    assert v["kind"] == "wrong_derivative" and "tanh'(a_2) = 1 - z^2" in v["hint"]
