@@ -7,7 +7,7 @@ from app.engine.losses import LOSSES
 from app.engine.network import Network
 
 HIDDEN = [n for n, cls in ACTIVATIONS.items() if not cls.output_only]
-STEP = ["no_fprime", "fprime_z", "fprime_twice", "own_W", "no_T"]
+STEP = ["no_fprime", "fprime_z", "fprime_twice", "own_W", "no_T", "wrong_derivative"]
 FACTORS = {"sign": -1.0, "half": 0.5, "double": 2.0, "batch_sum": None, "batch_mean_twice": None}
 
 
@@ -34,7 +34,11 @@ def random_net(rng):
 
 def student(b, j, step, c):
     """dW/db of every layer with ``step`` made once in delta_{j+1} -> delta_j and the factor c on delta_j."""
-    d = b.down(j, b.delta[j], step) if step else b.delta[j - 1]
+    if step == "wrong_derivative":
+        forms = b.act(j).wrong_derivatives
+        d = b.through_f(j, b.delta[j] @ b.W[j], forms[len(b.a[j - 1]) % len(forms)]) if forms else None
+    else:
+        d = b.down(j, b.delta[j], step) if step else b.delta[j - 1]
     if d is None:
         return None
     deltas = b.carry(j, c * d, None)
