@@ -6,12 +6,14 @@ with the gradients a specific mistake produces on the same batch, carried down t
 1. The entry point is the highest layer whose gradient is wrong, the layers above being right (or
    not given). A gradient counts as right when it matches the engine, or, where a relu-type
    pre-activation sits exactly on its kink, the gradient of another subgradient choice.
-2. At the entry layer j the student's dW_j / db_j is compared with each mistake of ``MISTAKES``
-   made in the step delta_{j+1} -> delta_j (for j = L: the output error), and with a constant
-   multiple of the true gradient (sign, factor 2 of the square, powers of B), data term and total.
-3. Each layer below gets the hint that its error comes from layer j above, and, when its numbers
-   match it, which continuation they are: the mistake made once at layer j, or repeated by the
-   same recurrence at every layer below.
+2. At the entry layer j the student's dW_j / db_j gets the explanation with the fewest mistakes (at most
+   three, ``compose``) that reproduces it: one mistake of the step delta_{j+1} -> delta_j (for j = L:
+   the output error), a missing penalty, and a constant factor fitted in closed form and named
+   (mistakes.explain_factor: sign, 2, powers of B, 1/K). Every explanation has a stable kind code
+   (mistakes.KINDS).
+3. Each layer below is diagnosed on its own: it inherits from layer j only when its numbers are what
+   the entry's mistake gives through right steps (or the same wrong step repeated); otherwise its own
+   mistake is named. A db-only mistake or a missing penalty carries nothing down.
 
 Mistakes act on the data term; a penalty gradient (l1/l2 on W) is added back, since a student who
 forgets the 2 still adds the penalty. All arithmetic is float64.
