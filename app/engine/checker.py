@@ -68,6 +68,7 @@ class Batch:
     db: list
     B: int
     y: np.ndarray
+    lr: float | None = None  # the model's learning rate (names "the already-updated W"); None: unknown
 
     @classmethod
     def of(cls, net: Network, X, y) -> Batch:
@@ -111,6 +112,10 @@ class Batch:
             if delta_above.shape[1] != W_own.shape[0] or W_own.shape[1] != W_own.shape[0]:
                 return None
             dz = delta_above @ W_own
+        elif mistake == "updated_W":  # the step's W after this step's update: W - lr dW
+            if not self.lr:
+                return None
+            dz = delta_above @ (W_above - self.lr * self.dW[i])
         elif mistake == "no_T":
             if W_above.shape[0] != W_above.shape[1]:
                 return None
@@ -230,6 +235,10 @@ def _step_mistakes(b: Batch, j: int) -> list[Mistake]:
         f"delta_{j + 1} W_{j + 1}^T has one too many). W_{j + 1} maps layer {j} to layer {j + 1}; the error goes "
         f"back through its transpose: k_{j} = (W_{j + 1}^T k_{j + 1}) o f'(a_{j}), "
         f"delta_{j} = (delta_{j + 1} W_{j + 1}) * f'(a_{j}) in rows", "no_T")
+    add("updated_W", b.down(j, above, "updated_W"),
+        f"{{t}} matches delta_{j} computed with the already-updated W_{j + 1} - lr dW_{j + 1} (lr = {b.lr:g}): the "
+        f"backward pass uses the weights of the forward pass; update every W only after every delta is computed"
+        if b.lr else "", None)
     add("no_fprime", b.down(j, above, "no_fprime"),
         f"{{t}} matches dz_{j} in place of delta_{j}: the factor f'(a_{j}) is missing; use "
         f"delta_{j} = dz_{j} * f'(a_{j}), not dz_{j}", "no_fprime")
@@ -402,8 +411,10 @@ def compose(b: Batch, i: int, key: str, arr: np.ndarray, candidates: list[Mistak
 class Diagnosis:
     """The true gradients of a batch, the mistakes' gradients, and verdicts on a student's arrays."""
 
-    def __init__(self, net: Network, X, y):
+    def __init__(self, net: Network, X, y, lr: float | None = None):
+        """``lr``: the model's learning rate, to recognise a delta computed with the already-updated W."""
         self.b = Batch.of(net, X, y)
+        self.b.lr = lr
         self.kinks = _kink_passes(self.b)
         self.entry: int | None = None
         self.entry_mistake: Mistake | None = None
@@ -507,7 +518,7 @@ class Diagnosis:
         return v
 
 
-def check_student(net: Network, X, y, layers: list[dict]) -> dict:
+def check_student(net: Network, X, y, layers: list[dict], lr: float | None = None) -> dict:
     """Verdicts for the student's dW_i / db_i (list index 0 is layer 1) against a backward pass on (X, y).
 
     dW/db may be any nested list or array: a wrong shape gets a hint, not an error. Returns
@@ -532,7 +543,7 @@ def check_student(net: Network, X, y, layers: list[dict]) -> dict:
             raise ValueError(f"layer {i}: this network has no bias, so there is no db_{i}")
         limit = MAX_ENTRIES_FACTOR * max(B * net.sizes[i], net.sizes[i] * net.sizes[i - 1])
         arrays.append({k: as_array(v, f"layer {i} {k}", limit) for k, v in given.items()})
-    return verdicts(Diagnosis(net, X, y), arrays)
+    return verdicts(Diagnosis(net, X, y, lr), arrays)
 
 
 def verdicts(d: Diagnosis, arrays: list[dict], expected: dict | None = None, extra: dict | None = None) -> dict:

@@ -29,6 +29,7 @@ KINDS: dict[str, str] = {
     "bias_column": "the bias stored as an extra weight column: dW of shape (n, n_in + 1) holding [dW | db]",
     "wrong_derivative": "f'(a_i) written with a wrong formula (wrong variable, wrong sign or another function's "
                         "derivative); the hint gives the right formula",
+    "updated_W": "the hidden delta computed with the already-updated W (W - lr dW) of the layer above",
     "own_W": "the layer's own W_i used where W_{i+1}^T belongs (the question's recurrence)",
     "no_T": "W_{i+1} used without its transpose in the backward step",
     "penalty_missing": "the l1/l2 penalty gradient is missing from dW",

@@ -107,3 +107,13 @@ def test_wrong_derivative_formulas_are_named_with_the_right_one():
     dz = 2 * (q[1]["z"] - y) / X.shape[0]
     v = check_student(net, X, y, [{}, {"dW": (dz * (1 + q[1]["z"] ** 2)).T @ q[0]["z"]}])["layers"][1]["dW"]
     assert v["kind"] == "wrong_derivative" and "tanh'(a_2) = 1 - z^2" in v["hint"]
+
+
+def test_hidden_delta_with_the_already_updated_W_is_named():
+    net, X, y, q = net_of((3, 4, 4, 2), ("tanh", "tanh", "identity"), "mse")
+    W3 = net.dense[2].params["W"] - 0.1 * q[2]["dW"]
+    d2 = net.acts[1].f.backward(q[1]["a"], q[1]["z"], q[2]["delta"] @ W3)
+    layers = [{}, {"dW": d2.T @ q[0]["z"]}, {"dW": q[2]["dW"]}]
+    v = check_student(net, X, y, layers, lr=0.1)["layers"][1]["dW"]
+    assert v["kind"] == "updated_W" and "already-updated W_3 - lr dW_3 (lr = 0.1)" in v["hint"]
+    assert check_student(net, X, y, layers)["layers"][1]["dW"]["kind"] != "updated_W"  # lr unknown
