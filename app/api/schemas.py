@@ -462,6 +462,11 @@ class FeatureInfo(BaseModel):
     label: str
 
 
+class MistakeKind(BaseModel):
+    kind: str
+    explanation: str = Field(description="one line a teacher can read")
+
+
 class Catalog(BaseModel):
     activations: list[ActivationInfo]
     losses: list[LossInfo]
@@ -473,6 +478,7 @@ class Catalog(BaseModel):
     dtypes: list[str]
     defaults: dict[str, Any] = Field(description="the spec every omitted field takes (POST /api/models)")
     limits: dict[str, Any] = Field(description="every PLAYGROUND_* setting but the secrets, by its lower-case name")
+    mistake_kinds: list[MistakeKind] = Field([], description="every diagnosis code a verdict's kind may hold")
 
 
 class Health(BaseModel):
@@ -573,6 +579,9 @@ class Verdict(BaseModel):
     relative_error: float | None
     passed: bool
     hint: str | None
+    kind: str | None = Field(None, description="the mistake's stable code (GET /api/catalog mistake_kinds), its "
+                                               "parts joined with '+' when composed; null when passed or unexplained")
+    kinds: list[str] = Field([], description="the parts of a composed explanation, in the order of the step")
 
 
 class FirstError(BaseModel):
@@ -581,6 +590,10 @@ class FirstError(BaseModel):
     layer: int | None = Field(description="where the mistake enters: fix this layer first")
     target: str | None = Field(None, description="the gradient or equation, e.g. dW[2] or delta[1]")
     message: str
+    kind: str | None = Field(None, description="the entry point's mistake code, as in its verdict "
+                                               "('unexplained' when none fits); absent on an equation's error",
+                             exclude_if=lambda v: v is None)
+    kinds: list[str] = Field([], description="the parts of a composed explanation", exclude_if=lambda v: not v)
 
 
 class CheckLayer(BaseModel):

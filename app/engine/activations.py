@@ -28,6 +28,8 @@ class Activation:
     kinks: tuple = ()      # values of a where f' jumps: any subgradient between the one-sided slopes is right
     needs: tuple = ()      # helpers the export's helper calls (silu and softplus call sigmoid)
     helper: tuple = ()     # export: lines defining f in the script; () when NumPy has a name for it
+    # the usual wrong forms of f'(a): (as written, why it is wrong, f'(a, z) as the student computes it)
+    wrong_derivatives: tuple = ()
 
     def __init__(self, **params):
         unknown = set(params) - set(self.defaults)
@@ -102,6 +104,10 @@ class Identity(Activation):
 class Sigmoid(Activation):
     name = "sigmoid"
     derivative_text = "z(1 - z)"
+    wrong_derivatives = (("a(1 - a)", "the wrong variable: the formula takes z = sigmoid(a), not a",
+                          lambda a, z: a * (1.0 - a)),
+                         ("z(1 + z)", "the wrong sign", lambda a, z: z * (1.0 + z)),
+                         ("1 - z^2", "tanh's derivative", lambda a, z: 1.0 - z * z))
     helper = ('def sigmoid(a):',
               '    """1 / (1 + e^-a), written with tanh so that it never overflows.',
               '',
@@ -122,6 +128,10 @@ class Sigmoid(Activation):
 class Tanh(Activation):
     name = "tanh"
     derivative_text = "1 - z^2"
+    wrong_derivatives = (("1 + z^2", "the wrong sign", lambda a, z: 1.0 + z * z),
+                         ("1 - a^2", "the wrong variable: the formula takes z = tanh(a), not a",
+                          lambda a, z: 1.0 - a * a),
+                         ("z(1 - z)", "sigmoid's derivative", lambda a, z: z * (1.0 - z)))
     note = "# tanh is np.tanh; tanh'(a) = 1 - z**2 with z = tanh(a)."
 
     def forward(self, a):
@@ -143,6 +153,8 @@ class Tanh(Activation):
 class ReLU(Activation):
     name = "relu"
     derivative_text = "[a > 0]"
+    wrong_derivatives = (("z", "relu itself, not its derivative", lambda a, z: z),
+                         ("a", "the pre-activation, not a derivative", lambda a, z: a))
     kinks = (0.0,)
     helper = ('def relu(a):',
               '    """max(a, 0). Derivative: 1 where a > 0, else 0 (PyTorch takes relu\'(0) = 0)."""',

@@ -6,12 +6,14 @@ with the gradients a specific mistake produces on the same batch, carried down t
 1. The entry point is the highest layer whose gradient is wrong, the layers above being right (or
    not given). A gradient counts as right when it matches the engine, or, where a relu-type
    pre-activation sits exactly on its kink, the gradient of another subgradient choice.
-2. At the entry layer j the student's dW_j / db_j is compared with each mistake of ``MISTAKES``
-   made in the step delta_{j+1} -> delta_j (for j = L: the output error), and with a constant
-   multiple of the true gradient (sign, factor 2 of the square, powers of B), data term and total.
-3. Each layer below gets the hint that its error comes from layer j above, and, when its numbers
-   match it, which continuation they are: the mistake made once at layer j, or repeated by the
-   same recurrence at every layer below.
+2. At the entry layer j the student's dW_j / db_j gets the explanation with the fewest mistakes (at most
+   three, ``compose``) that reproduces it: one mistake of the step delta_{j+1} -> delta_j (for j = L:
+   the output error), a missing penalty, and a constant factor fitted in closed form and named
+   (mistakes.explain_factor: sign, 2, powers of B, 1/K). Every explanation has a stable kind code
+   (mistakes.KINDS).
+3. Each layer below is diagnosed on its own: it inherits from layer j only when its numbers are what
+   the entry's mistake gives through right steps (or the same wrong step repeated); otherwise its own
+   mistake is named. A db-only mistake or a missing penalty carries nothing down.
 
 Mistakes act on the data term; a penalty gradient (l1/l2 on W) is added back, since a student who
 forgets the 2 still adds the penalty. All arithmetic is float64.
@@ -24,6 +26,7 @@ import numpy as np
 
 from . import arrays
 from .gradcheck import relative_error
+from . import mistakes
 from .losses import LOSSES
 from .network import Network
 
@@ -65,6 +68,7 @@ class Batch:
     db: list
     B: int
     y: np.ndarray
+    lr: float | None = None  # the model's learning rate (names "the already-updated W"); None: unknown
 
     @classmethod
     def of(cls, net: Network, X, y) -> Batch:
@@ -108,6 +112,10 @@ class Batch:
             if delta_above.shape[1] != W_own.shape[0] or W_own.shape[1] != W_own.shape[0]:
                 return None
             dz = delta_above @ W_own
+        elif mistake == "updated_W":  # the step's W after this step's update: W - lr dW
+            if not self.lr:
+                return None
+            dz = delta_above @ (W_above - self.lr * self.dW[i])
         elif mistake == "no_T":
             if W_above.shape[0] != W_above.shape[1]:
                 return None
@@ -116,8 +124,11 @@ class Batch:
             dz = delta_above @ W_above
         return self.through_f(i, dz, mistake)
 
-    def through_f(self, i: int, dz: np.ndarray, mistake: str | None = None) -> np.ndarray | None:
+    def through_f(self, i: int, dz: np.ndarray, mistake=None) -> np.ndarray | None:
+        """dz * f'(a_i), or with ``mistake``: a name, or (written, why, fn) of f's wrong derivatives."""
         f = self.act(i)
+        if isinstance(mistake, tuple):
+            return dz * mistake[2](self.a[i - 1], self.z[i])
         if mistake == "no_fprime":
             return dz
         if mistake in ("fprime_z", "fprime_twice"):
@@ -194,6 +205,15 @@ def _step_mistakes(b: Batch, j: int) -> list[Mistake]:
             f"(f' is taken at the pre-activation a_{j}, even when its formula is written with z)", None)
         add("fprime_twice", b.output_delta("fprime_twice"),
             f"{{t}} matches f'(a_{j}) applied twice: delta_{j} = dz_{j} * f'(a_{j}) uses it once", None)
+        if loss.is_fused(f) and f == "softmax":
+            y_hat = b.z[j]
+            add("softmax_elementwise", b.delta[j - 1] * y_hat * (1.0 - y_hat),
+                f"{{t}} matches delta_{j} = (y_hat - y)/B * y_hat(1 - y_hat): softmax' is taken elementwise, but "
+                f"softmax has a Jacobian, each output depending on every a_{j}; with cross_entropy the two cancel "
+                f"and delta_{j} = (y_hat - y)/B", None)
+        if not loss.is_fused(f):
+            for form in b.act(j).wrong_derivatives:
+                add("wrong_derivative", b.through_f(j, b.dz[j - 1], form), _wrong_form(b, j, form), None)
         for other in LOSSES.values():
             if other.name != loss.name and other.fused_with in (None, f):
                 add("other_loss", b.output_delta_of(other()),
@@ -215,6 +235,10 @@ def _step_mistakes(b: Batch, j: int) -> list[Mistake]:
         f"delta_{j + 1} W_{j + 1}^T has one too many). W_{j + 1} maps layer {j} to layer {j + 1}; the error goes "
         f"back through its transpose: k_{j} = (W_{j + 1}^T k_{j + 1}) o f'(a_{j}), "
         f"delta_{j} = (delta_{j + 1} W_{j + 1}) * f'(a_{j}) in rows", "no_T")
+    add("updated_W", b.down(j, above, "updated_W"),
+        f"{{t}} matches delta_{j} computed with the already-updated W_{j + 1} - lr dW_{j + 1} (lr = {b.lr:g}): the "
+        f"backward pass uses the weights of the forward pass; update every W only after every delta is computed"
+        if b.lr else "", None)
     add("no_fprime", b.down(j, above, "no_fprime"),
         f"{{t}} matches dz_{j} in place of delta_{j}: the factor f'(a_{j}) is missing; use "
         f"delta_{j} = dz_{j} * f'(a_{j}), not dz_{j}", "no_fprime")
@@ -223,39 +247,21 @@ def _step_mistakes(b: Batch, j: int) -> list[Mistake]:
         f"taken at the pre-activation a_{j}, even when its formula is written with z)", "fprime_z")
     add("fprime_twice", b.down(j, above, "fprime_twice"),
         f"{{t}} matches f'(a_{j}) applied twice: delta_{j} = dz_{j} * f'(a_{j}) uses it once", "fprime_twice")
+    for form in b.act(j).wrong_derivatives:
+        add("wrong_derivative", b.through_f(j, above @ b.W[j], form), _wrong_form(b, j, form), None)
     return out
 
 
-def explain_scale(c: float, B: int, loss: str) -> str | None:
-    """Why a gradient is c times the true one: sign, the factor 2 of the square, a power of B."""
-    if not np.isfinite(c) or abs(c) < 1e-12 or abs(c - 1.0) <= 1e-6:
-        return None
-    parts, m = [], abs(c)
-    if c < 0:
-        parts.append("has the opposite sign: the output error is y_hat - y, not y - y_hat "
-                     "(descent steps along minus the gradient, the gradient itself keeps its sign)")
-    fits = sorted((abs(k) + abs(e), -(e != 0 and loss == "mse"), k, e) for k in range(-3, 4) for e in (-1, 0, 1)
-                   if (B > 1 or k == 0) and abs(m / (2.0 ** e * float(B) ** k) - 1.0) <= 1e-6)
-    if fits:
-        _, _, k, e = fits[0]
-        if e == -1:
-            parts.append("is half the true gradient: the factor 2 of d/dy_hat (y_hat - y)^2 = 2(y_hat - y) is missing"
-                         if loss == "mse" else "is half the true gradient: a factor 1/2 that the loss does not have")
-        elif e == 1:
-            parts.append("is twice the true gradient: the factor 2 of the square is counted twice" if loss == "mse"
-                         else f"is twice the true gradient: {loss} has no factor 2")
-        if k == 1:
-            parts.append(f"is B = {B} times the true gradient: you summed over the batch, but the loss is the mean, "
-                         f"so delta_L carries a factor 1/B")
-        elif k == -1:
-            parts.append(f"is 1/B = 1/{B} of the true gradient: the mean's 1/B is counted twice (it is already in "
-                         f"delta_L; dW sums over the rows)")
-        elif k:
-            parts.append(f"is B^{k} = {float(B) ** k:.4g} times the true gradient: the mean over the batch puts "
-                         f"exactly one 1/B into the gradient")
-    elif m != 1.0:
-        parts.append(f"is {m:.4g} times the true gradient: a constant factor is wrong")
-    return "; ".join(parts) if parts else None
+def _wrong_form(b: Batch, j: int, form: tuple) -> str:
+    f = b.act(j)
+    return (f"{{t}} matches {f.name}'(a_{j}) written as {form[0]}: {form[1]}; the right formula is "
+            f"{f.name}'(a_{j}) = {f.derivative_text} with z_{j} = {f.name}(a_{j})")
+
+
+def explain_scale(c: float, B: int, loss: str, K: int = 1) -> str | None:
+    """Why a gradient is c times the true one: sign, the factor 2 of the square, powers of B, 1/K."""
+    named = mistakes.explain_factor(c, B, K, loss)
+    return "; ".join(named[0]) if named and named[0] else None
 
 
 # -- verdicts ----------------------------------------------------------------------------------------
@@ -266,7 +272,10 @@ def _verdict(student: np.ndarray, true: np.ndarray, diagnose, name: str, shape_n
     ``diagnose(arr)`` names the mistake for values aligned to ``true``'s shape (or None); ``accepted``
     are (gradient, note) pairs that count as right too (another subgradient at a kink)."""
     v = {"expected_shape": list(true.shape), "shape": list(student.shape), "max_abs_error": None,
-         "relative_error": None, "passed": False, "hint": None}
+         "relative_error": None, "passed": False, "hint": None, "kind": None, "kinds": []}
+
+    def named(text, kinds):
+        v.update(hint=text, kinds=list(kinds), kind=mistakes.join(list(kinds)))
     wrong_shape = f"wrong shape {_shape(student.shape)}, expected {_shape(true.shape)}: {shape_note}"
 
     def right(arr):
@@ -284,28 +293,32 @@ def _verdict(student: np.ndarray, true: np.ndarray, diagnose, name: str, shape_n
         if note is not None:
             v.update(passed=True, hint=note or None)
         elif student.ndim == 2 and student.T.shape == true.shape and right(student.T) is not None:
-            v["hint"] = f"transposed: you gave {name}^T; {shape_note}"
+            named(f"transposed: you gave {name}^T; {shape_note}", ["transposed"])
         else:
-            v["hint"] = diagnose(student)
+            found = diagnose(student)
+            if found:
+                named(*found)
         return v
     if per_sample is not None and student.shape == per_sample.shape and relative_error(student, per_sample) <= TOLERANCE:
-        v["hint"] = (f"you gave delta per sample, shape {_shape(student.shape)}; {name} sums delta over "
-                     f"the batch rows, shape {_shape(true.shape)}")
+        named(f"you gave delta per sample, shape {_shape(student.shape)}; {name} sums delta over "
+              f"the batch rows, shape {_shape(true.shape)}", ["per_sample"])
         return v
     if student.ndim == 2 and student.T.shape == true.shape and true.ndim == 2:
         aligned, how = student.T, f"transposed: you gave {name}^T, shape {_shape(student.shape)}; {shape_note}"
+        how_kind = "transposed"
     elif student.size == true.size:
-        aligned, how = student.reshape(true.shape), wrong_shape
+        aligned, how, how_kind = student.reshape(true.shape), wrong_shape, "wrong_shape"
     else:
-        v["hint"] = wrong_shape
+        named(wrong_shape, ["wrong_shape"])
         return v
     ok = right(aligned) is not None
     found = None if ok else diagnose(aligned)
     if ok or found:
         errors(aligned)
-        v["hint"] = f"{how}. Aligned to {_shape(true.shape)}: " + ("the values are right" if ok else found)
+        named(f"{how}. Aligned to {_shape(true.shape)}: " + ("the values are right" if ok else found[0]),
+              [how_kind] + ([] if ok else found[1]))
     else:
-        v["hint"] = wrong_shape
+        named(wrong_shape, ["wrong_shape"])
     return v
 
 
@@ -340,25 +353,68 @@ def _kink_passes(b: Batch) -> list[tuple[list, list, str]]:
     return out
 
 
-def _scale_hint(b: Batch, arr: np.ndarray, data: np.ndarray, pen: np.ndarray) -> tuple[str, float] | None:
-    """(hint, c) when arr - pen = c * data or arr = c * (data + pen) for a c != 1."""
-    for base, extra in ((data, pen), (data + pen, 0.0)):
-        den = float(np.vdot(base, base))
-        if den == 0.0:
-            continue
-        c = float(np.vdot(arr - extra, base)) / den
-        if abs(c - 1.0) > 1e-6 and relative_error(arr - extra, c * base) <= TOLERANCE:
-            text = explain_scale(c, b.B, b.net.loss.name)
-            if text:
-                return text, c
-    return None
+def _fit(arr: np.ndarray, base: np.ndarray, extra) -> float | None:
+    """c with arr - extra = c * base (relative error <= TOLERANCE), closed form; None when none fits."""
+    den = float(np.vdot(base, base))
+    if den == 0.0 or not np.isfinite(den):
+        return None
+    c = float(np.vdot(arr - extra, base)) / den
+    return c if relative_error(arr - extra, c * base) <= TOLERANCE else None
+
+
+MAX_MISTAKES = 3
+
+
+def compose(b: Batch, i: int, key: str, arr: np.ndarray, candidates: list[Mistake]):
+    """The explanation with the fewest mistakes (at most MAX_MISTAKES) that reproduces ``arr``.
+
+    Each structural mistake of the step (or none) is combined with a missing penalty (dW of a penalised
+    net) and a constant factor solved in closed form and named as -1, 2^e, B^k, K^m. Ties prefer a
+    structural explanation; on a one-entry tensor a factor counts only when it has a name.
+    Returns (text, kinds, mistake, c) or None. Work: O(len(candidates)) fits of one tensor each."""
+    k = 0 if key == "dW" else 1
+    pen = b.pen[i - 1] if key == "dW" else 0.0
+    has_pen = key == "dW" and bool(np.any(b.pen[i - 1]))
+    K, loss, t = b.net.sizes[-1], b.net.loss.name, f"{key}_{i}"
+    best = None
+    for order, m in enumerate([None, *candidates]):
+        g = (b.dW[i - 1] if k == 0 else b.db[i - 1]) if m is None else b.grads(i, m.deltas[i])[k]
+        data = g - pen if k == 0 else g
+        bases = [(data, pen, [])] + ([(data, 0.0, ["penalty_missing"]), (g, 0.0, [])] if has_pen else [])
+        for base, extra, pk in bases:
+            c = _fit(arr, base, extra)
+            named = None if c is None else mistakes.explain_factor(c, b.B, K, loss, named_only=arr.size == 1)
+            if named is None:
+                continue
+            kinds = ([m.kind] if m else []) + pk + named[1]
+            # another loss's output error replaces the whole formula: it weighs as two mistakes, so that
+            # on sigmoid + MSE "(y_hat - y)/B" reads as the 2 and f' left out, not as bce's error
+            cost = len(kinds) + ("other_loss" in kinds)
+            if not kinds or cost > MAX_MISTAKES:
+                continue
+            rank = (cost, bool(named[1]) and m is None, bool(named[1]), order)
+            if best is None or rank < best[0]:
+                best = (rank, kinds, m, c, named[0], pk)
+    if best is None:
+        return None
+    _, kinds, m, c, phrases, pk = best
+    parts = ([m.hint.format(t=t if not phrases else f"{t}, up to the factor {c:.4g} named below,")] if m else [])
+    if pk:
+        parts.append(f"{t} matches delta_{i}^T z_{i - 1} alone: the {b.net.regularization} penalty gradient "
+                     f"({'lambda W' if b.net.regularization == 'l2' else 'lambda sign(W)'}_{i}) is missing")
+    parts += [f"{t} {p}" for p in phrases]
+    text = parts[0] if len(parts) == 1 else (f"{t} combines {len(parts)} mistakes: "
+                                             + "; ".join(f"({n}) {p}" for n, p in enumerate(parts, 1)))
+    return text, kinds, m, c
 
 
 class Diagnosis:
     """The true gradients of a batch, the mistakes' gradients, and verdicts on a student's arrays."""
 
-    def __init__(self, net: Network, X, y):
+    def __init__(self, net: Network, X, y, lr: float | None = None):
+        """``lr``: the model's learning rate, to recognise a delta computed with the already-updated W."""
         self.b = Batch.of(net, X, y)
+        self.b.lr = lr
         self.kinks = _kink_passes(self.b)
         self.entry: int | None = None
         self.entry_mistake: Mistake | None = None
@@ -380,7 +436,7 @@ class Diagnosis:
                     "the learning rate, then check again")
         return None
 
-    def _diagnose_entry(self, i: int, key: str):
+    def _diagnose_entry(self, i: int, key: str, record: bool = True):
         b = self.b
         pen = b.pen[i - 1] if key == "dW" else np.zeros_like(b.db[i - 1])
         data = (b.dW[i - 1] - b.pen[i - 1]) if key == "dW" else b.db[i - 1]
@@ -389,21 +445,18 @@ class Diagnosis:
         def diagnose(arr):  # the mistakes are replayed only for a wrong gradient
             if i not in self._mistakes:
                 self._mistakes[i] = _step_mistakes(b, i)
-            for m in self._mistakes[i]:
-                g = b.grads(i, m.deltas[i])[0 if key == "dW" else 1]
-                if relative_error(arr, g) <= TOLERANCE:
-                    self.entry_mistake = m
-                    return m.hint.format(t=t)
-            scaled = _scale_hint(b, arr, data, pen)
-            if scaled:
-                text, c = scaled
-                self.entry_mistake = Mistake("scale", text, {}, None, c)
-                return f"{t} {text}"
-            if key == "dW" and np.any(pen) and relative_error(arr, data) <= TOLERANCE:
-                self.entry_mistake = Mistake("penalty", "", {}, None)
-                return (f"{t} matches delta_{i}^T z_{i - 1} alone: the {b.net.regularization} penalty gradient "
-                        f"({'lambda W' if b.net.regularization == 'l2' else 'lambda sign(W)'}_{i}) is missing")
-            return None
+            found = compose(b, i, key, arr, self._mistakes[i])
+            if found is None:
+                return None
+            text, kinds, m, c = found
+            if record and (key == "dW" or self.entry_mistake is None):
+                # a delta mistake (or a factor on dW) reaches the layers below; a db reduction or a
+                # missing penalty does not
+                carries = key == "dW" and "penalty_missing" not in kinds
+                self.entry_mistake = Mistake(
+                    mistakes.join(kinds), text, (m.deltas if m else b.carry(i, b.delta[i - 1], None)) if carries else {},
+                    m.repeated if m and carries else None, c if carries else 1.0)
+            return text, kinds
         return diagnose
 
     def _diagnose_below(self, i: int, key: str):
@@ -412,17 +465,22 @@ class Diagnosis:
         first = f"the error comes from above: layer {j} is wrong and every layer below it inherits its error, so fix layer {j} first"
 
         def diagnose(arr):
-            if m is not None:
-                k = 0 if key == "dW" else 1
-                if m.kind == "scale" and relative_error(arr - (b.pen[i - 1] if k == 0 else 0), m.scale *
-                                                        (b.dW[i - 1] - b.pen[i - 1] if k == 0 else b.db[i - 1])) <= TOLERANCE:
-                    return f"{t} is what layer {j}'s constant factor gives when carried down: {first}"
-                if i in m.deltas and relative_error(arr, b.grads(i, m.deltas[i])[k]) <= TOLERANCE:
-                    return f"{t} is what layer {j}'s mistake gives when carried down correctly: {first}"
-                if m.repeated and i in m.repeated and relative_error(arr, b.grads(i, m.repeated[i])[k]) <= TOLERANCE:
+            k = 0 if key == "dW" else 1
+            if m is not None and i in m.deltas:
+                pen = b.pen[i - 1] if k == 0 else 0.0
+                if relative_error(arr - pen, m.scale * (b.grads(i, m.deltas[i])[k] - pen)) <= TOLERANCE:
+                    return f"{t} is what layer {j}'s mistake gives when carried down correctly: {first}", ["inherited"]
+                if m.repeated and i in m.repeated and relative_error(
+                        arr - pen, m.scale * (b.grads(i, m.repeated[i])[k] - pen)) <= TOLERANCE:
                     return (f"{t} is what the same wrong step gives when repeated at every layer from {j} down "
-                            f"(here too: {SHORT[m.kind].format(i=i, up=i + 1)}): {first}")
-            return f"{t} is wrong, and {first}, then check again"
+                            f"(here too: {SHORT[m.kind.split('+')[0]].format(i=i, up=i + 1)}): {first}",
+                            ["inherited_repeated"])
+            own = self._diagnose_entry(i, key, record=False)(arr)
+            if own is not None:  # the layer's own step is wrong: its own mistake, not the one above
+                return own
+            if m is not None and i in m.deltas:
+                return f"{t} is wrong, and {first}, then check again", ["unexplained"]
+            return None
         return diagnose
 
     def verdict(self, i: int, key: str, arr: np.ndarray, expected: np.ndarray | None = None) -> dict:
@@ -444,13 +502,23 @@ class Diagnosis:
         def diagnose(aligned):
             return base(aligned.reshape(self.true(i, key).shape))
 
+        if key == "dW" and b.net.bias and arr.ndim == 2 and arr.shape == (true.shape[0], true.shape[1] + 1) \
+                and expected is None and relative_error(arr[:, :-1], true) <= TOLERANCE \
+                and relative_error(arr[:, -1], b.db[i - 1]) <= TOLERANCE:
+            return {"expected_shape": list(true.shape), "shape": list(arr.shape), "passed": False,
+                    "max_abs_error": float(np.max(np.abs(arr[:, :-1] - true))),
+                    "relative_error": relative_error(arr[:, :-1], true), "kind": "bias_column",
+                    "kinds": ["bias_column"],
+                    "hint": f"dW_{i} holds [dW_{i} | db_{i}]: the bias is stored as an extra weight column (an input "
+                            f"fixed at 1); both parts are right, but here b_{i} is its own parameter: give dW_{i} "
+                            f"of shape {_shape(true.shape)} and db_{i} of shape ({n[i]},) separately"}
         v = _verdict(arr, true, diagnose, f"{key}_{i}", note, b.delta[i - 1] if key == "db" else None, accepted)
         if not v["passed"] and self.entry is None:
             self.entry = i
         return v
 
 
-def check_student(net: Network, X, y, layers: list[dict]) -> dict:
+def check_student(net: Network, X, y, layers: list[dict], lr: float | None = None) -> dict:
     """Verdicts for the student's dW_i / db_i (list index 0 is layer 1) against a backward pass on (X, y).
 
     dW/db may be any nested list or array: a wrong shape gets a hint, not an error. Returns
@@ -475,7 +543,7 @@ def check_student(net: Network, X, y, layers: list[dict]) -> dict:
             raise ValueError(f"layer {i}: this network has no bias, so there is no db_{i}")
         limit = MAX_ENTRIES_FACTOR * max(B * net.sizes[i], net.sizes[i] * net.sizes[i - 1])
         arrays.append({k: as_array(v, f"layer {i} {k}", limit) for k, v in given.items()})
-    return verdicts(Diagnosis(net, X, y), arrays)
+    return verdicts(Diagnosis(net, X, y, lr), arrays)
 
 
 def verdicts(d: Diagnosis, arrays: list[dict], expected: dict | None = None, extra: dict | None = None) -> dict:
@@ -489,13 +557,14 @@ def verdicts(d: Diagnosis, arrays: list[dict], expected: dict | None = None, ext
                 shape = (expected or {}).get((i, key))
                 v = entry[key] = d.verdict(i, key, arrays[i - 1][key], shape)
                 if not v["passed"] and first is None:
-                    first = {"layer": i, "target": f"{key}[{i}]",
+                    first = {"layer": i, "target": f"{key}[{i}]", "kind": v["kind"] or "unexplained",
+                             "kinds": v["kinds"] or ["unexplained"],
                              "message": v["hint"] or f"{key}_{i} differs from the true gradient "
                                                      f"(relative error {v['relative_error']:.3g})"}
         out[i] = entry
     given = [v for e in out.values() for v in (e["dW"], e["db"]) if v is not None]
     diverged = d.diverged() if first is not None else None
     if diverged:  # not the student's mistake: say so instead of "relative error nan"
-        first = {**first, "message": diverged}
+        first = {**first, "message": diverged, "kind": "diverged", "kinds": ["diverged"]}
     return {"passed": bool(given) and all(v["passed"] for v in given), "first_error": first,
             "layers": [out[i] for i in range(1, len(arrays) + 1)]}

@@ -197,7 +197,8 @@ def test_the_questions_recurrence_is_diagnosed_where_it_enters(f_name, hidden, t
         assert r["passed"] and r["first_error"] is None
         return
     hint = r["layers"][top - 1]["dW"]["hint"]
-    assert r["first_error"] == {"layer": top, "target": f"dW[{top}]", "message": hint}
+    kind = "no_T" if transpose_missing else "own_W"
+    assert r["first_error"] == {"layer": top, "target": f"dW[{top}]", "message": hint, "kind": kind, "kinds": [kind]}
     assert f"W_{top + 1}^T" in hint  # names the next layer's weights, transposed
     assert ("transpose is missing" if transpose_missing else f"own W_{top} where W_{top + 1}^T belongs") in hint
     for i in range(1, top):
@@ -335,6 +336,7 @@ def test_a_diverged_model_is_reported_as_diverged_not_as_relative_error_nan(valu
         net.params[:] = value  # every weight and bias (the last layer overflows its outputs' square)
         r = check_student(net, X, y, [{"dW": np.zeros((4, 3))}])
     assert r["passed"] is False
-    assert r["first_error"] == {"layer": 1, "target": "dW[1]", "message": f"the model has diverged: {why}; reset "
+    assert r["first_error"] == {"layer": 1, "target": "dW[1]", "kind": "diverged", "kinds": ["diverged"],
+                                "message": f"the model has diverged: {why}; reset "
                                                                             "the model or lower the learning rate, "
                                                                             "then check again"}

@@ -190,7 +190,7 @@ def check(model_id: ModelId, body: CheckRequest, models: Repo, settings: Setting
                                                     f"{model.net.n_layers} layers")
         layers = [{k: v for k, v in (("dW", layer.dW), ("db", layer.db)) if v is not None} for layer in body.layers]
         try:
-            return to_json(check_student(model.net, Xb, yb, layers))
+            return to_json(check_student(model.net, Xb, yb, layers, model.spec["optimizer"].get("lr")))
         except ValueError as e:  # e.g. db for a network without bias
             raise unprocessable(("body", "layers"), str(e)) from None
 

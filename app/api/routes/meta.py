@@ -8,6 +8,7 @@ from app.api.schemas import Catalog, Health
 from app.engine import activations, losses
 from app.engine.datasets import FEATURE_LABELS, dataset_catalog
 from app.engine.init import INITS
+from app.engine.mistakes import catalog as mistake_catalog
 from app.engine.network import REGULARIZATIONS
 from app.engine.optimizers import OPTIMIZER_DEFAULTS
 from app.engine.spec import DEFAULT_SPEC
@@ -38,4 +39,5 @@ def catalog(settings: SettingsDep) -> dict:
         "dtypes": ["float64", "float32"],
         "defaults": DEFAULT_SPEC,
         "limits": limits,
+        "mistake_kinds": mistake_catalog(),
     }

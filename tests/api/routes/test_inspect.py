@@ -670,4 +670,19 @@ def test_check_on_a_diverged_model_says_it_diverged_not_relative_error_nan(clien
     r = client.post(f"/api/models/{mid}/check", json={"layers": [{"dW": [[0, 0]] * 3}]})
     assert r.status_code == 200, r.text
     d = r.json()
-    assert (d["passed"], d["first_error"]) == (False, {"layer": 1, "target": "dW[1]", "message": DIVERGED})
+    assert (d["passed"], d["first_error"]) == (False, {"layer": 1, "target": "dW[1]", "message": DIVERGED,
+                                                 "kind": "diverged", "kinds": ["diverged"]})
+
+
+def test_check_returns_the_mistakes_kind_and_the_catalogue_explains_it(client, deep):
+    g = client.post(f"/api/models/{deep}/gradients", json={"X": X4, "y": Y4}).json()
+    layers = [{"dW": layer["dW"], "db": (arr(layer["db"]) / 4).tolist()} for layer in g["layers"]]  # db as a mean
+    c = client.post(f"/api/models/{deep}/check", json={"X": X4, "y": Y4, "layers": layers}).json()
+    for layer in c["layers"]:
+        assert layer["dW"]["passed"] and layer["dW"]["kind"] is None and layer["dW"]["kinds"] == []
+        assert (layer["db"]["kind"], layer["db"]["kinds"]) == ("batch_mean_twice", ["batch_mean_twice"])
+        assert "comes from above" not in layer["db"]["hint"]
+    assert (c["first_error"]["layer"], c["first_error"]["kind"]) == (3, "batch_mean_twice")
+    kinds = {k["kind"]: k["explanation"] for k in client.get("/api/catalog").json()["mistake_kinds"]}
+    assert kinds["batch_mean_twice"].startswith("the gradient is 1/B of the true one")
+    assert {"inherited", "own_W", "no_T", "output_mean", "softmax_elementwise", "bias_column"} <= set(kinds)
