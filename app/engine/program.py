@@ -156,6 +156,8 @@ def parse_code(source: str, bounds: CodeBounds = CodeBounds()) -> ast.FunctionDe
             _check_import(node)
         elif isinstance(node, ast.FunctionDef) and node.name == "backward" and found is None:
             found = node
+        elif isinstance(node, ast.FunctionDef):
+            raise CodeRefused(node.lineno, f"def {node.name}: the code defines one function, def backward(...)")
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
             continue  # a docstring
         else:
@@ -193,6 +195,8 @@ def _check_node(node) -> None:
             node.attr.startswith("_"):
         name = node.id if isinstance(node, ast.Name) else node.attr
         raise CodeRefused(line, f"{name!r}: names starting with _ are not supported; use plain names")
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "backward":
+        raise CodeRefused(line, "backward cannot call itself; loop with for ... in range(...)")
     if isinstance(node, ast.Attribute):
         allowed = NP_FUNCTIONS + ARRAY_ATTRIBUTES + CONTAINER_METHODS
         if node.attr not in allowed:
@@ -564,8 +568,9 @@ class Run:
         raise StepError(f"{_kind(v)} is not a number or an array")
 
     def scalar_op(self, op, x, y):
-        if isinstance(op, ast.Pow) and (abs(y) > 64 or abs(x) > MAX_INT):
-            x, y = float(x), float(y)
+        if isinstance(op, ast.Pow) and type(x) is int and type(y) is int and abs(x) > 1 and \
+                y * np.log2(abs(x)) >= 53:
+            raise CodeRefused(self.line, "an integer would reach 2**53; the code needs no such number")
         with np.errstate(all="ignore"):
             try:
                 out = _PY[type(op)](x, y)
@@ -838,6 +843,17 @@ class Run:
                 raise StepError(f"np.{name} takes a shape: a whole number or a tuple of up to 3")
             self.make(tuple(shape))
             return Val((np.zeros if name == "zeros" else np.ones)(tuple(shape)))
+        if name == "reshape":
+            shape = tuple(args[1:]) if len(args) > 2 else args[1] if len(args) == 2 else None
+            shape = (shape,) if type(shape) is int else shape
+            if not isinstance(shape, (tuple, list)) or not all(type(s) is int for s in shape):
+                raise StepError("reshape takes a shape, e.g. .reshape(-1, 1)")
+            v = self.array(args[0])
+            try:
+                out = v.arr.reshape((v.arr.shape[0],) + tuple(shape)) if v.batched else v.arr.reshape(shape)
+            except ValueError:
+                raise StepError(f"an array of shape {fmt(v.shape)} cannot be reshaped to {fmt(tuple(shape))}") from None
+            return Val(out, v.batched, v.layer)
         vals = [self.array(a) for a in args]
         if name in ("zeros_like", "ones_like", "exp", "log", "tanh", "sqrt", "abs", "square", "transpose"):
             if len(vals) != 1:
@@ -850,17 +866,6 @@ class Run:
                   "tanh": np.tanh, "sqrt": np.sqrt, "abs": np.abs, "square": np.square}[name]
             with np.errstate(all="ignore"):
                 return Val(fn(np.asarray(v.arr, np.float64)), v.batched, v.layer)
-        if name == "reshape":
-            shape = tuple(args[1:]) if len(args) > 2 else args[1] if len(args) == 2 else None
-            shape = (shape,) if type(shape) is int else shape
-            if not isinstance(shape, (tuple, list)) or not all(type(s) is int for s in shape):
-                raise StepError("reshape takes a shape, e.g. .reshape(-1, 1)")
-            v = vals[0]
-            try:
-                out = v.arr.reshape((v.arr.shape[0],) + tuple(shape)) if v.batched else v.arr.reshape(shape)
-            except ValueError:
-                raise StepError(f"an array of shape {fmt(v.shape)} cannot be reshaped to {fmt(tuple(shape))}") from None
-            return Val(out, v.batched, v.layer)
         if len(vals) == 3 and name == "where":
             c, x, y = vals
             ca, xa, ya = self.align(c, x, y)
@@ -1046,6 +1051,8 @@ def run_code(net: Network, X, y, source: str, convention: str = "columns", bound
         raise CodeRefused(run.line, "break and continue belong in a loop") from None
     except StepError as e:
         failed = str(e)
+    except CodeRefused:
+        raise
     except (ArithmeticError, ValueError, TypeError, IndexError, KeyError) as e:  # NumPy's own refusals
         failed = f"{type(e).__name__}: {e}"
     by_line = {}
