@@ -580,8 +580,7 @@ class FirstError(BaseModel):
 
     layer: int | None = Field(description="where the mistake enters: fix this layer first")
     target: str | None = Field(None, description="the gradient or equation, e.g. dW[2] or delta[1]")
-    message: str
-    line: int | None = Field(None, description="with code: the first line (from 1) whose value is wrong")
+    message: str  # with code, also "line": the first line (from 1) whose value is wrong (extra keys are kept)
 
 
 class CheckLayer(BaseModel):
@@ -641,7 +640,6 @@ class DeriveStep(BaseModel):
 
     target: str
     expr: str | None = None
-    line: int | None = Field(None, description="with code: the line (from 1) that assigned it")
     shape: list[int] | None = Field(None, description="the result's shape; null when it failed")
     error: str | None = None
 
