@@ -4,7 +4,7 @@
     playground train SPEC.json --steps N [--server URL] [--chunk 100]   # in-process without --server
     playground export ID --format numpy|json|npz [--server URL] [-o FILE]
     playground check ID MY_GRADS.npz|MY_GRADS.json [--server URL] [--X-key X] [--y-key y]
-    playground derive ID EQUATIONS.txt|EQUATIONS.json|- [--convention columns|rows] [--server URL]
+    playground derive ID EQUATIONS.txt|EQUATIONS.json|BACKWARD.py|- [--convention columns|rows] [--server URL]
 
 MY_GRADS.npz holds your gradients dW1, db1, dW2, ... (layers numbered from 1, W_i of shape (out, in)), in
 any shape (a matrix, flat, a column, one per sample), and optionally the batch (X, y); without it the
@@ -222,6 +222,7 @@ def _print_verdicts(result: dict) -> None:
     if first:
         where = " ".join(x for x in (f"layer {first['layer']}" if first.get("layer") else "", first.get("target") or "")
                          if x)
+        where += f" (line {first['line']})" if first.get("line") else ""
         print(f"first error: {where}: {first['message']}" if where else f"first error: {first['message']}")
 
 
@@ -269,9 +270,16 @@ def load_equations(path: str) -> list[dict]:
 def derive(args) -> int:
     from app.client import PlaygroundClient
 
-    equations = load_equations(args.equations)
-    with PlaygroundClient(args.server, timeout=args.timeout) as pg:
-        result = pg.derive(args.id, equations, convention=args.convention)
+    if args.equations.endswith(".py"):  # a backward(...) function, run by the server's code interpreter
+        try:
+            code = Path(args.equations).read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise CliError(f"cannot read {args.equations}: {e}") from None
+        with PlaygroundClient(args.server, timeout=args.timeout) as pg:
+            result = pg.derive(args.id, convention=args.convention, code=code)
+    else:
+        with PlaygroundClient(args.server, timeout=args.timeout) as pg:
+            result = pg.derive(args.id, load_equations(args.equations), convention=args.convention)
     _print_verdicts(result)
     for u in result.get("unused") or []:  # never a silent pass over an equation that was not checked
         print(f"not used: {u['target']} = {u['expr']}\n    {u['reason']}")

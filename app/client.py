@@ -335,10 +335,13 @@ class _Api:
         return _Call("POST", f"/models/{model_id}/check", json=body)
 
     @_endpoint
-    def derive(self, model_id: str, equations, convention: str = "columns", X=None, y=None):
+    def derive(self, model_id: str, equations=None, convention: str = "columns", X=None, y=None, code: str | None = None):
         """Your backward pass as equations, run and diagnosed: equations is [{"target", "expr"}] or a
         {target: expr} dict, e.g. {"delta[L]": "2 * (y_hat - y) * fprime(a[L])", ...}; convention "columns" (the
         question's) or "rows". Returns {"passed", "first_error", "layers": [{"layer", "dW", "db", "steps"}]}."""
+        if code is not None:  # Python source defining def backward(...): first_error also names its "line"
+            return _Call("POST", f"/models/{model_id}/derive", json={"convention": convention, **_batch(X, y),
+                                                                      "code": code})
         if isinstance(equations, dict):
             equations = [{"target": t, "expr": e} for t, e in equations.items()]
         body = {"convention": convention, **_batch(X, y), "equations": list(equations)}

@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     derive_max_cost: int = Field(DERIVE.max_cost, ge=1, description="multiply-adds and entries one /derive call "
                                  "computes, its CPU budget (422 naming the equation past it); its repair search "
                                  "has as much again, and stops with a note past it")
+    derive_max_code_chars: int = Field(20_000, ge=1, description="characters of the code one /derive call takes "
+                                       "(422 past it)")
+    derive_max_code_depth: int = Field(40, ge=1, description="nesting levels (brackets, indentation) of /derive's "
+                                       "code, checked before it is parsed (422 past it)")
+    derive_max_code_iterations: int = Field(10_000, ge=1, description="loop and comprehension iterations of one "
+                                            "/derive code run, in all (422 past it)")
     # -- per-client fairness: concurrency caps, enforced by app/api/fairness.py; 0 turns one off
     concurrent_per_client: int = Field(4, ge=0, description="expensive calls (train, gradcheck, boundary, predict, "
                                        "gradients, check, derive, create, import, export, ...) at once per client address")

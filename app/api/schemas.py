@@ -589,7 +589,7 @@ class FirstError(BaseModel):
 
     layer: int | None = Field(description="where the mistake enters: fix this layer first")
     target: str | None = Field(None, description="the gradient or equation, e.g. dW[2] or delta[1]")
-    message: str
+    message: str  # with code, also "line": the first line (from 1) whose value is wrong (extra keys are kept)
     kind: str | None = Field(None, description="the entry point's mistake code, as in its verdict "
                                                "('unexplained' when none fits); absent on an equation's error",
                              exclude_if=lambda v: v is None)
@@ -632,12 +632,20 @@ class DeriveRequest(Strict):
             {"target": "delta[L]", "expr": "2 * (y_hat - y) / B * fprime(a[L])"},
             {"target": "delta[i]", "expr": "(delta[i+1] @ W[i+1]) * fprime(a[i])"},
             {"target": "dW[i]", "expr": "delta[i].T @ z[i-1]"},
-            {"target": "db[i]", "expr": "sum(delta[i], axis=0)"}]}]})
+            {"target": "db[i]", "expr": "sum(delta[i], axis=0)"}]},
+        {"convention": "columns", "code": "import numpy as np\n\ndef backward(W, a, z, y, fprime, L):\n"
+                                          "    k = {L: 2 * (z[L] - y) * fprime(a[L])}\n"
+                                          "    for i in range(L - 1, 0, -1):\n"
+                                          "        k[i] = (W[i + 1].T @ k[i + 1]) * fprime(a[i])\n"
+                                          "    return {i: k[i] @ z[i - 1].T for i in range(1, L + 1)}\n"}]})
 
     convention: Convention = Field(description="columns (the question's) or rows (the engine's)")
     X: Rows | None = Field(None, description="raw inputs (B, raw_dim); default: GET /gradients' batch")
     y: Rows | None = Field(None, description="(B, K) targets, with X")
-    equations: list[Equation] = Field(min_length=1)
+    equations: list[Equation] | None = Field(None, min_length=1, description="the backward pass as equations; "
+                                             "give this or code")
+    code: str | None = Field(None, description="the backward pass as Python source defining def backward(W, a, z, "
+                             "y, fprime, L, ...) with NumPy (import numpy as np); give this or equations")
 
 
 class DeriveStep(BaseModel):
@@ -677,6 +685,9 @@ class DeriveResponse(BaseModel):
 class DeriveExamples(BaseModel):
     question: dict[Convention, list[Equation]] = Field(description="the question's recurrence, its mistake included")
     correct: dict[Convention, list[Equation]] = Field(description="the backward pass that passes")
+    code: dict[str, str] = Field(default_factory=dict, description="code for POST /derive's code: "
+                                 "\"question\" (the question's recurrence in NumPy, one sample as a column, its "
+                                 "mistake included) and \"fixed\"")
 
 
 Dim = int | str

@@ -1,4 +1,8 @@
-"""POST /api/models/{id}/derive: your backward pass written as equations, run on the model, diagnosed.
+"""POST /api/models/{id}/derive: your backward pass written as equations or as code, run on the model, diagnosed.
+
+With ``code`` instead of ``equations`` the Python source of ``def backward(...)`` is run by app.engine.program's
+restricted interpreter (never exec): a construct outside it, or past PLAYGROUND_DERIVE_MAX_CODE_* or the bytes and
+operations bounds, is a 422 at ["body", "code"] naming the line.
 
 The equations are parsed by the engine (app.engine.derive: Python's ``ast`` with a whitelist, never
 ``eval``). A syntax error or a name outside the language is the request's fault: 422 naming the equation
@@ -26,14 +30,28 @@ from app.engine import derive as engine
 from app.engine.bounds import Bounds, Cancelled
 from app.engine.derive import DeriveOverBudget, DeriveSyntaxError, derive as run_derive
 from app.engine.gradcheck import network_copy
+from app.engine.program import FIXED_CODE, QUESTION_CODE, CodeBounds, CodeOverBudget, CodeRefused, run_code
 
 router = APIRouter(tags=["inspect"], route_class=BodyRoute)  # large bodies: app/api/body.py
 log = logging.getLogger("playground")
 SETTING = {"bytes": "PLAYGROUND_DERIVE_MAX_BYTES", "cost": "PLAYGROUND_DERIVE_MAX_COST"}
+CODE_SETTING = {**SETTING, "iterations": "PLAYGROUND_DERIVE_MAX_CODE_ITERATIONS"}
 
 
 def check_bounds(body: DeriveRequest, settings) -> None:
-    """Every bound before any work: equation count, expression length, rows."""
+    """Every bound before any work: code xor equations, code length, equation count, expression length, rows."""
+    if (body.code is None) == (body.equations is None):
+        field = "code" if body.code is not None else "equations"
+        raise unprocessable(("body", field), "give either equations or code, not both" if body.code is not None
+                            else "give equations [{\"target\", \"expr\"}] or code (Python source defining "
+                                 "def backward(...))")
+    if body.X is not None and len(body.X) > settings.derive_max_rows:
+        raise unprocessable(("body", "X"), f"has {len(body.X)} rows; the limit is {settings.derive_max_rows}")
+    if body.code is not None:
+        if len(body.code) > settings.derive_max_code_chars:
+            raise unprocessable(("body", "code"), f"has {len(body.code)} characters; the limit is "
+                                                  f"{settings.derive_max_code_chars} (PLAYGROUND_DERIVE_MAX_CODE_CHARS)")
+        return
     if len(body.equations) > settings.derive_max_equations:
         raise unprocessable(("body", "equations"), f"has {len(body.equations)} equations; the limit is "
                                                    f"{settings.derive_max_equations}")
@@ -56,11 +74,13 @@ async def derive(model_id: ModelId, body: DeriveRequest, models: Repo, settings:
     the repair search with as many again): 422 naming the equation past either. It runs on a copy of the
     network, outside the model's lock, and stops when the client leaves."""
     check_bounds(body, settings)
-    equations = [eq.model_dump() for eq in body.equations]
+    equations = [eq.model_dump() for eq in body.equations] if body.equations is not None else None
     net, Xb, yb = await run_in_threadpool(_derive_input, model_id, models, settings, body)
     bounds = Bounds.of(settings)
 
     def compute(leaving: threading.Event) -> dict | None:
+        if body.code is not None:
+            return _run_code(net, Xb, yb, body, bounds, CodeBounds.of(settings), leaving)
         try:
             return to_json(run_derive(net, Xb, yb, equations, body.convention, bounds, leaving.is_set))
         except Cancelled:
@@ -86,6 +106,18 @@ async def derive(model_id: ModelId, body: DeriveRequest, models: Repo, settings:
     return out
 
 
+def _run_code(net, Xb, yb, body, bounds, code_bounds, leaving: threading.Event) -> dict | None:
+    """The code's run (app.engine.program): a refusal or a bound is a 422 naming the line, at ["body", "code"]."""
+    try:
+        return to_json(run_code(net, Xb, yb, body.code, body.convention, bounds, code_bounds, leaving.is_set))
+    except Cancelled:
+        return None
+    except CodeRefused as e:
+        raise unprocessable(("body", "code"), str(e)) from None
+    except CodeOverBudget as e:
+        raise unprocessable(("body", "code"), f"{e} ({CODE_SETTING[e.resource]})") from None
+
+
 def _derive_input(model_id, models, settings, body):
     """Under the model's lock: a copy of the network (its own dtype) and the batch; the lock is released on return."""
     with models.use(model_id) as model:
@@ -97,7 +129,8 @@ def _derive_input(model_id, models, settings, body):
 def examples() -> dict:
     """Equation sets to start from, for the question's setting (MSE): the question's recurrence (its mistake
     included) and the correct backward pass, in the columns (the question's) and rows (the engine's) conventions."""
-    return {"question": engine.QUESTION_EQUATIONS, "correct": engine.CORRECT_EQUATIONS}
+    return {"question": engine.QUESTION_EQUATIONS, "correct": engine.CORRECT_EQUATIONS,
+            "code": {"question": QUESTION_CODE, "fixed": FIXED_CODE}}
 
 
 def examples_for(net) -> dict:
@@ -107,7 +140,7 @@ def examples_for(net) -> dict:
     question = {c: [{**eq, "expr": correct[c][0]["expr"]} if eq["target"] == "delta[L]" else eq
                     for eq in eqs if net.bias or not eq["target"].startswith("db")]
                 for c, eqs in engine.QUESTION_EQUATIONS.items()}
-    return {"question": question, "correct": correct}
+    return {"question": question, "correct": correct, "code": {"question": QUESTION_CODE, "fixed": FIXED_CODE}}
 
 
 @router.get("/models/{model_id}/derive/examples", response_model=DeriveExamples)

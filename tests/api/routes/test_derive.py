@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from app.engine import derive as engine
+from app.engine.program import FIXED_CODE, QUESTION_CODE
 
 from ..utils import DIVERGED, SMALL, arr, create, diverged_model, invalid, unprocessable
 
@@ -247,7 +248,8 @@ def test_batch_errors_and_unknown_model(client):
 
 def test_examples(client):
     e = client.get("/api/derive/examples").json()
-    assert e == {"question": engine.QUESTION_EQUATIONS, "correct": engine.CORRECT_EQUATIONS}
+    assert e == {"question": engine.QUESTION_EQUATIONS, "correct": engine.CORRECT_EQUATIONS,
+                 "code": {"question": QUESTION_CODE, "fixed": FIXED_CODE}}
 
 
 def test_examples_for_a_model_fit_its_loss(client):
