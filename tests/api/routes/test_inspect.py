@@ -671,3 +671,18 @@ def test_check_on_a_diverged_model_says_it_diverged_not_relative_error_nan(clien
     assert r.status_code == 200, r.text
     d = r.json()
     assert (d["passed"], d["first_error"]) == (False, {"layer": 1, "target": "dW[1]", "message": DIVERGED})
+
+
+def test_gradcheck_passes_a_deep_sigmoid_chain_within_roundoff_with_its_note(client):
+    """1-wide sigmoid chain, 8 layers: W_1's gradient is about 1e-7, its relative error is round-off."""
+    layers = [{"units": 1, "activation": "sigmoid"}] * 8
+    spec = {"layers": layers, "loss": "mse", "init": "normal", "init_std": 1.0, "seed": 3,
+            "data": {"X": [[0.5], [-1.0], [2.0]], "y": [[0.9], [0.1], [0.4]]}}
+    mid = create(client, spec)["id"]
+    r = client.post(f"/api/models/{mid}/gradcheck")
+    assert r.status_code == 200, r.text
+    g = r.json()
+    first = g["layers"][0]["W"]
+    assert g["passed"] is True and g["max_relative_error"] > g["tolerance"]
+    assert first["within_roundoff"] is True and first["abs_error"] <= first["roundoff"]
+    assert "W_1" in g["roundoff_note"] and "passed within round-off" in g["roundoff_note"]
