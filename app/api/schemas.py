@@ -725,6 +725,12 @@ class TensorCheck(BaseModel):
     kinks: int = Field(description="entries left out: w +- eps meets a kink of the activation")
     analytic_norm: float | None
     numeric_norm: float | None
+    abs_error: float | None = Field(description="||analytic - numeric|| over the entries compared")
+    roundoff: float | None = Field(description="bound on abs_error from finite-difference round-off and truncation; "
+                                               "computed for a tensor above the tolerance, else null")
+    within_roundoff: bool = Field(description="above the tolerance but abs_error <= roundoff: passes, the gradient is "
+                                              "too small for its relative error to mean anything")
+    best_eps: float | None = Field(description="the eps where round-off and truncation balance, when estimated")
 
 
 class GradcheckLayer(BaseModel):
@@ -741,6 +747,8 @@ class GradcheckResponse(BaseModel):
     dtype_checked: Literal["float64"]
     kinks: int
     eps_note: str | None = Field(description="why an eps outside [1e-8, 1e-4] misleads; null inside it")
+    roundoff_note: str | None = Field(description="the tensors that pass within round-off, and an eps to try; "
+                                                   "null when none does")
     layers: list[GradcheckLayer]
 
 

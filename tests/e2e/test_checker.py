@@ -167,3 +167,18 @@ def test_gradient_check_explains_a_step_size_that_is_too_small(page, server):
     page.click("#gradcheck")
     page.wait_for_selector("#gradcheck-result[data-passed=true]")
     assert page.locator("#gradcheck-result .eps-note").count() == 0
+
+
+def test_gradient_check_on_a_converged_model_shows_the_round_off_note(page, server):
+    """Moons trained until its loss is about 1e-8: the relative error is round-off, the page says so, not ✘ failed."""
+    mid = open_app(page, server, "dataset=moons&lr=0.03")
+    token = page.evaluate("id => JSON.parse(localStorage.getItem('bp.tokens.v1'))[id]", mid)
+    api(server, f"/api/models/{mid}/train", "POST", {"steps": 12500}, token=token)
+    page.click("#gradcheck")
+    page.wait_for_selector("#gradcheck-result .roundoff-note")
+    verdict = page.inner_text("#gradcheck-result .verdict")
+    assert verdict.startswith("✔ passed within round-off") and "failed" not in verdict
+    note = page.inner_text("#gradcheck-result .roundoff-note")
+    assert "passed within round-off" in note and "try eps = " in note
+    assert page.get_attribute("#gradcheck-result", "data-passed") == "true"
+    assert page.console_log.errors == []

@@ -58,7 +58,7 @@ export class CheckerView {
     this.out = $('checker-result');
     for (const r of document.querySelectorAll('input[name=checker-mode]')) r.addEventListener('change', () => this.setMode(r.value));
     $('checker-run').addEventListener('click', () => this.run());
-    for (const id of ['checker-json', 'checker-eqs', 'checker-batch']) {
+    for (const id of ['checker-json', 'checker-eqs', 'checker-code-text', 'checker-batch']) {
       $(id).addEventListener('keydown', (ev) => { if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); this.run(); } });
     }
     $('checker-files').addEventListener('change', () => this.readFiles());
@@ -68,6 +68,9 @@ export class CheckerView {
     $('checker-batch').addEventListener('input', () => this.summarize());
     $('checker-example-question').addEventListener('click', () => this.example('question'));
     $('checker-example-correct').addEventListener('click', () => this.example('correct'));
+    $('checker-code-question').addEventListener('click', () => this.codeExample('question'));
+    $('checker-code-fixed').addEventListener('click', () => this.codeExample('fixed'));
+    $('checker-code-text').addEventListener('input', () => { $('checker-code-lines').hidden = true; });
     $('checker-convention').addEventListener('change', () => this.trace.setConvention($('checker-convention').value));
   }
 
@@ -76,7 +79,9 @@ export class CheckerView {
   setMode(mode) {
     $('checker-arrays').hidden = mode !== 'arrays';
     $('checker-equations').hidden = mode !== 'equations';
-    $('checker-run').textContent = mode === 'arrays' ? 'Check my gradients' : 'Check my equations';
+    $('checker-code').hidden = mode !== 'code';
+    $('checker-convention-field').hidden = mode === 'arrays';
+    $('checker-run').textContent = { arrays: 'Check my gradients', equations: 'Check my equations', code: 'Check my code' }[mode];
   }
 
   // ---- app hooks ----
@@ -171,10 +176,7 @@ export class CheckerView {
   async example(which) {
     try {
       const id = this.session.id;
-      if (!this.examples || this.examplesFor !== id) {
-        this.examples = await api.deriveExamples(id);
-        this.examplesFor = id;
-      }
+      await this.loadExamples(id);
       const conv = $('checker-convention').value;
       const set = this.examples[which]?.[conv] || this.examples[which]?.columns;
       if (which === 'question' && !this.examples.question[conv]) $('checker-convention').value = 'columns';
@@ -183,6 +185,25 @@ export class CheckerView {
         : '# the backward pass that passes\n';
       $('checker-eqs').value = note + asText(set);
       $('checker-eqs').focus();
+    } catch (err) { this.note(`Examples unavailable: ${err.message}`, true); }
+  }
+
+  async loadExamples(id) {
+    if (!this.examples || this.examplesFor !== id) {
+      this.examples = await api.deriveExamples(id);
+      this.examplesFor = id;
+    }
+    return this.examples;
+  }
+
+  async codeExample(which) {
+    try {
+      const text = exampleCode(await this.loadExamples(this.session.id), which);
+      if (!text) throw new Error('this server sends no example code');
+      $('checker-convention').value = 'columns';  // the question's code takes one sample as a column
+      $('checker-code-text').value = text;
+      $('checker-code-lines').hidden = true;
+      $('checker-code-text').focus();
     } catch (err) { this.note(`Examples unavailable: ${err.message}`, true); }
   }
 
@@ -202,6 +223,11 @@ export class CheckerView {
         }
         if (!body || !Array.isArray(body.layers)) throw new Error('the JSON needs "layers": [{"dW": …, "db": …}, …], layer 1 first');
         r = await api.check(id, { ...this.batch(), layers: body.layers });
+      } else if (mode === 'code') {
+        const code = $('checker-code-text').value;
+        const convention = $('checker-convention').value;
+        r = await api.derive(id, { code, convention, ...this.batch() });
+        r.convention = convention; this.lastCode = code;
       } else {
         eqs = parseEquations($('checker-eqs').value);
         const convention = $('checker-convention').value;
@@ -215,6 +241,7 @@ export class CheckerView {
       if (req !== this.req) return;
       this.trace.markError(null);
       this.note(err instanceof ApiError ? `Refused: ${this.explain(err, eqs)}` : err.message, true);
+      if (mode === 'code') $('checker-code-lines').hidden = true;
     } finally {
       if (req === this.req) $('checker-run').disabled = false;
     }
@@ -264,12 +291,35 @@ export class CheckerView {
     this.out.innerHTML =
       `<p class="verdict ${r.passed ? 'pass' : 'fail'}">${r.passed ? esc(passText) : '✘ failed'}</p>` + unusedNote +
       (d ? `<div class="diagnosis" role="alert"><b>${esc(d.heading)}</b> ${esc(d.message)}` +
+        `${fe.line ? ` <span class="code-at">Line ${esc(fe.line)} of your code is the first wrong one.</span>` : ''}` +
+        `${fe.repair ? `<div class="repair">${esc(fe.repair)}</div>` : ''}` +
         `${fe.layer ? ' <span class="hint">The step is marked in the trace.</span>' : ''}</div>` : '') +
       '<table class="gc checker-table"><thead><tr><th scope="col">Layer</th><th scope="col">dW</th><th scope="col">db</th></tr></thead>' +
       `<tbody>${r.layers.map((l) => `<tr data-layer="${esc(l.layer)}"><th scope="row">${esc(l.layer)}</th>${verdict(l.dW)}${verdict(l.db)}</tr>` +
         (steps(l) ? `<tr><td></td><td colspan="2"><ul class="steps-errors">${steps(l)}</ul></td></tr>` : '')).join('')}</tbody></table>`;
     this.out.dataset.passed = String(!!r.passed);
-    if (mode === 'equations' && r.convention) this.trace.setConvention(r.convention, fe);
+    if (mode === 'code') this.showCode(this.lastCode || '', fe);
+    if (mode !== 'arrays' && r.convention) this.trace.setConvention(r.convention, fe);
     else this.trace.markError(fe || null);
   }
+
+  /** The code as numbered lines, the first wrong one (first_error.line, 1-based) marked. */
+  showCode(code, fe) {
+    const list = $('checker-code-lines');
+    const wrong = fe && Number.isInteger(fe.line) ? fe.line : null;
+    list.replaceChildren(...code.split('\n').map((text, i) => {
+      const li = document.createElement('li');
+      const c = document.createElement('code'); c.textContent = text || ' ';
+      li.appendChild(c);
+      if (i + 1 === wrong) { li.className = 'wrong-line'; li.setAttribute('aria-current', 'true'); }
+      return li;
+    }));
+    list.hidden = !code;
+  }
 }
+
+/** The example backward() from GET /derive/examples: its one reading, so the field's name lives here only. */
+function exampleCode(examples, which) {
+  return examples?.code?.[which] || null;
+}
+

@@ -686,3 +686,18 @@ def test_check_returns_the_mistakes_kind_and_the_catalogue_explains_it(client, d
     kinds = {k["kind"]: k["explanation"] for k in client.get("/api/catalog").json()["mistake_kinds"]}
     assert kinds["batch_mean_twice"].startswith("the gradient is 1/B of the true one")
     assert {"inherited", "own_W", "no_T", "output_mean", "softmax_elementwise", "bias_column"} <= set(kinds)
+
+
+def test_gradcheck_passes_a_deep_sigmoid_chain_within_roundoff_with_its_note(client):
+    """1-wide sigmoid chain, 8 layers: W_1's gradient is about 1e-7, its relative error is round-off."""
+    layers = [{"units": 1, "activation": "sigmoid"}] * 8
+    spec = {"layers": layers, "loss": "mse", "init": "normal", "init_std": 1.0, "seed": 3,
+            "data": {"X": [[0.5], [-1.0], [2.0]], "y": [[0.9], [0.1], [0.4]]}}
+    mid = create(client, spec)["id"]
+    r = client.post(f"/api/models/{mid}/gradcheck")
+    assert r.status_code == 200, r.text
+    g = r.json()
+    first = g["layers"][0]["W"]
+    assert g["passed"] is True and g["max_relative_error"] > g["tolerance"]
+    assert first["within_roundoff"] is True and first["abs_error"] <= first["roundoff"]
+    assert "W_1" in g["roundoff_note"] and "passed within round-off" in g["roundoff_note"]
