@@ -51,6 +51,48 @@ def train_together(models: list[Model], steps: int) -> list[TrainResult]:
     return _Stack(models).run(steps)
 
 
+def _output_and_loss(net, a_out: np.ndarray, Y: np.ndarray) -> tuple[list[float], np.ndarray]:
+    """The output activation, each model's data loss and the output delta on (K, B, n) logits.
+
+    Every sum is the one the model's own loss takes on its (B, n) slice: a whole-slice sum is a row
+    of (K, B*n) reduced along axis 1 (the same pairwise order), MSE's ``vdot`` is a (1, B*n) @
+    (B*n, 1) matmul per slice (the same BLAS dot), softmax's row sums run along the last axis.
+    """
+    K, B, n = a_out.shape
+    out_f, loss = net.acts[-1].f, net.loss
+    z = out_f.forward(a_out) if out_f.name != "softmax" else _softmax(a_out)
+    if loss.name == "mse":
+        r = (z - Y).reshape(K, 1, B * n)
+        sums = np.matmul(r, r.transpose(0, 2, 1)).reshape(K)
+        d = (2.0 / B) * (z - Y)
+    elif net._fused and loss.name == "bce":
+        sums = (np.logaddexp(0.0, a_out) - a_out * Y).reshape(K, B * n).sum(axis=1)
+        return [float(v) / B for v in sums], (z - Y) / B
+    elif net._fused and loss.name == "cross_entropy":
+        m = a_out.max(axis=2, keepdims=True)
+        lse = m + np.log(np.exp(a_out - m).sum(axis=2, keepdims=True))
+        sums = (Y * (lse - a_out)).reshape(K, B * n).sum(axis=1)
+        return [float(v) / B for v in sums], (z - Y) / B
+    else:  # any other pairing: the loss's own functions on each model's slice
+        losses, delta = [], np.empty_like(a_out)
+        for j in range(K):
+            losses.append(loss.value(z[j], Y[j]))
+            delta[j] = out_f.backward(a_out[j], z[j], loss.grad(z[j], Y[j]))
+        return losses, delta
+    if out_f.name == "softmax":
+        delta = z * (d - (d * z).sum(axis=2, keepdims=True))
+    else:
+        delta = out_f.backward(a_out, z, d)
+    return [float(v) / B for v in sums], delta
+
+
+def _softmax(a: np.ndarray) -> np.ndarray:
+    """Softmax.forward with its row reductions on the last axis of (K, B, n)."""
+    e = np.exp(a - a.max(axis=2, keepdims=True))
+    e /= e.sum(axis=2, keepdims=True)
+    return e
+
+
 class _Stack:
     def __init__(self, models: list[Model]):
         self.models = models
@@ -88,18 +130,7 @@ class _Stack:
                 zs.append((a, z))
             else:
                 a_out = a
-        # the output layer, the loss and its delta, per model (their sums depend on the slice's shape)
-        losses, delta = [], np.empty_like(a_out)
-        out_f = net.acts[-1].f
-        for j in range(len(active)):
-            z_out = out_f.forward(a_out[j])
-            if net._fused:
-                loss, d = net.loss.fused(a_out[j], z_out, Y[j])
-            else:
-                loss = net.loss.value(z_out, Y[j])
-                d = out_f.backward(a_out[j], z_out, net.loss.grad(z_out, Y[j]))
-            losses.append(loss)
-            delta[j] = d
+        losses, delta = _output_and_loss(net, a_out, Y)
         g = np.zeros((len(active), self.params.shape[1]), self.params.dtype)
         per = 2 if net.bias else 1
         o = net.offsets
