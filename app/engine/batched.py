@@ -212,8 +212,11 @@ class _Stack:
             batches, together = {}, []
             for k in alive:
                 m = models[k]
-                Xp, yp = m._epoch_batches()
-                Xb, yb = Xp[m.cursor:m.cursor + bs], yp[m.cursor:m.cursor + bs]
+                if bs >= len(m.X_train):  # full batch: the data in its own order, as Model.train takes it
+                    Xb, yb = m.X_train, m.y_train_t
+                else:
+                    Xp, yp = m._epoch_batches()
+                    Xb, yb = Xp[m.cursor:m.cursor + bs], yp[m.cursor:m.cursor + bs]
                 batches[k] = (Xb, yb)
                 if len(Xb) == bs:
                     together.append(k)
@@ -239,10 +242,13 @@ class _Stack:
                 m.step += 1
                 losses[k].append(loss)
                 norms[k].append(all_norms[k])
-                m.cursor += bs
-                if m.cursor >= len(m.X_train):
-                    m.epoch, m.cursor = m.epoch + 1, 0
-                    m.perm = m.rng.permutation(len(m.X_train))
+                if bs >= len(m.X_train):  # a full-batch step is an epoch; no permutation is drawn
+                    m.epoch += 1
+                else:
+                    m.cursor += bs
+                    if m.cursor >= len(m.X_train):
+                        m.epoch, m.cursor = m.epoch + 1, 0
+                        m.perm = m.rng.permutation(len(m.X_train))
                 if m.step % m.eval_every == 0:
                     self._write_back(k, losses, norms, first)
                     m.evaluate()
