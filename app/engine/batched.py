@@ -166,16 +166,14 @@ class _Stack:
         rows, g = np.asarray(active), self._g
         opts = [self.models[k].optimizer for k in active]
         p = self.params[rows]
-        lr = np.array([[o.learning_rate] for o in opts], p.dtype)
+        lr = self._lr[rows]
         if not self.adam:
             new = g * -lr
             new += p
             state = ()
         else:
             t = [o.t + 1 for o in opts]
-            b1 = np.array([[o.beta1] for o in opts])
-            b2 = np.array([[o.beta2] for o in opts])
-            eps = np.array([[o.eps] for o in opts])
+            b1, b2, eps = self._b1[rows], self._b2[rows], self._eps[rows]
             bc1 = np.array([[1 - o.beta1 ** tt] for o, tt in zip(opts, t)])
             sq_bc2 = np.array([[math.sqrt(1 - o.beta2 ** tt)] for o, tt in zip(opts, t)])
             m = b1 * self.m[rows] + (1 - b1) * g
@@ -198,6 +196,14 @@ class _Stack:
     # -- the loop ---------------------------------------------------------------------------------
     def run(self, steps: int) -> list[TrainResult]:
         models, K = self.models, self.K
+        opts = [m.optimizer for m in models]
+        # hyper-parameters change between runs only (a PATCH lands between the scheduler's rounds)
+        self._lr = np.array([[o.learning_rate] for o in opts], self.params.dtype)
+        if self.adam:
+            self._b1, self._b2 = np.array([[o.beta1] for o in opts]), np.array([[o.beta2] for o in opts])
+            self._eps = np.array([[o.eps] for o in opts])
+        every = [m.eval_every for m in models]
+        sizes = [len(m.X_train) for m in models]
         for m in models:
             m.diverged_at = None
         losses = [[] for _ in models]
@@ -212,7 +218,7 @@ class _Stack:
             batches, together = {}, []
             for k in alive:
                 m = models[k]
-                if bs >= len(m.X_train):  # full batch: the data in its own order, as Model.train takes it
+                if bs >= sizes[k]:  # full batch: the data in its own order, as Model.train takes it
                     Xb, yb = m.X_train, m.y_train_t
                 else:
                     Xp, yp = m._epoch_batches()
@@ -242,14 +248,14 @@ class _Stack:
                 m.step += 1
                 losses[k].append(loss)
                 norms[k].append(all_norms[k])
-                if bs >= len(m.X_train):  # a full-batch step is an epoch; no permutation is drawn
+                if bs >= sizes[k]:  # a full-batch step is an epoch; no permutation is drawn
                     m.epoch += 1
                 else:
                     m.cursor += bs
-                    if m.cursor >= len(m.X_train):
+                    if m.cursor >= sizes[k]:
                         m.epoch, m.cursor = m.epoch + 1, 0
-                        m.perm = m.rng.permutation(len(m.X_train))
-                if m.step % m.eval_every == 0:
+                        m.perm = m.rng.permutation(sizes[k])
+                if m.step % every[k] == 0:
                     self._write_back(k, losses, norms, first)
                     m.evaluate()
         results = []
