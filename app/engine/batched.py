@@ -51,6 +51,48 @@ def train_together(models: list[Model], steps: int) -> list[TrainResult]:
     return _Stack(models).run(steps)
 
 
+def _output_and_loss(net, a_out: np.ndarray, Y: np.ndarray) -> tuple[list[float], np.ndarray]:
+    """The output activation, each model's data loss and the output delta on (K, B, n) logits.
+
+    Every sum is the one the model's own loss takes on its (B, n) slice: a whole-slice sum is a row
+    of (K, B*n) reduced along axis 1 (the same pairwise order), MSE's ``vdot`` is a (1, B*n) @
+    (B*n, 1) matmul per slice (the same BLAS dot), softmax's row sums run along the last axis.
+    """
+    K, B, n = a_out.shape
+    out_f, loss = net.acts[-1].f, net.loss
+    z = out_f.forward(a_out) if out_f.name != "softmax" else _softmax(a_out)
+    if loss.name == "mse":
+        r = (z - Y).reshape(K, 1, B * n)
+        sums = np.matmul(r, r.transpose(0, 2, 1)).reshape(K)
+        d = (2.0 / B) * (z - Y)
+    elif net._fused and loss.name == "bce":
+        sums = (np.logaddexp(0.0, a_out) - a_out * Y).reshape(K, B * n).sum(axis=1)
+        return [float(v) / B for v in sums], (z - Y) / B
+    elif net._fused and loss.name == "cross_entropy":
+        m = a_out.max(axis=2, keepdims=True)
+        lse = m + np.log(np.exp(a_out - m).sum(axis=2, keepdims=True))
+        sums = (Y * (lse - a_out)).reshape(K, B * n).sum(axis=1)
+        return [float(v) / B for v in sums], (z - Y) / B
+    else:  # any other pairing: the loss's own functions on each model's slice
+        losses, delta = [], np.empty_like(a_out)
+        for j in range(K):
+            losses.append(loss.value(z[j], Y[j]))
+            delta[j] = out_f.backward(a_out[j], z[j], loss.grad(z[j], Y[j]))
+        return losses, delta
+    if out_f.name == "softmax":
+        delta = z * (d - (d * z).sum(axis=2, keepdims=True))
+    else:
+        delta = out_f.backward(a_out, z, d)
+    return [float(v) / B for v in sums], delta
+
+
+def _softmax(a: np.ndarray) -> np.ndarray:
+    """Softmax.forward with its row reductions on the last axis of (K, B, n)."""
+    e = np.exp(a - a.max(axis=2, keepdims=True))
+    e /= e.sum(axis=2, keepdims=True)
+    return e
+
+
 class _Stack:
     def __init__(self, models: list[Model]):
         self.models = models
@@ -88,18 +130,7 @@ class _Stack:
                 zs.append((a, z))
             else:
                 a_out = a
-        # the output layer, the loss and its delta, per model (their sums depend on the slice's shape)
-        losses, delta = [], np.empty_like(a_out)
-        out_f = net.acts[-1].f
-        for j in range(len(active)):
-            z_out = out_f.forward(a_out[j])
-            if net._fused:
-                loss, d = net.loss.fused(a_out[j], z_out, Y[j])
-            else:
-                loss = net.loss.value(z_out, Y[j])
-                d = out_f.backward(a_out[j], z_out, net.loss.grad(z_out, Y[j]))
-            losses.append(loss)
-            delta[j] = d
+        losses, delta = _output_and_loss(net, a_out, Y)
         g = np.zeros((len(active), self.params.shape[1]), self.params.dtype)
         per = 2 if net.bias else 1
         o = net.offsets
@@ -135,16 +166,14 @@ class _Stack:
         rows, g = np.asarray(active), self._g
         opts = [self.models[k].optimizer for k in active]
         p = self.params[rows]
-        lr = np.array([[o.learning_rate] for o in opts], p.dtype)
+        lr = self._lr[rows]
         if not self.adam:
             new = g * -lr
             new += p
             state = ()
         else:
             t = [o.t + 1 for o in opts]
-            b1 = np.array([[o.beta1] for o in opts])
-            b2 = np.array([[o.beta2] for o in opts])
-            eps = np.array([[o.eps] for o in opts])
+            b1, b2, eps = self._b1[rows], self._b2[rows], self._eps[rows]
             bc1 = np.array([[1 - o.beta1 ** tt] for o, tt in zip(opts, t)])
             sq_bc2 = np.array([[math.sqrt(1 - o.beta2 ** tt)] for o, tt in zip(opts, t)])
             m = b1 * self.m[rows] + (1 - b1) * g
@@ -167,6 +196,14 @@ class _Stack:
     # -- the loop ---------------------------------------------------------------------------------
     def run(self, steps: int) -> list[TrainResult]:
         models, K = self.models, self.K
+        opts = [m.optimizer for m in models]
+        # hyper-parameters change between runs only (a PATCH lands between the scheduler's rounds)
+        self._lr = np.array([[o.learning_rate] for o in opts], self.params.dtype)
+        if self.adam:
+            self._b1, self._b2 = np.array([[o.beta1] for o in opts]), np.array([[o.beta2] for o in opts])
+            self._eps = np.array([[o.eps] for o in opts])
+        every = [m.eval_every for m in models]
+        sizes = [len(m.X_train) for m in models]
         for m in models:
             m.diverged_at = None
         losses = [[] for _ in models]
@@ -181,8 +218,11 @@ class _Stack:
             batches, together = {}, []
             for k in alive:
                 m = models[k]
-                Xp, yp = m._epoch_batches()
-                Xb, yb = Xp[m.cursor:m.cursor + bs], yp[m.cursor:m.cursor + bs]
+                if bs >= sizes[k]:  # full batch: the data in its own order, as Model.train takes it
+                    Xb, yb = m.X_train, m.y_train_t
+                else:
+                    Xp, yp = m._epoch_batches()
+                    Xb, yb = Xp[m.cursor:m.cursor + bs], yp[m.cursor:m.cursor + bs]
                 batches[k] = (Xb, yb)
                 if len(Xb) == bs:
                     together.append(k)
@@ -208,11 +248,14 @@ class _Stack:
                 m.step += 1
                 losses[k].append(loss)
                 norms[k].append(all_norms[k])
-                m.cursor += bs
-                if m.cursor >= len(m.X_train):
-                    m.epoch, m.cursor = m.epoch + 1, 0
-                    m.perm = m.rng.permutation(len(m.X_train))
-                if m.step % m.eval_every == 0:
+                if bs >= sizes[k]:  # a full-batch step is an epoch; no permutation is drawn
+                    m.epoch += 1
+                else:
+                    m.cursor += bs
+                    if m.cursor >= sizes[k]:
+                        m.epoch, m.cursor = m.epoch + 1, 0
+                        m.perm = m.rng.permutation(sizes[k])
+                if m.step % every[k] == 0:
                     self._write_back(k, losses, norms, first)
                     m.evaluate()
         results = []

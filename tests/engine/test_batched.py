@@ -73,3 +73,28 @@ def test_models_of_different_shapes_train_one_by_one():
     assert not can_share([a, b])
     ra, rb = train_together([a, b], 5)
     assert ra.step == rb.step == 5
+
+
+_OUTPUTS = [("mse", "identity"), ("mse", "tanh"), ("mse", "sigmoid"), ("bce", "sigmoid")]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_configs_train_stacked_bit_for_bit(seed):
+    rng = np.random.default_rng(seed)
+    loss, out = _OUTPUTS[seed % len(_OUTPUTS)]
+    hidden = [{"units": int(rng.integers(1, 9)), "activation": str(rng.choice(["tanh", "relu", "sigmoid"]))}
+              for _ in range(int(rng.integers(1, 4)))]
+    opt, bs, n = str(rng.choice(["sgd", "adam"])), int(rng.integers(1, 33)), int(rng.integers(40, 200))
+    specs = [{"seed": int(rng.integers(1000)), "batch_size": bs, "loss": loss,
+              "layers": hidden + [{"units": 1, "activation": out}],
+              "optimizer": {"name": opt, "learning_rate": float(rng.uniform(0.001, 0.3))},
+              "data": {"dataset": str(rng.choice(["circle", "xor", "spiral", "moons", "gauss"])),
+                       "samples": n, "seed": k}} for k in range(int(rng.integers(2, 12)))]
+    alone = [Model(copy.deepcopy(s)) for s in specs]
+    stacked = [Model(copy.deepcopy(s)) for s in specs]
+    assert can_share(stacked)
+    with np.errstate(all="ignore"):
+        r_alone = [m.train(37) for m in alone]
+        r_stacked = train_together(stacked, 37)
+    for a, b, ra, rb in zip(stacked, alone, r_stacked, r_alone):
+        _same(a, b, ra, rb)
