@@ -38,8 +38,10 @@ def test_the_questions_code_is_reported_at_its_line_with_the_transpose_diagnosis
     assert line.count() == 1
     assert "k[i + 1].T @ W[i]" in line.inner_text()
     diagnosis = page.inner_text("#checker-result .diagnosis")
-    assert "W_{i+1}^T" in diagnosis or "W₍ᵢ₊₁₎ᵀ" in diagnosis or "W_(i+1)^T" in diagnosis
-    assert page.locator("#checker-result .diagnosis .repair").count() == 1
+    assert "line 8, k[i] = (k[i + 1].T @ W[i]).T * fprime(a[i])" in diagnosis
+    assert "With W[i + 1] where you wrote W[i] (W[2] for W[1]), delta[1] is right" in diagnosis  # the repair
+    assert "k_1 = (W_2^T k_2) o f'(a_1)" in diagnosis
+    assert "Line 8 of your code is the first wrong one." in diagnosis
     assert_clean(page, axe_js)
     page.click("#checker-code-fixed")
     page.click("#checker-run")

@@ -292,7 +292,6 @@ export class CheckerView {
       `<p class="verdict ${r.passed ? 'pass' : 'fail'}">${r.passed ? esc(passText) : '✘ failed'}</p>` + unusedNote +
       (d ? `<div class="diagnosis" role="alert"><b>${esc(d.heading)}</b> ${esc(d.message)}` +
         `${fe.line ? ` <span class="code-at">Line ${esc(fe.line)} of your code is the first wrong one.</span>` : ''}` +
-        `${fe.repair ? `<div class="repair">${esc(fe.repair)}</div>` : ''}` +
         `${fe.layer ? ' <span class="hint">The step is marked in the trace.</span>' : ''}</div>` : '') +
       '<table class="gc checker-table"><thead><tr><th scope="col">Layer</th><th scope="col">dW</th><th scope="col">db</th></tr></thead>' +
       `<tbody>${r.layers.map((l) => `<tr data-layer="${esc(l.layer)}"><th scope="row">${esc(l.layer)}</th>${verdict(l.dW)}${verdict(l.db)}</tr>` +
