@@ -19,4 +19,5 @@ VOLUME /data
 ENV PLAYGROUND_STORE=sqlite:////data/playground.sqlite3
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/api/health', timeout=4).status != 200)"]
+# one worker per CPU the container may use (--cpus/--cpuset-cpus narrow it; PLAYGROUND_WORKERS sets it)
 CMD ["python", "-m", "app.cli", "serve", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]

@@ -1,6 +1,7 @@
 """The ``playground`` command: serve the API, train a spec, export a model, check your own gradients.
 
-    playground serve [--host 127.0.0.1] [--port 8000] [--store sqlite:///data/playground.sqlite3] [--no-proxy-headers]
+    playground serve [--host 127.0.0.1] [--port 8000] [--store sqlite:///data/playground.sqlite3] [--workers N]
+                     [--no-proxy-headers]
     playground train SPEC.json --steps N [--server URL] [--chunk 100]   # in-process without --server
     playground export ID --format numpy|json|npz [--server URL] [-o FILE]
     playground check ID MY_GRADS.npz|MY_GRADS.json [--server URL] [--X-key X] [--y-key y]
@@ -34,13 +35,21 @@ class CliError(Exception):
 
 # -- serve -----------------------------------------------------------------------------------
 def serve(args) -> int:
-    from app.server import run
+    from app.config import Settings
+    from app.server import run, worker_count
 
     if args.store:
         os.environ["PLAYGROUND_STORE"] = args.store  # read when app.main builds the app, below
+    if args.workers is not None:
+        os.environ["PLAYGROUND_WORKERS"] = str(args.workers)  # the workers read their settings from env
+    try:
+        settings = Settings()
+        workers = worker_count(settings.store, settings.workers)
+    except ValueError as e:
+        raise CliError(str(e)) from None
     # X-Forwarded-For is the client's own word unless a proxy the operator names sets it
     proxy_headers = args.proxy_headers if args.proxy_headers is not None else "FORWARDED_ALLOW_IPS" in os.environ
-    run(args.host, args.port, log_level=args.log_level, proxy_headers=proxy_headers)
+    run(args.host, args.port, log_level=args.log_level, proxy_headers=proxy_headers, workers=workers)
     return 0
 
 
@@ -298,6 +307,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--store", help="memory:// or sqlite:///path (default: $PLAYGROUND_STORE or "
                                    "sqlite:///data/playground.sqlite3)")
+    s.add_argument("--workers", type=int, help="server processes (default: $PLAYGROUND_WORKERS, or one per CPU "
+                                                "this process may use; the memory store takes 1)")
     s.add_argument("--log-level", default="info")
     s.add_argument("--proxy-headers", action=argparse.BooleanOptionalAction, default=None,
                    help="take the client's address from X-Forwarded-For sent by $FORWARDED_ALLOW_IPS "

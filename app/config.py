@@ -138,6 +138,9 @@ class Settings(BaseSettings):
                                         "TCP address; more are a 429 and closed; a trusted proxy is exempt (0: off)")
     # 32 addresses at their cap before the process is full: a few students cannot fill it
     max_connections: int = Field(8192, ge=1, description="open connections per process; more are a 503 and closed")
+    # -- processes (app/server.py): `playground serve` and the image start this many workers --
+    workers: int | None = Field(None, ge=1, le=256, description="server processes on one store (one listening "
+                                "socket); default: one per CPU this process may use; the memory store takes 1")
     # -- the class: the instructor's gallery of decision boundaries --
     gallery_max_models: int = Field(60, ge=1, description="models per GET /api/class/gallery (most recently updated first)")
     gallery_max_resolution: int = Field(48, ge=2, description="boundary grid resolution per gallery tile")

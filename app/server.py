@@ -23,6 +23,7 @@ import functools
 import http
 import json
 import logging
+import os
 import resource
 
 import h11
@@ -263,9 +264,30 @@ def websocket_protocol(base: type) -> type:
     return GatedWebSocketProtocol
 
 
-def run(host: str, port: int, log_level: str = "info", proxy_headers: bool = True) -> None:
-    """Serve app.main:app on ``host:port`` with HTTPProtocol until SIGINT/SIGTERM."""
+def default_workers() -> int:
+    """One worker per CPU this process may use (its affinity mask, which a container's cpuset narrows)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no sched_getaffinity (macOS)
+        return max(1, os.cpu_count() or 1)
+
+
+def worker_count(store: str, asked: int | None) -> int:
+    """The processes to start for ``store``: ``asked``, or one per CPU; the memory store lives in one process,
+    so it takes 1 by default and refuses more (ValueError, naming the setting)."""
+    single = store.split(":", 1)[0] == "memory"
+    if asked is None:
+        return 1 if single else default_workers()
+    if single and asked > 1:
+        raise ValueError(f"--workers {asked}: the memory store lives in one process, which other workers cannot "
+                         "see; use --workers 1, or a sqlite:/// or redis:// store")
+    return asked
+
+
+def run(host: str, port: int, log_level: str = "info", proxy_headers: bool = True, workers: int = 1) -> None:
+    """Serve app.main:app on ``host:port`` with HTTPProtocol in ``workers`` processes (one listening socket,
+    the kernel spreads connections; a stream stays in the worker that accepted it) until SIGINT/SIGTERM."""
     import uvicorn
 
     uvicorn.run("app.main:app", host=host, port=port, log_level=log_level, http=HTTPProtocol,
-                proxy_headers=proxy_headers)
+                proxy_headers=proxy_headers, workers=workers)

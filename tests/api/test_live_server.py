@@ -48,10 +48,8 @@ class Server:
             self.port = free_port()
             self.url, self.ws_url = f"http://127.0.0.1:{self.port}", f"ws://127.0.0.1:{self.port}"
             with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-                     "--port", str(self.port), "--log-level", self.log_level],
-                    cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+                self.proc = subprocess.Popen(self.argv(), cwd=ROOT, env=self.env, stdout=log,
+                                             stderr=subprocess.STDOUT)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and self.proc.poll() is None:
                 try:
@@ -61,6 +59,10 @@ class Server:
                     time.sleep(0.1)
             self.stop()
         raise RuntimeError(f"uvicorn did not start:\n{self.log_path.read_text()[-3000:]}")
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port),
+                "--log-level", self.log_level]
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=60, trust_env=False, event_hooks=token_hooks())
@@ -79,13 +81,33 @@ class Server:
         assert "Traceback" not in text, text[-3000:]
 
 
+class WorkersServer(Server):
+    """`playground serve --workers N`: N processes on one listening socket (the kernel spreads connections)."""
+
+    def __init__(self, db: Path, log: Path, workers: int = 2, **env: str):
+        super().__init__(db, log, **env)
+        self.workers = workers
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                "--workers", str(self.workers), "--log-level", self.log_level, "--no-proxy-headers"]
+
+    def worker_pids(self) -> list[int]:
+        """The serving processes under the supervisor (multiprocessing's resource tracker left out)."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        return [int(p) for p in children
+                if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
 @pytest.fixture
 def servers(tmp_path):
     """Factory: start(db_name, **settings) -> a running Server; all are stopped after the test."""
     started: list[Server] = []
 
-    def start(db: str = "db.sqlite3", **env) -> Server:
-        s = Server(tmp_path / db, tmp_path / f"uvicorn-{len(started)}.log", **env).start()
+    def start(db: str = "db.sqlite3", workers: int | None = None, **env) -> Server:
+        log = tmp_path / f"uvicorn-{len(started)}.log"
+        s = (Server(tmp_path / db, log, **env) if workers is None
+             else WorkersServer(tmp_path / db, log, workers=workers, **env)).start()
         started.append(s)
         return s
 

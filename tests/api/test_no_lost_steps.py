@@ -15,7 +15,7 @@ import uuid
 import pytest
 from websockets.sync.client import connect
 
-from .test_live_server import Server, create
+from .test_live_server import Server, WorkersServer, create
 from .utils import TOKENS
 
 PLAYING_ELSEWHERE = {"detail": "the model is playing elsewhere; pause it first"}
@@ -91,3 +91,17 @@ def test_stream_on_one_process_and_rest_on_another_lose_no_step_on_sqlite(tmp_pa
 @pytest.mark.redis
 def test_stream_on_one_process_and_rest_on_another_lose_no_step_on_redis(tmp_path, redis_server):
     run_on_two_processes(tmp_path, tmp_path / "unused.sqlite3", store=f"{redis_server}?prefix=n{uuid.uuid4().hex[:10]}:")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def test_a_stream_and_rest_calls_on_two_workers_lose_no_step(tmp_path, request, kind):
+    """One `serve --workers 2`: the stream's connection and the REST connection land on either worker."""
+    store = {} if kind == "sqlite" else {
+        "store": request.getfixturevalue("redis_server") + f"?prefix=w{uuid.uuid4().hex[:10]}:"}
+    w = WorkersServer(tmp_path / "db.sqlite3", tmp_path / "w.log", workers=2, **store, **QUIET).start()
+    try:
+        assert len(w.worker_pids()) == 2
+        run_both(w, w)
+    finally:
+        w.stop()
+    w.assert_no_tracebacks()

@@ -20,13 +20,34 @@ from .test_live_server import SPEC, servers  # noqa: F401 (the fixture)
 LEASE_TTL = 4  # seconds
 
 
-@pytest.fixture(params=["redis", "sqlite"])
-def two_processes(request, servers):  # noqa: F811
-    """(start, kind): start(**settings) starts one more server on the store the two share."""
-    if request.param == "redis":
+def on_store(request, servers, kind: str, workers: int | None = None):  # noqa: F811
+    if kind == "redis":
         url = request.getfixturevalue("redis_server") + f"?prefix=t{uuid.uuid4().hex[:10]}:"
-        return (lambda **env: servers(store=url, lease_ttl=LEASE_TTL, **env)), "redis"
-    return (lambda **env: servers("shared.sqlite3", lease_ttl=LEASE_TTL, **env)), "sqlite"
+        return lambda **env: servers(store=url, lease_ttl=LEASE_TTL, workers=workers, **env)
+    return lambda **env: servers("shared.sqlite3", lease_ttl=LEASE_TTL, workers=workers, **env)
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def two_servers(request, servers):  # noqa: F811
+    """(start, kind): start(**settings) starts one more server on the store the two share."""
+    return on_store(request, servers, request.param), request.param
+
+
+@pytest.fixture(params=["redis", "sqlite", "redis-workers", "sqlite-workers"])
+def two_processes(request, servers):  # noqa: F811
+    """(start, kind): two servers on one store, or one `serve --workers 2` whose two workers share it
+    (start then returns that one server each time: the kernel spreads its connections over the workers)."""
+    kind, _, workers = request.param.partition("-")
+    if not workers:
+        return on_store(request, servers, kind), kind
+    start, one = on_store(request, servers, kind, workers=2), []
+
+    def start_once(**env):
+        if not one:
+            one.append(start(**env))
+            assert len(one[0].worker_pids()) == 2
+        return one[0]
+    return start_once, kind
 
 
 def open_stream(server, model: dict, address: str):
@@ -143,8 +164,8 @@ def held_calls(server, kind: str, key: str) -> int:
 
 
 @pytest.mark.slow
-def test_a_killed_process_frees_its_slots_within_the_lease_ttl(two_processes):
-    start, _ = two_processes
+def test_a_killed_process_frees_its_slots_within_the_lease_ttl(two_servers):
+    start, _ = two_servers
     a, b = start(streams_per_client=1), start(streams_per_client=1)
     address = "127.0.0.26"
     with http_from(a, address) as h:

@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
+from app.cli import main
 from app.client import PlaygroundClient
 from app.engine import Model
 
@@ -240,3 +241,18 @@ def test_serve_starts_answers_and_stops(tmp_path):
         out = proc.communicate(timeout=20)[0].decode()
     assert proc.returncode in (0, -signal.SIGTERM), out  # recent uvicorn re-raises SIGTERM after a clean shutdown
     assert "Traceback" not in out
+
+
+def test_serve_refuses_several_workers_on_the_memory_store(capsys):
+    assert main(["serve", "--store", "memory://", "--workers", "2"]) == 2
+    assert capsys.readouterr().err == ("error: --workers 2: the memory store lives in one process, which other "
+                                       "workers cannot see; use --workers 1, or a sqlite:/// or redis:// store\n")
+
+
+def test_the_worker_count_is_one_per_usable_cpu_and_one_on_the_memory_store():
+    from app.server import worker_count
+
+    assert worker_count("sqlite:///x.sqlite3", None) == len(os.sched_getaffinity(0))
+    assert worker_count("redis://127.0.0.1:6379/0", 3) == 3
+    assert worker_count("memory://", None) == 1
+    assert worker_count("memory://", 1) == 1

@@ -106,3 +106,14 @@ def test_the_healthcheck_fails_when_nothing_answers(image):
     assert health["Test"][0] == "CMD" and "/api/health" in " ".join(health["Test"])
     done = docker("run", "--rm", "--entrypoint", health["Test"][1], image, *health["Test"][2:], check=False)
     assert done.returncode != 0, done.stdout + done.stderr
+
+
+def test_the_image_runs_one_worker_per_cpu_it_may_use(container):
+    """`docker top` lists the container's processes: the supervisor and one spawned worker per CPU."""
+    name, _ = container
+    wait_healthy(name)
+    cpus = int(docker("exec", name, "python", "-c", "import os; print(len(os.sched_getaffinity(0)))").stdout)
+    commands = docker("top", name, "-o", "pid,args").stdout.splitlines()[1:]
+    workers = [c for c in commands if "multiprocessing.spawn" in c]
+    supervisors = [c for c in commands if "app.cli serve" in c]
+    assert (len(supervisors), len(workers)) == (1, cpus), commands
