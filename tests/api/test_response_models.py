@@ -59,7 +59,7 @@ def test_the_openapi_document_shows_the_catalog_class_inspect_and_transfer_shape
 
     assert set(answer("/api/catalog")["properties"]) == {"activations", "losses", "optimizers", "inits",
                                                           "regularizations", "datasets", "features", "dtypes",
-                                                          "defaults", "limits"}
+                                                          "defaults", "limits", "mistake_kinds"}
     assert "architecture" in answer("/api/class/models")["properties"]
     assert set(answer("/api/class/curves")["properties"]) == {"id", "nickname", "step", "train_loss", "test_loss"}
     assert set(answer("/api/class/hidden-test", "put")["properties"]) == {"rows", "columns"}

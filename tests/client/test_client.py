@@ -128,8 +128,10 @@ def test_check_takes_any_shape_and_the_default_batch(pg):
 
 def test_derive_and_the_trace_in_columns(pg):
     from app.engine.derive import CORRECT_EQUATIONS, QUESTION_EQUATIONS
+    from app.engine.program import FIXED_CODE, QUESTION_CODE
 
-    assert pg.derive_examples() == {"question": QUESTION_EQUATIONS, "correct": CORRECT_EQUATIONS}
+    assert pg.derive_examples() == {"question": QUESTION_EQUATIONS, "correct": CORRECT_EQUATIONS,
+                                    "code": {"question": QUESTION_CODE, "fixed": FIXED_CODE}}
     mid = pg.create_model(SPEC)["id"]
     examples = pg.derive_examples(mid)  # sigmoid + bce: delta_L = y_hat - y
     ok = pg.derive(mid, examples["correct"]["columns"])
