@@ -198,3 +198,13 @@ def test_every_activation_names_its_usual_wrong_derivatives():
                                           {"dW": q[2]["dW"]}])["layers"][1]["dW"]
             assert v["kind"] == "wrong_derivative", (name, form[0], v)
             assert f"written as {form[0]}: {form[1]}" in v["hint"] and f"{name}'(a_2) = " in v["hint"]
+
+
+def test_db_over_the_wrong_axis_is_named_through_derive():
+    from app.engine.derive import CORRECT_EQUATIONS, derive
+    net, X, y, q = net_of((3, 4, 4, 2), ("tanh", "tanh", "identity"), "mse")
+    for expr, kind in (("sum(delta[i], axis=1)", "db_wrong_axis"), ("sum(delta[i])", "db_every_entry")):
+        eqs = [dict(e) for e in CORRECT_EQUATIONS["rows"]]
+        eqs[3]["expr"] = expr
+        first = derive(net, X, y, eqs, "rows")["first_error"]
+        assert first["kind"] == kind and first["layer"] == 3, first
