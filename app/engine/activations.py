@@ -86,6 +86,7 @@ class Activation:
 class Identity(Activation):
     name = "identity"
     derivative_text = "1"
+    wrong_derivatives = (("a", "the pre-activation itself, not the derivative 1", lambda a, z: a),)
     note = "# identity: z = a; its derivative is 1."
 
     def forward(self, a):
@@ -188,6 +189,14 @@ class LeakyReLU(Activation):
         return self.negative_slope, 1.0
 
     @property
+    def wrong_derivatives(self):
+        s = self.negative_slope
+        return (("[a > 0]", "relu's derivative: the slope negative_slope below 0 is missing",
+                 lambda a, z: (a > 0).astype(a.dtype)),
+                (f"{s:g} [a > 0] + [a <= 0]", "the two slopes swapped", lambda a, z: np.where(a > 0, s, 1.0)),
+                ("z", "leaky_relu itself, not its derivative", lambda a, z: z))
+
+    @property
     def derivative_text(self):
         return f"[a > 0] + {self.negative_slope:g} [a <= 0]"
 
@@ -220,6 +229,15 @@ class ELU(Activation):
 
     def slopes(self, kink):
         return min(self.alpha, 1.0), max(self.alpha, 1.0)
+
+    @property
+    def wrong_derivatives(self):
+        al = self.alpha
+        return (("[a > 0] + z [a <= 0]", "the wrong variable: alpha e^a is z + alpha, not z",
+                 lambda a, z: np.where(a > 0, 1.0, z)),
+                (f"{al:g} e^a", "the negative branch's formula used for a > 0 too",
+                 lambda a, z: al * np.exp(np.minimum(a, 50.0))),
+                ("z", "elu itself, not its derivative", lambda a, z: z))
 
     @property
     def derivative_text(self):
@@ -258,6 +276,15 @@ class Softplus(Activation):
         return "sigmoid(a)" if self.beta == 1.0 else f"sigmoid({self.beta:g} a)"
 
     @property
+    def wrong_derivatives(self):
+        be = self.beta
+        sig = lambda x: 0.5 * (1.0 + np.tanh(0.5 * x))
+        return (("sigmoid(-a)", "the wrong sign: 1 / (1 + e^a)", lambda a, z: sig(-be * a)),
+                ("sigmoid(a)(1 - sigmoid(a))", "sigmoid's derivative: softplus' is sigmoid itself",
+                 lambda a, z: sig(be * a) * (1.0 - sig(be * a))),
+                ("z", "softplus itself, not its derivative", lambda a, z: z))
+
+    @property
     def helper(self):
         d = self.defaults
         return (f'def softplus(a, beta={d["beta"]!r}, threshold={d["threshold"]!r}):',
@@ -288,6 +315,13 @@ class SiLU(Activation):
     def backward(self, a, z, dz):
         s = 0.5 * (1.0 + np.tanh(0.5 * a))
         return dz * s * (1.0 + a * (1.0 - s))
+
+    wrong_derivatives = (("s", "the product rule's second term a s(1 - s) is missing",
+                          lambda a, z: 0.5 * (1.0 + np.tanh(0.5 * a))),
+                         ("s(1 - s)", "sigmoid's derivative, not silu's",
+                          lambda a, z: (lambda s: s * (1.0 - s))(0.5 * (1.0 + np.tanh(0.5 * a)))),
+                         ("1 + a(1 - s)", "the factor s is missing",
+                          lambda a, z: 1.0 + a * (1.0 - 0.5 * (1.0 + np.tanh(0.5 * a)))))
 
     def delta_code(self, i):
         return [(f"s{i} = sigmoid(a{i})", ""),

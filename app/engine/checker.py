@@ -249,6 +249,13 @@ def _step_mistakes(b: Batch, j: int) -> list[Mistake]:
         f"{{t}} matches f'(a_{j}) applied twice: delta_{j} = dz_{j} * f'(a_{j}) uses it once", "fprime_twice")
     for form in b.act(j).wrong_derivatives:
         add("wrong_derivative", b.through_f(j, above @ b.W[j], form), _wrong_form(b, j, form), None)
+    for other in (j + 1, j - 1):  # f' of a neighbour layer: its shape fits only for equal widths
+        fp = b.fprime(other) if 1 <= other <= b.L and n[other] == n[j] else None
+        if fp is not None:
+            add("fprime_wrong_layer", (above @ b.W[j]) * fp,
+                f"{{t}} matches delta_{j} = dz_{j} * f'(a_{other}): f' is taken at layer {other}'s pre-activation; "
+                f"delta_{j} = dz_{j} * f'(a_{j}) takes it at layer {j}'s own a_{j} (the shapes only fit because "
+                f"layers {j} and {other} have equal widths)", None)
     return out
 
 
@@ -363,6 +370,54 @@ def _fit(arr: np.ndarray, base: np.ndarray, extra) -> float | None:
 
 
 MAX_MISTAKES = 3
+# the penalty gradient (rate W for l2, rate sign(W) for l1) with a wrong factor, by kind
+PENALTY_FACTORS = {"penalty_double": 2.0, "penalty_half": 0.5}
+
+
+def _penalty_term(b: Batch, i: int, key: str) -> np.ndarray | None:
+    """The shape of a penalty gradient added where none belongs: W_i / b_i (l2) or their signs (l1)."""
+    p = b.W[i - 1] if key == "dW" else b.net.dense[i - 1].params.get("b")
+    if p is None:
+        return None
+    p = np.asarray(p, np.float64)
+    return np.sign(p) if b.net.regularization == "l1" else p
+
+
+def _fit2(arr: np.ndarray, g: np.ndarray, p: np.ndarray) -> tuple[float, float] | None:
+    """(c, lam > 0) with arr = c g + lam p (relative error <= TOLERANCE), by least squares; None otherwise."""
+    A = np.stack([g.ravel(), p.ravel()], axis=1)
+    if np.linalg.matrix_rank(A) < 2:
+        return None
+    (c, lam), *_ = np.linalg.lstsq(A, arr.ravel(), rcond=None)
+    ok = lam > 1e-12 and relative_error(arr, c * g + lam * p) <= TOLERANCE
+    return (float(c), float(lam)) if ok else None
+
+
+def _penalty_text(b: Batch, i: int, key: str, kind: str, t: str, lam: float | None) -> str:
+    reg, rate = b.net.regularization, b.net.reg_rate
+    term = f"{'lambda sign(W)' if reg == 'l1' else 'lambda W'}_{i}"
+    if kind == "penalty_missing":
+        return f"{t} matches delta_{i}^T z_{i - 1} alone: the {reg} penalty gradient ({term}) is missing"
+    if kind == "penalty_double":
+        return (f"{t} carries the {reg} penalty gradient twice over, 2 {term}: the penalty "
+                + ("lambda/2 sum W^2 has the gradient lambda W" if reg == "l2" else "lambda sum |W| has the gradient lambda sign(W)"))
+    if kind == "penalty_half":
+        return (f"{t} carries half the {reg} penalty gradient, {term} / 2: the penalty "
+                + ("lambda/2 sum W^2 has the gradient lambda W (the 1/2 cancels the square's 2)" if reg == "l2"
+                   else "lambda sum |W| has the gradient lambda sign(W)"))
+    if kind == "penalty_batch":
+        return (f"{t} carries the {reg} penalty gradient divided by B = {b.B}, {term} / B: the penalty is added "
+                f"once to the mean loss, so its gradient {term} has no 1/B")
+    what = f"b_{i}" if key == "db" else f"W_{i}"
+    if reg == "l1":
+        what = f"sign({what})"
+    where = ("the bias is not penalised, so db_i has no penalty term" if key == "db" and reg != "none"
+             else "this network has no penalty, so dW has no penalty term" if reg == "none"
+             else "")
+    return (f"{t} has a penalty gradient {lam:.4g} {what} added where it does not belong: "
+            + where.replace("db_i", f"db_{i}"))
+
+
 
 
 def compose(b: Batch, i: int, key: str, arr: np.ndarray, candidates: list[Mistake]):
@@ -380,8 +435,16 @@ def compose(b: Batch, i: int, key: str, arr: np.ndarray, candidates: list[Mistak
     for order, m in enumerate([None, *candidates]):
         g = (b.dW[i - 1] if k == 0 else b.db[i - 1]) if m is None else b.grads(i, m.deltas[i])[k]
         data = g - pen if k == 0 else g
-        bases = [(data, pen, [])] + ([(data, 0.0, ["penalty_missing"]), (g, 0.0, [])] if has_pen else [])
-        for base, extra, pk in bases:
+        bases = [(data, pen, [], None)] + ([(data, 0.0, ["penalty_missing"], None), (g, 0.0, [], None)]
+                                           if has_pen else [])
+        factors = {**PENALTY_FACTORS, "penalty_batch": 1.0 / b.B} if b.B > 1 else PENALTY_FACTORS
+        bases += [(data, f * pen, [pk], None) for pk, f in factors.items()] if has_pen else []
+        extra_term = _penalty_term(b, i, key) if arr.size >= 3 and not has_pen else None
+        if extra_term is not None:
+            fit = _fit2(arr, g, extra_term)
+            if fit is not None:
+                bases.append((g, fit[1] * extra_term, ["penalty_extra"], fit[1]))
+        for base, extra, pk, lam in bases:
             c = _fit(arr, base, extra)
             named = None if c is None else mistakes.explain_factor(c, b.B, K, loss, named_only=arr.size == 1)
             if named is None:
@@ -394,18 +457,40 @@ def compose(b: Batch, i: int, key: str, arr: np.ndarray, candidates: list[Mistak
                 continue
             rank = (cost, bool(named[1]) and m is None, bool(named[1]), order)
             if best is None or rank < best[0]:
-                best = (rank, kinds, m, c, named[0], pk)
+                best = (rank, kinds, m, c, named[0], pk, lam)
     if best is None:
         return None
-    _, kinds, m, c, phrases, pk = best
+    _, kinds, m, c, phrases, pk, lam = best
     parts = ([m.hint.format(t=t if not phrases else f"{t}, up to the factor {c:.4g} named below,")] if m else [])
     if pk:
-        parts.append(f"{t} matches delta_{i}^T z_{i - 1} alone: the {b.net.regularization} penalty gradient "
-                     f"({'lambda W' if b.net.regularization == 'l2' else 'lambda sign(W)'}_{i}) is missing")
+        parts.append(_penalty_text(b, i, key, pk[0], t, lam))
     parts += [f"{t} {p}" for p in phrases]
     text = parts[0] if len(parts) == 1 else (f"{t} combines {len(parts)} mistakes: "
                                              + "; ".join(f"({n}) {p}" for n, p in enumerate(parts, 1)))
     return text, kinds, m, c
+
+
+def _db_reduction(arr: np.ndarray, delta: np.ndarray, true: np.ndarray, i: int) -> tuple[str, str] | None:
+    """(kind, hint) when db_i is delta_i (B, n) reduced over the wrong axis or over every entry; None otherwise.
+
+    Only a wrong db is named: with n_i = 1 (or values that are right) there is nothing to say."""
+    B, n = delta.shape
+    if n == 1 or (arr.size == true.size and relative_error(arr.ravel(), true.ravel()) <= TOLERANCE):
+        return None
+    right = f"db_{i} = delta_{i}.sum(axis=0), one entry per unit of layer {i}, shape ({n},)"
+    forms = (("db_every_entry", delta.sum(), f"db_{i} matches delta_{i}.sum(), a scalar: the sum runs over every "
+              f"entry, the units too; sum over the batch rows only: {right}"),
+             ("db_every_entry_mean", delta.mean(), f"db_{i} matches delta_{i}.mean(), a scalar: the mean runs over "
+              f"every entry; sum over the batch rows only (delta_{i} already holds the 1/B): {right}"),
+             ("db_wrong_axis", delta.sum(axis=1), f"db_{i} matches delta_{i}.sum(axis=1), shape ({B},): the sum "
+              f"runs over the {n} units of each sample, the wrong axis; sum over the batch rows: {right}"),
+             ("db_wrong_axis_mean", delta.mean(axis=1), f"db_{i} matches delta_{i}.mean(axis=1), shape ({B},): a "
+              f"mean over the {n} units of each sample, the wrong axis and a 1/{n}; sum over the batch rows: {right}"))
+    for kind, value, hint in forms:
+        value = np.asarray(value).ravel()
+        if arr.size == value.size and relative_error(arr.ravel(), value) <= TOLERANCE:
+            return kind, hint
+    return None
 
 
 class Diagnosis:
@@ -452,7 +537,7 @@ class Diagnosis:
             if record and (key == "dW" or self.entry_mistake is None):
                 # a delta mistake (or a factor on dW) reaches the layers below; a db reduction or a
                 # missing penalty does not
-                carries = key == "dW" and "penalty_missing" not in kinds
+                carries = key == "dW" and not any(k.startswith("penalty_") for k in kinds)
                 self.entry_mistake = Mistake(
                     mistakes.join(kinds), text, (m.deltas if m else b.carry(i, b.delta[i - 1], None)) if carries else {},
                     m.repeated if m and carries else None, c if carries else 1.0)
@@ -512,6 +597,14 @@ class Diagnosis:
                     "hint": f"dW_{i} holds [dW_{i} | db_{i}]: the bias is stored as an extra weight column (an input "
                             f"fixed at 1); both parts are right, but here b_{i} is its own parameter: give dW_{i} "
                             f"of shape {_shape(true.shape)} and db_{i} of shape ({n[i]},) separately"}
+        if key == "db":
+            found = _db_reduction(arr, b.delta[i - 1], true, i)
+            if found is not None:
+                if self.entry is None:
+                    self.entry = i
+                return {"expected_shape": list(true.shape), "shape": list(arr.shape), "passed": False,
+                        "max_abs_error": None, "relative_error": None, "hint": found[1], "kind": found[0],
+                        "kinds": [found[0]]}
         v = _verdict(arr, true, diagnose, f"{key}_{i}", note, b.delta[i - 1] if key == "db" else None, accepted)
         if not v["passed"] and self.entry is None:
             self.entry = i

@@ -33,6 +33,19 @@ KINDS: dict[str, str] = {
     "own_W": "the layer's own W_i used where W_{i+1}^T belongs (the question's recurrence)",
     "no_T": "W_{i+1} used without its transpose in the backward step",
     "penalty_missing": "the l1/l2 penalty gradient is missing from dW",
+    "penalty_double": "the penalty gradient counted twice: 2 lambda W where lambda/2 sum W^2 gives lambda W "
+                      "(for l1: 2 lambda sign(W))",
+    "penalty_half": "half the penalty gradient: lambda/2 W where lambda/2 sum W^2 gives lambda W",
+    "penalty_batch": "the penalty gradient divided by the batch size B: it is added once to the mean loss, "
+                     "so it carries no 1/B",
+    "penalty_extra": "a penalty gradient (a multiple of W, b or their signs) added where it does not belong: "
+                     "on db (the bias is not penalised) or on a network without a penalty",
+    "fprime_wrong_layer": "f' taken at the pre-activation of the layer above or below (a_{i+1} or a_{i-1}) "
+                          "instead of the layer's own a_i",
+    "db_wrong_axis": "db summed over the units of each sample (axis 1) instead of over the batch rows (axis 0)",
+    "db_wrong_axis_mean": "db as a mean over the units of each sample (axis 1) instead of a sum over the batch rows",
+    "db_every_entry": "db summed over every entry of delta, a scalar, instead of over the batch rows only",
+    "db_every_entry_mean": "db as the mean of every entry of delta, a scalar, instead of a sum over the batch rows",
     "transposed": "the tensor is given transposed",
     "wrong_shape": "the tensor's shape fits neither the gradient nor its transpose",
     "per_sample": "delta given per sample where the gradient sums over the batch",

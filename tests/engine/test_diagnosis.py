@@ -117,3 +117,94 @@ def test_hidden_delta_with_the_already_updated_W_is_named():
     v = check_student(net, X, y, layers, lr=0.1)["layers"][1]["dW"]
     assert v["kind"] == "updated_W" and "already-updated W_3 - lr dW_3 (lr = 0.1)" in v["hint"]
     assert check_student(net, X, y, layers)["layers"][1]["dW"]["kind"] != "updated_W"  # lr unknown
+
+
+def test_db_over_the_wrong_axis_or_every_entry_is_named():
+    net, X, y, q = net_of((3, 4, 3), ("tanh", "identity"), "mse")
+    d = q[1]["delta"]
+    for given, kind, said in ((d.sum(axis=1), "db_wrong_axis", "delta_2.sum(axis=1), shape (5,)"),
+                              (d.mean(axis=1), "db_wrong_axis_mean", "delta_2.mean(axis=1), shape (5,)"),
+                              (d.sum(), "db_every_entry", "delta_2.sum(), a scalar"),
+                              (d.mean(), "db_every_entry_mean", "delta_2.mean(), a scalar")):
+        r = check_student(net, X, y, [{}, {"db": given}])
+        v = r["layers"][1]["db"]
+        assert not v["passed"] and v["kind"] == kind and v["kinds"] == [kind], v
+        assert said in v["hint"] and "db_2 = delta_2.sum(axis=0)" in v["hint"]
+        assert r["first_error"]["kind"] == kind and kind in KINDS
+
+
+def penalised(reg, seed=0):
+    net = Network([3, 4, 3], ["tanh", "identity"], loss="mse", bias=True, regularization=reg, reg_rate=0.1)
+    net.initialize(seed, "normal", 0.7)
+    rng = np.random.default_rng(seed + 1)
+    X, y = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    net.full_backward(X, y)
+    return net, X, y, [(l.dW.copy(), l.db.copy(), l.delta.copy(), l.z.copy()) for l in net.quantities()]
+
+
+def test_a_penalty_with_the_wrong_factor_is_named_and_not_carried_down():
+    for reg in ("l2", "l1"):
+        net, X, y, q = penalised(reg)
+        W = [d.params["W"] for d in net.dense]
+        P = [w if reg == "l2" else np.sign(w) for w in W]
+        data = q[1][2].T @ q[0][3]
+        for f, kind in ((2.0, "penalty_double"), (0.5, "penalty_half"), (1 / 5, "penalty_batch")):
+            r = check_student(net, X, y, [{"dW": q[0][0]}, {"dW": data + f * 0.1 * P[1]}])
+            v = r["layers"][1]["dW"]
+            assert v["kind"] == kind and v["kinds"] == [kind], (reg, v)
+            assert f"{reg} penalty gradient" in v["hint"] and r["layers"][0]["dW"]["passed"]
+
+
+def test_a_penalty_where_it_does_not_belong_is_named():
+    net, X, y, q = penalised("l2")
+    b2 = net.dense[1].params["b"] = np.array([0.3, -0.2, 0.5])
+    net.full_backward(X, y)
+    db = net.quantities()[1].db.copy()
+    v = check_student(net, X, y, [{}, {"db": db + 0.1 * b2}])["layers"][1]["db"]
+    assert v["kind"] == "penalty_extra" and "0.1 b_2 added where it does not belong" in v["hint"]
+    assert "the bias is not penalised" in v["hint"]
+    net, X, y, q = net_of((3, 4, 3), ("tanh", "identity"), "mse")
+    W2 = net.dense[1].params["W"]
+    v = check_student(net, X, y, [{}, {"dW": q[1]["dW"] + 0.01 * W2}])["layers"][1]["dW"]
+    assert v["kind"] == "penalty_extra" and "0.01 W_2 added where it does not belong" in v["hint"]
+    assert "this network has no penalty" in v["hint"]
+
+
+def test_fprime_at_the_wrong_layer_is_named_where_widths_are_equal():
+    net, X, y, q = net_of((3, 4, 4, 4, 2), ("tanh", "sigmoid", "tanh", "identity"), "mse")
+    W = [d.params["W"] for d in net.dense]
+    dz2 = q[2]["delta"] @ W[2]
+    for other in (1, 3):
+        fp = net.acts[other - 1].f.derivative(q[other - 1]["a"], q[other - 1]["z"])
+        d2 = dz2 * fp
+        layers = [{}, {"dW": d2.T @ q[0]["z"]}, {"dW": q[2]["dW"]}, {"dW": q[3]["dW"]}]
+        v = check_student(net, X, y, layers)["layers"][1]["dW"]
+        assert v["kind"] == "fprime_wrong_layer", v
+        assert f"delta_2 = dz_2 * f'(a_{other})" in v["hint"] and "equal widths" in v["hint"]
+
+
+def test_every_activation_names_its_usual_wrong_derivatives():
+    from app.engine.activations import ACTIVATIONS
+    for name, cls in ACTIVATIONS.items():
+        if cls.output_only:
+            continue
+        f = cls()
+        assert f.wrong_derivatives, name
+        net, X, y, q = net_of((3, 4, 4, 2), ("tanh", name, "identity"), "mse")
+        dz2 = q[2]["delta"] @ net.dense[2].params["W"]
+        for form in f.wrong_derivatives:
+            wrong = form[2](q[1]["a"], q[1]["z"])
+            v = check_student(net, X, y, [{}, {"dW": (dz2 * wrong).T @ q[0]["z"]},
+                                          {"dW": q[2]["dW"]}])["layers"][1]["dW"]
+            assert v["kind"] == "wrong_derivative", (name, form[0], v)
+            assert f"written as {form[0]}: {form[1]}" in v["hint"] and f"{name}'(a_2) = " in v["hint"]
+
+
+def test_db_over_the_wrong_axis_is_named_through_derive():
+    from app.engine.derive import CORRECT_EQUATIONS, derive
+    net, X, y, q = net_of((3, 4, 4, 2), ("tanh", "tanh", "identity"), "mse")
+    for expr, kind in (("sum(delta[i], axis=1)", "db_wrong_axis"), ("sum(delta[i])", "db_every_entry")):
+        eqs = [dict(e) for e in CORRECT_EQUATIONS["rows"]]
+        eqs[3]["expr"] = expr
+        first = derive(net, X, y, eqs, "rows")["first_error"]
+        assert first["kind"] == kind and first["layer"] == 3, first
