@@ -295,7 +295,7 @@ def test_the_diagnosis_speaks_the_requests_convention(client, convention):
     r = post(client, mid, replace(CORRECT[convention], "delta[i]", expr), convention)
     assert r.status_code == 200, r.text
     assert r.json()["first_error"] == {
-        "layer": 2, "target": "delta[2]",
+        "layer": 2, "target": "delta[2]", "kind": "own_W",
         "message": f"layer 2, delta[2] = {expr}: {shapes}: a matrix product needs the columns of the left to equal "
                    f"the rows of the right. Diagnosis: with W[3] where you wrote W[2], delta[2] is right (the error "
                    f"reaches layer 2 through the weights of the layer above, W_3, not through W_2: {formula})"}
@@ -306,6 +306,7 @@ def test_derive_on_a_diverged_model_says_it_diverged(client, convention):
     mid = diverged_model(client)
     r = post(client, mid, CORRECT[convention], convention)
     assert r.status_code == 200, r.text
-    assert r.json() == {"passed": False, "first_error": {"layer": 2, "target": "delta[2]", "message": DIVERGED},
+    assert r.json() == {"passed": False, "first_error": {"layer": 2, "target": "delta[2]", "kind": "diverged",
+                                                          "message": DIVERGED},
                         "layers": [{"layer": i, "dW": None, "db": None, "steps": []} for i in (1, 2)],
                         "unused": []}
