@@ -310,3 +310,18 @@ def test_derive_on_a_diverged_model_says_it_diverged(client, convention):
                                                           "message": DIVERGED},
                         "layers": [{"layer": i, "dW": None, "db": None, "steps": []} for i in (1, 2)],
                         "unused": []}
+
+
+@pytest.mark.parametrize("convention", ["rows", "columns"])
+def test_a_wrong_derivative_is_repaired_in_the_equation_with_its_kind(client, convention):
+    mid = create(client, spec(True))["id"]
+    r = post(client, mid, replace(CORRECT[convention], "delta[i]", CORRECT[convention][1]["expr"].replace(
+        "fprime(a[i])", "(1 + z[i]*z[i])")), convention)
+    assert r.status_code == 200, r.text
+    e = r.json()["first_error"]
+    assert (e["layer"], e["target"], e["kind"]) == (2, "delta[2]", "wrong_derivative")
+    step = next(s for s in r.json()["layers"][1]["steps"] if s["target"] == "delta[2]")
+    assert step["kind"] == "wrong_derivative"
+    assert step["error"].split("; ", 1)[1] == ("`1 + z[2] * z[2]` should be `1 - z[2] * z[2]`: tanh'(a) = 1 - z^2 "
+                                               "with z = tanh(a)")
+    assert e["message"].startswith(step["error"] + ". ")
