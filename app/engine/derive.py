@@ -3,7 +3,7 @@ language, layer by layer from the top, and say where it goes wrong and why.
 
 Interface:
 - ``derive(net, X, y, equations, convention, bounds, cancelled)`` -> {"passed", "first_error": {"layer", "target",
-  "message"} | None, "layers": [{"layer", "dW", "db", "steps": [{"target", "expr", "shape": list |
+  "kind", "message"} | None, "layers": [{"layer", "dW", "db", "steps": [{"target", "expr", "shape": list |
   None, "error": str | None}]}]}; target strings are concrete ("delta[2]", "dW[3]"); in columns db
   is compared as a column (n, 1) and "shape" is one sample's.
 - DeriveSyntaxError(index, position, message) also for more than bounds.max_equations equations,
@@ -31,8 +31,9 @@ scalar (a number, B, L or a 1x1 value) and, in rows, a bias (n,) added to every 
 
 Errors: a syntax error or a name outside the language raises DeriveSyntaxError(index, position,
 message). A shape error is the student's mathematics, not a bad request: it is reported in the
-result's first_error with the operands and their shapes, and a repair when one is found (an
-operand replaced by its neighbour layer's or its transpose that gives the right values).
+result's first_error with the operands and their shapes, and a repair when one is found
+(app/engine/repair.py: the smallest subexpression whose right counterpart gives the right values; its code
+in the step's and first_error's "kind").
 
 Bounds (app/engine/bounds.py; the server sets them from app/config.py): before each value is made its size is
 computed from the shapes for the whole batch. One larger than any step of a backward pass needs
@@ -245,8 +246,7 @@ def derive(net: Network, X, y, equations: list[dict], convention: str = "rows", 
                 step["error"] = f"{kind}[{i}] has a value that is not finite (an overflow or a division by zero)"
                 if first is None:
                     first = {"layer": i, "target": f"{kind}[{i}]", "kind": None,
-                             "message": f"layer {i}, {kind}[{i}] = {expr}: "
-                                                                              f"{step['error']}"}
+                             "message": f"layer {i}, {kind}[{i}] = {expr}: {step['error']}"}
                 break
             if kind == "delta":
                 deltas[i] = val
