@@ -194,8 +194,10 @@ def _text(tree, n, new, kind: str, search: Env, i: int, f, softmax: bool) -> tup
             return (f"`{dropped}` should be `{ast.unparse(new)}`: softmax has a Jacobian, not an elementwise "
                     f"derivative, and with cross-entropy the output error is y_hat - y", "softmax_elementwise")
         if "fprime" in dropped:
-            return (f"`{dropped}` should be `{ast.unparse(new)}`: f'(a_{i}) is counted once",
-                    "extra_fprime" if i == search.b.L else "fprime_twice")
+            if i == search.b.L and search.b.net.loss.is_fused(f.name):
+                return (f"`{dropped}` should be `{ast.unparse(new)}`: with {search.b.net.loss.name} and {f.name} "
+                        f"the output's f' cancels, the output error is y_hat - y", "extra_fprime")
+            return f"`{dropped}` should be `{ast.unparse(new)}`: f'(a_{i}) is counted once", "fprime_twice"
     old_whole, parents = n, _parents(tree)
     node = new
     while node is not None:  # the smallest expression around the repair that is f'(a_i): name the derivative

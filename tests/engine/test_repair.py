@@ -89,3 +89,30 @@ def test_every_repair_kind_is_in_the_catalogue():
     for kind in ("plus_minus", "a_for_z", "extra_factor", "wrong_W", "extra_T", "sign", "wrong_derivative",
                  "softmax_elementwise", "own_W", "no_T", "transposed", "fprime_z", "fprime_twice", "extra_fprime"):
         assert KINDS[kind]
+
+
+@pytest.mark.parametrize("convention", ["rows", "columns"])
+def test_f_prime_of_z_twice_and_a_negated_constant(convention):
+    net, X, y = net_and_batch(["tanh", "tanh", "sigmoid"])
+    r = derive(net, X, y, with_expr(net, convention, "delta[i]", "fprime(a[i])", "fprime(z[i])"), convention)
+    assert repair_of(r, 2, "delta[2]") == ("`z[2]` should be `a[2]`: f' is taken of the pre-activation a", "fprime_z")
+    r = derive(net, X, y, with_expr(net, convention, "delta[i]", "fprime(a[i])", "fprime(a[i]) * fprime(a[i])"),
+               convention)
+    inner = "delta[3] @ W[3]" if convention == "rows" else "W[3].T @ delta[3]"
+    assert repair_of(r, 2, "delta[2]") == (f"`{inner} * fprime(a[2])` should be `{inner}`: f'(a_2) is counted once",
+                                           "fprime_twice")
+    r = derive(net, X, y, with_expr(net, convention, "delta[L]", "2 *", "-2 *"), convention)
+    assert repair_of(r, 3, "delta[3]") == ("`-2` should be `2`", "sign")
+
+
+@pytest.mark.parametrize("convention", ["rows", "columns"])
+def test_an_extra_f_prime_on_a_fused_output(convention):
+    net, X, y = net_and_batch(["tanh", "tanh", "sigmoid"], loss="bce")
+    eqs = correct_equations(net, convention)
+    right = eqs[0]["expr"]
+    eqs[0]["expr"] = f"({right}) * fprime(a[L])"
+    r = derive(net, X, y, eqs, convention)
+    assert repair_of(r, 3, "delta[3]") == (
+        f"`{'(y_hat - y) / B' if convention == 'rows' else '(y_hat - y)'} * fprime(a[3])` "
+        f"should be `{right}`: with bce and sigmoid the output's f' cancels, the output error is y_hat - y",
+        "extra_fprime")
