@@ -61,6 +61,9 @@ class Activation:
         raise NotImplementedError
 
     # -- text for the trace and the catalog -------------------------------------------------
+    # f'(a) in the derive language with bare a and z (the layer's a[k], z[k]); None without a short form
+    derivative_expr: str | None = None
+
     @property
     def derivative_text(self) -> str:
         """f'(a) written with a and z, e.g. "z(1 - z)"."""
@@ -85,6 +88,7 @@ class Activation:
 
 class Identity(Activation):
     name = "identity"
+    derivative_expr = "1"
     derivative_text = "1"
     wrong_derivatives = (("a", "the pre-activation itself, not the derivative 1", lambda a, z: a),)
     note = "# identity: z = a; its derivative is 1."
@@ -104,6 +108,7 @@ class Identity(Activation):
 
 class Sigmoid(Activation):
     name = "sigmoid"
+    derivative_expr = "z*(1 - z)"
     derivative_text = "z(1 - z)"
     wrong_derivatives = (("a(1 - a)", "the wrong variable: the formula takes z = sigmoid(a), not a",
                           lambda a, z: a * (1.0 - a)),
@@ -128,6 +133,7 @@ class Sigmoid(Activation):
 
 class Tanh(Activation):
     name = "tanh"
+    derivative_expr = "1 - z*z"
     derivative_text = "1 - z^2"
     wrong_derivatives = (("1 + z^2", "the wrong sign", lambda a, z: 1.0 + z * z),
                          ("1 - a^2", "the wrong variable: the formula takes z = tanh(a), not a",
@@ -153,6 +159,7 @@ class Tanh(Activation):
 
 class ReLU(Activation):
     name = "relu"
+    derivative_expr = "(a > 0)"
     derivative_text = "[a > 0]"
     wrong_derivatives = (("z", "relu itself, not its derivative", lambda a, z: z),
                          ("a", "the pre-activation, not a derivative", lambda a, z: a))

@@ -3,7 +3,7 @@ language, layer by layer from the top, and say where it goes wrong and why.
 
 Interface:
 - ``derive(net, X, y, equations, convention, bounds, cancelled)`` -> {"passed", "first_error": {"layer", "target",
-  "message"} | None, "layers": [{"layer", "dW", "db", "steps": [{"target", "expr", "shape": list |
+  "kind", "message"} | None, "layers": [{"layer", "dW", "db", "steps": [{"target", "expr", "shape": list |
   None, "error": str | None}]}]}; target strings are concrete ("delta[2]", "dW[3]"); in columns db
   is compared as a column (n, 1) and "shape" is one sample's.
 - DeriveSyntaxError(index, position, message) also for more than bounds.max_equations equations,
@@ -31,8 +31,9 @@ scalar (a number, B, L or a 1x1 value) and, in rows, a bias (n,) added to every 
 
 Errors: a syntax error or a name outside the language raises DeriveSyntaxError(index, position,
 message). A shape error is the student's mathematics, not a bad request: it is reported in the
-result's first_error with the operands and their shapes, and a repair when one is found (an
-operand replaced by its neighbour layer's or its transpose that gives the right values).
+result's first_error with the operands and their shapes, and a repair when one is found
+(app/engine/repair.py: the smallest subexpression whose right counterpart gives the right values; its code
+in the step's and first_error's "kind").
 
 Bounds (app/engine/bounds.py; the server sets them from app/config.py): before each value is made its size is
 computed from the shapes for the whole batch. One larger than any step of a backward pass needs
@@ -44,18 +45,17 @@ step; once true, bounds.Cancelled.
 """
 from __future__ import annotations
 
-import ast
-import copy
 import re
 from typing import Callable
 
 import numpy as np
 
 from .bounds import Bounds, Budget, OverBudget
-from .checker import TOLERANCE, Diagnosis, verdicts
-from .evaluate import Concrete, Env, StepError, Val, evaluate, fmt, mean_over_samples
+from .checker import Diagnosis, verdicts
+from .evaluate import Env, StepError, fmt
 from .gradcheck import relative_error
 from .network import Network
+from .repair import SEARCH_STOPPED, concrete as _concrete, matches as _matches, put, repairs, run as _run  # noqa: F401
 
 from .language import ARRAYS, FUNCTIONS, MAX_NODES, SCALARS, TARGETS, DeriveSyntaxError, parse  # noqa: F401
 
@@ -184,93 +184,6 @@ class DeriveOverBudget(Exception):
         self.index, self.layer, self.target, self.resource = index, layer, target, over.resource
 
 
-def _concrete(tree, i: int, L: int) -> ast.Expression:
-    """The equation's tree with every index resolved for layer i (a copy)."""
-    return ast.fix_missing_locations(Concrete(i, L).visit(copy.deepcopy(tree)))
-
-
-def _run(concrete, env: Env, i: int, mean: bool = False) -> Val:
-    """Evaluate one equation, its tree made concrete for layer i, once for the whole batch.
-
-    rows: the result as is. columns: every sample at once as stacked columns (B, ...), or (1, ...) for a
-    value the same for every sample; with ``mean`` (dW and db) the mean over the samples, one sample's
-    value, made without a (B, n, m) stack where the expression is linear in the samples
-    (evaluate.mean_over_samples).
-    On any exception the values made are given back to the budget."""
-    env.layer, live = i, env.budget.live
-    try:
-        if not env.columns:
-            return evaluate(concrete.body, env)
-        if mean:
-            return mean_over_samples(concrete.body, env)
-        v = evaluate(concrete.body, env)
-        return v if v.batched else Val(v.arr[None], v.src, v.how, True, v.claimed)
-    except BaseException:
-        env.budget.live = live
-        raise
-
-
-def _matches(v: Val, true: np.ndarray, columns: bool) -> bool:
-    """Whether delta ``v`` has the true delta's shape and values."""
-    if v.shape != (true.shape[1:] if columns else true.shape):
-        return False
-    return relative_error(np.broadcast_to(v.arr, true.shape) if columns else v.arr, true) <= TOLERANCE
-
-
-def put(parent, field: str, val, old, new) -> None:
-    """Put ``new`` where ``old`` is in parent.field (a node or a list of nodes)."""
-    setattr(parent, field, [new if e is old else e for e in val] if isinstance(val, list) else new)
-
-
-SEARCH_STOPPED = ("no repair was found before the search for one reached its CPU budget (as many operations as "
-                  "the derivation's own)")
-
-
-def _repairs(tree, env: Env, i: int, true_delta) -> str | None:
-    """An operand replaced by a neighbour layer's or its transpose that makes delta[i] right, if any.
-
-    Each try is one evaluation on the budget's search(); when the searches' CPU runs out, SEARCH_STOPPED."""
-    b, columns = env.b, env.columns
-    search = Env(b, columns, env.deltas, i, env.y, env.limit, env.budget.search())
-    concrete = _concrete(tree, i, b.L)
-    nodes = [n for n in ast.walk(concrete) if isinstance(n, (ast.Subscript, ast.Attribute))]
-    for n in nodes:
-        options = []
-        if isinstance(n, ast.Subscript) and n.value.id == "W":
-            k = n.slice.value
-            options += [ast.Subscript(value=ast.Name("W", ast.Load()), slice=ast.Constant(k + d), ctx=ast.Load())
-                        for d in (1, -1) if 1 <= k + d <= b.L]
-        options.append(n.value if isinstance(n, ast.Attribute) else ast.Attribute(value=n, attr="T", ctx=ast.Load()))
-        for new in options:
-            for parent in ast.walk(concrete):
-                for field, val in ast.iter_fields(parent):
-                    seq = val if isinstance(val, list) else [val]
-                    if not any(v is n for v in seq):
-                        continue
-                    put(parent, field, val, n, new)
-                    try:
-                        got = _run(concrete, search, i)
-                        ok = _matches(got, true_delta, columns)
-                        search.budget.release(got.claimed)
-                    except StepError:
-                        ok = False
-                    except OverBudget as e:
-                        if e.resource == "cost":
-                            return SEARCH_STOPPED
-                        ok = False  # this try needs more bytes than the call has left: not the repair
-                    finally:
-                        setattr(parent, field, val)
-                    if ok:
-                        # the formula in the request's convention: one sample as a column, or the batch as rows
-                        formula = (f"k_{i} = (W_{i + 1}^T k_{i + 1}) o f'(a_{i})" if columns else
-                                   f"delta_{i} = (delta_{i + 1} W_{i + 1}) * f'(a_{i})")
-                        why = (f" (the error reaches layer {i} through the weights of the layer above, W_{i + 1}, "
-                               f"not through W_{i}: {formula})"
-                               if ast.unparse(n) == f"W[{i}]" and ast.unparse(new) == f"W[{i + 1}]" else "")
-                        return f"with {ast.unparse(new)} where you wrote {ast.unparse(n)}, delta[{i}] is right{why}"
-    return None
-
-
 def derive(net: Network, X, y, equations: list[dict], convention: str = "rows", bounds: Bounds | None = None,
            cancelled: Callable[[], bool] | None = None) -> dict:
     """Evaluate the student's backward pass top-down on (X, y) and check each layer's dW and db.
@@ -295,7 +208,8 @@ def derive(net: Network, X, y, equations: list[dict], convention: str = "rows", 
     unused = _unused(parsed, L, net.bias)
     diverged = d.diverged()
     if diverged:  # no truth to compare with: every step would be "not finite" or "relative error nan"
-        return {"passed": False, "first_error": {"layer": L, "target": f"delta[{L}]", "message": diverged},
+        return {"passed": False, "first_error": {"layer": L, "target": f"delta[{L}]", "kind": "diverged",
+                                                 "message": diverged},
                 "layers": [{"layer": i, "dW": None, "db": None, "steps": []} for i in range(1, L + 1)],
                 "unused": unused}
     y64 = np.asarray(y, np.float64).reshape(b.B, -1)
@@ -321,16 +235,18 @@ def derive(net: Network, X, y, equations: list[dict], convention: str = "rows", 
             except StepError as e:
                 step["error"] = str(e)
                 if first is None:
-                    fix = _repairs(tree, env, i, true_delta[i]) if kind == "delta" else None
-                    first = {"layer": i, "target": f"{kind}[{i}]",
+                    fix, fix_kind = (repairs(tree, env, i, true_delta[i]) if kind == "delta" else None) or (None, None)
+                    if fix_kind:
+                        step["kind"] = fix_kind
+                    first = {"layer": i, "target": f"{kind}[{i}]", "kind": fix_kind,
                              "message": f"layer {i}, {kind}[{i}] = {expr}: {e}" + (f". Diagnosis: {fix}" if fix else "")}
                 break
             step["shape"] = list(val.shape)
             if not np.isfinite(val.arr).all():
                 step["error"] = f"{kind}[{i}] has a value that is not finite (an overflow or a division by zero)"
                 if first is None:
-                    first = {"layer": i, "target": f"{kind}[{i}]", "message": f"layer {i}, {kind}[{i}] = {expr}: "
-                                                                              f"{step['error']}"}
+                    first = {"layer": i, "target": f"{kind}[{i}]", "kind": None,
+                             "message": f"layer {i}, {kind}[{i}] = {expr}: {step['error']}"}
                 break
             if kind == "delta":
                 deltas[i] = val
@@ -341,9 +257,11 @@ def derive(net: Network, X, y, equations: list[dict], convention: str = "rows", 
                 elif not _matches(val, true, columns):
                     error = relative_error(np.broadcast_to(val.arr, true.shape), true)
                     step["error"] = f"delta[{i}] differs from dL/da_{i} (relative error {error:.3g})"
-                    fix = _repairs(tree, env, i, true)
+                    fix, fix_kind = repairs(tree, env, i, true) or (None, None)
                     if fix:
                         step["error"] += f"; {fix}"
+                    if fix_kind:
+                        step["kind"] = fix_kind
             else:
                 arrays[i][kind] = val.arr
         if i not in deltas and first is not None:
@@ -359,10 +277,13 @@ def derive(net: Network, X, y, equations: list[dict], convention: str = "rows", 
         j = result["first_error"]["layer"]
         wrong = next((s for s in steps.get(j, []) if s["target"].startswith("delta") and s["error"]), None)
         if wrong:
-            result["first_error"] = {"layer": j, "target": wrong["target"],
+            result["first_error"] = {**result["first_error"], "layer": j, "target": wrong["target"],
                                      "message": f"{wrong['error']}. {result['first_error']['message']}"}
+            if wrong.get("kind"):
+                result["first_error"]["kind"] = wrong["kind"]
     elif not any(arrays.values()):
         result["passed"] = False
-        result["first_error"] = {"layer": L, "target": f"dW[{L}]", "message": "no equation for dW: nothing to check"}
+        result["first_error"] = {"layer": L, "target": f"dW[{L}]", "kind": None,
+                                 "message": "no equation for dW: nothing to check"}
     result["unused"] = unused
     return result

@@ -32,6 +32,11 @@ KINDS: dict[str, str] = {
     "updated_W": "the hidden delta computed with the already-updated W (W - lr dW) of the layer above",
     "own_W": "the layer's own W_i used where W_{i+1}^T belongs (the question's recurrence)",
     "no_T": "W_{i+1} used without its transpose in the backward step",
+    "plus_minus": "a + written where the formula has a - (or the reverse)",
+    "a_for_z": "the pre-activation a_k written where the layer's output z_k belongs (or the reverse)",
+    "extra_factor": "a factor the formula does not have",
+    "wrong_W": "the weights of another layer than the step's own",
+    "extra_T": "a transpose the formula does not have",
     "penalty_missing": "the l1/l2 penalty gradient is missing from dW",
     "penalty_double": "the penalty gradient counted twice: 2 lambda W where lambda/2 sum W^2 gives lambda W "
                       "(for l1: 2 lambda sign(W))",

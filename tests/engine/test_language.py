@@ -189,7 +189,7 @@ def test_a_column_times_a_row_points_to_outer_or_a_matrix_product():
     net, X, y = net_and_batch([2, 3, 2], ["sigmoid", "sigmoid"])
     r = derive(net, X, y, eqs("2 * (y_hat - y) * fprime(a[L])", "(W[i+1].T @ delta[i+1]) * fprime(a[i])",
                               "delta[i] * z[i-1].T", "delta[i]"), "columns")
-    assert r["first_error"] == {"layer": 2, "target": "dW[2]", "message":
+    assert r["first_error"] == {"layer": 2, "target": "dW[2]", "kind": None, "message":
                                 "layer 2, dW[2] = delta[i] * z[i-1].T: delta[2] of shape (2, 1) against z[1].T of "
                                 "shape (1, 3): * (elementwise) needs equal shapes (a column against a row: NumPy "
                                 "would broadcast them to (2, 3), an outer product; if you meant it, write "
@@ -197,7 +197,7 @@ def test_a_column_times_a_row_points_to_outer_or_a_matrix_product():
                                 "them needs .T)"}
     r = derive(net, X, y, eqs("2 * (y_hat - y) / B * fprime(a[L])", "(delta[i+1] @ W[i+1]) * fprime(a[i])",
                               "delta[i] * z[i-1].T", "sum(delta[i], axis=0)"), "rows")
-    assert r["first_error"] == {"layer": 2, "target": "dW[2]", "message":
+    assert r["first_error"] == {"layer": 2, "target": "dW[2]", "kind": None, "message":
                                 "layer 2, dW[2] = delta[i] * z[i-1].T: delta[2] of shape (4, 2) against z[1].T of "
                                 "shape (3, 4): * (elementwise) needs equal shapes (for a product of matrices write @, "
                                 "the matrix product, e.g. delta.T @ z; outer(u, v) multiplies two vectors into a "

@@ -295,7 +295,7 @@ def test_the_diagnosis_speaks_the_requests_convention(client, convention):
     r = post(client, mid, replace(CORRECT[convention], "delta[i]", expr), convention)
     assert r.status_code == 200, r.text
     assert r.json()["first_error"] == {
-        "layer": 2, "target": "delta[2]",
+        "layer": 2, "target": "delta[2]", "kind": "own_W",
         "message": f"layer 2, delta[2] = {expr}: {shapes}: a matrix product needs the columns of the left to equal "
                    f"the rows of the right. Diagnosis: with W[3] where you wrote W[2], delta[2] is right (the error "
                    f"reaches layer 2 through the weights of the layer above, W_3, not through W_2: {formula})"}
@@ -306,6 +306,22 @@ def test_derive_on_a_diverged_model_says_it_diverged(client, convention):
     mid = diverged_model(client)
     r = post(client, mid, CORRECT[convention], convention)
     assert r.status_code == 200, r.text
-    assert r.json() == {"passed": False, "first_error": {"layer": 2, "target": "delta[2]", "message": DIVERGED},
+    assert r.json() == {"passed": False, "first_error": {"layer": 2, "target": "delta[2]", "kind": "diverged",
+                                                          "message": DIVERGED},
                         "layers": [{"layer": i, "dW": None, "db": None, "steps": []} for i in (1, 2)],
                         "unused": []}
+
+
+@pytest.mark.parametrize("convention", ["rows", "columns"])
+def test_a_wrong_derivative_is_repaired_in_the_equation_with_its_kind(client, convention):
+    mid = create(client, spec(True))["id"]
+    r = post(client, mid, replace(CORRECT[convention], "delta[i]", CORRECT[convention][1]["expr"].replace(
+        "fprime(a[i])", "(1 + z[i]*z[i])")), convention)
+    assert r.status_code == 200, r.text
+    e = r.json()["first_error"]
+    assert (e["layer"], e["target"], e["kind"]) == (2, "delta[2]", "wrong_derivative")
+    step = next(s for s in r.json()["layers"][1]["steps"] if s["target"] == "delta[2]")
+    assert step["kind"] == "wrong_derivative"
+    assert step["error"].split("; ", 1)[1] == ("`1 + z[2] * z[2]` should be `1 - z[2] * z[2]`: tanh'(a) = 1 - z^2 "
+                                               "with z = tanh(a)")
+    assert e["message"].startswith(step["error"] + ". ")
