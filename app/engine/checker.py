@@ -385,10 +385,13 @@ def _penalty_term(b: Batch, i: int, key: str) -> np.ndarray | None:
 
 def _fit2(arr: np.ndarray, g: np.ndarray, p: np.ndarray) -> tuple[float, float] | None:
     """(c, lam > 0) with arr = c g + lam p (relative error <= TOLERANCE), by least squares; None otherwise."""
-    A = np.stack([g.ravel(), p.ravel()], axis=1)
-    if np.linalg.matrix_rank(A) < 2:
+    # the 2x2 normal equations from dot products: no (entries, 2) copy of the student's array
+    gg, gp, pp = float(np.vdot(g, g)), float(np.vdot(g, p)), float(np.vdot(p, p))
+    det = gg * pp - gp * gp
+    if not det > 1e-12 * gg * pp:
         return None
-    (c, lam), *_ = np.linalg.lstsq(A, arr.ravel(), rcond=None)
+    ga, pa = float(np.vdot(g, arr)), float(np.vdot(p, arr))
+    c, lam = (pp * ga - gp * pa) / det, (gg * pa - gp * ga) / det
     ok = lam > 1e-12 and relative_error(arr, c * g + lam * p) <= TOLERANCE
     return (float(c), float(lam)) if ok else None
 
